@@ -1,0 +1,24 @@
+"""minicnn: a readable convolutional-network engine on NumPy (CPU) and CuPy (GPU).
+
+Data flows: layers -> functional (autograd glue) -> functions (raw arrays) ->
+backend (numpy/cupy); losses -> Tensor.backward -> optimizers.
+"""
+from . import activations, backend, constraints, functional, initializers, layers, losses
+from . import models, optimizers
+from .autograd import Tensor, no_grad
+from .backend import device, get_device, set_device
+from .gradcheck import GradcheckError, gradcheck
+from .random import set_seed
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name == "xp":  # minicnn.xp: the array module of the current device
+        return backend.xp()
+    raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
+
+
+__all__ = ["Tensor", "no_grad", "set_device", "get_device", "device", "gradcheck",
+           "GradcheckError", "set_seed", "layers", "models", "optimizers", "losses",
+           "constraints", "functional", "backend"]

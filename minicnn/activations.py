@@ -1,0 +1,27 @@
+"""Activations by name, as Keras accepts them (``activation='relu'``)."""
+from .autograd import Tensor
+
+
+def linear(x):
+    return x
+
+
+_BY_NAME = {
+    "linear": linear,
+    "relu": Tensor.relu,
+    "sigmoid": Tensor.sigmoid,
+    "tanh": Tensor.tanh,
+    "softmax": Tensor.softmax,
+    "log_softmax": Tensor.log_softmax,
+}
+
+
+def get(identifier):
+    """None, a name or a callable Tensor -> Tensor; returns (name, function)."""
+    if identifier is None:
+        return "linear", linear
+    if callable(identifier):
+        return getattr(identifier, "__name__", "custom"), identifier
+    if identifier not in _BY_NAME:
+        raise ValueError(f"unknown activation {identifier!r}; known: {sorted(_BY_NAME)}")
+    return identifier, _BY_NAME[identifier]

@@ -1,0 +1,129 @@
+"""Where arrays live: NumPy on the CPU or CuPy on an NVIDIA GPU.
+
+This is the only module that imports CuPy. Everything else either asks an array
+which module it belongs to (``get_array_module(x)``, the Chainer idiom: stateless
+functions follow their inputs) or asks for the module of the current device
+(``xp()``, used when creating fresh arrays such as parameters).
+
+Moving data between host and device is always explicit (``to_device``,
+``to_numpy``): mixing a NumPy and a CuPy array in one operation raises instead of
+silently copying.
+"""
+import contextlib
+
+import numpy
+
+DEFAULT_DTYPE = numpy.float32
+_DEVICES = ("cpu", "gpu")
+_current_device = "cpu"
+
+try:  # CuPy is optional; remember why it is missing to say so later.
+    import cupy as _cupy
+    _cupy_import_error = None
+except Exception as error:  # ImportError, or a broken CUDA install
+    _cupy = None
+    _cupy_import_error = error
+
+
+def gpu_unavailable_reason():
+    """None if a GPU can be used, otherwise a sentence that says what is missing."""
+    if _cupy is None:
+        return (f"CuPy is not installed or failed to import ({_cupy_import_error}); "
+                "install it with `pip install -e .[gpu]` or `pip install cupy-cuda12x` "
+                "(pick the wheel matching your CUDA version)")
+    try:
+        count = _cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:
+        return f"CuPy is installed but cannot reach a CUDA GPU ({error})"
+    if count == 0:
+        return "CuPy is installed but no CUDA GPU is visible"
+    return None
+
+
+def gpu_available():
+    return gpu_unavailable_reason() is None
+
+
+def _check_name(name):
+    if name not in _DEVICES:
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {name!r}")
+    if name == "gpu":
+        reason = gpu_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"cannot use device 'gpu': {reason}")
+
+
+def set_device(name):
+    """Make 'cpu' (NumPy) or 'gpu' (CuPy) the device new arrays are created on."""
+    global _current_device
+    _check_name(name)
+    _current_device = name
+
+
+def get_device():
+    return _current_device
+
+
+@contextlib.contextmanager
+def device(name):
+    """``with minicnn.device('gpu'): ...`` runs the block on that device."""
+    global _current_device
+    _check_name(name)
+    previous, _current_device = _current_device, name
+    try:
+        yield
+    finally:
+        _current_device = previous
+
+
+def xp():
+    """The array module (numpy or cupy) of the current device."""
+    return _cupy if _current_device == "gpu" else numpy
+
+
+def get_array_module(*arrays):
+    """numpy or cupy, whichever the given arrays belong to."""
+    if _cupy is not None:
+        return _cupy.get_array_module(*arrays)
+    return numpy
+
+
+def is_array(obj):
+    """True for a NumPy or CuPy ndarray (not for Python numbers or lists)."""
+    return isinstance(obj, numpy.ndarray) or is_gpu_array(obj)
+
+
+def is_gpu_array(array):
+    return _cupy is not None and isinstance(array, _cupy.ndarray)
+
+
+def device_of(array):
+    return "gpu" if is_gpu_array(array) else "cpu"
+
+
+def to_device(array, name=None, dtype=None):
+    """Explicit copy of ``array`` onto device ``name`` (default: the current one)."""
+    name = name or _current_device
+    _check_name(name)
+    if name == "gpu":
+        return _cupy.asarray(array, dtype=dtype)
+    if is_gpu_array(array):
+        array = array.get()
+    return numpy.asarray(array, dtype=dtype)
+
+
+def to_numpy(array):
+    """Explicit copy to the host (a no-op for NumPy arrays)."""
+    return array.get() if is_gpu_array(array) else numpy.asarray(array)
+
+
+def default_rng(seed=None, module=None):
+    """A random Generator for ``module`` (numpy or cupy); both have ``random(shape, dtype)``."""
+    module = module or xp()
+    return module.random.default_rng(seed)
+
+
+def synchronize():
+    """Wait for queued GPU work (a no-op on the CPU); needed for honest timing."""
+    if _cupy is not None and _current_device == "gpu":
+        _cupy.cuda.get_current_stream().synchronize()

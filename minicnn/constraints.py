@@ -1,0 +1,36 @@
+"""Weight constraints, applied by the optimizer right after each update (as Keras does)."""
+from .backend import get_array_module
+
+
+class MaxNorm:
+    """Rescale weights so the L2 norm along ``axis`` is at most ``max_value``.
+
+    Keras's default axis=0: for a Dense kernel (d_in, d_out) that is the norm of the
+    weights coming into each unit. For a Conv2D kernel (kh, kw, c_in, c_out) Keras
+    recommends axis=[0, 1, 2], the whole filter.
+    """
+
+    def __init__(self, max_value=2, axis=0):
+        if max_value <= 0:
+            raise ValueError(f"max_norm needs a positive max_value, got {max_value}")
+        self.max_value, self.axis = max_value, tuple(axis) if isinstance(axis, (list, tuple)) else axis
+
+    def __call__(self, w):
+        xp = get_array_module(w)
+        norms = xp.sqrt((w * w).sum(axis=self.axis, keepdims=True))
+        desired = xp.clip(norms, 0, self.max_value)
+        return w * (desired / (norms + w.dtype.type(1e-7)))  # Keras's epsilon
+
+    def get_config(self):
+        return {"max_value": self.max_value, "axis": self.axis}
+
+
+max_norm = maxnorm = MaxNorm  # Keras's aliases; seed 003 writes maxnorm(3)
+
+
+def get(identifier):
+    if identifier is None or callable(identifier):
+        return identifier
+    if identifier in ("max_norm", "maxnorm", "MaxNorm"):
+        return MaxNorm()
+    raise ValueError(f"unknown constraint {identifier!r}; use minicnn.constraints.max_norm(value)")

@@ -1,0 +1,99 @@
+"""The raw-array functions of ``minicnn.functions`` as differentiable Tensor ops.
+
+Layers call these; so can you, on Tensors you own (like torch.nn.functional).
+"""
+from . import backend
+from .autograd import Tensor, apply, is_grad_enabled
+from .functions import conv, dense as dense_fn, dropout as dropout_fn, loss as loss_fn
+from .functions import normalization as bn, pooling
+
+
+def _tensors(*items):
+    return tuple(t for t in items if t is not None)
+
+
+def conv2d(x, kernel, bias=None, strides=1, padding="valid"):
+    """x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) -> (N, oh, ow, F)."""
+    return apply(conv.conv2d_forward, conv.conv2d_backward, *_tensors(x, kernel, bias),
+                 strides=strides, padding=padding)
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """x (N, H, W, C) -> (N, oh, ow, C)."""
+    return apply(pooling.max_pool2d_forward, pooling.max_pool2d_backward, x,
+                 pool_size=pool_size, strides=strides, padding=padding)
+
+
+def dense(x, kernel, bias=None):
+    """x (N, D_in), kernel (D_in, D_out), bias (D_out,) -> (N, D_out)."""
+    return apply(dense_fn.dense_forward, dense_fn.dense_backward, *_tensors(x, kernel, bias))
+
+
+def dropout(x, rate, rng=None, mask=None, training=True):
+    """Inverted dropout. Give ``rng`` (a Generator on x's device) or a fixed ``mask``."""
+    if not training or rate == 0:
+        return x
+    if mask is None:
+        if rng is None:
+            raise ValueError("dropout needs a random generator (rng) or an explicit mask")
+        mask = dropout_fn.dropout_mask(x.shape, rate, rng, x.dtype)
+    return apply(lambda a: dropout_fn.dropout_forward(a, mask), dropout_fn.dropout_backward, x)
+
+
+def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, eps=1e-3,
+               training=True):
+    """x (N, D) or (N, H, W, C); gamma, beta Tensors (C,); moving_* Tensors (C,), state.
+
+    In training, normalises with the batch statistics and updates the moving
+    averages in place, Keras-style: moving = moving * momentum + batch * (1 - momentum).
+    """
+    if not training:
+        return apply(bn.batch_norm_eval_forward, bn.batch_norm_eval_backward, x, gamma, beta,
+                     mean=moving_mean.data, var=moving_variance.data, eps=eps)
+    caches = []
+
+    def forward(x_, gamma_, beta_):
+        y, cache = bn.batch_norm_train_forward(x_, gamma_, beta_, eps)
+        caches.append(cache)
+        return y, cache
+    out = apply(forward, bn.batch_norm_train_backward, x, gamma, beta)
+    keep = x.dtype.type(momentum)
+    for moving, batch in ((moving_mean, caches[0].mean), (moving_variance, caches[0].var)):
+        moving.data *= keep
+        moving.data += (1 - keep) * batch
+    return out
+
+
+def softmax_cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean", check=True):
+    """logits Tensor (N, K); labels array (N,) int or (N, K) one-hot -> scalar Tensor."""
+    labels = labels.data if isinstance(labels, Tensor) else labels
+    if backend.get_array_module(labels) is not backend.get_array_module(logits.data):
+        raise TypeError("labels and logits are on different devices; move the labels "
+                        "explicitly with minicnn.backend.to_device()")
+    return apply(loss_fn.softmax_cross_entropy_forward, loss_fn.softmax_cross_entropy_backward,
+                 logits, labels=labels, label_smoothing=label_smoothing, reduction=reduction,
+                 check=check)
+
+
+def relu(x):
+    return x.relu()
+
+
+def sigmoid(x):
+    return x.sigmoid()
+
+
+def tanh(x):
+    return x.tanh()
+
+
+def softmax(x, axis=-1):
+    return x.softmax(axis)
+
+
+def log_softmax(x, axis=-1):
+    return x.log_softmax(axis)
+
+
+__all__ = ["conv2d", "max_pool2d", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
+           "relu", "sigmoid", "tanh", "softmax", "log_softmax", "is_grad_enabled"]

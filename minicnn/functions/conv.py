@@ -1,0 +1,141 @@
+"""2-D convolution by im2col + one matrix multiply (GEMM), channels-last.
+
+Names as in Chainer: x (input), W (kernel), b (bias), gy/gx/gW/gb (gradients),
+kh, kw (kernel height/width), sy, sx (strides), ph/pw (padding).
+
+Shapes:
+  x   (N, H, W, C)          W  (kh, kw, C, F)   (Keras layout)     b (F,)
+  col (N, oh, ow, kh, kw, C): every kh x kw x C patch, flattened to one GEMM row
+  y   (N, oh, ow, F)
+"""
+import math
+
+from ..backend import get_array_module
+
+
+def pair(value, what):
+    """2 -> (2, 2); (2, 3) -> (2, 3); anything else is an error naming ``what``."""
+    if isinstance(value, int):
+        value = (value, value)
+    value = tuple(value)
+    if len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
+    return value
+
+
+def normalize_padding(padding):
+    """'valid', 'same' (any case) or a non-negative int or (ph, pw) pair."""
+    if isinstance(padding, str):
+        if padding.lower() not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid', 'same' or an int, got {padding!r}")
+        return padding.lower()
+    if isinstance(padding, int):
+        padding = (padding, padding)
+    padding = tuple(padding)
+    if len(padding) != 2 or not all(isinstance(p, int) and p >= 0 for p in padding):
+        raise ValueError(f"padding must be 'valid', 'same' or a non-negative int, got {padding!r}")
+    return padding
+
+
+def pad_amounts(size, k, s, padding):
+    """(before, after) padding along one axis of length ``size``.
+
+    'same' follows TensorFlow/Keras: the output has ceil(size / s) positions and,
+    when the total padding is odd, the extra row/column goes after (bottom/right).
+    """
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        out = math.ceil(size / s)
+        total = max((out - 1) * s + k - size, 0)
+        return total // 2, total - total // 2
+    return padding, padding
+
+
+def get_conv_outsize(size, k, s, pad_before, pad_after):
+    """Output length: floor((size + padding - k) / s) + 1."""
+    return (size + pad_before + pad_after - k) // s + 1
+
+
+def conv_geometry(x_shape, kh, kw, sy, sx, padding):
+    """Padding per side ((pt, pb), (pl, pr)) and output size (oh, ow) for an (N, H, W, C) input."""
+    _, H, W, _ = x_shape
+    rows = pad_amounts(H, kh, sy, padding if isinstance(padding, str) else padding[0])
+    cols = pad_amounts(W, kw, sx, padding if isinstance(padding, str) else padding[1])
+    if H + sum(rows) < kh or W + sum(cols) < kw:
+        raise ValueError(f"kernel {kh}x{kw} is larger than the padded input "
+                         f"{H + sum(rows)}x{W + sum(cols)} (input {x_shape})")
+    return (rows, cols), (get_conv_outsize(H, kh, sy, *rows), get_conv_outsize(W, kw, sx, *cols))
+
+
+def im2col(x, kh, kw, sy, sx, pads, fill=0):
+    """(N, H, W, C) -> (N, oh, ow, kh, kw, C) patches.
+
+    Loops only over the kh*kw kernel taps: tap (i, j) sees the input pixels
+    x[i + sy*r, j + sx*c] for every output position (r, c), which is one strided
+    slice, copied at once.
+    """
+    xp = get_array_module(x)
+    (pt, pb), (pl, pr) = pads
+    if pt or pb or pl or pr:
+        x = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
+    N, H, W, C = x.shape
+    oh, ow = (H - kh) // sy + 1, (W - kw) // sx + 1
+    col = xp.empty((N, oh, ow, kh, kw, C), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            col[:, :, :, i, j, :] = x[:, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx, :]
+    return col
+
+
+def col2im(col, x_shape, sy, sx, pads):
+    """Adjoint of im2col: (N, oh, ow, kh, kw, C) -> (N, H, W, C), summing overlaps.
+
+    Same tap loop as im2col, with += into the strided slice. Within one tap the
+    slice positions are distinct, so no scatter-add (np.add.at) is needed.
+    """
+    xp = get_array_module(col)
+    N, oh, ow, kh, kw, C = col.shape
+    (pt, pb), (pl, pr) = pads
+    H, W = x_shape[1] + pt + pb, x_shape[2] + pl + pr
+    gx = xp.zeros((N, H, W, C), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            gx[:, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx, :] += col[:, :, :, i, j, :]
+    return gx[:, pt:H - pb, pl:W - pr, :]
+
+
+def conv2d_forward(x, W, b=None, strides=1, padding="valid"):
+    """y = conv(x, W) + b.
+
+    x (N, H, W, C), W (kh, kw, C, F), b (F,) or None  ->  y (N, oh, ow, F)
+    """
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects x of rank 4 (N, H, W, C), got shape {x.shape}")
+    kh, kw, C, F = W.shape
+    if x.shape[3] != C:
+        raise ValueError(f"conv2d: input has {x.shape[3]} channels, kernel {W.shape} expects {C}")
+    sy, sx = pair(strides, "strides")
+    pads, (oh, ow) = conv_geometry(x.shape, kh, kw, sy, sx, normalize_padding(padding))
+    col = im2col(x, kh, kw, sy, sx, pads)
+    # One GEMM: (N*oh*ow, kh*kw*C) @ (kh*kw*C, F). W's Keras layout flattens in the
+    # same (kh, kw, C) order as a patch row, so no transpose is needed.
+    y = col.reshape(-1, kh * kw * C) @ W.reshape(-1, F)
+    if b is not None:
+        y += b
+    return y.reshape(x.shape[0], oh, ow, F), (col, W, x.shape, (sy, sx), pads, b is not None)
+
+
+def conv2d_backward(gy, cache):
+    """gy (N, oh, ow, F) -> gx (N, H, W, C), gW (kh, kw, C, F), gb (F,) or None.
+
+    Two GEMMs and a col2im: gW = colᵀ·gy, gcol = gy·Wᵀ, gx = col2im(gcol).
+    """
+    col, W, x_shape, (sy, sx), pads, has_bias = cache
+    kh, kw, C, F = W.shape
+    gy2 = gy.reshape(-1, F)
+    gW = (col.reshape(-1, kh * kw * C).T @ gy2).reshape(W.shape)
+    gb = gy2.sum(axis=0) if has_bias else None
+    gcol = (gy2 @ W.reshape(-1, F).T).reshape(col.shape)
+    gx = col2im(gcol, x_shape, sy, sx, pads)
+    return gx, gW, gb

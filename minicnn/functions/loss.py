@@ -1,0 +1,60 @@
+"""Softmax cross-entropy fused from logits.
+
+Computing log(softmax(z)) as z - logsumexp(z) never takes the log of an
+underflowed probability, and the fused gradient is simply softmax(z) - target.
+"""
+from ..backend import get_array_module
+
+
+def one_hot_targets(labels, num_classes, dtype, label_smoothing=0.0, check=True):
+    """Integer labels (N,) or (N, 1), or one-hot/probability rows (N, K) -> (N, K) targets.
+
+    Label smoothing mixes each target with the uniform distribution:
+    t * (1 - s) + s / K (Keras and PyTorch agree on this form).
+    """
+    xp = get_array_module(labels)
+    if labels.ndim == 2 and labels.shape[1] == num_classes and labels.dtype.kind == "f":
+        targets = labels.astype(dtype, copy=False)
+    else:
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1 or labels.dtype.kind not in "iub":
+            raise ValueError(f"labels must be integers of shape (N,) or (N, 1), or one-hot rows "
+                             f"(N, {num_classes}); got {labels.dtype} {labels.shape}")
+        if check:  # a device->host sync on the GPU; Model.fit checks once up front instead
+            low, high = int(labels.min()), int(labels.max())
+            if low < 0 or high >= num_classes:
+                raise ValueError(f"labels out of range: found {low}..{high}, "
+                                 f"the output has {num_classes} classes (0..{num_classes - 1})")
+        targets = (labels[:, None] == xp.arange(num_classes)).astype(dtype)
+    if label_smoothing:
+        targets = targets * dtype.type(1 - label_smoothing) + dtype.type(label_smoothing / num_classes)
+    return targets
+
+
+def softmax_cross_entropy_forward(logits, labels, label_smoothing=0.0, reduction="mean", check=True):
+    """logits (N, K), labels (N,) int or (N, K) one-hot -> loss, a 0-d array.
+
+    reduction 'mean' averages over the batch (Keras), 'sum' adds.
+    """
+    xp = get_array_module(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"cross-entropy expects logits of shape (N, K), got {logits.shape}")
+    if len(labels) != len(logits):
+        raise ValueError(f"{len(labels)} labels for {len(logits)} predictions")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    targets = one_hot_targets(labels, logits.shape[1], logits.dtype, label_smoothing, check)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -(targets * log_probs).sum()
+    if reduction == "mean":
+        loss = loss / logits.dtype.type(len(logits))
+    return loss, (xp.exp(log_probs), targets, reduction)
+
+
+def softmax_cross_entropy_backward(gloss, cache):
+    """gloss (0-d) -> glogits (N, K) = (softmax - targets) * gloss [/ N]."""
+    probs, targets, reduction = cache
+    g = (probs - targets) * gloss
+    return g / probs.dtype.type(len(probs)) if reduction == "mean" else g

@@ -1,0 +1,57 @@
+"""Batch normalisation over every axis but the last (the features or channels).
+
+Works for dense features x (N, D) and for images x (N, H, W, C); gamma, beta,
+mean and var have shape (D,) or (C,). In training the batch's own mean and
+(biased) variance are used; in inference the running averages.
+"""
+from ..backend import get_array_module
+
+
+def batch_norm_train_forward(x, gamma, beta, eps=1e-3):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta with the batch's statistics.
+
+    Returns (y, cache); cache.mean and cache.var are what the layer averages.
+    """
+    xp = get_array_module(x)
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    var = x.var(axis=axes)
+    inv_std = 1 / xp.sqrt(var + eps)
+    x_hat = (x - mean) * inv_std
+    return gamma * x_hat + beta, BatchNormCache(x_hat, gamma, inv_std, axes, mean, var)
+
+
+def batch_norm_train_backward(gy, cache):
+    """gy like x -> gx, ggamma, gbeta.
+
+    mean and var depend on every element of x, so gx has two correction terms
+    beyond gy*gamma*inv_std; m is the number of elements averaged per feature.
+    """
+    x_hat, gamma, inv_std, axes = cache.x_hat, cache.gamma, cache.inv_std, cache.axes
+    m = x_hat.size // x_hat.shape[-1]
+    gbeta = gy.sum(axis=axes)
+    ggamma = (gy * x_hat).sum(axis=axes)
+    gx = (gamma * inv_std / m) * (m * gy - gbeta - x_hat * ggamma)
+    return gx, ggamma, gbeta
+
+
+def batch_norm_eval_forward(x, gamma, beta, mean, var, eps=1e-3):
+    """Inference: the fixed running statistics make this an affine map of x."""
+    xp = get_array_module(x)
+    inv_std = 1 / xp.sqrt(var + eps)
+    x_hat = (x - mean) * inv_std
+    return gamma * x_hat + beta, BatchNormCache(x_hat, gamma, inv_std, tuple(range(x.ndim - 1)))
+
+
+def batch_norm_eval_backward(gy, cache):
+    """gy -> gx, ggamma, gbeta (mean and var are state, not differentiated)."""
+    gx = gy * (cache.gamma * cache.inv_std)
+    return gx, (gy * cache.x_hat).sum(axis=cache.axes), gy.sum(axis=cache.axes)
+
+
+class BatchNormCache:
+    __slots__ = ("x_hat", "gamma", "inv_std", "axes", "mean", "var")
+
+    def __init__(self, x_hat, gamma, inv_std, axes, mean=None, var=None):
+        self.x_hat, self.gamma, self.inv_std, self.axes = x_hat, gamma, inv_std, axes
+        self.mean, self.var = mean, var

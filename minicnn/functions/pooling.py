@@ -1,0 +1,54 @@
+"""2-D max-pooling, channels-last.
+
+x (N, H, W, C) -> y (N, oh, ow, C). Each output is the max over a ph x pw window;
+the backward sends gy to the position that won (the first one on ties, as PyTorch).
+"""
+from ..backend import get_array_module
+from .conv import conv_geometry, normalize_padding, pair
+
+
+def _tap_slices(i, j, sy, sx, oh, ow):
+    return (slice(None), slice(i, i + sy * (oh - 1) + 1, sy), slice(j, j + sx * (ow - 1) + 1, sx))
+
+
+def max_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    """x (N, H, W, C) -> y (N, oh, ow, C); strides default to the pool size (Keras).
+
+    Loops over the ph*pw window taps, keeping the running max and which tap holds it
+    (``winner``), so the backward needs no scatter.
+    """
+    xp = get_array_module(x)
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d expects x of rank 4 (N, H, W, C), got shape {x.shape}")
+    ph, pw = pair(pool_size, "pool_size")
+    sy, sx = pair(strides if strides is not None else (ph, pw), "strides")
+    padding = normalize_padding(padding)
+    pads, (oh, ow) = conv_geometry(x.shape, ph, pw, sy, sx, padding)
+    (pt, pb), (pl, pr) = pads
+    if pt or pb or pl or pr:  # padded cells must never win the max
+        x = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-xp.inf)
+    y = None
+    winner = xp.zeros((x.shape[0], oh, ow, x.shape[3]), dtype=xp.int32)
+    for tap in range(ph * pw):
+        window = x[_tap_slices(tap // pw, tap % pw, sy, sx, oh, ow)]
+        if y is None:
+            y = window.copy()
+            continue
+        better = window > y  # strict: the first maximum wins ties
+        y = xp.where(better, window, y)
+        winner = xp.where(better, tap, winner)
+    return y, (winner, x.shape, (ph, pw), (sy, sx), pads)
+
+
+def max_pool2d_backward(gy, cache):
+    """gy (N, oh, ow, C) -> gx (N, H, W, C)."""
+    winner, padded_shape, (ph, pw), (sy, sx), pads = cache
+    xp = get_array_module(gy)
+    _, oh, ow, _ = gy.shape
+    gx = xp.zeros(padded_shape, dtype=gy.dtype)
+    zero = gy.dtype.type(0)
+    for tap in range(ph * pw):
+        # Overlapping windows (stride < pool) can route several outputs to one input: +=.
+        gx[_tap_slices(tap // pw, tap % pw, sy, sx, oh, ow)] += xp.where(winner == tap, gy, zero)
+    (pt, pb), (pl, pr) = pads
+    return gx[:, pt:padded_shape[1] - pb, pl:padded_shape[2] - pr, :]

@@ -1,0 +1,148 @@
+"""The Layer base class: weights registered automatically, built lazily from the
+first input (like Keras), train/eval mode, Keras-ordered get/set_weights."""
+import re
+
+import numpy
+
+from .. import backend, initializers
+from ..autograd import Tensor
+
+
+def _snake(name):
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("2_d", "2d")
+
+
+class Layer:
+    """Subclasses define ``build(input_shape)`` (create weights with ``add_weight``),
+    ``compute_output_shape(input_shape)``, ``check_input_shape(input_shape)`` and
+    ``call(x, training)``. Shapes given to these exclude the batch axis."""
+
+    activation_name = None  # layers that end in an activation say which
+
+    def __init__(self, name=None, input_shape=None, trainable=True, dtype="float32"):
+        self._name = name
+        self.input_shape_hint = tuple(input_shape) if input_shape is not None else None
+        self._trainable = trainable
+        self.dtype = numpy.dtype(dtype)
+        self.built = False
+        self.training = True
+        self.input_shape = None  # per-example shape the layer was built for
+        self.output_shape = None
+        self.device = None
+        self._weights = []
+
+    # --- identity ----------------------------------------------------------
+    @property
+    def name(self):
+        return self._name or _snake(type(self).__name__)
+
+    def describe(self):
+        return f"{type(self).__name__} '{self.name}'"
+
+    def error(self, message, input_shape=None):
+        shape = f" (got input shape {(None,) + tuple(input_shape)})" if input_shape is not None else ""
+        return ValueError(f"{self.describe()}: {message}{shape}")
+
+    # --- weights -------------------------------------------------------------
+    def add_weight(self, name, shape, initializer, trainable=True, constraint=None):
+        """Create, register and return a weight Tensor on the layer's device."""
+        host = initializers.get(initializer)(tuple(shape), self.dtype)
+        weight = Tensor(backend.to_device(host, self.device), requires_grad=trainable and self._trainable,
+                        name=f"{self.name}/{name}")
+        weight.trainable, weight.constraint = trainable, constraint
+        self._weights.append(weight)
+        return weight
+
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self._weights if w.requires_grad]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self._weights if not w.requires_grad]
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freeze (False) or unfreeze the layer; state such as moving averages stays untrained."""
+        self._trainable = bool(value)
+        for w in self._weights:
+            w.requires_grad = self._trainable and w.trainable
+
+    def count_params(self):
+        return sum(w.size for w in self._weights)
+
+    def get_weights(self):
+        """Host (NumPy) copies of the weights, in Keras's order and shapes."""
+        return [backend.to_numpy(w.data).copy() for w in self._weights]
+
+    def set_weights(self, arrays):
+        """Copy arrays into the weights in place (so optimizers keep their references)."""
+        if len(arrays) != len(self._weights):
+            raise ValueError(f"{self.describe()} has {len(self._weights)} weights "
+                             f"({[w.name for w in self._weights]}), got {len(arrays)} arrays")
+        for w, array in zip(self._weights, arrays):
+            if tuple(array.shape) != w.shape:
+                raise ValueError(f"{self.describe()}: weight {w.name} has shape {w.shape}, "
+                                 f"got an array of shape {tuple(array.shape)}")
+            w.data[...] = backend.to_device(array, backend.device_of(w.data), dtype=w.dtype)
+
+    def to(self, device):
+        """Move the weights explicitly to 'cpu' or 'gpu'."""
+        for w in self._weights:
+            w.data = backend.to_device(w.data, device)
+            w.grad = None
+        if self.built:
+            self.device = device
+        return self
+
+    # --- building and calling ----------------------------------------------------
+    def build(self, input_shape):
+        """Create the weights for inputs of ``input_shape`` (no batch axis)."""
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def check_input_shape(self, input_shape):
+        """Raise ``self.error(...)`` when an input of this shape cannot work."""
+
+    def build_for(self, input_shape, device=None):
+        """Validate ``input_shape``, build on first use, return the output shape."""
+        input_shape = tuple(input_shape)
+        self.check_input_shape(input_shape)
+        if not self.built:
+            self.device = device or backend.get_device()
+            self.build(input_shape)
+            self.built, self.input_shape = True, input_shape
+            self.output_shape = self.compute_output_shape(input_shape)
+        return self.compute_output_shape(input_shape)
+
+    def __call__(self, x, training=None):
+        """x: Tensor (batch, ...) -> Tensor. ``training`` overrides the layer's mode."""
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
+        if x.dtype != self.dtype:
+            raise TypeError(f"{self.describe()}: input dtype is {x.dtype} but the layer computes in "
+                            f"{self.dtype}; cast the input explicitly or create the layer with "
+                            f"dtype='{x.dtype}'")
+        if self.built and x.device != self.device:
+            raise TypeError(f"{self.describe()}: weights are on {self.device} but the input is on "
+                            f"{x.device}; move one of them explicitly (model.to(...), backend.to_device)")
+        self.build_for(x.shape[1:], x.device)
+        return self.call(x, self.training if training is None else training)
+
+    def call(self, x, training):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self._trainable, "dtype": self.dtype.name}
+
+    def __repr__(self):
+        return f"<{self.describe()}, built={self.built}>"

@@ -1,0 +1,91 @@
+"""Conv2D and MaxPooling2D with Keras's arguments, channels-last."""
+from .. import activations, constraints, functional as F
+from ..functions.conv import conv_geometry, normalize_padding, pair
+from .base import Layer
+
+
+def _spatial_output(layer, input_shape, kh, kw, sy, sx):
+    """(oh, ow) of a sliding window over (H, W, C), or a ValueError naming the layer."""
+    if len(input_shape) != 3:
+        raise layer.error("expects input of rank 4 (batch, height, width, channels)", input_shape)
+    try:
+        return conv_geometry((None,) + tuple(input_shape), kh, kw, sy, sx, layer.padding)[1]
+    except ValueError as error:
+        raise layer.error(str(error)) from None
+
+
+class Conv2D(Layer):
+    """2-D convolution. Input (N, H, W, C) -> output (N, oh, ow, filters).
+
+    Weights: ``kernel`` (kh, kw, C, filters) Glorot-uniform, ``bias`` (filters,) zeros.
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters <= 0:
+            raise ValueError(f"Conv2D: filters must be a positive int, got {filters!r}")
+        self.filters = filters
+        self.kernel_size = pair(kernel_size, "Conv2D kernel_size")
+        self.strides = pair(strides, "Conv2D strides")
+        self.padding = normalize_padding(padding)
+        self.activation_name, self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.kernel = self.bias = None
+
+    def check_input_shape(self, input_shape):
+        _spatial_output(self, input_shape, *self.kernel_size, *self.strides)
+        if self.built and input_shape[2] != self.kernel.shape[2]:
+            raise self.error(f"expects {self.kernel.shape[2]} input channels (it was built for "
+                             f"{(None,) + self.input_shape})", input_shape)
+
+    def build(self, input_shape):
+        kh, kw = self.kernel_size
+        self.kernel = self.add_weight("kernel", (kh, kw, input_shape[2], self.filters),
+                                      self.kernel_initializer, constraint=self.kernel_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                        constraint=self.bias_constraint)
+
+    def compute_output_shape(self, input_shape):
+        return (*_spatial_output(self, input_shape, *self.kernel_size, *self.strides), self.filters)
+
+    def pre_activation(self, x):
+        return F.conv2d(x, self.kernel, self.bias, self.strides, self.padding)
+
+    def call(self, x, training):
+        return self.activation(self.pre_activation(x))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding,
+                "activation": self.activation_name, "use_bias": self.use_bias}
+
+
+class MaxPooling2D(Layer):
+    """Max over pool_size windows. Input (N, H, W, C) -> (N, oh, ow, C). No weights."""
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pair(pool_size, "MaxPooling2D pool_size")
+        self.strides = pair(strides, "MaxPooling2D strides") if strides is not None else self.pool_size
+        self.padding = normalize_padding(padding)
+        if not isinstance(self.padding, str):
+            raise ValueError(f"MaxPooling2D padding must be 'valid' or 'same', got {padding!r}")
+
+    def check_input_shape(self, input_shape):
+        _spatial_output(self, input_shape, *self.pool_size, *self.strides)
+
+    def compute_output_shape(self, input_shape):
+        return (*_spatial_output(self, input_shape, *self.pool_size, *self.strides), input_shape[2])
+
+    def call(self, x, training):
+        return F.max_pool2d(x, self.pool_size, self.strides, self.padding)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}

@@ -1,0 +1,115 @@
+"""Dense, Flatten, Activation and Dropout, with Keras's arguments."""
+import math
+
+from .. import activations, backend, constraints, functional as F
+from ..random import new_seed
+from .base import Layer
+
+
+class Dense(Layer):
+    """Fully connected. Input (N, D_in) -> (N, units).
+
+    Weights: ``kernel`` (D_in, units) Glorot-uniform, ``bias`` (units,) zeros.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or units <= 0:
+            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
+        self.units = units
+        self.activation_name, self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.kernel = self.bias = None
+
+    def check_input_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise self.error("expects input of rank 2 (batch, features); add Flatten() before it "
+                             "to feed it images", input_shape)
+        if self.built and input_shape[0] != self.kernel.shape[0]:
+            raise self.error(f"expects {self.kernel.shape[0]} input features", input_shape)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer,
+                                      constraint=self.kernel_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                        constraint=self.bias_constraint)
+
+    def compute_output_shape(self, input_shape):
+        return (self.units,)
+
+    def pre_activation(self, x):
+        return F.dense(x, self.kernel, self.bias)
+
+    def call(self, x, training):
+        return self.activation(self.pre_activation(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation_name,
+                "use_bias": self.use_bias}
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...), in row-major (channels-last) order."""
+
+    def check_input_shape(self, input_shape):
+        if len(input_shape) < 1:
+            raise self.error("expects input of rank >= 2 (batch, ...)", input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def call(self, x, training):
+        return x.reshape(x.shape[0], -1)
+
+
+class Activation(Layer):
+    """Applies a named activation ('relu', 'softmax', ...); shape unchanged."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation_name, self.activation = activations.get(activation)
+
+    def pre_activation(self, x):
+        return x
+
+    def call(self, x, training):
+        return self.activation(x)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation_name}
+
+
+class Dropout(Layer):
+    """Inverted dropout in training, identity in inference; shape unchanged.
+
+    rate: fraction of inputs zeroed, 0 <= rate < 1. seed: for this layer's own
+    random stream (default: drawn from ``minicnn.set_seed``'s generator).
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        self.rate, self.seed = float(rate), seed
+        self._rng = None
+
+    def rng(self, like):
+        """This layer's Generator on the device of ``like`` (created on first use)."""
+        module = backend.get_array_module(like)
+        if self._rng is None or self._rng[0] is not module:
+            seed = self.seed if self.seed is not None else new_seed()
+            self._rng = (module, backend.default_rng(seed, module))
+        return self._rng[1]
+
+    def call(self, x, training):
+        if not training or self.rate == 0:
+            return x
+        return F.dropout(x, self.rate, rng=self.rng(x.data))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

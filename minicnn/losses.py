@@ -1,0 +1,57 @@
+"""Cross-entropy losses with Keras's names.
+
+``from_logits=False`` (Keras's default) means the model outputs probabilities. When
+the model's last step is a softmax, ``Sequential`` hands the loss the logits before
+it instead, and the fused, numerically stable softmax cross-entropy is used: the
+same value, without ever taking log of a rounded-to-zero probability.
+"""
+from . import functional as F
+from .functions.loss import one_hot_targets
+
+
+class CategoricalCrossentropy:
+    """Targets are one-hot rows (N, K) (integer labels are accepted too)."""
+    sparse = False
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, reduction="mean"):
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.from_logits, self.label_smoothing, self.reduction = from_logits, label_smoothing, reduction
+
+    def __call__(self, y_true, y_pred, logits=None, check=True):
+        """y_pred: model output (N, K); logits: pre-softmax Tensor when known."""
+        if self.from_logits or logits is not None:
+            return F.softmax_cross_entropy(y_pred if self.from_logits else logits, y_true,
+                                           self.label_smoothing, self.reduction, check)
+        # Probabilities from some other output (e.g. sigmoid): Keras rescales rows to
+        # sum to 1 and clips away from 0 and 1 before the log.
+        eps = 1e-7
+        p = (y_pred / y_pred.sum(axis=1, keepdims=True)).clip(eps, 1 - eps)
+        targets = one_hot_targets(y_true, p.shape[1], p.dtype, self.label_smoothing, check)
+        loss = -(p.log() * targets).sum()
+        return loss * (1.0 / len(p)) if self.reduction == "mean" else loss
+
+    def get_config(self):
+        return {"name": type(self).__name__, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing}
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Targets are integer class indices (N,) or (N, 1)."""
+    sparse = True
+
+    def __init__(self, from_logits=False, reduction="mean"):
+        super().__init__(from_logits, 0.0, reduction)
+
+
+_BY_NAME = {"categorical_crossentropy": CategoricalCrossentropy,
+            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
+
+
+def get(identifier):
+    if isinstance(identifier, CategoricalCrossentropy):
+        return identifier
+    if identifier not in _BY_NAME:
+        raise ValueError(f"unknown loss {identifier!r}; known: {sorted(_BY_NAME)} "
+                         f"or a minicnn.losses object")
+    return _BY_NAME[identifier]()

@@ -1,0 +1,362 @@
+"""``Sequential``: a stack of layers with Keras's compile / fit / evaluate / predict."""
+import math
+import sys
+import time
+
+import numpy
+
+from . import backend, losses as losses_mod, optimizers as optimizers_mod
+from .autograd import Tensor, no_grad
+from .random import new_seed
+
+_ACCURACY_NAMES = ("accuracy", "acc")
+
+
+class History:
+    """What ``fit`` returns: ``history`` maps 'loss', 'accuracy', 'val_loss', ... to
+    one value per epoch; ``epoch`` lists the epoch indices."""
+
+    def __init__(self, params=None):
+        self.history, self.epoch, self.params = {}, [], params or {}
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class Sequential:
+    """Layers applied in order: ``Sequential([Conv2D(...), MaxPooling2D(), ...])``."""
+
+    def __init__(self, layers=None, name="sequential"):
+        self.name = name
+        self.layers = []
+        self.built = False
+        self.input_shape = self.output_shape = None
+        self.optimizer = self.loss = None
+        self.metrics = []
+        self.history = None
+        for layer in layers or ():
+            self.add(layer)
+
+    # --- assembling ---------------------------------------------------------------
+    def add(self, layer):
+        names = {l.name for l in self.layers}
+        if layer._name is None:  # Keras-style unique names: conv2d, conv2d_1, ...
+            base, k = layer.name, 0
+            while layer.name in names:
+                k += 1
+                layer._name = f"{base}_{k}"
+        elif layer.name in names:
+            raise ValueError(f"{self.name}: a layer named {layer.name!r} is already in the model")
+        self.layers.append(layer)
+        if self.built:
+            self.output_shape = layer.build_for(self.output_shape, self.device)
+        elif len(self.layers) == 1 and layer.input_shape_hint is not None:
+            self.build(layer.input_shape_hint)
+        return self
+
+    def build(self, input_shape, device=None):
+        """Create every layer's weights for inputs of ``input_shape``, e.g. (32, 32, 3)
+        or (None, 32, 32, 3), on ``device`` (default: the current one)."""
+        shape = tuple(input_shape)
+        if shape and shape[0] is None:
+            shape = shape[1:]
+        device = device or (self.device if self.built else backend.get_device())
+        self.input_shape = shape
+        for layer in self.layers:
+            shape = layer.build_for(shape, device)
+        self.output_shape, self.built = shape, True
+        return self
+
+    @property
+    def device(self):
+        for layer in self.layers:
+            if layer.built:
+                return layer.device
+        return backend.get_device()
+
+    @property
+    def dtype(self):
+        return self.layers[0].dtype if self.layers else numpy.dtype(backend.DEFAULT_DTYPE)
+
+    def to(self, device):
+        """Move all weights (and optimizer state) explicitly to 'cpu' or 'gpu'."""
+        for layer in self.layers:
+            layer.to(device)
+        if self.optimizer is not None and self.optimizer.params is not None:
+            for name, arrays in self.optimizer.slots.items():
+                self.optimizer.slots[name] = [backend.to_device(a, device) for a in arrays]
+        return self
+
+    # --- weights and modes ------------------------------------------------------------
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self):
+        return [a for layer in self.layers for a in layer.get_weights()]
+
+    def set_weights(self, arrays):
+        arrays = list(arrays)
+        expected = sum(len(layer.weights) for layer in self.layers)
+        if len(arrays) != expected:
+            raise ValueError(f"{self.name} has {expected} weight arrays, got {len(arrays)}")
+        for layer in self.layers:
+            n = len(layer.weights)
+            layer.set_weights(arrays[:n])
+            arrays = arrays[n:]
+
+    def train(self, mode=True):
+        """Training mode: dropout active, batch-norm uses and updates batch statistics."""
+        for layer in self.layers:
+            layer.training = mode
+        return self
+
+    def eval(self):
+        """Inference mode: dropout off, batch-norm uses its moving averages."""
+        return self.train(False)
+
+    # --- forward ------------------------------------------------------------------
+    def __call__(self, x, training=None):
+        """x Tensor (N, ...) -> output Tensor."""
+        for layer in self.layers:
+            x = layer(x, training=training)
+        return x
+
+    def _forward_logits(self, x, training):
+        """Run the model, stopping before a final softmax: returns (output, logits).
+
+        When the last layer ends in a softmax, output is None and logits are the
+        inputs to that softmax (what the fused cross-entropy wants)."""
+        *body, last = self.layers
+        for layer in body:
+            x = layer(x, training=training)
+        if last.activation_name == "softmax":
+            last.build_for(x.shape[1:], x.device)
+            return None, last.pre_activation(x)
+        return last(x, training=training), None
+
+    # --- training -------------------------------------------------------------------
+    def compile(self, optimizer=None, loss=None, metrics=None):
+        """optimizer: 'sgd', 'adam' or an Optimizer; loss: a name such as
+        'categorical_crossentropy' or a minicnn.losses object; metrics: ['accuracy']."""
+        if optimizer is None or loss is None:
+            raise ValueError("compile() needs an optimizer ('sgd', 'adam' or an Optimizer) and a "
+                             "loss ('categorical_crossentropy' or 'sparse_categorical_crossentropy')")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        self.metrics = list(metrics or [])
+        for metric in self.metrics:
+            if metric not in _ACCURACY_NAMES:
+                raise ValueError(f"unknown metric {metric!r}; supported: 'accuracy' (or 'acc')")
+        if self.built:
+            self.optimizer.build(self.trainable_weights)
+        return self
+
+    def _require_compiled(self, what):
+        if self.optimizer is None:
+            raise RuntimeError(f"{what}(): compile() the model first")
+
+    def _prepare(self, x, y, what):
+        """Validate x and y where they enter; build the model if needed."""
+        if len(x) != len(y):
+            raise ValueError(f"{what}(): x has {len(x)} samples but y has {len(y)}")
+        if len(x) == 0:
+            raise ValueError(f"{what}(): no samples")
+        if not self.built:
+            self.build(x.shape[1:])
+        if tuple(x.shape[1:]) != self.input_shape:
+            # conv nets could take other sizes, but the Dense layers could not: say it here
+            raise ValueError(f"{what}(): the model was built for inputs {(None,) + self.input_shape}, "
+                             f"x has shape {tuple(x.shape)}")
+        if self.optimizer.params is None:
+            self.optimizer.build(self.trainable_weights)
+        classes = self.output_shape[-1]
+        y_host = backend.to_numpy(y)  # one check up front instead of a sync every step
+        if y_host.ndim == 2 and y_host.shape[1] == classes and y_host.dtype.kind == "f":
+            if self.loss.sparse:
+                raise ValueError(f"{what}(): sparse_categorical_crossentropy expects integer labels "
+                                 f"(N,) or (N, 1), got one-hot {y_host.shape}; use "
+                                 f"categorical_crossentropy for one-hot labels")
+        elif y_host.dtype.kind not in "iu" or y_host.ndim not in (1, 2) or y_host.ndim == 2 and y_host.shape[1] != 1:
+            raise ValueError(f"{what}(): labels must be integers (N,) or (N, 1) or one-hot rows "
+                             f"(N, {classes}); got {y_host.dtype} {y_host.shape}")
+        elif y_host.min() < 0 or y_host.max() >= classes:
+            raise ValueError(f"{what}(): labels out of range: found {y_host.min()}..{y_host.max()}, "
+                             f"the model outputs {classes} classes (0..{classes - 1})")
+
+    def _batch(self, x, y, index):
+        """Slice one batch and move it explicitly to the model's device and dtype."""
+        xb = backend.to_device(x[index], self.device, dtype=self.dtype)
+        yb = y[index]
+        yb = backend.to_device(yb, self.device, dtype=self.dtype if yb.dtype.kind == "f" else None)
+        return Tensor(xb), yb
+
+    @staticmethod
+    def _correct(scores, labels):
+        """How many rows' argmax equals the label (kept on the device: no sync)."""
+        truth = labels.argmax(axis=1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(-1)
+        return (scores.argmax(axis=1) == truth).sum()
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on a batch already on the model's device.
+        Returns (loss, number correct) as device scalars."""
+        out, logits = self._forward_logits(x, training=True)
+        loss = self.loss(y, out, logits, check=False)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.data, self._correct((logits if out is None else out).data, y)
+
+    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, validation_data=None,
+            validation_split=0.0, shuffle=True, initial_epoch=0, seed=None):
+        """Train for ``epochs`` passes over (x, y); returns a History.
+
+        x: (N, ...) array (host or device); y: integer labels (N,)/(N, 1) or one-hot (N, K).
+        verbose: 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line.
+        """
+        self._require_compiled("fit")
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
+        if validation_split and validation_data is None:  # Keras takes the last samples
+            cut = int(len(x) * (1 - validation_split))
+            x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+        self._prepare(x, y, "fit")
+        if validation_data is not None:
+            self._prepare(*validation_data, "fit (validation_data)")
+        n = len(x)
+        steps = math.ceil(n / batch_size)
+        order_rng = numpy.random.default_rng(seed if seed is not None else new_seed())
+        acc_name = next((m for m in self.metrics if m in _ACCURACY_NAMES), None)
+        self.history = History({"epochs": epochs, "steps": steps, "batch_size": batch_size})
+        for epoch in range(initial_epoch, epochs):
+            self.train()
+            order = order_rng.permutation(n) if shuffle else numpy.arange(n)
+            if backend.is_gpu_array(x):
+                order = backend.to_device(order, "gpu")
+            progress = _Progress(epoch, epochs, steps, verbose, acc_name)
+            loss_sum = correct = 0
+            for step in range(steps):
+                index = order[step * batch_size:(step + 1) * batch_size]
+                xb, yb = self._batch(x, y, index)
+                loss, hits = self.train_on_batch(xb, yb)
+                loss_sum = loss_sum + loss * len(index)
+                correct = correct + hits
+                progress.update(step + 1, (step + 1) * batch_size, loss_sum, correct)
+            logs = {"loss": float(loss_sum) / n}
+            if acc_name:
+                logs[acc_name] = float(correct) / n
+            if validation_data is not None:
+                val = self._evaluate(*validation_data, batch_size)
+                logs["val_loss"] = val[0]
+                if acc_name:
+                    logs["val_" + acc_name] = val[1]
+            self.history.append(epoch, logs)
+            progress.finish(logs)
+        return self.history
+
+    # --- inference --------------------------------------------------------------------
+    def _evaluate(self, x, y, batch_size):
+        n, loss_sum, correct = len(x), 0, 0
+        with no_grad():
+            for start in range(0, n, batch_size):
+                xb, yb = self._batch(x, y, slice(start, start + batch_size))
+                out, logits = self._forward_logits(xb, training=False)
+                loss_sum = loss_sum + self.loss(yb, out, logits, check=False).data * len(yb)
+                correct = correct + self._correct((logits if out is None else out).data, yb)
+        return float(loss_sum) / n, float(correct) / n
+
+    def evaluate(self, x, y, batch_size=32, verbose=1):
+        """Loss (and accuracy, if compiled with it) over (x, y) in inference mode."""
+        self._require_compiled("evaluate")
+        self._prepare(x, y, "evaluate")
+        start = time.perf_counter()
+        loss, acc = self._evaluate(x, y, batch_size)
+        result = [loss, acc] if self.metrics else loss
+        if verbose:
+            shown = f" - {self.metrics[0]}: {acc:.4f}" if self.metrics else ""
+            print(f"{math.ceil(len(x) / batch_size)} steps - {time.perf_counter() - start:.1f}s "
+                  f"- loss: {loss:.4f}{shown}")
+        return result
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """Model outputs for x (N, ...) in inference mode, batch by batch.
+        Returns an array on x's own device (NumPy in, NumPy out)."""
+        if not self.built:
+            self.build(x.shape[1:])
+        outputs = []
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                xb = Tensor(backend.to_device(x[start:start + batch_size], self.device, dtype=self.dtype))
+                outputs.append(self(xb, training=False).data)
+        xp = backend.get_array_module(outputs[0])
+        return backend.to_device(xp.concatenate(outputs), backend.device_of(x))
+
+    # --- description ---------------------------------------------------------------------
+    def summary(self, print_fn=print, line_length=65):
+        """Print each layer's output shape and parameter count, then the totals, in
+        Keras's format."""
+        if not self.built:
+            raise ValueError(f"{self.name} is not built yet: give the first layer input_shape=..., "
+                             f"call build(input_shape), or fit/call it on data first")
+        cols = (29, 26, line_length - 55)
+        def row(*cells):  # each cell cut to its column, as Keras does
+            return "".join(f"{c[:w - 1]:<{w}}" for c, w in zip(cells, cols)).rstrip()
+        lines = [f'Model: "{self.name}"', "_" * line_length, row("Layer (type)", "Output Shape", "Param #"),
+                 "=" * line_length]
+        for i, layer in enumerate(self.layers):
+            label = f"{layer.name} ({type(layer).__name__})"
+            lines.append(row(label, str((None,) + tuple(layer.output_shape)), f"{layer.count_params()}"))
+            lines.append("=" * line_length if i == len(self.layers) - 1 else "_" * line_length)
+        total = self.count_params()
+        trainable = sum(w.size for w in self.trainable_weights)
+        lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", "_" * line_length]
+        print_fn("\n".join(lines))
+
+
+class _Progress:
+    """Keras-like progress output. Reading the running loss forces a GPU sync, so the
+    live bar refreshes at most twice a second, and only on a terminal."""
+
+    def __init__(self, epoch, epochs, steps, verbose, acc_name):
+        self.steps, self.verbose, self.acc_name = steps, verbose, acc_name
+        self.live = verbose == 1 and sys.stdout.isatty()
+        self.start = self.last = time.perf_counter()
+        if verbose:
+            print(f"Epoch {epoch + 1}/{epochs}")
+
+    def update(self, step, seen, loss_sum, correct):
+        now = time.perf_counter()
+        if not self.live or (now - self.last < 0.5 and step < self.steps):
+            return
+        self.last = now
+        filled = 30 * step // self.steps
+        bar = "=" * filled + (">" if filled < 30 else "") + "." * (29 - filled)
+        acc = f" - {self.acc_name}: {float(correct) / seen:.4f}" if self.acc_name else ""
+        sys.stdout.write(f"\r{step}/{self.steps} [{bar}] - loss: {float(loss_sum) / seen:.4f}{acc}")
+        sys.stdout.flush()
+
+    def finish(self, logs):
+        if not self.verbose:
+            return
+        elapsed = time.perf_counter() - self.start
+        metrics = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+        prefix = "\r" if self.live else ""
+        print(f"{prefix}{self.steps}/{self.steps} - {elapsed:.0f}s "
+              f"{1000 * elapsed / self.steps:.0f}ms/step - {metrics}")

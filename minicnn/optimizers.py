@@ -1,0 +1,172 @@
+"""SGD (momentum, Nesterov, time-based decay) and Adam with Keras's update rules.
+
+One interface: ``build(params)`` once, then per step ``zero_grad()``, backward,
+``step()``. Each optimizer only writes ``_update(i, w, g, lr)``, an in-place update of
+one parameter's array from its gradient. State (``iterations`` and per-parameter
+slots such as momenta) is exposed by ``state_dict()``/``load_state_dict()`` so a run
+can resume exactly where it stopped.
+"""
+import numpy
+
+from . import backend
+from .autograd import no_grad
+
+
+class Optimizer:
+    slot_names = ()
+
+    def __init__(self, learning_rate=0.01, decay=0.0, weight_decay=None, lr=None):
+        if lr is not None:  # Keras 2's spelling, used by the seed tutorials
+            learning_rate = lr
+        if learning_rate <= 0 or decay < 0 or (weight_decay or 0) < 0:
+            raise ValueError(f"{type(self).__name__}: need learning_rate > 0, decay >= 0, "
+                             f"weight_decay >= 0; got {learning_rate}, {decay}, {weight_decay}")
+        self.learning_rate, self.decay, self.weight_decay = learning_rate, decay, weight_decay
+        self.iterations = 0
+        self.params = None
+        self.slots = {}
+
+    def build(self, params):
+        """Bind to a list of parameter Tensors (the order defines the state's order)."""
+        self.params = [p for p in params if p.requires_grad]
+        self.slots = {name: [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
+                      for name in self.slot_names}
+        return self
+
+    @property
+    def current_learning_rate(self):
+        """Keras 2's time-based decay: lr / (1 + decay * iterations)."""
+        return self.learning_rate / (1.0 + self.decay * self.iterations)
+
+    def zero_grad(self):
+        for p in self.params or ():
+            p.grad = None
+
+    def step(self, params=None):
+        """Update every bound parameter that has a gradient, then apply its constraint."""
+        if self.params is None:
+            if params is None:
+                raise RuntimeError(f"{type(self).__name__}.step(): call build(params) first")
+            self.build(params)
+        lr = self.current_learning_rate
+        with no_grad():
+            for i, p in enumerate(self.params):
+                if p.grad is None or not p.requires_grad:
+                    continue
+                w, g = p.data, p.grad
+                if self.weight_decay:  # decoupled, as Keras 3: w -= lr * wd * w
+                    w -= w.dtype.type(lr * self.weight_decay) * w
+                self._update(i, w, g, lr)
+                if getattr(p, "constraint", None) is not None:
+                    w[...] = p.constraint(w)
+        self.iterations += 1
+
+    def apply_gradients(self, grads_and_vars):
+        """Keras-style: ``[(grad, param), ...]``."""
+        pairs = list(grads_and_vars)
+        for g, p in pairs:
+            p.grad = g
+        if self.params is None:
+            self.build([p for _, p in pairs])
+        self.step()
+
+    def _update(self, i, w, g, lr):
+        raise NotImplementedError
+
+    # --- state for exact resumption ----------------------------------------------
+    def state_dict(self):
+        """{'iterations': int, 'slots': {name: [array per parameter]}, 'config': {...}}.
+
+        Arrays are host (NumPy) copies, so the state can be saved anywhere."""
+        return {"iterations": self.iterations, "config": self.get_config(),
+                "slots": {k: [backend.to_numpy(a).copy() for a in v] for k, v in self.slots.items()}}
+
+    def load_state_dict(self, state):
+        if self.params is None:
+            raise RuntimeError("load_state_dict(): build(params) first, so slots have a place to go")
+        for name in self.slot_names:
+            arrays = state["slots"].get(name)
+            if arrays is None or len(arrays) != len(self.params):
+                raise ValueError(f"optimizer state has {0 if arrays is None else len(arrays)} "
+                                 f"'{name}' slots for {len(self.params)} parameters")
+            for slot, array, p in zip(self.slots[name], arrays, self.params):
+                if tuple(array.shape) != p.shape:
+                    raise ValueError(f"optimizer slot '{name}' for {p.name} has shape "
+                                     f"{tuple(array.shape)}, parameter has {p.shape}")
+                slot[...] = backend.to_device(array, backend.device_of(slot), dtype=slot.dtype)
+        self.iterations = int(state["iterations"])
+
+    def get_config(self):
+        return {"name": type(self).__name__, "learning_rate": self.learning_rate,
+                "decay": self.decay, "weight_decay": self.weight_decay}
+
+
+class SGD(Optimizer):
+    """Keras's SGD: v = momentum * v - lr * g; w += v, or with Nesterov
+    w += momentum * v - lr * g (the gradient taken "ahead")."""
+
+    slot_names = ("momentum",)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, decay=0.0,
+                 weight_decay=None, lr=None):
+        super().__init__(learning_rate, decay, weight_decay, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        self.momentum, self.nesterov = momentum, nesterov
+        if not momentum:
+            self.slot_names = ()  # plain SGD keeps no state
+
+    def _update(self, i, w, g, lr):
+        lr = w.dtype.type(lr)
+        if not self.momentum:
+            w -= lr * g
+            return
+        mu = w.dtype.type(self.momentum)
+        v = self.slots["momentum"][i]
+        v *= mu
+        v -= lr * g
+        if self.nesterov:
+            w += mu * v - lr * g
+        else:
+            w += v
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Keras's Adam: m, v moving averages of g and g^2, and
+    w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)."""
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, decay=0.0,
+                 weight_decay=None, lr=None):
+        super().__init__(learning_rate, decay, weight_decay, lr)
+        if not (0 <= beta_1 < 1 and 0 <= beta_2 < 1 and epsilon > 0):
+            raise ValueError(f"Adam: need 0 <= beta_1, beta_2 < 1 and epsilon > 0; "
+                             f"got {beta_1}, {beta_2}, {epsilon}")
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _update(self, i, w, g, lr):
+        xp = backend.get_array_module(w)
+        t = self.iterations + 1
+        step = lr * numpy.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        m, v = self.slots["m"][i], self.slots["v"][i]
+        m += w.dtype.type(1 - self.beta_1) * (g - m)
+        v += w.dtype.type(1 - self.beta_2) * (g * g - v)
+        w -= w.dtype.type(step) * m / (xp.sqrt(v) + w.dtype.type(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+def get(identifier):
+    """'sgd' / 'adam' (Keras defaults) or an Optimizer instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    by_name = {"sgd": SGD, "adam": Adam}
+    if isinstance(identifier, str) and identifier.lower() in by_name:
+        return by_name[identifier.lower()]()
+    raise ValueError(f"unknown optimizer {identifier!r}; use 'sgd', 'adam' or an Optimizer instance")

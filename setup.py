@@ -1,0 +1,17 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="minicnn",
+    version="0.1.0",
+    description="A readable convolutional-network engine on NumPy (CPU) and CuPy (GPU)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["minicnn", "minicnn.*"]),
+    python_requires=">=3.10",
+    install_requires=["numpy>=1.24"],
+    extras_require={
+        "gpu": ["cupy-cuda12x>=13"],
+        "plot": ["matplotlib>=3.6"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+)
