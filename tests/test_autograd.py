@@ -1,0 +1,125 @@
+"""The Tensor: every elementwise op's gradient, broadcasting, accumulation, modes."""
+import numpy
+import pytest
+from hypothesis import given, strategies as st
+
+import minicnn
+from minicnn import Tensor, gradcheck, no_grad
+from conftest import tensor
+
+shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
+
+
+def broadcastable_pair(shape, draw):
+    """A second shape that broadcasts against ``shape`` (some axes 1, maybe fewer axes)."""
+    other = tuple(draw(st.sampled_from([n, 1])) for n in shape)
+    return other[draw(st.integers(0, len(other) - 1)):]
+
+
+@given(data=st.data())
+def test_binary_ops_with_broadcasting(device, data):
+    shape = data.draw(shapes)
+    other = broadcastable_pair(shape, data.draw)
+    rng = numpy.random.default_rng(data.draw(st.integers(0, 99)))
+    a = tensor(rng.standard_normal(shape), device)
+    b = tensor(rng.uniform(0.5, 2, other) * rng.choice([-1, 1], other), device)  # no division by ~0
+    for op in (lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b,
+               lambda a, b: 2.0 * a - b / 3.0 + 1.0, lambda a, b: 1.0 / b - a ** 2):
+        gradcheck(op, [a, b])
+
+
+@given(data=st.data())
+def test_unary_ops(device, data):
+    shape = data.draw(shapes)
+    rng = numpy.random.default_rng(data.draw(st.integers(0, 99)))
+    from conftest import away_from_zero
+    x = tensor(away_from_zero(rng, shape), device)
+    positive = tensor(rng.uniform(0.5, 2.0, shape), device)
+    for op in (Tensor.exp, Tensor.relu, Tensor.sigmoid, Tensor.tanh, Tensor.softmax,
+               Tensor.log_softmax, lambda t: -t, lambda t: t.clip(-0.5, 0.5) * 1.0):
+        gradcheck(op, [x])
+    gradcheck(Tensor.log, [positive])
+    gradcheck(lambda t: t ** 3, [x])
+
+
+@given(data=st.data())
+def test_reductions_and_shape_ops(device, data):
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=2, max_size=3).map(tuple))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    keep = data.draw(st.booleans())
+    x = tensor(numpy.random.default_rng(0).standard_normal(shape), device)
+    gradcheck(lambda t: t.sum(axis=axis, keepdims=keep), [x])
+    gradcheck(lambda t: t.mean(axis=axis, keepdims=keep), [x])
+    gradcheck(lambda t: t.sum() * 1.0, [x])
+    gradcheck(lambda t: t.mean(), [x])
+    gradcheck(lambda t: t.reshape(-1), [x])
+    gradcheck(lambda t: t.transpose(), [x])
+    gradcheck(lambda t: t[0], [x])
+
+
+@given(n=st.integers(1, 4), k=st.integers(1, 4), m=st.integers(1, 4), batch=st.integers(0, 2))
+def test_matmul(device, n, k, m, batch):
+    rng = numpy.random.default_rng(n * 100 + k * 10 + m)
+    lead = (2,) * batch
+    a, b = tensor(rng.standard_normal(lead + (n, k)), device), tensor(rng.standard_normal((k, m)), device)
+    gradcheck(lambda a, b: a @ b, [a, b])
+
+
+def test_gradients_accumulate_over_a_branching_graph(device):
+    x = tensor([1.0, 2.0, 3.0], device)
+    y = x * x + x * 3.0  # x used three times
+    y.sum().backward()
+    numpy.testing.assert_allclose(minicnn.backend.to_numpy(x.grad), [5.0, 7.0, 9.0])
+    (x * 2.0).sum().backward()  # a second backward adds on, like PyTorch
+    numpy.testing.assert_allclose(minicnn.backend.to_numpy(x.grad), [7.0, 9.0, 11.0])
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_broadcast_gradient_is_reduced_to_the_input_shape(device):
+    x = tensor(numpy.ones((4, 3)), device)
+    b = tensor(numpy.ones((3,)), device)
+    (x + b).sum().backward()
+    assert b.grad.shape == (3,)
+    numpy.testing.assert_allclose(minicnn.backend.to_numpy(b.grad), [4.0, 4.0, 4.0])
+
+
+def test_backward_rules(device):
+    x = tensor(numpy.ones((2, 2)), device)
+    with pytest.raises(RuntimeError, match="one-element"):
+        (x * 2.0).backward()
+    with pytest.raises(ValueError, match="shape"):
+        (x * 2.0).backward(numpy.ones(3))
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor([1.0]).backward()
+    y = (x * 2.0).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+    z = (x * 3.0).sum()
+    z.backward(retain_graph=True)
+    z.backward()
+    numpy.testing.assert_allclose(minicnn.backend.to_numpy(x.grad), 2 + 3 + 3)
+
+
+def test_no_grad_and_detach_record_nothing(device):
+    x = tensor([1.0, 2.0], device)
+    with no_grad():
+        y = x * 2.0
+    assert not y.requires_grad and y.is_leaf
+    d = (x * 2.0).detach()
+    assert not d.requires_grad and d.is_leaf
+
+
+def test_no_silent_float64_promotion(device):
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2.5 + 1).exp().sigmoid() / 3
+    assert y.dtype == numpy.float32
+    with pytest.raises(TypeError, match="dtype mismatch"):
+        x + tensor([1.0, 2.0], device)  # float32 + float64 must be explicit
+    assert (x.astype("float64") + tensor([1.0, 2.0], device)).dtype == numpy.float64
+
+
+def test_only_floating_tensors_take_gradients():
+    with pytest.raises(TypeError, match="floating-point"):
+        Tensor(numpy.arange(3), requires_grad=True)

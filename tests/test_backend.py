@@ -1,0 +1,53 @@
+import numpy
+import pytest
+
+import minicnn
+from minicnn import backend
+from conftest import GPU_REASON
+
+
+def test_cpu_is_default_and_xp_is_numpy():
+    assert minicnn.get_device() == "cpu"
+    assert minicnn.xp is numpy
+
+
+def test_context_manager_restores_device_even_on_error():
+    with pytest.raises(KeyError):
+        with minicnn.device("cpu"):
+            raise KeyError
+    assert minicnn.get_device() == "cpu"
+
+
+def test_unknown_device_is_rejected():
+    with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
+        minicnn.set_device("tpu")
+
+
+@pytest.mark.skipif(GPU_REASON is None, reason="a GPU is present; this checks the error without one")
+def test_gpu_without_cupy_or_gpu_says_what_is_missing_and_how_to_install():
+    with pytest.raises(RuntimeError) as info:
+        minicnn.set_device("gpu")
+    message = str(info.value)
+    assert "CuPy" in message or "GPU" in message
+    if "not installed" in message:
+        assert "pip install" in message
+    assert minicnn.get_device() == "cpu"
+
+
+def test_float32_is_the_default_dtype(device):
+    assert minicnn.Tensor([1, 2, 3]).dtype == numpy.float32
+    assert minicnn.Tensor(2.5).dtype == numpy.float32
+    assert minicnn.Tensor([1.0]).device == device
+
+
+def test_existing_arrays_keep_their_dtype_and_device(device):
+    data = backend.to_device(numpy.zeros(3, numpy.float64), device)
+    t = minicnn.Tensor(data)
+    assert t.dtype == numpy.float64 and t.device == device and t.data is data
+
+
+def test_to_device_and_to_numpy_are_explicit_round_trips(device):
+    host = numpy.arange(6, dtype=numpy.float32).reshape(2, 3)
+    there = backend.to_device(host, device)
+    assert backend.device_of(there) == device
+    numpy.testing.assert_array_equal(backend.to_numpy(there), host)

@@ -1,0 +1,170 @@
+"""Float64 gradient checks of every differentiable function, shapes drawn by hypothesis."""
+import numpy
+import pytest
+from hypothesis import given, strategies as st
+
+from minicnn import backend, functional as F, gradcheck
+from minicnn.functions import conv
+from conftest import away_from_zero, distinct, tensor
+
+paddings = st.sampled_from(["valid", "same", 0, 1, (1, 0)])
+
+
+@st.composite
+def conv_cases(draw):
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(3, 6)), w=draw(st.integers(3, 6)),
+                c=draw(st.integers(1, 3)), f=draw(st.integers(1, 3)), kh=kh, kw=kw,
+                strides=(draw(st.integers(1, 3)), draw(st.integers(1, 2))),
+                padding=draw(paddings), bias=draw(st.booleans()), seed=draw(st.integers(0, 999)))
+
+
+@given(case=conv_cases())
+def test_conv2d_gradients(device, case):
+    rng = numpy.random.default_rng(case["seed"])
+    x = tensor(rng.standard_normal((case["n"], case["h"], case["w"], case["c"])), device)
+    W = tensor(rng.standard_normal((case["kh"], case["kw"], case["c"], case["f"])), device)
+    inputs = [x, W] + ([tensor(rng.standard_normal(case["f"]), device)] if case["bias"] else [])
+    gradcheck(lambda *t: F.conv2d(*t, strides=case["strides"], padding=case["padding"]), inputs)
+
+
+@given(size=st.integers(1, 9), k=st.integers(1, 4), s=st.integers(1, 3))
+def test_same_padding_is_keras_style(size, k, s):
+    before, after = conv.pad_amounts(size, k, s, "same")
+    assert conv.get_conv_outsize(size, k, s, before, after) == -(-size // s)  # ceil(size/s)
+    assert after - before in (0, 1)  # the odd pixel goes after (bottom/right), as TensorFlow
+
+
+def test_conv2d_matches_a_direct_loop(device):
+    """im2col+GEMM against the definition, written as plain loops."""
+    rng = numpy.random.default_rng(0)
+    x, W, b = rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
+    y = backend.to_numpy(F.conv2d(tensor(x, device), tensor(W, device), tensor(b, device),
+                                  strides=(2, 1), padding="valid").data)
+    expected = numpy.zeros((2, 2, 5, 4))
+    for r in range(2):
+        for c in range(5):
+            patch = x[:, 2 * r:2 * r + 3, c:c + 2, :]
+            expected[:, r, c, :] = numpy.einsum("nijc,ijcf->nf", patch, W) + b
+    numpy.testing.assert_allclose(y, expected, rtol=1e-10)
+
+
+def test_col2im_is_the_adjoint_of_im2col(device):
+    """<im2col(x), c> == <x, col2im(c)> for any x, c: the defining property of the backward."""
+    rng = numpy.random.default_rng(1)
+    xp = backend.xp()
+    x = xp.asarray(rng.standard_normal((2, 7, 6, 3)))
+    pads = ((1, 2), (0, 1))
+    col = conv.im2col(x, 3, 2, 2, 3, pads)
+    c = xp.asarray(rng.standard_normal(col.shape))
+    back = conv.col2im(c, x.shape, 2, 3, pads)
+    assert back.shape == x.shape
+    assert float((col * c).sum()) == pytest.approx(float((x * back).sum()), rel=1e-10)
+
+
+@st.composite
+def pool_cases(draw):
+    return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(3, 7)), w=draw(st.integers(3, 7)),
+                c=draw(st.integers(1, 3)), pool=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+                strides=draw(st.sampled_from([None, 1, 2, (1, 2)])),
+                padding=draw(st.sampled_from(["valid", "same"])), seed=draw(st.integers(0, 999)))
+
+
+@given(case=pool_cases())
+def test_max_pool_gradients(device, case):
+    rng = numpy.random.default_rng(case["seed"])
+    x = tensor(distinct(rng, (case["n"], case["h"], case["w"], case["c"])), device)
+    gradcheck(lambda t: F.max_pool2d(t, case["pool"], case["strides"], case["padding"]), [x])
+
+
+def test_max_pool_ties_send_the_gradient_to_the_first_max(device):
+    x = tensor(numpy.ones((1, 2, 2, 1)), device)
+    F.max_pool2d(x, 2).sum().backward()
+    numpy.testing.assert_array_equal(backend.to_numpy(x.grad)[0, :, :, 0], [[1, 0], [0, 0]])
+
+
+@given(shape=st.lists(st.integers(1, 4), min_size=2, max_size=4).map(tuple),
+       rate=st.floats(0.05, 0.9), seed=st.integers(0, 999))
+def test_dropout_gradients_with_a_fixed_mask(device, shape, rate, seed):
+    rng = numpy.random.default_rng(seed)
+    mask = backend.to_device((rng.random(shape) >= rate) / (1 - rate), device)
+    gradcheck(lambda t: F.dropout(t, rate, mask=mask), [tensor(rng.standard_normal(shape), device)])
+
+
+def test_dropout_is_inverted_and_identity_in_inference(device):
+    x = tensor(numpy.ones((200, 50)), device, requires_grad=False)
+    rng = backend.default_rng(0)
+    y = backend.to_numpy(F.dropout(x, 0.3, rng=rng).data)
+    kept = y[y != 0]
+    numpy.testing.assert_allclose(kept, 1 / 0.7)
+    assert abs((y == 0).mean() - 0.3) < 0.02
+    assert y.mean() == pytest.approx(1.0, abs=0.03)  # expectation preserved
+    assert F.dropout(x, 0.3, rng=rng, training=False) is x
+
+
+@given(shape=st.sampled_from([(5, 3), (7, 1), (2, 3, 3, 2), (3, 2, 4, 1)]), seed=st.integers(0, 999))
+def test_batch_norm_gradients_train_and_eval(device, shape, seed):
+    """Random upstream gradients (a weighted loss): a plain sum has zero input gradient."""
+    rng = numpy.random.default_rng(seed)
+    c = shape[-1]
+    x = tensor(rng.standard_normal(shape) * 2 + 1, device)
+    gamma, beta = tensor(rng.uniform(0.5, 2, c), device), tensor(rng.standard_normal(c), device)
+    mean = tensor(rng.standard_normal(c), device, requires_grad=False)
+    var = tensor(rng.uniform(0.5, 2, c), device, requires_grad=False)
+    for training in (True, False):
+        gradcheck(lambda x, g, b: F.batch_norm(x, g, b, mean, var, 0.9, 1e-3, training), [x, gamma, beta])
+
+
+def test_batch_norm_moving_averages_follow_keras(device):
+    rng = numpy.random.default_rng(0)
+    data = rng.standard_normal((8, 3, 3, 2)) * 3 + 5
+    mean = tensor(numpy.zeros(2), device, requires_grad=False)
+    var = tensor(numpy.ones(2), device, requires_grad=False)
+    ones, zeros = tensor(numpy.ones(2), device), tensor(numpy.zeros(2), device)
+    y = backend.to_numpy(F.batch_norm(tensor(data, device), ones, zeros, mean, var, 0.9, 1e-3).data)
+    batch_mean, batch_var = data.mean(axis=(0, 1, 2)), data.var(axis=(0, 1, 2))
+    numpy.testing.assert_allclose(backend.to_numpy(mean.data), 0.1 * batch_mean)
+    numpy.testing.assert_allclose(backend.to_numpy(var.data), 0.9 + 0.1 * batch_var)
+    numpy.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0, atol=1e-10)
+    numpy.testing.assert_allclose(y.var(axis=(0, 1, 2)), batch_var / (batch_var + 1e-3))
+
+
+@given(n=st.integers(1, 5), d_in=st.integers(1, 6), d_out=st.integers(1, 6), bias=st.booleans())
+def test_dense_gradients(device, n, d_in, d_out, bias):
+    rng = numpy.random.default_rng(n + d_in + d_out)
+    inputs = [tensor(rng.standard_normal((n, d_in)), device), tensor(rng.standard_normal((d_in, d_out)), device)]
+    if bias:
+        inputs.append(tensor(rng.standard_normal(d_out), device))
+    gradcheck(F.dense, inputs)
+
+
+@given(n=st.integers(1, 6), k=st.integers(2, 6), one_hot=st.booleans(), column=st.booleans(),
+       smoothing=st.sampled_from([0.0, 0.1, 0.2]), reduction=st.sampled_from(["mean", "sum"]),
+       seed=st.integers(0, 999))
+def test_softmax_cross_entropy_gradients(device, n, k, one_hot, column, smoothing, reduction, seed):
+    rng = numpy.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    if one_hot:
+        labels = numpy.eye(k)[labels]
+    elif column:
+        labels = labels[:, None]
+    labels = backend.to_device(labels, device)
+    logits = tensor(rng.standard_normal((n, k)) * 3, device)
+    gradcheck(lambda z: F.softmax_cross_entropy(z, labels, smoothing, reduction), [logits])
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits(device):
+    logits = tensor([[1000.0, 0.0, -1000.0], [-500.0, 500.0, 0.0]], device)
+    labels = backend.to_device(numpy.array([2, 1]), device)
+    loss = F.softmax_cross_entropy(logits, labels)
+    assert float(loss.data) == pytest.approx(1000.0)  # (2000 + 0) / 2, no inf or nan
+    loss.backward()
+    assert numpy.isfinite(backend.to_numpy(logits.grad)).all()
+
+
+def test_labels_out_of_range_are_named(device):
+    logits = tensor(numpy.zeros((2, 3)), device)
+    with pytest.raises(ValueError, match="labels out of range.*3 classes"):
+        F.softmax_cross_entropy(logits, backend.to_device(numpy.array([0, 3]), device))
+    with pytest.raises(ValueError, match="labels out of range"):
+        F.softmax_cross_entropy(logits, backend.to_device(numpy.array([-1, 0]), device))
