@@ -1,0 +1,235 @@
+"""Sequential: the seed models' summaries, compile/fit/evaluate/predict, modes, errors."""
+import numpy
+import pytest
+
+import minicnn
+from minicnn import Tensor, backend, gradcheck, zoo
+from minicnn.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from minicnn.losses import CategoricalCrossentropy
+from minicnn.models import Sequential
+from minicnn.optimizers import SGD, Adam
+from conftest import tensor
+
+# Seed 000's printed Keras summary (its separators and the layer rows).
+SEED000_SUMMARY = """\
+conv2d (Conv2D)              (None, 30, 30, 32)        896
+max_pooling2d (MaxPooling2D) (None, 15, 15, 32)        0
+conv2d_1 (Conv2D)            (None, 13, 13, 64)        18496
+dropout (Dropout)            (None, 13, 13, 64)        0
+conv2d_2 (Conv2D)            (None, 11, 11, 128)       73856
+dropout_1 (Dropout)          (None, 11, 11, 128)       0
+flatten (Flatten)            (None, 15488)             0
+batch_normalization (BatchNo (None, 15488)             61952
+dense (Dense)                (None, 256)               3965184
+dense_1 (Dense)              (None, 10)                2570
+Total params: 4,122,954
+Trainable params: 4,091,978
+Non-trainable params: 30,976"""
+
+
+def summary_of(model):
+    lines = []
+    model.summary(print_fn=lines.append)
+    return lines[0].splitlines()
+
+
+def test_seed000_summary_reads_like_keras():
+    model = Sequential([
+        Conv2D(32, (3, 3), activation="relu", input_shape=(32, 32, 3)), MaxPooling2D((2, 2)),
+        Conv2D(64, (3, 3), activation="relu"), Dropout(0.25),
+        Conv2D(128, (3, 3), activation="relu"), Dropout(0.25),
+        Flatten(), BatchNormalization(), Dense(256, activation="relu"), Dense(10, activation="softmax")])
+    text = summary_of(model)
+    assert text[0] == 'Model: "sequential"'
+    body = [line for line in text if line and line[0] not in "_=M" and not line.startswith("Layer (")]
+    assert body == SEED000_SUMMARY.splitlines()
+
+
+@pytest.mark.parametrize("name, total, non_trainable", [
+    ("seed000_sequential", 4_122_954, 30_976),
+    ("seed001_model0", 91_946, 0),
+    ("seed001_model1", 3_404_042, 0),
+    ("seed001_model2", 3_404_042, 0),
+    ("seed003_4layer", 1_250_858, 0),
+    ("seed003_6layer", 2_395_434, 0),
+    ("seed004_base", 1_250_858, 0),
+    ("seed004_vgg16", 14_714_688 + 262_656 + 5_130, 0),
+])
+def test_seed_models_have_the_tutorials_parameter_counts(name, total, non_trainable):
+    model = zoo.MODELS[name]()
+    text = summary_of(model)
+    assert f"Total params: {total:,}" in text
+    assert f"Non-trainable params: {non_trainable:,}" in text
+    assert model.output_shape == (10,)
+
+
+def test_seed003_6layer_per_layer_counts_match_its_table():
+    counts = [l.count_params() for l in zoo.seed003_6layer().layers if l.count_params()]
+    assert counts == [896, 9248, 18496, 36928, 73856, 147584, 2098176, 10250]
+
+
+def test_unbuilt_model_summary_says_how_to_build():
+    with pytest.raises(ValueError, match="not built"):
+        Sequential([Dense(3)]).summary()
+
+
+def quadrant_data(n=400, seed=0):
+    """Toy images whose class is the brightest quadrant: learnable in a few epochs."""
+    rng = numpy.random.default_rng(seed)
+    x = rng.random((n, 8, 8, 3)).astype(numpy.float32) * 0.5
+    y = rng.integers(0, 4, n)
+    for i, c in enumerate(y):
+        r, col = divmod(c, 2)
+        x[i, 4 * r:4 * r + 4, 4 * col:4 * col + 4] += 0.5
+    return x, y
+
+
+def small_model(output_activation="softmax", dropout=0.1):
+    return Sequential([
+        Conv2D(8, 3, padding="same", activation="relu", input_shape=(8, 8, 3)),
+        MaxPooling2D(), BatchNormalization(momentum=0.9), Dropout(dropout), Flatten(),
+        Dense(16, activation="relu"), Dense(4, activation=output_activation)])
+
+
+@pytest.mark.parametrize("loss, one_hot", [("sparse_categorical_crossentropy", False),
+                                           ("categorical_crossentropy", True)])
+def test_fit_learns_and_returns_a_history(device, loss, one_hot):
+    x, y = quadrant_data()
+    labels = numpy.eye(4, dtype=numpy.float32)[y] if one_hot else y[:, None]
+    model = small_model()
+    model.compile(optimizer=Adam(0.01), loss=loss, metrics=["accuracy"])
+    history = model.fit(x, labels, batch_size=32, epochs=6, validation_data=(x[:100], labels[:100]),
+                        verbose=0, seed=0)
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert history.epoch == list(range(6))
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert history.history["accuracy"][-1] > 0.9
+    loss_value, accuracy = model.evaluate(x, labels, batch_size=64, verbose=0)
+    assert accuracy > 0.9 and loss_value == pytest.approx(history.history["val_loss"][-1], rel=0.5)
+    assert model.device == device
+
+
+def test_sigmoid_output_uses_keras_probability_cross_entropy(device):
+    """A non-softmax output (seed 002's sigmoid) trains with Keras's normalised, clipped CE."""
+    x, y = quadrant_data()
+    model = small_model(output_activation="sigmoid", dropout=0.0)
+    model.compile(optimizer=Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["acc"])
+    history = model.fit(x, y, batch_size=32, epochs=5, verbose=0, seed=0)
+    assert "acc" in history.history and history.history["acc"][-1] > 0.9
+    probs = tensor(numpy.random.default_rng(0).uniform(0.05, 0.95, (5, 4)), device)
+    labels = backend.to_device(numpy.array([0, 1, 2, 3, 0]), device)
+    loss = CategoricalCrossentropy()
+    p = backend.to_numpy(probs.data)
+    expected = -numpy.log((p / p.sum(1, keepdims=True))[numpy.arange(5), [0, 1, 2, 3, 0]]).mean()
+    assert float(loss(labels, probs).data) == pytest.approx(expected)
+    gradcheck(lambda t: loss(labels, t), [probs])
+
+
+def test_fused_loss_equals_cross_entropy_of_the_softmax_output(device):
+    x, y = quadrant_data(64)
+    model = small_model(dropout=0.0)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    xb = Tensor(backend.to_device(x, device))
+    probs = backend.to_numpy(model(xb, training=False).data).astype(numpy.float64)
+    expected = -numpy.log(probs[numpy.arange(64), y]).mean()
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-4)
+
+
+def test_predict_and_evaluate_do_not_depend_on_batch_size_and_run_in_inference_mode(device):
+    x, y = quadrant_data(50)
+    model = small_model(dropout=0.5)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=1, verbose=0)  # moves the batch-norm statistics off their start
+    a, b = model.predict(x, batch_size=7), model.predict(x, batch_size=50)
+    assert isinstance(a, numpy.ndarray) and a.shape == (50, 4) and a.dtype == numpy.float32
+    numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(a.sum(axis=1), 1, rtol=1e-5)
+    numpy.testing.assert_allclose(model.evaluate(x, y, batch_size=3, verbose=0),
+                                  model.evaluate(x, y, batch_size=50, verbose=0), rtol=1e-5)
+
+
+def test_train_and_eval_modes(device):
+    x = backend.to_device(numpy.ones((4, 8, 8, 3), numpy.float32), device)
+    model = small_model(dropout=0.5)
+    model.build((None, 8, 8, 3))
+    model.eval()
+    first, second = model(Tensor(x)).data, model(Tensor(x)).data
+    numpy.testing.assert_array_equal(backend.to_numpy(first), backend.to_numpy(second))
+    model.train()
+    assert all(layer.training for layer in model.layers)
+    assert not numpy.array_equal(backend.to_numpy(model(Tensor(x)).data), backend.to_numpy(model(Tensor(x)).data))
+
+
+def test_training_stays_in_float32(device):
+    x, y = quadrant_data(32)
+    model = small_model()
+    model.compile(optimizer=Adam(), loss="sparse_categorical_crossentropy")
+    model.fit(x.astype(numpy.float64), y, epochs=1, verbose=0)  # fit casts inputs explicitly
+    for w in model.weights:
+        assert w.dtype == numpy.float32
+    assert all(w.grad.dtype == numpy.float32 for w in model.trainable_weights)
+    assert all(s.dtype == numpy.float32 for slots in model.optimizer.slots.values() for s in slots)
+
+
+def test_resuming_from_saved_weights_and_optimizer_state_is_exact(device):
+    """Stop after one epoch, restore into fresh objects, continue: identical to not stopping."""
+    x, y = quadrant_data(96)
+
+    def fresh():
+        minicnn.set_seed(5)
+        model = small_model(dropout=0.0)
+        model.compile(optimizer=SGD(0.05, momentum=0.9, nesterov=True, decay=1e-3),
+                      loss="sparse_categorical_crossentropy")
+        return model
+
+    straight = fresh()
+    straight.fit(x, y, batch_size=16, epochs=1, verbose=0, seed=1)
+    weights, state = straight.get_weights(), straight.optimizer.state_dict()
+    straight.fit(x, y, batch_size=16, epochs=1, verbose=0, seed=2)
+
+    resumed = fresh()
+    resumed.build((8, 8, 3))
+    resumed.optimizer.build(resumed.trainable_weights)
+    resumed.set_weights(weights)
+    resumed.optimizer.load_state_dict(state)
+    resumed.fit(x, y, batch_size=16, epochs=1, verbose=0, seed=2)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    assert resumed.optimizer.iterations == straight.optimizer.iterations == 12
+
+
+def test_fit_rejects_bad_input_where_it_enters():
+    x, y = quadrant_data(20)
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="labels out of range: found 0..4.*4 classes"):
+        model.fit(x, numpy.where(y == 3, 4, y), verbose=0)
+    with pytest.raises(ValueError, match="x has 20 samples but y has 19"):
+        model.fit(x, y[:19], verbose=0)
+    with pytest.raises(ValueError, match=r"built for inputs \(None, 8, 8, 3\)"):
+        model.fit(x[:, :6], y, verbose=0)
+    with pytest.raises(ValueError, match="use categorical_crossentropy"):
+        model.fit(x, numpy.eye(4, dtype=numpy.float32)[y], verbose=0)
+    with pytest.raises(RuntimeError, match="compile"):
+        small_model().fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        model.compile(optimizer="rmsprop2", loss="categorical_crossentropy")
+    with pytest.raises(ValueError, match="unknown loss"):
+        model.compile(optimizer="sgd", loss="mse2")
+
+
+def test_layer_names_are_unique_and_duplicates_refused():
+    model = Sequential([Dense(2, input_shape=(3,)), Dense(2), Dense(2)])
+    assert [l.name for l in model.layers] == ["dense", "dense_1", "dense_2"]
+    with pytest.raises(ValueError, match="already in the model"):
+        model.add(Dense(2, name="dense_1"))
+
+
+def test_verbose_output_is_one_line_per_epoch_off_a_terminal(capsys):
+    x, y = quadrant_data(40)
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=20, verbose=1)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Epoch 1/2" and out[1].startswith("2/2 - ") and "accuracy:" in out[1]
+    assert len(out) == 4

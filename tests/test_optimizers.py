@@ -1,0 +1,91 @@
+"""Optimizers follow Keras's update rules; state round-trips; one interface."""
+import numpy
+import pytest
+
+from minicnn import Tensor, backend, optimizers
+from minicnn.optimizers import SGD, Adam
+
+
+def run(optimizer, grads, w0, device):
+    """Apply a sequence of gradients to one parameter; return the trajectory (host)."""
+    w = Tensor(backend.to_device(numpy.array(w0, numpy.float64), device), requires_grad=True)
+    optimizer.build([w])
+    path = []
+    for g in grads:
+        w.grad = backend.to_device(numpy.asarray(g, numpy.float64), device)
+        optimizer.step()
+        path.append(backend.to_numpy(w.data).copy())
+    return path
+
+
+GRADS = [[0.5, -1.0], [0.25, 2.0], [-1.0, 0.5], [0.1, 0.1]]
+
+
+def test_sgd_momentum_nesterov_decay_by_the_keras_formulas(device):
+    lr, mu, decay = 0.1, 0.9, 0.01
+    for nesterov in (False, True):
+        path = run(SGD(lr, momentum=mu, nesterov=nesterov, decay=decay), GRADS, [1.0, 1.0], device)
+        w, v = numpy.array([1.0, 1.0]), numpy.zeros(2)
+        for t, g in enumerate(map(numpy.array, GRADS)):
+            lr_t = lr / (1 + decay * t)
+            v = mu * v - lr_t * g
+            w = w + (mu * v - lr_t * g if nesterov else v)
+            numpy.testing.assert_allclose(path[t], w, rtol=1e-12)
+
+
+def test_decoupled_weight_decay_and_plain_sgd(device):
+    path = run(SGD(0.1, weight_decay=0.5), GRADS[:1], [2.0, -2.0], device)
+    numpy.testing.assert_allclose(path[0], numpy.array([2.0, -2.0]) * (1 - 0.05) - 0.1 * numpy.array(GRADS[0]))
+
+
+def test_adam_by_the_keras_formula(device):
+    lr, b1, b2, eps = 0.01, 0.8, 0.95, 1e-7
+    path = run(Adam(lr, b1, b2, eps), GRADS, [1.0, -1.0], device)
+    w, m, v = numpy.array([1.0, -1.0]), numpy.zeros(2), numpy.zeros(2)
+    for t, g in enumerate(map(numpy.array, GRADS), start=1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        w = w - lr * numpy.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (numpy.sqrt(v) + eps)
+        numpy.testing.assert_allclose(path[t - 1], w, rtol=1e-12)
+
+
+def test_state_dict_round_trip_resumes_exactly(device):
+    for make in (lambda: SGD(0.1, momentum=0.9, decay=0.1), lambda: Adam(0.1)):
+        whole = run(make(), GRADS, [1.0, 1.0], device)
+        first = make()
+        half = run(first, GRADS[:2], [1.0, 1.0], device)
+        second = make()
+        w = Tensor(backend.to_device(half[-1], device), requires_grad=True)
+        second.build([w])
+        second.load_state_dict(first.state_dict())
+        for g, expected in zip(GRADS[2:], whole[2:]):
+            w.grad = backend.to_device(numpy.asarray(g, numpy.float64), device)
+            second.step()
+            numpy.testing.assert_array_equal(backend.to_numpy(w.data), expected)
+
+
+def test_state_dict_shape_mismatch_is_refused():
+    a = Adam().build([Tensor(numpy.zeros(3), requires_grad=True)])
+    b = Adam().build([Tensor(numpy.zeros(4), requires_grad=True)])
+    with pytest.raises(ValueError, match="shape"):
+        b.load_state_dict(a.state_dict())
+
+
+def test_strings_keras_defaults_and_legacy_lr():
+    assert isinstance(optimizers.get("sgd"), SGD) and optimizers.get("SGD").learning_rate == 0.01
+    adam = optimizers.get("adam")
+    assert (adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon) == (0.001, 0.9, 0.999, 1e-7)
+    assert SGD(lr=0.05).learning_rate == 0.05  # seed 003 writes SGD(lr=0.01, ...)
+    for bad in (lambda: SGD(momentum=1.5), lambda: SGD(learning_rate=-1), lambda: Adam(beta_1=1.0)):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_parameters_without_gradients_are_left_alone():
+    a, b = Tensor(numpy.ones(2), requires_grad=True), Tensor(numpy.ones(2), requires_grad=True)
+    opt = SGD(0.5).build([a, b])
+    a.grad = numpy.ones(2)
+    opt.step()
+    numpy.testing.assert_array_equal(a.data, [0.5, 0.5])
+    numpy.testing.assert_array_equal(b.data, [1.0, 1.0])
+    opt.zero_grad()
+    assert a.grad is None

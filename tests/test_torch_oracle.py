@@ -1,0 +1,165 @@
+"""PyTorch (float64, CPU) as an independent oracle, in value and gradient.
+
+Skipped with a reason where PyTorch is not installed. minicnn itself never imports it.
+"""
+import numpy
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch not installed: the oracle comparisons are skipped")
+tF = torch.nn.functional
+
+from minicnn import Tensor, backend, functional as F  # noqa: E402
+from minicnn.functions.conv import pad_amounts  # noqa: E402
+from minicnn.optimizers import SGD, Adam  # noqa: E402
+
+rng = numpy.random.default_rng(42)
+
+
+def ours(array, device):
+    return Tensor(backend.to_device(array, device), requires_grad=True)
+
+
+def theirs(array):
+    return torch.tensor(array, requires_grad=True)
+
+
+def nchw(t):
+    return t.permute(0, 3, 1, 2)
+
+
+def nhwc(t):
+    return t.permute(0, 2, 3, 1)
+
+
+def close(our, their, **kw):
+    numpy.testing.assert_allclose(backend.to_numpy(our), their.detach().numpy(), rtol=1e-9, atol=1e-10, **kw)
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 2), (4, 3)])
+def test_conv2d(device, strides, padding, kernel):
+    x, W, b = rng.standard_normal((2, 9, 8, 3)), rng.standard_normal(kernel + (3, 5)), rng.standard_normal(5)
+    gy = rng.standard_normal(F.conv2d(ours(x, device), ours(W, device), ours(b, device), strides, padding).shape)
+    xo, Wo, bo = ours(x, device), ours(W, device), ours(b, device)
+    yo = F.conv2d(xo, Wo, bo, strides, padding)
+    yo.backward(backend.to_device(gy, device))
+
+    xt, Wt, bt = theirs(x), theirs(W), theirs(b)
+    (pt, pb), (pl, pr) = (pad_amounts(9, kernel[0], strides, padding), pad_amounts(8, kernel[1], strides, padding))
+    xt_padded = tF.pad(nchw(xt), (pl, pr, pt, pb))  # TF/Keras: the odd pixel after
+    yt = nhwc(tF.conv2d(xt_padded, Wt.permute(3, 2, 0, 1), bt, stride=strides))
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+    close(Wo.grad, Wt.grad)
+    close(bo.grad, bt.grad)
+
+
+@pytest.mark.parametrize("pool, strides, padding", [(2, None, "valid"), (3, 2, "valid"), (3, 1, "same"), (2, 2, "same")])
+def test_max_pool(device, pool, strides, padding):
+    x = rng.permutation(2 * 7 * 7 * 3).reshape(2, 7, 7, 3) / 10.0  # distinct: no ties
+    xo = ours(x, device)
+    yo = F.max_pool2d(xo, pool, strides, padding)
+    gy = rng.standard_normal(yo.shape)
+    yo.backward(backend.to_device(gy, device))
+    xt = theirs(x)
+    s = strides or pool
+    (pt, pb), (pl, pr) = pad_amounts(7, pool, s, padding), pad_amounts(7, pool, s, padding)
+    padded = tF.pad(nchw(xt), (pl, pr, pt, pb), value=-numpy.inf)
+    yt = nhwc(tF.max_pool2d(padded, pool, s))
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+
+
+@pytest.mark.parametrize("shape", [(16, 5), (4, 3, 3, 2)])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm(device, shape, training):
+    c, momentum, eps = shape[-1], 0.9, 1e-3
+    x = rng.standard_normal(shape) * 2 + 1
+    gamma, beta = rng.uniform(0.5, 2, c), rng.standard_normal(c)
+    mean0, var0 = rng.standard_normal(c), rng.uniform(0.5, 2, c)
+    xo, go, bo = ours(x, device), ours(gamma, device), ours(beta, device)
+    mean_o = Tensor(backend.to_device(mean0.copy(), device))
+    var_o = Tensor(backend.to_device(var0.copy(), device))
+    yo = F.batch_norm(xo, go, bo, mean_o, var_o, momentum, eps, training)
+    gy = rng.standard_normal(shape)
+    yo.backward(backend.to_device(gy, device))
+
+    xt, gt, bt = theirs(x), theirs(gamma), theirs(beta)
+    mean_t, var_t = torch.tensor(mean0.copy()), torch.tensor(var0.copy())
+    to_channels_first = (lambda t: t) if len(shape) == 2 else nchw
+    back = (lambda t: t) if len(shape) == 2 else nhwc
+    # PyTorch's momentum is Keras's (1 - momentum)
+    yt = back(tF.batch_norm(to_channels_first(xt), mean_t, var_t, gt, bt, training, 1 - momentum, eps))
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+    close(go.grad, gt.grad)
+    close(bo.grad, bt.grad)
+    close(mean_o.data, mean_t)
+    if training:
+        # PyTorch averages the unbiased batch variance; Keras (and minicnn) the biased one.
+        m = x.size // c
+        batch_var = x.reshape(-1, c).var(axis=0)
+        close(var_o.data, var_t - torch.tensor((1 - momentum) * batch_var / (m - 1)))
+    else:
+        close(var_o.data, var_t)
+
+
+def test_dense(device):
+    x, W, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    xo, Wo, bo = ours(x, device), ours(W, device), ours(b, device)
+    yo = F.dense(xo, Wo, bo)
+    gy = rng.standard_normal(yo.shape)
+    yo.backward(backend.to_device(gy, device))
+    xt, Wt, bt = theirs(x), theirs(W), theirs(b)
+    yt = tF.linear(xt, Wt.T, bt)
+    (yt * torch.tensor(gy)).sum().backward()
+    for a, t in ((yo.data, yt), (xo.grad, xt.grad), (Wo.grad, Wt.grad), (bo.grad, bt.grad)):
+        close(a, t)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_softmax_cross_entropy(device, smoothing, one_hot):
+    logits, labels = rng.standard_normal((7, 5)) * 3, rng.integers(0, 5, 7)
+    target = numpy.eye(5)[labels] if one_hot else labels
+    lo = ours(logits, device)
+    loss = F.softmax_cross_entropy(lo, backend.to_device(target, device), label_smoothing=smoothing)
+    loss.backward()
+    lt = theirs(logits)
+    loss_t = tF.cross_entropy(lt, torch.tensor(target), label_smoothing=smoothing)
+    loss_t.backward()
+    close(loss.data, loss_t)
+    close(lo.grad, lt.grad)
+
+
+def optimizer_paths(ours_opt, torch_opt_cls, device, steps=5, **torch_kw):
+    w0 = rng.standard_normal(4)
+    grads = rng.standard_normal((steps, 4))
+    wo = Tensor(backend.to_device(w0.copy(), device), requires_grad=True)
+    ours_opt.build([wo])
+    wt = torch.tensor(w0.copy(), requires_grad=True)
+    opt_t = torch_opt_cls([wt], **torch_kw)
+    for g in grads:
+        wo.grad = backend.to_device(g, device)
+        ours_opt.step()
+        wt.grad = torch.tensor(g)
+        opt_t.step()
+        yield backend.to_numpy(wo.data), wt.detach().numpy()
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_step(device, nesterov):
+    for a, b in optimizer_paths(SGD(0.1, momentum=0.9, nesterov=nesterov), torch.optim.SGD, device,
+                                lr=0.1, momentum=0.9, nesterov=nesterov):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_adam_step(device):
+    # Keras adds epsilon to sqrt(v), PyTorch to sqrt(v_hat); with a tiny epsilon they agree.
+    for a, b in optimizer_paths(Adam(0.01, epsilon=1e-12), torch.optim.Adam, device,
+                                lr=0.01, eps=1e-12):
+        numpy.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
