@@ -258,6 +258,7 @@ class Sequential:
                 loss_sum = loss_sum + loss * len(index)
                 correct = correct + hits
                 progress.update(step + 1, (step + 1) * batch_size, loss_sum, correct)
+            progress.training_done()
             logs = {"loss": float(loss_sum) / n}
             if acc_name:
                 logs[acc_name] = float(correct) / n
@@ -338,6 +339,7 @@ class _Progress:
         self.steps, self.verbose, self.acc_name = steps, verbose, acc_name
         self.live = verbose == 1 and sys.stdout.isatty()
         self.start = self.last = time.perf_counter()
+        self.train_seconds = None
         if verbose:
             print(f"Epoch {epoch + 1}/{epochs}")
 
@@ -352,11 +354,16 @@ class _Progress:
         sys.stdout.write(f"\r{step}/{self.steps} [{bar}] - loss: {float(loss_sum) / seen:.4f}{acc}")
         sys.stdout.flush()
 
+    def training_done(self):
+        """Stop the clock before validation, so ms/step counts training steps only."""
+        self.train_seconds = time.perf_counter() - self.start
+
     def finish(self, logs):
         if not self.verbose:
             return
         elapsed = time.perf_counter() - self.start
+        per_step = self.train_seconds if self.train_seconds is not None else elapsed
         metrics = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
         prefix = "\r" if self.live else ""
         print(f"{prefix}{self.steps}/{self.steps} - {elapsed:.0f}s "
-              f"{1000 * elapsed / self.steps:.0f}ms/step - {metrics}")
+              f"{1000 * per_step / self.steps:.0f}ms/step - {metrics}")
