@@ -133,7 +133,11 @@ class Sequential:
 
     # --- forward ------------------------------------------------------------------
     def __call__(self, x, training=None):
-        """x Tensor (N, ...) -> output Tensor."""
+        """x Tensor (N, ...) -> output Tensor. The first call builds the model, as in Keras."""
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
+        if not self.built:
+            self.build(x.shape[1:], x.device)
         for layer in self.layers:
             x = layer(x, training=training)
         return x
@@ -231,6 +235,9 @@ class Sequential:
         verbose: 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line.
         """
         self._require_compiled("fit")
+        for name, value in (("batch_size", batch_size), ("epochs", epochs)):
+            if not isinstance(value, (int, numpy.integer)) or value < 1:
+                raise ValueError(f"fit(): {name} must be a positive int, got {value!r}")
         if not 0 <= validation_split < 1:
             raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
         if validation_split and validation_data is None:  # Keras takes the last samples
@@ -298,6 +305,8 @@ class Sequential:
     def predict(self, x, batch_size=32, verbose=0):
         """Model outputs for x (N, ...) in inference mode, batch by batch.
         Returns an array on x's own device (NumPy in, NumPy out)."""
+        if len(x) == 0:
+            raise ValueError("predict(): x holds no samples")
         if not self.built:
             self.build(x.shape[1:])
         outputs = []

@@ -14,11 +14,11 @@ import minicnn
 from minicnn import backend
 
 settings.register_profile(
-    "default", max_examples=15, deadline=None,
+    "default", max_examples=30, deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 # CI draws the same examples every run, so a red CI can be reproduced.
 settings.register_profile(
-    "ci", max_examples=15, deadline=None, derandomize=True,
+    "ci", max_examples=30, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 

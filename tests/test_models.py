@@ -210,12 +210,24 @@ def test_fit_rejects_bad_input_where_it_enters():
         model.fit(x[:, :6], y, verbose=0)
     with pytest.raises(ValueError, match="use categorical_crossentropy"):
         model.fit(x, numpy.eye(4, dtype=numpy.float32)[y], verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        model.fit(x, y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match="no samples"):
+        model.predict(x[:0])
     with pytest.raises(RuntimeError, match="compile"):
         small_model().fit(x, y, verbose=0)
     with pytest.raises(ValueError, match="unknown optimizer"):
         model.compile(optimizer="rmsprop2", loss="categorical_crossentropy")
     with pytest.raises(ValueError, match="unknown loss"):
         model.compile(optimizer="sgd", loss="mse2")
+
+
+def test_calling_a_model_builds_it_like_keras(device):
+    model = Sequential([Conv2D(4, 3), Flatten(), Dense(2)])
+    out = model(Tensor(backend.to_device(numpy.zeros((3, 6, 6, 2), numpy.float32), device)))
+    assert out.shape == (3, 2) and model.built and model.output_shape == (2,)
+    assert model.count_params() == (3 * 3 * 2 + 1) * 4 + (4 * 4 * 4 + 1) * 2  # 76 + 130
+    assert "Total params: 206" in summary_of(model)
 
 
 def test_layer_names_are_unique_and_duplicates_refused():
