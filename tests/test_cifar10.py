@@ -71,9 +71,11 @@ def test_a_pickle_that_asks_to_run_code_is_refused_and_nothing_runs(fake_cifar, 
     assert not (root / "pwned-by-pickle").exists()
 
 
-def test_missing_truncated_and_wrong_files_are_named(fake_cifar, tmp_path_factory):
+def test_missing_truncated_and_wrong_files_are_named(fake_cifar, tmp_path_factory, monkeypatch):
     root, _ = fake_cifar
     folder = root / "cifar-10-batches-py"
+    monkeypatch.delenv("MINICNN_DATA", raising=False)  # no real data may be found by accident
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     with pytest.raises(cifar10.DataError, match="CIFAR-10 not found.*MINICNN_DATA"):
         cifar10.load_data(str(tmp_path_factory.mktemp("empty")))
     data = (folder / "data_batch_2").read_bytes()
