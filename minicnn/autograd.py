@@ -204,7 +204,11 @@ class Tensor:
         return _make(a @ b, (self, other), backward)
 
     def __getitem__(self, index):
-        """Basic slicing only (ints, slices): the backward writes into a zero array."""
+        """Basic slicing only (ints, slices): the backward writes into a zero array,
+        which would lose gradients where an index array repeats a position."""
+        parts = index if isinstance(index, tuple) else (index,)
+        if not all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts):
+            raise TypeError(f"Tensor indexing takes ints and slices only, got {index!r}")
         xp = backend.get_array_module(self.data)
         shape = self.shape
 

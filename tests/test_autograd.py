@@ -120,6 +120,11 @@ def test_no_silent_float64_promotion(device):
     assert (x.astype("float64") + tensor([1.0, 2.0], device)).dtype == numpy.float64
 
 
+def test_advanced_indexing_is_refused_rather_than_wrong():
+    with pytest.raises(TypeError, match="ints and slices"):
+        Tensor([1.0, 2.0], requires_grad=True)[numpy.array([0, 0])]
+
+
 def test_only_floating_tensors_take_gradients():
     with pytest.raises(TypeError, match="floating-point"):
         Tensor(numpy.arange(3), requires_grad=True)
