@@ -3,7 +3,7 @@
 Layers call these; so can you, on Tensors you own (like torch.nn.functional).
 """
 from . import backend
-from .autograd import Tensor, apply, is_grad_enabled
+from .autograd import Tensor, apply
 from .functions import conv, dense as dense_fn, dropout as dropout_fn, loss as loss_fn
 from .functions import normalization as bn, pooling
 
@@ -96,4 +96,4 @@ def log_softmax(x, axis=-1):
 
 
 __all__ = ["conv2d", "max_pool2d", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
-           "relu", "sigmoid", "tanh", "softmax", "log_softmax", "is_grad_enabled"]
+           "relu", "sigmoid", "tanh", "softmax", "log_softmax"]

@@ -7,6 +7,7 @@ import numpy
 
 from . import backend, losses as losses_mod, optimizers as optimizers_mod
 from .autograd import Tensor, no_grad
+from .functions.loss import one_hot_targets
 from .random import new_seed
 
 _ACCURACY_NAMES = ("accuracy", "acc")
@@ -192,17 +193,14 @@ class Sequential:
             self.optimizer.build(self.trainable_weights)
         classes = self.output_shape[-1]
         y_host = backend.to_numpy(y)  # one check up front instead of a sync every step
-        if y_host.ndim == 2 and y_host.shape[1] == classes and y_host.dtype.kind == "f":
-            if self.loss.sparse:
-                raise ValueError(f"{what}(): sparse_categorical_crossentropy expects integer labels "
-                                 f"(N,) or (N, 1), got one-hot {y_host.shape}; use "
-                                 f"categorical_crossentropy for one-hot labels")
-        elif y_host.dtype.kind not in "iu" or y_host.ndim not in (1, 2) or y_host.ndim == 2 and y_host.shape[1] != 1:
-            raise ValueError(f"{what}(): labels must be integers (N,) or (N, 1) or one-hot rows "
-                             f"(N, {classes}); got {y_host.dtype} {y_host.shape}")
-        elif y_host.min() < 0 or y_host.max() >= classes:
-            raise ValueError(f"{what}(): labels out of range: found {y_host.min()}..{y_host.max()}, "
-                             f"the model outputs {classes} classes (0..{classes - 1})")
+        if self.loss.sparse and y_host.ndim == 2 and y_host.shape[1] == classes and y_host.dtype.kind == "f":
+            raise ValueError(f"{what}(): sparse_categorical_crossentropy expects integer labels "
+                             f"(N,) or (N, 1), got one-hot {y_host.shape}; use "
+                             f"categorical_crossentropy for one-hot labels")
+        try:  # the loss's own check of label shape, type and range
+            one_hot_targets(y_host, classes, numpy.dtype(numpy.float32))
+        except ValueError as error:
+            raise ValueError(f"{what}(): {error}") from None
 
     def _batch(self, x, y, index):
         """Slice one batch and move it explicitly to the model's device and dtype."""
