@@ -15,6 +15,8 @@ _BY_NAME = {
     "log_softmax": Tensor.log_softmax,
 }
 
+NAMES = tuple(_BY_NAME)
+
 
 def get(identifier):
     """None, a name or a callable Tensor -> Tensor; returns (name, function)."""

@@ -28,9 +28,21 @@ class MaxNorm:
 max_norm = maxnorm = MaxNorm  # Keras's aliases; seed 003 writes maxnorm(3)
 
 
+def serialize(constraint):
+    """A constraint -> {'class_name': ..., 'config': {...}} (None stays None)."""
+    if constraint is None:
+        return None
+    if not isinstance(constraint, MaxNorm):
+        raise ValueError(f"cannot save the custom constraint {constraint!r}: only MaxNorm is serializable")
+    return {"class_name": "MaxNorm", "config": constraint.get_config()}
+
+
 def get(identifier):
+    """None, a constraint, 'max_norm', or a serialized {'class_name': 'MaxNorm', 'config': ...}."""
     if identifier is None or callable(identifier):
         return identifier
+    if isinstance(identifier, dict) and identifier.get("class_name") == "MaxNorm":
+        return MaxNorm(**identifier.get("config", {}))
     if identifier in ("max_norm", "maxnorm", "MaxNorm"):
         return MaxNorm()
     raise ValueError(f"unknown constraint {identifier!r}; use minicnn.constraints.max_norm(value)")

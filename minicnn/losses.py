@@ -33,7 +33,7 @@ class CategoricalCrossentropy:
 
     def get_config(self):
         return {"name": type(self).__name__, "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing}
+                "label_smoothing": self.label_smoothing, "reduction": self.reduction}
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
@@ -43,9 +43,24 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     def __init__(self, from_logits=False, reduction="mean"):
         super().__init__(from_logits, 0.0, reduction)
 
+    def get_config(self):
+        config = super().get_config()
+        del config["label_smoothing"]
+        return config
+
 
 _BY_NAME = {"categorical_crossentropy": CategoricalCrossentropy,
             "sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
+
+
+def deserialize(config):
+    """A loss from its get_config() dict."""
+    classes = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy)}
+    config = dict(config)
+    name = config.pop("name", None)
+    if name not in classes:
+        raise ValueError(f"unknown loss class {name!r}; known: {sorted(classes)}")
+    return classes[name](**config)
 
 
 def get(identifier):

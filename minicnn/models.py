@@ -1,5 +1,4 @@
 """``Sequential``: a stack of layers with Keras's compile / fit / evaluate / predict."""
-import math
 import sys
 import time
 
@@ -8,6 +7,7 @@ import numpy
 from . import backend, losses as losses_mod, optimizers as optimizers_mod
 from .autograd import Tensor, no_grad
 from .functions.loss import one_hot_targets
+from .data import Loader, epoch_seed
 from .random import new_seed
 
 _ACCURACY_NAMES = ("accuracy", "acc")
@@ -40,6 +40,8 @@ class Sequential:
         self.optimizer = self.loss = None
         self.metrics = []
         self.history = None
+        self.metadata = {}
+        self.stop_training = False
         for layer in layers or ():
             self.add(layer)
 
@@ -202,12 +204,25 @@ class Sequential:
         except ValueError as error:
             raise ValueError(f"{what}(): {error}") from None
 
-    def _batch(self, x, y, index):
-        """Slice one batch and move it explicitly to the model's device and dtype."""
-        xb = backend.to_device(x[index], self.device, dtype=self.dtype)
-        yb = y[index]
-        yb = backend.to_device(yb, self.device, dtype=self.dtype if yb.dtype.kind == "f" else None)
-        return Tensor(xb), yb
+    def _loader(self, x, y, batch_size, shuffle, seed, what):
+        """Wrap arrays in a Loader on the model's device (one explicit copy of the
+        data there), or check a Loader the caller made."""
+        if isinstance(x, Loader):
+            if y is not None:
+                raise ValueError(f"{what}(): x is a Loader, which carries its own labels; leave y out")
+            if batch_size is not None and batch_size != x.batch_size:
+                raise ValueError(f"{what}(): batch_size={batch_size} given, but the Loader makes "
+                                 f"batches of {x.batch_size}; set it on the Loader")
+            self._prepare(x.x, x.y, what)
+            if x.device != self.device:
+                raise ValueError(f"{what}(): the Loader holds its data on {x.device}, the model is on "
+                                 f"{self.device}; build the Loader with device='{self.device}'")
+            return x
+        if y is None:
+            raise ValueError(f"{what}(): give labels y with x (or pass a minicnn.data.Loader as x)")
+        self._prepare(x, y, what)
+        return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
+                      device=self.device, dtype=self.dtype)
 
     @staticmethod
     def _correct(scores, labels):
@@ -218,6 +233,8 @@ class Sequential:
     def train_on_batch(self, x, y):
         """One optimizer step on a batch already on the model's device.
         Returns (loss, number correct) as device scalars."""
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
         out, logits = self._forward_logits(x, training=True)
         loss = self.loss(y, out, logits, check=False)
         self.optimizer.zero_grad()
@@ -225,78 +242,106 @@ class Sequential:
         self.optimizer.step()
         return loss.data, self._correct((logits if out is None else out).data, y)
 
-    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, validation_data=None,
-            validation_split=0.0, shuffle=True, initial_epoch=0, seed=None):
-        """Train for ``epochs`` passes over (x, y); returns a History.
+    def reseed(self, seed, epoch):
+        """Give each layer with a random stream (Dropout) a fresh seed for ``epoch``,
+        derived from ``seed``: a run resumed at an epoch draws the masks an uninterrupted
+        run would have drawn."""
+        for index, layer in enumerate(self.layers):
+            if hasattr(layer, "reseed"):  # a layer's own seed, where given, wins (as in Keras)
+                own = getattr(layer, "seed", None)
+                layer.reseed(epoch_seed(seed, epoch, index) if own is None else epoch_seed(own, epoch))
 
-        x: (N, ...) array (host or device); y: integer labels (N,)/(N, 1) or one-hot (N, K).
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
+            validation_data=None, validation_split=0.0, shuffle=True, initial_epoch=0, seed=None):
+        """Train for epochs ``initial_epoch .. epochs - 1``; returns a History.
+
+        x, y: arrays (host or device; x (N, ...), y integer labels (N,)/(N, 1) or one-hot
+        (N, K)), moved once to the model's device; or x a ``minicnn.data.Loader`` (y None)
+        that already holds the data there with its shuffling, augmentation and
+        normalisation. batch_size defaults to 32, as in Keras.
+        validation_data: (x_val, y_val) or a Loader, evaluated after every epoch.
+        callbacks: objects with any of on_train_begin(logs), on_epoch_begin(epoch),
+        on_epoch_end(epoch, logs), on_train_end(logs); one that sets
+        ``model.stop_training = True`` ends training after the current epoch.
+        seed: the shuffle order and dropout masks of epoch e derive from (seed, e).
         verbose: 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line.
         """
         self._require_compiled("fit")
-        for name, value in (("batch_size", batch_size), ("epochs", epochs)):
+        for name, value in (("epochs", epochs), ("batch_size", 1 if batch_size is None else batch_size)):
             if not isinstance(value, (int, numpy.integer)) or value < 1:
                 raise ValueError(f"fit(): {name} must be a positive int, got {value!r}")
+        if not 0 <= initial_epoch <= epochs:
+            raise ValueError(f"fit(): initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
         if not 0 <= validation_split < 1:
             raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
         if validation_split and validation_data is None:  # Keras takes the last samples
+            if isinstance(x, Loader):
+                raise ValueError("fit(): validation_split needs arrays; with a Loader pass validation_data")
             cut = int(len(x) * (1 - validation_split))
             x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
-        self._prepare(x, y, "fit")
+        seed = new_seed() if seed is None else seed
+        train = self._loader(x, y, batch_size, shuffle, seed, "fit")
+        val = None
         if validation_data is not None:
-            self._prepare(*validation_data, "fit (validation_data)")
-        n = len(x)
-        steps = math.ceil(n / batch_size)
-        order_rng = numpy.random.default_rng(seed if seed is not None else new_seed())
+            val_x, val_y = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
+            val = self._loader(val_x, val_y, train.batch_size, False, seed, "fit (validation_data)")
+        steps = len(train)
         acc_name = next((m for m in self.metrics if m in _ACCURACY_NAMES), None)
-        self.history = History({"epochs": epochs, "steps": steps, "batch_size": batch_size})
+        self.history = History({"epochs": epochs, "steps": steps, "batch_size": train.batch_size})
+        self.stop_training = False
+        callbacks = list(callbacks or [])
+        _call(callbacks, "set_model", self)
+        _call(callbacks, "on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             self.train()
-            order = order_rng.permutation(n) if shuffle else numpy.arange(n)
-            if backend.is_gpu_array(x):
-                order = backend.to_device(order, "gpu")
+            self.reseed(seed, epoch)
+            _call(callbacks, "on_epoch_begin", epoch)
             progress = _Progress(epoch, epochs, steps, verbose, acc_name)
-            loss_sum = correct = 0
-            for step in range(steps):
-                index = order[step * batch_size:(step + 1) * batch_size]
-                xb, yb = self._batch(x, y, index)
-                loss, hits = self.train_on_batch(xb, yb)
-                loss_sum = loss_sum + loss * len(index)
+            loss_sum = correct = seen = 0
+            for step, (xb, yb) in enumerate(train.batches(epoch)):
+                loss, hits = self.train_on_batch(Tensor(xb), yb)
+                loss_sum = loss_sum + loss * len(yb)
                 correct = correct + hits
-                progress.update(step + 1, (step + 1) * batch_size, loss_sum, correct)
-            progress.training_done()
-            logs = {"loss": float(loss_sum) / n}
+                seen += len(yb)
+                progress.update(step + 1, seen, loss_sum, correct)
+            progress.training_done(seen)
+            logs = {"loss": float(loss_sum) / seen}
             if acc_name:
-                logs[acc_name] = float(correct) / n
-            if validation_data is not None:
-                val = self._evaluate(*validation_data, batch_size)
-                logs["val_loss"] = val[0]
+                logs[acc_name] = float(correct) / seen
+            if val is not None:
+                val_loss, val_acc = self._evaluate(val)
+                logs["val_loss"] = val_loss
                 if acc_name:
-                    logs["val_" + acc_name] = val[1]
+                    logs["val_" + acc_name] = val_acc
             self.history.append(epoch, logs)
             progress.finish(logs)
+            _call(callbacks, "on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        _call(callbacks, "on_train_end", {})
         return self.history
 
     # --- inference --------------------------------------------------------------------
-    def _evaluate(self, x, y, batch_size):
-        n, loss_sum, correct = len(x), 0, 0
+    def _evaluate(self, loader):
+        """(mean loss, accuracy) over a Loader's batches, in inference mode."""
+        loss_sum, correct = 0, 0
         with no_grad():
-            for start in range(0, n, batch_size):
-                xb, yb = self._batch(x, y, slice(start, start + batch_size))
-                out, logits = self._forward_logits(xb, training=False)
+            for xb, yb in loader.batches():
+                out, logits = self._forward_logits(Tensor(xb), training=False)
                 loss_sum = loss_sum + self.loss(yb, out, logits, check=False).data * len(yb)
                 correct = correct + self._correct((logits if out is None else out).data, yb)
-        return float(loss_sum) / n, float(correct) / n
+        return float(loss_sum) / loader.num_samples, float(correct) / loader.num_samples
 
-    def evaluate(self, x, y, batch_size=32, verbose=1):
-        """Loss (and accuracy, if compiled with it) over (x, y) in inference mode."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1):
+        """Loss (and accuracy, if compiled with it) over (x, y) or a Loader, in inference mode."""
         self._require_compiled("evaluate")
-        self._prepare(x, y, "evaluate")
+        loader = self._loader(x, y, batch_size, False, 0, "evaluate")
         start = time.perf_counter()
-        loss, acc = self._evaluate(x, y, batch_size)
+        loss, acc = self._evaluate(loader)
         result = [loss, acc] if self.metrics else loss
         if verbose:
             shown = f" - {self.metrics[0]}: {acc:.4f}" if self.metrics else ""
-            print(f"{math.ceil(len(x) / batch_size)} steps - {time.perf_counter() - start:.1f}s "
+            print(f"{len(loader)} steps - {time.perf_counter() - start:.1f}s "
                   f"- loss: {loss:.4f}{shown}")
         return result
 
@@ -314,6 +359,18 @@ class Sequential:
                 outputs.append(self(xb, training=False).data)
         xp = backend.get_array_module(outputs[0])
         return backend.to_device(xp.concatenate(outputs), backend.device_of(x))
+
+    # --- saving ----------------------------------------------------------------------------
+    def save(self, path, include_optimizer=True, metadata=None):
+        """Write the model to ``path`` (.npz: architecture as JSON, weights, optimizer
+        state), atomically. Load it back with ``minicnn.models.load_model(path)``."""
+        from .saving import save_model
+        save_model(self, path, include_optimizer, metadata)
+
+    def get_config(self):
+        """The architecture as a JSON-able dict (what ``save`` stores)."""
+        from .saving import model_config
+        return model_config(self)
 
     # --- description ---------------------------------------------------------------------
     def summary(self, print_fn=print, line_length=65):
@@ -338,15 +395,30 @@ class Sequential:
         print_fn("\n".join(lines))
 
 
+def load_model(path, compile=True, device=None):
+    """A model saved with ``model.save(path)``; see ``minicnn.saving.load_model``."""
+    from .saving import load_model as load
+    return load(path, compile, device)
+
+
+def _call(callbacks, hook, *args):
+    """Call ``hook`` on every callback that defines it (all hooks are optional)."""
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
+
+
 class _Progress:
-    """Keras-like progress output. Reading the running loss forces a GPU sync, so the
-    live bar refreshes at most twice a second, and only on a terminal."""
+    """Keras-like progress output with images/second. Reading the running loss forces a
+    GPU sync, so the live bar refreshes at most twice a second, and only on a terminal;
+    elsewhere (a log file, CI) each epoch prints one line."""
 
     def __init__(self, epoch, epochs, steps, verbose, acc_name):
         self.steps, self.verbose, self.acc_name = steps, verbose, acc_name
         self.live = verbose == 1 and sys.stdout.isatty()
         self.start = self.last = time.perf_counter()
-        self.train_seconds = None
+        self.train_seconds, self.seen = None, 0
         if verbose:
             print(f"Epoch {epoch + 1}/{epochs}")
 
@@ -358,19 +430,21 @@ class _Progress:
         filled = 30 * step // self.steps
         bar = "=" * filled + (">" if filled < 30 else "") + "." * (29 - filled)
         acc = f" - {self.acc_name}: {float(correct) / seen:.4f}" if self.acc_name else ""
-        sys.stdout.write(f"\r{step}/{self.steps} [{bar}] - loss: {float(loss_sum) / seen:.4f}{acc}")
+        rate = seen / max(now - self.start, 1e-9)
+        sys.stdout.write(f"\r{step}/{self.steps} [{bar}] - {rate:.0f} img/s - "
+                         f"loss: {float(loss_sum) / seen:.4f}{acc}")
         sys.stdout.flush()
 
-    def training_done(self):
-        """Stop the clock before validation, so ms/step counts training steps only."""
-        self.train_seconds = time.perf_counter() - self.start
+    def training_done(self, seen):
+        """Stop the clock before validation, so ms/step and img/s count training only."""
+        self.train_seconds, self.seen = time.perf_counter() - self.start, seen
 
     def finish(self, logs):
         if not self.verbose:
             return
         elapsed = time.perf_counter() - self.start
-        per_step = self.train_seconds if self.train_seconds is not None else elapsed
+        train = self.train_seconds if self.train_seconds is not None else elapsed
         metrics = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
         prefix = "\r" if self.live else ""
-        print(f"{prefix}{self.steps}/{self.steps} - {elapsed:.0f}s "
-              f"{1000 * per_step / self.steps:.0f}ms/step - {metrics}")
+        print(f"{prefix}{self.steps}/{self.steps} - {elapsed:.0f}s {1000 * train / self.steps:.0f}ms/step "
+              f"- {self.seen / max(train, 1e-9):.0f} img/s - {metrics}")

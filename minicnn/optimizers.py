@@ -162,6 +162,16 @@ class Adam(Optimizer):
                 "epsilon": self.epsilon}
 
 
+def deserialize(config):
+    """An optimizer from its get_config() dict."""
+    config = dict(config)
+    name = config.pop("name", None)
+    classes = {"SGD": SGD, "Adam": Adam}
+    if name not in classes:
+        raise ValueError(f"unknown optimizer class {name!r}; known: {sorted(classes)}")
+    return classes[name](**config)
+
+
 def get(identifier):
     """'sgd' / 'adam' (Keras defaults) or an Optimizer instance."""
     if isinstance(identifier, Optimizer):

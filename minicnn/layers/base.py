@@ -4,12 +4,26 @@ import re
 
 import numpy
 
-from .. import backend, initializers
+from .. import backend, constraints, initializers
 from ..autograd import Tensor
 
 
 def _snake(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("2_d", "2d")
+
+
+def weight_options_config(layer):
+    """The initializer and constraint arguments of Conv2D and Dense, as JSON-able config."""
+    return {"kernel_initializer": _named(layer.kernel_initializer),
+            "bias_initializer": _named(layer.bias_initializer),
+            "kernel_constraint": constraints.serialize(layer.kernel_constraint),
+            "bias_constraint": constraints.serialize(layer.bias_constraint)}
+
+
+def _named(initializer):
+    """Initializers are saved by name; a custom function is saved as the default
+    (its values are in the saved weights anyway)."""
+    return initializer if isinstance(initializer, str) else "glorot_uniform"
 
 
 class Layer:

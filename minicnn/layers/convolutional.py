@@ -1,7 +1,7 @@
 """Conv2D and MaxPooling2D with Keras's arguments, channels-last."""
 from .. import activations, constraints, functional as F
 from ..functions.conv import conv_geometry, normalize_padding, pair
-from .base import Layer
+from .base import Layer, weight_options_config
 
 
 def _spatial_output(layer, input_shape, kh, kw, sy, sx):
@@ -63,7 +63,8 @@ class Conv2D(Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding,
-                "activation": self.activation_name, "use_bias": self.use_bias}
+                "activation": self.activation_name, "use_bias": self.use_bias,
+                **weight_options_config(self)}
 
 
 class MaxPooling2D(Layer):

@@ -3,7 +3,7 @@ import math
 
 from .. import activations, backend, constraints, functional as F
 from ..random import new_seed
-from .base import Layer
+from .base import Layer, weight_options_config
 
 
 class Dense(Layer):
@@ -50,7 +50,7 @@ class Dense(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation_name,
-                "use_bias": self.use_bias}
+                "use_bias": self.use_bias, **weight_options_config(self)}
 
 
 class Flatten(Layer):
@@ -97,13 +97,19 @@ class Dropout(Layer):
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
         self.rate, self.seed = float(rate), seed
         self._rng = None
+        self._stream_seed = seed
+
+    def reseed(self, seed):
+        """Restart this layer's random stream from ``seed`` (``fit`` does so every epoch)."""
+        self._stream_seed, self._rng = seed, None
 
     def rng(self, like):
         """This layer's Generator on the device of ``like`` (created on first use)."""
         module = backend.get_array_module(like)
         if self._rng is None or self._rng[0] is not module:
-            seed = self.seed if self.seed is not None else new_seed()
-            self._rng = (module, backend.default_rng(seed, module))
+            if self._stream_seed is None:
+                self._stream_seed = new_seed()
+            self._rng = (module, backend.default_rng(self._stream_seed, module))
         return self._rng[1]
 
     def call(self, x, training):

@@ -1,0 +1,206 @@
+"""The input pipeline: a dataset held on one device, cut into shuffled, augmented,
+normalised batches there, so the GPU is never fed from the host a batch at a time.
+
+    train = Loader(x_train, y_train, batch_size=128, mean=m, std=s,
+                   augment=Augment(horizontal_flip=True, width_shift_range=4,
+                                   height_shift_range=4, fill_mode="constant"),
+                   seed=0, device="gpu")
+    model.fit(train, epochs=10, validation_data=Loader(x_test, y_test, 500, shuffle=False, ...))
+
+Every random choice of epoch ``e`` comes from a generator seeded by (seed, e), so a run
+resumed at epoch ``e`` sees exactly the batches an uninterrupted run would have seen.
+"""
+import math
+
+import numpy
+
+from . import backend
+
+
+def epoch_seed(seed, *keys):
+    """An integer seed for one (seed, epoch, ...) combination, well mixed by SeedSequence."""
+    return int(numpy.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0])
+
+
+def channel_stats(x):
+    """Per-channel mean and standard deviation of images x (N, H, W, C), in x's units,
+    computed in float64 so 150 million uint8 values sum exactly. Returns two (C,) arrays."""
+    x = backend.to_numpy(x)
+    mean = x.mean(axis=(0, 1, 2), dtype=numpy.float64)
+    var = numpy.zeros_like(mean)
+    for start in range(0, len(x), 5000):  # chunked: a float64 copy of all of x would be 1.2 GB
+        chunk = x[start:start + 5000].astype(numpy.float64) - mean
+        var += (chunk * chunk).sum(axis=(0, 1, 2))
+    return mean.astype(numpy.float32), numpy.sqrt(var / (x.size / x.shape[-1])).astype(numpy.float32)
+
+
+# --- augmentation -------------------------------------------------------------------
+def _fill_index(k, n, fill_mode):
+    """Map integer source coordinates k (any shape) into 0..n-1 as ``fill_mode`` says.
+    Returns (index, inside) where inside is False where 'constant' fill applies."""
+    xp = backend.get_array_module(k)
+    inside = (k >= 0) & (k < n)
+    if fill_mode == "reflect":  # d c b | a b c d | c b a  (NumPy's and PyTorch's 'reflect')
+        period = max(2 * n - 2, 1)
+        k = xp.abs(k) % period
+        k = xp.where(k >= n, period - k, k)
+        inside = xp.ones_like(inside)
+    return xp.clip(k, 0, n - 1), inside if fill_mode == "constant" else xp.ones_like(inside)
+
+
+def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0.0):
+    """Rotate, shift and mirror each image of a batch, with bilinear interpolation.
+
+    x: (N, H, W, C) float; angles: (N,) radians; shift_y, shift_x: (N,) pixels (an image
+    moved down/right by the shift); flip: (N,) bool, mirror left-right.
+    fill_mode: what lies outside the image: 'nearest' (edge pixels, Keras's default),
+    'constant' (``cval``, as padding then cropping does) or 'reflect'.
+    Returns (N, H, W, C). With zero angles and integer shifts every output pixel is
+    an exact copy of an input pixel (the bilinear weights are 0 and 1).
+    """
+    xp = backend.get_array_module(x)
+    n, h, w, _ = x.shape
+    dtype = x.dtype
+    rows = xp.arange(h, dtype=dtype)[None, :, None]          # output pixel (row, col)
+    cols = xp.arange(w, dtype=dtype)[None, None, :]
+    cols = xp.where(flip[:, None, None], (w - 1) - cols, cols)  # mirror: read columns backwards
+    # Where does output pixel (r, c) come from? Undo the shift, then rotate about the centre.
+    cy, cx = dtype.type((h - 1) / 2), dtype.type((w - 1) / 2)
+    dy = rows - cy - shift_y[:, None, None].astype(dtype)
+    dx = cols - cx - shift_x[:, None, None].astype(dtype)
+    cos, sin = xp.cos(angles).astype(dtype)[:, None, None], xp.sin(angles).astype(dtype)[:, None, None]
+    src_y = cos * dy - sin * dx + cy                          # (N, H, W)
+    src_x = sin * dy + cos * dx + cx
+    # Bilinear: blend the four pixels around (src_y, src_x).
+    y0, x0 = xp.floor(src_y), xp.floor(src_x)
+    wy, wx = (src_y - y0)[..., None], (src_x - x0)[..., None]
+    y0, x0 = y0.astype(xp.int32), x0.astype(xp.int32)
+    batch = xp.arange(n)[:, None, None]
+    out = xp.zeros_like(x)
+    for oy, ox, weight in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx),
+                           (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+        iy, in_y = _fill_index(y0 + oy, h, fill_mode)
+        ix, in_x = _fill_index(x0 + ox, w, fill_mode)
+        pixel = x[batch, iy, ix]                                  # (N, H, W, C) gather
+        inside = (in_y & in_x)[..., None]
+        out += weight * xp.where(inside, pixel, dtype.type(cval))
+    return out
+
+
+class Augment:
+    """Random geometric augmentation with Keras ImageDataGenerator's arguments.
+
+    rotation_range: degrees, angle drawn uniformly from [-r, r].
+    width_shift_range / height_shift_range: < 1 is a fraction of the size (drawn
+    uniformly, as Keras), an int >= 1 is whole pixels (drawn from -s..s, as random
+    crop with padding s does).
+    horizontal_flip: mirror half the images. fill_mode: 'nearest', 'constant', 'reflect'.
+    """
+
+    def __init__(self, rotation_range=0.0, width_shift_range=0.0, height_shift_range=0.0,
+                 horizontal_flip=False, fill_mode="nearest", cval=0.0):
+        if fill_mode not in ("nearest", "constant", "reflect"):
+            raise ValueError(f"Augment: fill_mode must be 'nearest', 'constant' or 'reflect', got {fill_mode!r}")
+        for name, value in (("rotation_range", rotation_range), ("width_shift_range", width_shift_range),
+                            ("height_shift_range", height_shift_range)):
+            if value < 0:
+                raise ValueError(f"Augment: {name} must be >= 0, got {value}")
+        self.rotation_range, self.horizontal_flip = float(rotation_range), bool(horizontal_flip)
+        self.width_shift_range, self.height_shift_range = width_shift_range, height_shift_range
+        self.fill_mode, self.cval = fill_mode, float(cval)
+
+    @staticmethod
+    def _shifts(rng, n, shift_range, size):
+        u = rng.random(n, dtype=numpy.float32)
+        if shift_range >= 1 and float(shift_range).is_integer():  # whole pixels -s..s
+            s = int(shift_range)
+            return (u * (2 * s + 1)).astype(numpy.int32).clip(0, 2 * s) - s
+        limit = shift_range * size if shift_range < 1 else shift_range
+        return (u * 2 - 1) * limit
+
+    def __call__(self, x, rng):
+        """x (N, H, W, C) float on some device, rng a Generator on that device -> (N, H, W, C)."""
+        n, h, w, _ = x.shape
+        angles = (rng.random(n, dtype=numpy.float32) * 2 - 1) * numpy.float32(math.radians(self.rotation_range))
+        shift_y = self._shifts(rng, n, self.height_shift_range, h)
+        shift_x = self._shifts(rng, n, self.width_shift_range, w)
+        if self.horizontal_flip:
+            flip = rng.random(n, dtype=numpy.float32) < 0.5
+        else:
+            flip = backend.get_array_module(x).zeros(n, dtype=bool)
+        return affine_sample(x, angles, shift_y, shift_x, flip, self.fill_mode, self.cval)
+
+    def get_config(self):
+        return {"rotation_range": self.rotation_range, "width_shift_range": self.width_shift_range,
+                "height_shift_range": self.height_shift_range, "horizontal_flip": self.horizontal_flip,
+                "fill_mode": self.fill_mode, "cval": self.cval}
+
+
+# --- batching -------------------------------------------------------------------------
+class Loader:
+    """(x, y) batches from arrays held on ``device``: ``for xb, yb in loader.batches(epoch)``.
+
+    x: (N, H, W, C) images (uint8 or float), kept in their dtype on the device and
+    converted per batch; y: labels (N,) / (N, 1) ints or one-hot (N, K).
+    mean, std: per-channel (C,) values in x's units; batches are ``(x - mean) / std``
+    (the tutorials' ``x / 255`` is mean=0, std=255). augment: an ``Augment``, applied to
+    the pixels before normalisation. shuffle: a new order every epoch from (seed, epoch).
+    drop_last: skip a final batch smaller than batch_size.
+    """
+
+    def __init__(self, x, y, batch_size=32, shuffle=True, augment=None, mean=None, std=None,
+                 seed=0, device=None, drop_last=False, dtype="float32"):
+        if len(x) != len(y):
+            raise ValueError(f"Loader: x has {len(x)} samples but y has {len(y)}")
+        if len(x) == 0:
+            raise ValueError("Loader: no samples")
+        if not isinstance(batch_size, (int, numpy.integer)) or batch_size < 1:
+            raise ValueError(f"Loader: batch_size must be a positive int, got {batch_size!r}")
+        if drop_last and len(x) < batch_size:
+            raise ValueError(f"Loader: drop_last with {len(x)} samples < batch_size {batch_size} "
+                             "leaves no batch at all")
+        self.device = device or backend.get_device()
+        self.dtype = numpy.dtype(dtype)
+        # One explicit copy of the whole dataset onto the device, here and only here.
+        self.x = backend.to_device(x, self.device)
+        y_kind = backend.get_array_module(y).asarray(y).dtype.kind
+        self.y = backend.to_device(y, self.device, dtype=self.dtype if y_kind == "f" else None)
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        self.augment, self.seed = augment, seed
+        channels = x.shape[-1]
+        self.mean = self._per_channel(0.0 if mean is None else mean, channels, "mean")
+        self.std = self._per_channel(1.0 if std is None else std, channels, "std")
+        if (backend.to_numpy(self.std) <= 0).any():
+            raise ValueError(f"Loader: std must be positive, got {backend.to_numpy(self.std)}")
+
+    def _per_channel(self, value, channels, name):
+        value = numpy.broadcast_to(numpy.asarray(backend.to_numpy(value), dtype=self.dtype), (channels,))
+        return backend.to_device(numpy.ascontiguousarray(value), self.device)
+
+    def __len__(self):
+        """Batches per epoch."""
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    @property
+    def num_samples(self):
+        return len(self) * self.batch_size if self.drop_last else len(self.x)
+
+    def batches(self, epoch=0):
+        """Yield (x_batch (B, H, W, C) float, y_batch) on the device for one epoch."""
+        xp = backend.get_array_module(self.x)
+        rng = backend.default_rng(epoch_seed(self.seed, epoch), xp)
+        n = len(self.x)
+        # argsort of uniform draws: a permutation made on the device itself
+        order = xp.argsort(rng.random(n, dtype=numpy.float32)) if self.shuffle else None
+        for step in range(len(self)):
+            start, stop = step * self.batch_size, min((step + 1) * self.batch_size, n)
+            index = order[start:stop] if order is not None else slice(start, stop)
+            xb = self.x[index].astype(self.dtype)
+            if self.augment is not None:
+                xb = self.augment(xb, rng)
+            yield (xb - self.mean) / self.std, self.y[index]
+
+    def normalize(self, x):
+        """Apply this loader's normalisation to other images (same device): (x - mean) / std."""
+        return (x.astype(self.dtype) - self.mean) / self.std

@@ -1,0 +1,188 @@
+"""Saving and loading models as ``.npz``: plain arrays plus the architecture as JSON.
+
+No pickle anywhere: the file is a zip of ``.npy`` arrays read with
+``allow_pickle=False``, and the layers are rebuilt from a fixed list of classes with
+their ``get_config()`` arguments. A file that does not follow this layout, asks for
+an unknown class, or holds arrays of the wrong shape is refused with an error that
+names the file and what is wrong.
+
+Layout of the zip:
+  ``minicnn.json``          {"format", "version", "model": {name, input_shape, layers},
+                             "compile": {optimizer, loss, metrics} | null,
+                             "optimizer_state": {iterations, slots: {name: count}} | null,
+                             "metadata": {...}}   (a 0-d unicode array)
+  ``weights/0000`` ...      the model's weights in Keras order (``get_weights()``)
+  ``optimizer/<slot>/0000`` the optimizer's per-parameter state, when saved
+
+Writes are atomic: the file is written beside the target and renamed over it, so a
+kill at any moment leaves either the old file or the new one, never half of one.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy
+
+from . import activations, backend, losses, optimizers
+from .layers import Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+
+FORMAT, VERSION = "minicnn-model", 1
+HEADER = "minicnn.json"
+LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, MaxPooling2D, Dense, Flatten, Activation,
+                                               Dropout, BatchNormalization)}
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt, or not one minicnn wrote."""
+
+
+def atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then
+    rename it onto ``path`` (atomic on POSIX and Windows)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def model_config(model):
+    """The architecture of a built Sequential as a JSON-able dict."""
+    layers = []
+    for layer in model.layers:
+        config = layer.get_config()
+        activation = config.get("activation")
+        if activation is not None and activation not in activations.NAMES:
+            raise ValueError(f"cannot save {layer.describe()}: its activation {activation!r} is a "
+                             f"custom function; saved models name theirs ({', '.join(activations.NAMES)})")
+        layers.append({"class_name": type(layer).__name__, "config": config})
+    return {"class_name": "Sequential", "name": model.name,
+            "input_shape": list(model.input_shape), "layers": layers}
+
+
+def save_model(model, path, include_optimizer=True, metadata=None):
+    """Write ``model`` (built) to ``path``: architecture, weights, and, when compiled and
+    ``include_optimizer``, the optimizer's configuration and state. ``metadata``: any
+    JSON-able dict stored alongside (preprocessing, class names, training progress)."""
+    if not model.built:
+        raise ValueError(f"save(): {model.name} is not built yet, so it has no weights to save")
+    arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
+    header = {"format": FORMAT, "version": VERSION, "model": model_config(model),
+              "compile": None, "optimizer_state": None, "metadata": metadata or {}}
+    if model.optimizer is not None:
+        header["compile"] = {"optimizer": model.optimizer.get_config(), "loss": model.loss.get_config(),
+                             "metrics": model.metrics}
+        if include_optimizer and model.optimizer.params is not None:
+            state = model.optimizer.state_dict()
+            header["optimizer_state"] = {"iterations": state["iterations"],
+                                         "slots": {k: len(v) for k, v in state["slots"].items()}}
+            for name, slot in state["slots"].items():
+                arrays.update({f"optimizer/{name}/{i:04d}": a for i, a in enumerate(slot)})
+    try:
+        text = json.dumps(header)
+    except TypeError as error:
+        raise ValueError(f"save(): metadata must be JSON-serializable ({error})") from None
+    arrays[HEADER] = numpy.array(text)
+    atomic_write(path, lambda f: numpy.savez(f, **arrays))
+
+
+def _read(path):
+    """(header dict, {name: array}) from a model file, or ModelFileError."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: file not found")
+    try:
+        with numpy.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ModelFileError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})") from None
+    except ValueError as error:  # numpy refuses object (pickled) arrays without allow_pickle
+        raise ModelFileError(f"{path}: refused: it holds pickled objects, which a minicnn model "
+                             f"file never does ({error})") from None
+    if HEADER not in arrays or arrays[HEADER].dtype.kind != "U" or arrays[HEADER].ndim != 0:
+        raise ModelFileError(f"{path}: no '{HEADER}' header: not a model file minicnn wrote")
+    try:
+        header = json.loads(str(arrays.pop(HEADER)))
+    except json.JSONDecodeError as error:
+        raise ModelFileError(f"{path}: its '{HEADER}' header is not valid JSON ({error})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: header format is {header.get('format') if isinstance(header, dict) else None!r},"
+                             f" expected {FORMAT!r}")
+    if header.get("version") != VERSION:
+        raise ModelFileError(f"{path}: format version {header.get('version')!r}; this minicnn reads {VERSION}")
+    return header, arrays
+
+
+def _numbered(arrays, prefix, count, path):
+    names = [f"{prefix}/{i:04d}" for i in range(count)]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise ModelFileError(f"{path}: missing arrays {missing[:3]}")
+    return [arrays[n] for n in names]
+
+
+def load_model(path, compile=True, device=None):
+    """Rebuild the model saved at ``path`` on ``device`` (default: the current one).
+
+    With ``compile=True`` and a compiled model in the file, the model comes back
+    compiled, its optimizer state restored, so training continues where it stopped.
+    The file's metadata dict is at ``model.metadata``."""
+    from .models import Sequential
+    path = os.fspath(path)
+    header, arrays = _read(path)
+    spec = header.get("model") or {}
+    layers = []
+    for i, entry in enumerate(spec.get("layers", [])):
+        cls = LAYER_CLASSES.get(entry.get("class_name"))
+        if cls is None:
+            raise ModelFileError(f"{path}: layer {i} has class {entry.get('class_name')!r}, which is not "
+                                 f"a minicnn layer ({', '.join(sorted(LAYER_CLASSES))})")
+        try:
+            layers.append(cls(**entry.get("config", {})))
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{path}: layer {i} ({cls.__name__}) has a bad config: {error}") from None
+    if not layers or not spec.get("input_shape"):
+        raise ModelFileError(f"{path}: the architecture has no layers or no input_shape")
+    model = Sequential(layers, name=spec.get("name", "sequential"))
+    try:
+        model.build(tuple(spec["input_shape"]), device or backend.get_device())
+    except ValueError as error:
+        raise ModelFileError(f"{path}: the saved layers do not fit together: {error}") from None
+    weights = _numbered(arrays, "weights", len(model.weights), path)
+    try:
+        model.set_weights(weights)
+    except ValueError as error:
+        raise ModelFileError(f"{path}: {error}") from None
+    stored = sum(1 for name in arrays if name.startswith("weights/"))
+    if stored != len(weights):
+        raise ModelFileError(f"{path}: holds {stored} weight arrays, the architecture has {len(weights)}")
+    model.metadata = header.get("metadata") or {}
+    if compile and header.get("compile"):
+        _restore_compile(model, header, arrays, path)
+    return model
+
+
+def _restore_compile(model, header, arrays, path):
+    settings = header["compile"]
+    try:
+        model.compile(optimizer=optimizers.deserialize(settings["optimizer"]),
+                      loss=losses.deserialize(settings["loss"]), metrics=settings.get("metrics"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: bad compile settings: {error}") from None
+    state = header.get("optimizer_state")
+    if state:
+        slots = {name: _numbered(arrays, f"optimizer/{name}", count, path)
+                 for name, count in state.get("slots", {}).items()}
+        try:
+            model.optimizer.load_state_dict({"iterations": state["iterations"], "slots": slots})
+        except (KeyError, ValueError) as error:
+            raise ModelFileError(f"{path}: optimizer state does not fit the model: {error}") from None
