@@ -1,12 +1,27 @@
-"""Train a seed-tutorial model on CIFAR-10 and report test accuracy.
+"""Train a seed-tutorial model on CIFAR-10, with checkpoints, plots and a full report.
 
-    python examples/train_cifar.py --device cpu --data DIR [--model seed004_base]
-        [--epochs 2] [--batch-size 128] [--optimizer adam] [--lr 0.001] [--limit N] [--seed 0]
+    python examples/train_cifar.py --device gpu                      # seed004_base, its defaults
+    python examples/train_cifar.py --device cpu --model seed003_6layer --out runs/six
+    python examples/train_cifar.py --resume --out runs/six           # continue a killed run
 
-DIR holds ``cifar-10-batches-py`` (or is it). Images are scaled to [0, 1] as in the
-tutorials. At the end: test accuracy, accuracy per class, and the confusion matrix.
+Defaults (optimizer, batch size, epochs, augmentation) are those of the tutorial the
+model comes from (``minicnn.zoo.RECIPES``); any flag overrides them. Images are scaled
+to [0, 1] as the tutorials did (``--normalize channel`` standardises each channel
+instead). Validation after every epoch uses the test set, as the tutorials did, unless
+``--val-split F`` holds out the last fraction F of the training images.
+
+Written into --out (default runs/MODEL-TIMESTAMP):
+  checkpoint.npz   after every epoch, atomically: weights, batch-norm state, optimizer
+                   state, epoch, settings and random state (what --resume reads)
+  best_model.npz   the weights with the best validation accuracy so far
+  model.npz        the final model (load with minicnn.models.load_model, or predict.py)
+  history.json/csv loss and accuracy per epoch, with seconds per epoch
+  accuracy.png, loss.png, confusion_matrix.png, predictions.png, results.json
 """
 import argparse
+import csv
+import io
+import json
 import os
 import sys
 import time
@@ -16,65 +31,263 @@ import numpy
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a checkout too
 
 import minicnn  # noqa: E402
-from minicnn import optimizers, zoo  # noqa: E402
+from minicnn import data, metrics, optimizers, plots, random as mrandom, zoo  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
+from minicnn.models import load_model  # noqa: E402
+from minicnn.saving import ModelFileError, atomic_write  # noqa: E402
+
+# Settings that define a run: a resumed run must keep them (epochs may be raised).
+RUN_SETTINGS = ("model", "epochs", "batch_size", "optimizer", "lr", "augment", "normalize",
+                "seed", "limit", "val_split")
+
+
+class RunError(Exception):
+    """Something about the command line or the --out folder that the user must fix."""
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--model", choices=sorted(zoo.MODELS), default="seed004_base")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    p.add_argument("--lr", type=float, default=None, help="default: the optimizer's Keras default")
-    p.add_argument("--data", default=None, help="folder with cifar-10-batches-py")
+    p.add_argument("--model", choices=sorted(zoo.MODELS), default=None, help="default: seed004_base")
+    p.add_argument("--epochs", type=int, default=None, help="default: the tutorial's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the tutorial's")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
+                   help="default: the tutorial's optimizer with its settings")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
+    p.add_argument("--augment", choices=data.AUGMENTATIONS, default=None, help="default: the tutorial's")
+    p.add_argument("--normalize", choices=["unit", "channel"], default=None,
+                   help="unit: x/255 as the tutorials (default); channel: per-channel mean/std")
+    p.add_argument("--val-split", type=float, default=None,
+                   help="validate on the last fraction of the training images instead of the test set")
+    p.add_argument("--data", default=None, help="cifar-10-batches-py folder or cifar-10-python.tar.gz "
+                   "(default: $MINICNN_DATA, ~/.minicnn/datasets, ~/.keras/datasets, else download)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="default: 0")
+    p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     args = p.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        p.error("--epochs, --batch-size and --limit must be positive")
+    for name in ("epochs", "batch_size", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if args.lr is not None and args.lr <= 0:
+        p.error(f"--lr must be positive, got {args.lr}")
+    if args.val_split is not None and not 0 <= args.val_split < 1:
+        p.error(f"--val-split must be in [0, 1), got {args.val_split}")
+    if args.resume and not args.out:
+        p.error("--resume needs --out DIR: the folder of the run to continue")
     return args
 
 
-def confusion_matrix(truth, predicted, classes=10):
-    matrix = numpy.zeros((classes, classes), dtype=int)
-    numpy.add.at(matrix, (truth, predicted), 1)
-    return matrix
+# --- settings: the tutorial's defaults, the command line, or a checkpoint's ----------------
+def fresh_settings(args):
+    name = args.model or "seed004_base"
+    recipe = zoo.RECIPES[name]
+    given = {k: getattr(args, k) for k in RUN_SETTINGS}
+    defaults = {"model": name, "epochs": recipe.epochs, "batch_size": recipe.batch_size,
+                "optimizer": "recipe", "lr": None, "augment": recipe.augment, "normalize": "unit",
+                "seed": 0, "limit": None, "val_split": 0.0}
+    return {k: defaults[k] if given[k] is None else given[k] for k in RUN_SETTINGS}
+
+
+def resumed_settings(args, saved):
+    """The checkpoint's settings; a flag that contradicts them is an error, except a
+    larger --epochs, which extends the run."""
+    clashes = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {saved[k]})" for k in RUN_SETTINGS
+               if k != "epochs" and getattr(args, k) is not None and getattr(args, k) != saved[k]]
+    if clashes:
+        raise RunError("--resume continues the run as it was started; these flags differ: "
+                       + "; ".join(clashes) + ". Leave them out, or start a new run with another --out")
+    settings = dict(saved)
+    if args.epochs is not None:
+        settings["epochs"] = args.epochs
+    return settings
+
+
+def make_optimizer(settings):
+    if settings["optimizer"] == "recipe":
+        optimizer = zoo.RECIPES[settings["model"]].optimizer()
+    else:
+        optimizer = optimizers.get(settings["optimizer"])
+    if settings["lr"] is not None:
+        optimizer.learning_rate = settings["lr"]
+    return optimizer
+
+
+# --- the data ---------------------------------------------------------------------------
+def make_loaders(settings, device, data_path):
+    (x_train, y_train), (x_test, y_test) = cifar10.load_data(data_path)
+    names = cifar10.load_class_names(data_path)
+    if settings["limit"]:
+        x_train, y_train = x_train[:settings["limit"]], y_train[:settings["limit"]]
+    if settings["val_split"]:
+        cut = int(len(x_train) * (1 - settings["val_split"]))
+        if cut < 1 or cut == len(x_train):
+            raise RunError(f"--val-split {settings['val_split']} leaves no training or no validation images")
+        (x_train, x_val), (y_train, y_val) = numpy.split(x_train, [cut]), numpy.split(y_train, [cut])
+    else:
+        x_val, y_val = x_test, y_test
+    if settings["normalize"] == "channel":
+        mean, std = data.channel_stats(x_train)
+    else:
+        mean, std = numpy.zeros(3, numpy.float32), numpy.full(3, 255, numpy.float32)
+    common = dict(mean=mean, std=std, device=device)
+    train = data.Loader(x_train, y_train, settings["batch_size"], shuffle=True, seed=settings["seed"],
+                        augment=data.augmentation(settings["augment"]), **common)
+    val = data.Loader(x_val, y_val, 500, shuffle=False, **common)
+    test = val if not settings["val_split"] else data.Loader(x_test, y_test, 500, shuffle=False, **common)
+    preprocessing = {"mean": mean.tolist(), "std": std.tolist()}
+    return train, val, test, x_test, names, preprocessing
+
+
+# --- what gets written each epoch ----------------------------------------------------------
+class RunRecorder:
+    """A fit() callback: after every epoch it writes the history, the best model and the
+    checkpoint, each atomically, the checkpoint last (its epoch count is what resume trusts)."""
+
+    def __init__(self, out, settings, run_metadata, history, best):
+        self.out, self.settings, self.meta = out, settings, run_metadata
+        self.history, self.best = history, best  # history: {key: [values]}, with 'epoch', 'seconds'
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_epoch_begin(self, epoch):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs):
+        self.history.setdefault("epoch", []).append(epoch + 1)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        self.history.setdefault("seconds", []).append(time.perf_counter() - self.start)
+        write_history(self.out, self.history)
+        score = logs.get("val_accuracy")
+        if score is not None and (self.best is None or score > self.best["val_accuracy"]):
+            self.best = {"epoch": epoch + 1, "val_accuracy": score}
+            self.model.save(os.path.join(self.out, "best_model.npz"), include_optimizer=False,
+                            metadata={**self.meta, "epoch": epoch + 1})
+        run = {"settings": self.settings, "completed_epochs": epoch + 1, "history": self.history,
+               "best": self.best, "random_state": mrandom.get_state()}
+        self.model.save(os.path.join(self.out, "checkpoint.npz"), metadata={**self.meta, "run": run})
+
+
+def write_history(out, history):
+    text = json.dumps(history, indent=1)
+    atomic_write(os.path.join(out, "history.json"), lambda f: f.write(text.encode()))
+    keys = list(history)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(keys)
+    writer.writerows(zip(*(history[k] for k in keys)))
+    atomic_write(os.path.join(out, "history.csv"), lambda f: f.write(table.getvalue().encode()))
+
+
+# --- the run --------------------------------------------------------------------------------
+def prepare_run(args):
+    """(settings, model or None, resume state) after checking --out and --resume."""
+    out = args.out
+    checkpoint = os.path.join(out, "checkpoint.npz") if out else None
+    if args.resume:
+        if not os.path.isfile(checkpoint):
+            raise RunError(f"--resume: {out} holds no checkpoint.npz, so there is nothing to continue; "
+                           "run without --resume to start it")
+        model = load_model(checkpoint, device=args.device)
+        run = model.metadata.get("run")
+        if not isinstance(run, dict) or "settings" not in run:
+            raise RunError(f"{checkpoint}: no run record in it; was it written by train_cifar.py?")
+        settings = resumed_settings(args, run["settings"])
+        if settings["epochs"] < run["completed_epochs"]:
+            raise RunError(f"--epochs {settings['epochs']}: the run already completed "
+                           f"{run['completed_epochs']} epochs")
+        return settings, model, run
+    if out and os.path.exists(checkpoint):
+        raise RunError(f"{out} already holds a run (checkpoint.npz). Add --resume to continue it, "
+                       "or choose another --out; nothing was overwritten")
+    return fresh_settings(args), None, None
 
 
 def main(argv=None):
     args = parse_args(argv)
-    minicnn.set_device(args.device)
-    minicnn.set_seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = cifar10.load_data(args.data)
-    names = cifar10.load_class_names(args.data)
-    if args.limit:
-        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    x_train = x_train.astype(numpy.float32) / 255
-    x_test = x_test.astype(numpy.float32) / 255
+    try:
+        minicnn.set_device(args.device)
+    except RuntimeError as error:  # no CuPy, or no GPU: the message says which and what to do
+        raise RunError(str(error)) from None
+    settings, model, run = prepare_run(args)
+    out = args.out or os.path.join("runs", f"{settings['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.makedirs(out, exist_ok=True)
+    minicnn.set_seed(settings["seed"])
+    train, val, test, test_images, names, preprocessing = make_loaders(settings, args.device, args.data)
+    meta = {"preprocessing": preprocessing, "class_names": names, "model": settings["model"]}
 
-    model = zoo.MODELS[args.model]()
+    if model is None:
+        model, _ = zoo.build(settings["model"])
+        model.compile(optimizer=make_optimizer(settings), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        history, best, done = {}, None, 0
+    else:
+        mrandom.set_state(run["random_state"])
+        history, best, done = run["history"], run["best"], run["completed_epochs"]
+        print(f"Resuming {out} after epoch {done} of {settings['epochs']}")
     model.summary()
-    optimizer = optimizers.get(args.optimizer)
-    if args.lr is not None:
-        optimizer.learning_rate = args.lr
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-              validation_data=(x_test, y_test), seed=args.seed)
-    seconds = time.perf_counter() - start
+    print(f"Training {settings['model']} on {train.num_samples} images for {settings['epochs']} epochs "
+          f"(batch {settings['batch_size']}, {type(model.optimizer).__name__}, augment "
+          f"{settings['augment']}, {args.device}); writing into {out}")
+    recorder = RunRecorder(out, settings, meta, history, best)
+    try:
+        model.fit(train, epochs=settings["epochs"], initial_epoch=done, validation_data=val,
+                  seed=settings["seed"], callbacks=[recorder])
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. The last finished epoch is saved: continue with "
+              f"--resume --out {out}", file=sys.stderr)
+        return 130
+    model.save(os.path.join(out, "model.npz"), include_optimizer=False, metadata=meta)
+    report(model, settings, args.device, recorder.history, test, test_images, names, out)
+    return 0
 
-    predicted = model.predict(x_test, batch_size=500).argmax(axis=1)
-    truth = y_test[:, 0]
-    matrix = confusion_matrix(truth, predicted)
-    print(f"\nTest accuracy: {(predicted == truth).mean():.4f}  "
-          f"({args.model}, {args.epochs} epochs, {args.device}, {seconds / args.epochs:.1f} s/epoch)")
-    for i, name in enumerate(names):
-        print(f"  {name:<11}{matrix[i, i] / matrix[i].sum():.3f}")
+
+def report(model, settings, device, history, test, test_images, names, out):
+    """Test accuracy, per-class accuracy and the confusion matrix, printed and plotted."""
+    scores = model.predict(test)
+    predicted, truth = scores.argmax(axis=1), test.labels()
+    matrix = metrics.confusion_matrix(truth, predicted, len(names))
+    accuracy = float((predicted == truth).mean())
+    per_class = metrics.per_class_accuracy(matrix)
+    seconds = history.get("seconds") or [float("nan")]
+    print(f"\nTest accuracy: {accuracy:.4f}  ({settings['model']}, {settings['epochs']} epochs, "
+          f"{device}, {numpy.mean(seconds):.1f} s/epoch)")
+    published = zoo.RECIPES[settings["model"]].published
+    if published is not None:
+        print(f"Published by its tutorial: {published:.4f}")
+    print("Accuracy per class:")
+    for name, value in zip(names, per_class):
+        print(f"  {name:<11}{value:.3f}")
     print("Confusion matrix (rows: true class, columns: predicted):")
-    print(matrix)
+    print(metrics.format_confusion_matrix(matrix, names))
+    results = {"model": settings["model"], "epochs": settings["epochs"], "device": device,
+               "test_accuracy": accuracy, "seconds_per_epoch": float(numpy.mean(seconds)),
+               "published_accuracy": published, "settings": settings,
+               "per_class_accuracy": dict(zip(names, map(float, per_class))),
+               "confusion_matrix": matrix.tolist()}
+    text = json.dumps(results, indent=1)
+    atomic_write(os.path.join(out, "results.json"), lambda f: f.write(text.encode()))
+    try:
+        plots.learning_curves(history, os.path.join(out, "accuracy.png"), "accuracy")
+        plots.learning_curves(history, os.path.join(out, "loss.png"), "loss")
+        plots.confusion_matrix(matrix, names, os.path.join(out, "confusion_matrix.png"))
+        shown = min(32, len(test_images))
+        plots.prediction_grid(test_images[:shown], truth[:shown], predicted[:shown], names,
+                              os.path.join(out, "predictions.png"))
+    except ImportError as error:
+        print(f"No plots: {error}", file=sys.stderr)
+    print(f"Wrote {out}: model.npz, best_model.npz, checkpoint.npz, history.json/csv, results.json, "
+          "accuracy.png, loss.png, confusion_matrix.png, predictions.png")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        sys.exit(main())
+    except (RunError, cifar10.DataError, ModelFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -136,6 +136,25 @@ class Augment:
                 "fill_mode": self.fill_mode, "cval": self.cval}
 
 
+def augmentation(name):
+    """A named augmentation: 'none' (None); 'seed004', Keras ImageDataGenerator as seed
+    004 set it (rotation 20 degrees, shifts of 10%, horizontal flip, nearest fill);
+    'crop-flip', the common pad-4-and-crop with horizontal flip."""
+    presets = {
+        "none": lambda: None,
+        "seed004": lambda: Augment(rotation_range=20, width_shift_range=0.1, height_shift_range=0.1,
+                                   horizontal_flip=True, fill_mode="nearest"),
+        "crop-flip": lambda: Augment(width_shift_range=4, height_shift_range=4, horizontal_flip=True,
+                                     fill_mode="constant"),
+    }
+    if name not in presets:
+        raise ValueError(f"unknown augmentation {name!r}; choose from {', '.join(presets)}")
+    return presets[name]()
+
+
+AUGMENTATIONS = ("none", "seed004", "crop-flip")
+
+
 # --- batching -------------------------------------------------------------------------
 class Loader:
     """(x, y) batches from arrays held on ``device``: ``for xb, yb in loader.batches(epoch)``.
@@ -200,6 +219,11 @@ class Loader:
             if self.augment is not None:
                 xb = self.augment(xb, rng)
             yield (xb - self.mean) / self.std, self.y[index]
+
+    def labels(self):
+        """All labels as a host (N,) int array (for confusion matrices and the like)."""
+        y = backend.to_numpy(self.y)
+        return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
 
     def normalize(self, x):
         """Apply this loader's normalisation to other images (same device): (x - mean) / std."""

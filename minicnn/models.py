@@ -284,7 +284,8 @@ class Sequential:
         val = None
         if validation_data is not None:
             val_x, val_y = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
-            val = self._loader(val_x, val_y, train.batch_size, False, seed, "fit (validation_data)")
+            val = self._loader(val_x, val_y, None if val_y is None else train.batch_size, False, seed,
+                               "fit (validation_data)")
         steps = len(train)
         acc_name = next((m for m in self.metrics if m in _ACCURACY_NAMES), None)
         self.history = History({"epochs": epochs, "steps": steps, "batch_size": train.batch_size})
@@ -346,19 +347,24 @@ class Sequential:
         return result
 
     def predict(self, x, batch_size=32, verbose=0):
-        """Model outputs for x (N, ...) in inference mode, batch by batch.
-        Returns an array on x's own device (NumPy in, NumPy out)."""
-        if len(x) == 0:
-            raise ValueError("predict(): x holds no samples")
-        if not self.built:
-            self.build(x.shape[1:])
+        """Model outputs for x (N, ...) or a Loader's batches, in inference mode.
+        Returns an array on x's own device (NumPy in, NumPy out; a Loader's device)."""
+        if isinstance(x, Loader):
+            batches, home = (xb for xb, _ in x.batches()), x.device
+        else:
+            if len(x) == 0:
+                raise ValueError("predict(): x holds no samples")
+            batches = (x[start:start + batch_size] for start in range(0, len(x), batch_size))
+            home = backend.device_of(x)
         outputs = []
         with no_grad():
-            for start in range(0, len(x), batch_size):
-                xb = Tensor(backend.to_device(x[start:start + batch_size], self.device, dtype=self.dtype))
+            for xb in batches:
+                if not self.built:
+                    self.build(xb.shape[1:])
+                xb = Tensor(backend.to_device(xb, self.device, dtype=self.dtype))
                 outputs.append(self(xb, training=False).data)
         xp = backend.get_array_module(outputs[0])
-        return backend.to_device(xp.concatenate(outputs), backend.device_of(x))
+        return backend.to_device(xp.concatenate(outputs), home)
 
     # --- saving ----------------------------------------------------------------------------
     def save(self, path, include_optimizer=True, metadata=None):

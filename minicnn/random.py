@@ -19,3 +19,13 @@ def host_rng():
 def new_seed():
     """A fresh integer seed drawn from the shared generator, for a component's own stream."""
     return int(_rng.integers(2**63 - 1))
+
+
+def get_state():
+    """The shared generator's state as a JSON-able dict (checkpoints store it)."""
+    return _rng.bit_generator.state
+
+
+def set_state(state):
+    """Restore a state from ``get_state()``."""
+    _rng.bit_generator.state = state

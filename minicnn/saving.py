@@ -100,6 +100,8 @@ def _read(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):  # numpy.load would otherwise try it as a pickle
+        raise ModelFileError(f"{path}: not a model file (an .npz is a zip archive; this is not one)")
     try:
         with numpy.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}

@@ -1,9 +1,14 @@
-"""The models of the CIFAR-10 tutorials in ../shared/seeds, written line for line.
+"""The models of the CIFAR-10 tutorials in ../shared/seeds, written line for line,
+with the training settings each tutorial used.
 
-Each function returns an uncompiled ``Sequential`` built for (32, 32, 3) inputs.
-(Training defaults per tutorial — optimizer, batch size, epochs — belong with the
-CIFAR-10 tooling.)
+Each model function returns an uncompiled ``Sequential`` built for (32, 32, 3) inputs.
+``RECIPES[name]`` holds that tutorial's optimizer, batch size, epochs, augmentation and
+published accuracy; ``build(name)`` returns the model and its recipe.
 """
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from . import optimizers
 from .constraints import max_norm
 from .layers import Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from .models import Sequential
@@ -66,6 +71,35 @@ def seed001_model1(name="seed001_model1"):
 def seed001_model2():
     """Seed 001, Model 2: the tutorial gives it Model 1's architecture and parameter count."""
     return seed001_model1(name="seed001_model2")
+
+
+def seed002_cnn():
+    """Seed 002 (TensorFlow 1.8): "5 convolutional layers having max-pooling and dropout in
+    some of the layers ... 3 fully connected layers". The README gives no filter counts or
+    sizes, so this is a reconstruction of that description in the usual widths: conv pairs
+    of 32 and 64 filters and a single 128 conv, each stage max-pooled with dropout 0.25,
+    then Dense 512, 256, 10. Its README says the last layer is a sigmoid giving "a
+    probability distribution among the 10 classes"; only a softmax gives that, and TF1
+    code of the time trained on the logits with softmax cross-entropy, so softmax it is
+    (the argmax, hence accuracy, is the same)."""
+    return Sequential([
+        Conv2D(32, (3, 3), padding="same", activation="relu", input_shape=INPUT_SHAPE),
+        Conv2D(32, (3, 3), padding="same", activation="relu"),
+        MaxPooling2D((2, 2)),
+        Dropout(0.25),
+        Conv2D(64, (3, 3), padding="same", activation="relu"),
+        Conv2D(64, (3, 3), padding="same", activation="relu"),
+        MaxPooling2D((2, 2)),
+        Dropout(0.25),
+        Conv2D(128, (3, 3), padding="same", activation="relu"),
+        MaxPooling2D((2, 2)),
+        Dropout(0.25),
+        Flatten(),
+        Dense(512, activation="relu"),
+        Dropout(0.5),
+        Dense(256, activation="relu"),
+        Dense(10, activation="softmax"),
+    ], name="seed002_cnn")
 
 
 def seed003_4layer():
@@ -145,6 +179,65 @@ def seed004_vgg16():
     return Sequential(layers, name="seed004_vgg16")
 
 
+def seed004_augmented():
+    """Seed 004's base model again, trained with its ImageDataGenerator augmentation."""
+    model = seed004_base()
+    model.name = "seed004_augmented"
+    return model
+
+
 MODELS = {fn.__name__: fn for fn in (seed000_sequential, seed001_model0, seed001_model1,
-                                     seed001_model2, seed003_4layer, seed003_6layer,
-                                     seed004_base, seed004_vgg16)}
+                                     seed001_model2, seed002_cnn, seed003_4layer, seed003_6layer,
+                                     seed004_base, seed004_augmented, seed004_vgg16)}
+
+
+@dataclass
+class Recipe:
+    """How a tutorial trained its model. ``published``: the test accuracy it reported
+    (None where it reported none comparable); ``notes``: what the text did not say."""
+    optimizer: Callable[[], optimizers.Optimizer]
+    batch_size: int
+    epochs: int
+    augment: str = "none"        # a name in minicnn.data.AUGMENTATIONS
+    published: Optional[float] = None
+    notes: list = field(default_factory=list)
+
+
+_KERAS_BATCH = "batch size not given; Keras's default of 32"
+RECIPES = {
+    "seed000_sequential": Recipe(
+        optimizers.Adam, 256, 50, published=0.7008,
+        notes=["196 steps per epoch over 50,000 images: batch 256", "optimizer not shown; Adam assumed",
+               "published: val_acc 0.7008 after epoch 50 (0.7008-0.7233 over the last epochs)"]),
+    "seed001_model0": Recipe(optimizers.Adam, 32, 10, published=0.7955,
+                             notes=[_KERAS_BATCH, "published: 'accuracy after 10th epoch' (training)"]),
+    "seed001_model1": Recipe(optimizers.Adam, 32, 10, published=0.7925,
+                             notes=[_KERAS_BATCH, "published: 'accuracy after 10th epoch' (training)"]),
+    "seed001_model2": Recipe(optimizers.Adam, 32, 10, published=0.5813,
+                             notes=[_KERAS_BATCH, "published: 'accuracy after 10th epoch' (training)"]),
+    "seed002_cnn": Recipe(
+        optimizers.Adam, 128, 27, published=None,
+        notes=["architecture reconstructed from the README's description (no sizes given)",
+               "batch 128 from its table; 27 epochs from its log (epochs 0..26); optimizer not "
+               "given, Adam assumed", "its 96.08% was measured on 10,000 of the training images "
+               "and is not a test-set figure"]),
+    "seed003_4layer": Recipe(lambda: optimizers.SGD(lr=0.1, decay=1e-6, nesterov=True), 32, 50,
+                             published=0.7532, notes=[_KERAS_BATCH, "published: 75.32% at 50 epochs"]),
+    "seed003_6layer": Recipe(lambda: optimizers.SGD(lr=0.01, momentum=0.9, decay=1e-6), 32, 10,
+                             published=0.7561, notes=[_KERAS_BATCH, "published: 75.61% at 10 epochs"]),
+    "seed004_base": Recipe(optimizers.Adam, 128, 2, published=0.6603,
+                           notes=["published: 66.03% after 2 epochs; 63.27% on a second run"]),
+    "seed004_augmented": Recipe(optimizers.Adam, 128, 4, augment="seed004", published=0.6893,
+                                notes=["published: val 68.93% after 2 augmented epochs that continued "
+                                       "the base model's 2 plain ones; here all 4 epochs are augmented"]),
+    "seed004_vgg16": Recipe(optimizers.Adam, 64, 2, published=None,
+                            notes=["ImageNet weights cannot be fetched here: trained from scratch, "
+                                   "so its 58.26% (frozen ImageNet base) is not comparable"]),
+}
+
+
+def build(name):
+    """(uncompiled model, Recipe) for a zoo name, or a ValueError listing the names."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(sorted(MODELS))}")
+    return MODELS[name](), RECIPES[name]

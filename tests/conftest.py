@@ -54,3 +54,45 @@ def distinct(rng, shape, spacing=0.05):
     """Values all different by at least ``spacing``: no max-pool ties."""
     n = int(numpy.prod(shape))
     return (rng.permutation(n) * spacing - n * spacing / 2).reshape(shape)
+
+
+# --- CIFAR-10 files in the official layout, written by the tests themselves -------------
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def write_cifar_batch(path, images, labels):
+    """An official-style batch: protocol-2 pickle, byte-string keys, R/G/B plane rows."""
+    import pickle
+    rows = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": b"testing", b"labels": [int(v) for v in labels],
+                     b"data": rows, b"filenames": [b"x.png"] * len(images)}, f, protocol=2)
+
+
+def write_fake_cifar(root, per_batch=6, seed=0, learnable=False):
+    """root/cifar-10-batches-py with ``per_batch`` images in each of the six batches.
+    learnable=True paints each class its own colour (plus noise), so a model can learn it.
+    Returns {batch name: (images, labels)}."""
+    import pickle
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = numpy.random.default_rng(seed)
+    batches = {}
+    for name in CIFAR_BATCHES:
+        labels = rng.integers(0, 10, per_batch)
+        images = rng.integers(0, 256, (per_batch, 32, 32, 3), dtype=numpy.uint8)
+        if learnable:
+            colours = numpy.random.default_rng(99).integers(0, 256, (10, 3))
+            images = (0.5 * images + 0.5 * colours[labels][:, None, None, :]).astype(numpy.uint8)
+        write_cifar_batch(folder / name, images, labels)
+        batches[name] = (images, labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [c.encode() for c in CIFAR_CLASSES], b"num_vis": 3072}, f, protocol=2)
+    return batches
+
+
+@pytest.fixture
+def fake_cifar(tmp_path):
+    """(root, batches): a tiny CIFAR-10 copy at root/cifar-10-batches-py."""
+    return tmp_path, write_fake_cifar(tmp_path)

@@ -1,9 +1,11 @@
 """CIFAR-10 loading from files in the official layout, written here by the tests; the
 real data only where $MINICNN_DATA points at it (CI builds it from ../shared/data)."""
+import hashlib
 import os
 import pickle
 import subprocess
 import sys
+import tarfile
 
 import numpy
 import pytest
@@ -12,32 +14,7 @@ import minicnn
 from minicnn.datasets import cifar10
 from minicnn.layers import Conv2D, Dense, Flatten, MaxPooling2D
 from minicnn.models import Sequential
-
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def write_batch(path, images, labels):
-    """An official-style batch: protocol-2 pickle, byte-string keys, R/G/B plane rows."""
-    rows = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
-    with open(path, "wb") as f:
-        pickle.dump({b"batch_label": b"testing", b"labels": [int(v) for v in labels],
-                     b"data": rows, b"filenames": [b"x.png"] * len(images)}, f, protocol=2)
-
-
-@pytest.fixture
-def fake_cifar(tmp_path):
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = numpy.random.default_rng(0)
-    batches = {}
-    for name in cifar10.TRAIN_FILES + [cifar10.TEST_FILE]:
-        images = rng.integers(0, 256, (6, 32, 32, 3), dtype=numpy.uint8)
-        labels = rng.integers(0, 10, 6)
-        write_batch(folder / name, images, labels)
-        batches[name] = (images, labels)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [c.encode() for c in CLASSES], b"num_vis": 3072}, f, protocol=2)
-    return tmp_path, batches
+from conftest import CIFAR_CLASSES as CLASSES, write_cifar_batch as write_batch
 
 
 def test_load_data_matches_keras_layout(fake_cifar):
@@ -53,7 +30,76 @@ def test_load_data_matches_keras_layout(fake_cifar):
 def test_environment_variable_is_searched(fake_cifar, monkeypatch):
     root, _ = fake_cifar
     monkeypatch.setenv("MINICNN_DATA", str(root / "cifar-10-batches-py"))
-    assert cifar10.find_folder() == str(root / "cifar-10-batches-py")
+    assert cifar10.find_data() == str(root / "cifar-10-batches-py")
+    monkeypatch.setenv("MINICNN_DATA", str(root))  # the folder that holds it works too
+    assert cifar10.find_data() == str(root / "cifar-10-batches-py")
+
+
+def make_tarball(root, name="cifar-10-python.tar.gz"):
+    path = root / name
+    with tarfile.open(path, "w:gz") as archive:
+        archive.add(root / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return path
+
+
+def isolate_from_real_data(monkeypatch, tmp_path_factory):
+    """No $MINICNN_DATA and an empty home, so nothing real can be found by accident."""
+    monkeypatch.delenv("MINICNN_DATA", raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def test_the_official_tarball_is_read_without_unpacking(fake_cifar, tmp_path_factory, monkeypatch):
+    root, batches = fake_cifar
+    home = isolate_from_real_data(monkeypatch, tmp_path_factory)
+    keras_cache = home / ".keras" / "datasets"
+    keras_cache.mkdir(parents=True)
+    tarball = make_tarball(root)
+    (x, y), (xt, yt) = cifar10.load_data(str(tarball))
+    numpy.testing.assert_array_equal(x[6:12], batches["data_batch_2"][0])
+    numpy.testing.assert_array_equal(yt[:, 0], batches["test_batch"][1])
+    assert cifar10.load_class_names(str(tarball)) == CLASSES
+    # found in Keras's cache under the name Keras gives it
+    tarball.rename(keras_cache / "cifar-10-batches-py.tar.gz")
+    assert cifar10.find_data() == str(keras_cache / "cifar-10-batches-py.tar.gz")
+    (x2, _), _ = cifar10.load_data(download=False)
+    numpy.testing.assert_array_equal(x2, x)
+
+
+def test_a_corrupt_tarball_is_named(tmp_path):
+    bad = tmp_path / "cifar-10-python.tar.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(cifar10.DataError, match="cifar-10-python.tar.gz: not a readable tar.gz archive"):
+        cifar10.load_data(str(bad))
+
+
+def test_download_checks_md5_and_renames_into_place_only_when_whole(fake_cifar, tmp_path_factory,
+                                                                     monkeypatch):
+    """Downloads are tested from a file:// URL: no test touches the internet."""
+    root, batches = fake_cifar
+    home = isolate_from_real_data(monkeypatch, tmp_path_factory)
+    source = make_tarball(root, "served.tar.gz")
+    url, md5 = source.as_uri(), hashlib.md5(source.read_bytes()).hexdigest()
+    target_dir = home / ".minicnn" / "datasets"
+    with pytest.raises(cifar10.DataError, match="bad checksum: MD5 .* expected 0+"):
+        cifar10.download(str(target_dir), url=url, md5="0" * 32, progress=False)
+    assert os.listdir(target_dir) == []  # nothing half-written or wrong was kept
+    monkeypatch.setattr(cifar10, "URL", url)
+    monkeypatch.setattr(cifar10, "MD5", md5)
+    (x, _), _ = cifar10.load_data()  # not found anywhere: downloaded, checked, then read
+    numpy.testing.assert_array_equal(x[:6], batches["data_batch_1"][0])
+    assert os.listdir(target_dir) == ["cifar-10-python.tar.gz"]
+
+
+def test_without_a_network_the_error_says_where_to_put_the_files(tmp_path_factory, monkeypatch):
+    home = isolate_from_real_data(monkeypatch, tmp_path_factory)
+    missing = (home / "no-such-server" / "cifar.tar.gz").as_uri()
+    monkeypatch.setattr(cifar10, "URL", missing)
+    with pytest.raises(cifar10.DataError, match=r"could not download CIFAR-10 .* copy "
+                                                r"cifar-10-python.tar.gz .* into .*\.minicnn/datasets"):
+        cifar10.load_data()
+    assert os.listdir(home / ".minicnn" / "datasets") == []
 
 
 class RunsCode:
@@ -74,10 +120,11 @@ def test_a_pickle_that_asks_to_run_code_is_refused_and_nothing_runs(fake_cifar, 
 def test_missing_truncated_and_wrong_files_are_named(fake_cifar, tmp_path_factory, monkeypatch):
     root, _ = fake_cifar
     folder = root / "cifar-10-batches-py"
-    monkeypatch.delenv("MINICNN_DATA", raising=False)  # no real data may be found by accident
-    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    isolate_from_real_data(monkeypatch, tmp_path_factory)
     with pytest.raises(cifar10.DataError, match="CIFAR-10 not found.*MINICNN_DATA"):
-        cifar10.load_data(str(tmp_path_factory.mktemp("empty")))
+        cifar10.load_data(str(tmp_path_factory.mktemp("empty")))  # a given path: never downloads
+    with pytest.raises(cifar10.DataError, match="CIFAR-10 not found"):
+        cifar10.load_data(download=False)
     data = (folder / "data_batch_2").read_bytes()
     (folder / "data_batch_2").write_bytes(data[:len(data) // 2])
     with pytest.raises(cifar10.DataError, match="data_batch_2: not a readable CIFAR-10 pickle"):

@@ -1,0 +1,80 @@
+"""Classify image files with a model saved by train_cifar.py: the top 3 classes each.
+
+    python examples/predict.py runs/seed004_base-.../model.npz cat.jpg truck.png [...]
+
+Any size or format Pillow reads; each image is converted to RGB and resized to the
+model's input size (32x32 for CIFAR-10), then normalised as the model was trained
+(the mean and std stored in the model file).
+"""
+import argparse
+import os
+import sys
+
+import numpy
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a checkout too
+
+import minicnn  # noqa: E402
+from minicnn.models import load_model  # noqa: E402
+from minicnn.saving import ModelFileError  # noqa: E402
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def load_image(path, size):
+    """An image file -> uint8 (height, width, 3), resized with antialiasing."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            return numpy.asarray(image.convert("RGB").resize(size[::-1], Image.BICUBIC), dtype=numpy.uint8)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path}: not an image Pillow can read ({error})") from None
+
+
+def softmax(scores):
+    shifted = numpy.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="a .npz written by model.save() / train_cifar.py")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--top", type=int, default=3)
+    args = p.parse_args(argv)
+    minicnn.set_device(args.device)
+    model = load_model(args.model, compile=False)
+    meta = model.metadata
+    names = meta.get("class_names") or CIFAR10_CLASSES
+    preprocessing = meta.get("preprocessing", {"mean": [0.0] * 3, "std": [255.0] * 3})
+    mean = numpy.asarray(preprocessing["mean"], numpy.float32)
+    std = numpy.asarray(preprocessing["std"], numpy.float32)
+    height, width, _ = model.input_shape
+
+    failed = 0
+    for path in args.images:
+        try:
+            image = load_image(path, (height, width))
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        x = ((image.astype(numpy.float32) - mean) / std)[None]
+        scores = model.predict(x)
+        # a model ending in softmax already gives probabilities; otherwise take its softmax
+        probabilities = scores if model.layers[-1].activation_name == "softmax" else softmax(scores)
+        ranked = numpy.argsort(probabilities[0])[::-1][:args.top]
+        best = ", ".join(f"{names[k]} {probabilities[0, k]:.1%}" for k in ranked)
+        print(f"{path}: {best}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ModelFileError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,128 @@
+"""model.save / load_model: a round trip of every zoo model, exact continuation of
+training from a saved optimizer state, atomic writes, and refusal of untrustworthy files."""
+import json
+import zipfile
+
+import numpy
+import pytest
+
+import minicnn
+from minicnn import backend, metrics, zoo
+from minicnn.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from minicnn.models import Sequential, load_model
+from minicnn.optimizers import SGD
+from minicnn.saving import ModelFileError, atomic_write
+
+
+def small_model():
+    return Sequential([Conv2D(4, 3, padding="same", activation="relu", input_shape=(8, 8, 3)),
+                       BatchNormalization(), MaxPooling2D(), Dropout(0.3), Flatten(),
+                       Dense(6, activation="relu", kernel_constraint=minicnn.constraints.max_norm(2)),
+                       Dense(3, activation="softmax")], name="small")
+
+
+def data(n=24):
+    rng = numpy.random.default_rng(0)
+    return rng.random((n, 8, 8, 3), dtype=numpy.float32), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("name", [n for n in zoo.MODELS if n != "seed004_vgg16"])
+def test_every_zoo_model_round_trips(tmp_path, name):
+    model, _ = zoo.build(name)
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_config() == model.get_config() and loaded.name == name
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_training_continues_exactly_from_a_saved_model(device, tmp_path):
+    x, y = data()
+    straight = small_model()
+    straight.compile(optimizer=SGD(0.05, momentum=0.9, nesterov=True, decay=1e-3),
+                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    straight.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=5)
+    straight.save(tmp_path / "half.npz", metadata={"note": "after 2 epochs"})
+    straight.fit(x, y, batch_size=8, epochs=4, initial_epoch=2, verbose=0, seed=5)
+
+    resumed = load_model(tmp_path / "half.npz", device=device)
+    assert resumed.metadata == {"note": "after 2 epochs"} and resumed.optimizer.iterations == 6
+    assert resumed.layers[5].kernel_constraint.max_value == 2 and resumed.optimizer.nesterov
+    resumed.fit(x, y, batch_size=8, epochs=4, initial_epoch=2, verbose=0, seed=5)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # the same two epochs, same masks
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_whole(tmp_path):
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"the previous checkpoint")
+
+    def crash(f):
+        f.write(b"half of a new")
+        raise KeyboardInterrupt  # killed mid-write
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, crash)
+    assert target.read_bytes() == b"the previous checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary left behind
+
+
+def rewrite(path, change):
+    """Copy of a saved model with its arrays edited by ``change(arrays)``."""
+    with numpy.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    change(arrays)
+    numpy.savez(path, **arrays)
+
+
+def test_untrustworthy_files_are_refused_with_the_reason(tmp_path):
+    model = small_model()
+    good = tmp_path / "good.npz"
+    model.save(good)
+    header = json.loads(str(numpy.load(good)["minicnn.json"]))
+
+    cases = {
+        "not a model file": lambda p: p.write_bytes(b"plain text"),
+        "refused: it holds pickled objects": lambda p: numpy.savez(
+            p, **{"minicnn.json": numpy.array(json.dumps(header)), "weights/0000": numpy.array([print], object)}),
+        "no 'minicnn.json' header": lambda p: rewrite(p, lambda a: a.pop("minicnn.json")),
+        "not valid JSON": lambda p: rewrite(p, lambda a: a.update({"minicnn.json": numpy.array("{oops")})),
+        "format version 99": lambda p: rewrite(p, lambda a: a.update(
+            {"minicnn.json": numpy.array(json.dumps({**header, "version": 99}))})),
+        "class 'Lambda', which is not a minicnn layer": lambda p: rewrite(p, lambda a: a.update(
+            {"minicnn.json": numpy.array(json.dumps(_with_layer(header, {"class_name": "Lambda",
+                                                                         "config": {"code": "..."}})))})),
+        "weight conv2d/kernel has shape .3, 3, 3, 4., got an array of shape .2, 2.": lambda p: rewrite(p, lambda a: a.update(
+            {"weights/0000": numpy.zeros((2, 2))})),
+        r"missing arrays \['weights/0001'\]": lambda p: rewrite(p, lambda a: a.pop("weights/0001")),
+        "file not found": lambda p: p.unlink(),
+    }
+    for message, spoil in cases.items():
+        path = tmp_path / "spoiled.npz"
+        path.write_bytes(good.read_bytes())
+        spoil(path)
+        with pytest.raises(ModelFileError, match=message):
+            load_model(path)
+
+
+def _with_layer(header, entry):
+    spec = json.loads(json.dumps(header))
+    spec["model"]["layers"].insert(0, entry)
+    return spec
+
+
+def test_the_file_is_a_plain_zip_of_npy_arrays_and_json(tmp_path):
+    small_model().save(tmp_path / "m.npz")
+    with zipfile.ZipFile(tmp_path / "m.npz") as z:
+        names = sorted(z.namelist())
+    assert names[0] == "minicnn.json.npy" and all(n.startswith("weights/") for n in names[1:])
+
+
+def test_confusion_matrix_and_per_class_accuracy():
+    truth = numpy.array([0, 0, 1, 2, 2, 2])
+    predicted = numpy.array([0, 1, 1, 2, 0, 2])
+    matrix = metrics.confusion_matrix(truth, predicted, 4)
+    numpy.testing.assert_array_equal(matrix, [[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]])
+    accuracy = metrics.per_class_accuracy(matrix)
+    numpy.testing.assert_allclose(accuracy[:3], [0.5, 1.0, 2 / 3])
+    assert numpy.isnan(accuracy[3])  # a class with no samples has no accuracy
+    assert "airplane" in metrics.format_confusion_matrix(matrix, ["airplane", "car", "bird", "cat"])
