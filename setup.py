@@ -8,10 +8,9 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
     python_requires=">=3.10",
-    install_requires=["numpy>=1.24"],
+    install_requires=["numpy>=1.24", "matplotlib>=3.6"],  # matplotlib brings Pillow (predict.py)
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
-        "plot": ["matplotlib>=3.6"],
         "test": ["pytest>=7", "hypothesis>=6"],
     },
 )

@@ -18,12 +18,14 @@ def learning_curves(history, path, metric="accuracy", title=None):
     """Training and validation ``metric`` per epoch (``history``: {'accuracy': [...],
     'val_accuracy': [...], ...}) written to ``path``."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in ((metric, "training"), ("val_" + metric, "validation")):
         values = history.get(key)
         if values:
             ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(metric)
     ax.set_title(title or f"Training and validation {metric}")
     ax.grid(alpha=0.3)

@@ -1,0 +1,156 @@
+"""The same zoo model trained in PyTorch on the same CIFAR-10 files: the reference a
+minicnn accuracy is compared with. PyTorch is optional; minicnn never imports it.
+
+    python benchmarks/torch_reference.py --model seed004_base --data DIR [--epochs 2] [--seed 0]
+
+The network is translated layer by layer from the minicnn model's own config, with
+Keras's initialisers (Glorot-uniform kernels, zero biases), Keras's Adam epsilon (1e-7),
+Keras-2 SGD decay, batch-norm momentum and epsilon, and max-norm constraints, so the
+only differences left are the engine and the random draws. Images are scaled to [0, 1]
+as the tutorials did; validation is on the test set. Prints one JSON line per epoch.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from minicnn import zoo  # noqa: E402
+from minicnn.datasets import cifar10  # noqa: E402
+
+
+class NHWCtoNCHW(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 3, 1, 2)
+
+
+class FlattenNHWC(nn.Module):
+    """Flatten in channels-last order, as Keras (and minicnn) do."""
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1).flatten(1)
+
+
+def activation(name):
+    return {"relu": nn.ReLU(), "linear": None, "softmax": None, "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[name]
+
+
+def translate(model):
+    """A torch nn.Sequential equal in architecture to a built minicnn Sequential; the final
+    softmax is left out (CrossEntropyLoss takes logits). Returns (net, max-norm list)."""
+    layers, constrained = [NHWCtoNCHW()], []
+    for layer in model.layers:
+        kind, config = type(layer).__name__, layer.get_config()
+        if kind == "Conv2D":
+            kh, kw = config["kernel_size"]
+            pad = "same" if config["padding"] == "same" else 0
+            conv = nn.Conv2d(layer.input_shape[2], config["filters"], (kh, kw), config["strides"], pad)
+            layers += [conv] + [a for a in [activation(config["activation"])] if a]
+        elif kind == "MaxPooling2D":
+            layers.append(nn.MaxPool2d(config["pool_size"], config["strides"],
+                                       ceil_mode=config["padding"] == "same"))
+        elif kind == "Flatten":
+            layers.append(FlattenNHWC())
+        elif kind == "Dense":
+            dense = nn.Linear(layer.input_shape[0], config["units"])
+            layers += [dense] + [a for a in [activation(config["activation"])] if a]
+            if config["kernel_constraint"]:
+                constrained.append((dense, config["kernel_constraint"]["config"]["max_value"]))
+        elif kind == "Dropout":
+            layers.append(nn.Dropout(config["rate"]))
+        elif kind == "Activation":
+            act = activation(config["activation"])
+            if act:
+                layers.append(act)
+        elif kind == "BatchNormalization":
+            norm = nn.BatchNorm1d if len(layer.input_shape) == 1 else nn.BatchNorm2d
+            layers.append(norm(layer.input_shape[-1], eps=config["epsilon"], momentum=1 - config["momentum"]))
+        else:
+            raise ValueError(f"no PyTorch translation for {kind}")
+    net = nn.Sequential(*layers)
+    for module in net.modules():  # Keras's initialisers
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+    return net, constrained
+
+
+def optimizer_for(name, net):
+    keras = zoo.RECIPES[name].optimizer().get_config()
+    decay = keras.get("decay") or 0.0
+    if keras["name"] == "Adam":
+        opt = torch.optim.Adam(net.parameters(), lr=keras["learning_rate"],
+                               betas=(keras["beta_1"], keras["beta_2"]), eps=keras["epsilon"])
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=keras["learning_rate"], momentum=keras["momentum"],
+                              nesterov=keras["nesterov"])
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1 / (1 + decay * it))  # Keras-2 decay
+    return opt, schedule
+
+
+def evaluate(net, x, y, batch=500):
+    net.eval()
+    correct, loss = 0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            logits = net(x[i:i + batch])
+            loss += nn.functional.cross_entropy(logits, y[i:i + batch], reduction="sum").item()
+            correct += (logits.argmax(1) == y[i:i + batch]).sum().item()
+    return loss / len(x), correct / len(x)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(zoo.MODELS), default="seed004_base")
+    p.add_argument("--data", default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    recipe = zoo.RECIPES[args.model]
+    if recipe.augment != "none":
+        raise SystemExit(f"{args.model} trains with augmentation, which this reference does not reproduce")
+    epochs, batch = args.epochs or recipe.epochs, args.batch_size or recipe.batch_size
+    (x, y), (xt, yt) = cifar10.load_data(args.data)
+    x, xt = (torch.from_numpy(a.astype(numpy.float32) / 255) for a in (x, xt))
+    y, yt = (torch.from_numpy(a[:, 0].astype(numpy.int64)) for a in (y, yt))
+    net, constrained = translate(zoo.MODELS[args.model]())
+    opt, schedule = optimizer_for(args.model, net)
+    generator = torch.Generator().manual_seed(args.seed)
+    for epoch in range(epochs):
+        net.train()
+        start, loss_sum, correct = time.perf_counter(), 0.0, 0
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), batch):
+            index = order[i:i + batch]
+            logits = net(x[index])
+            loss = nn.functional.cross_entropy(logits, y[index])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            schedule.step()
+            with torch.no_grad():
+                for dense, max_value in constrained:  # Keras's max_norm on each unit's incoming weights
+                    norms = dense.weight.norm(dim=1, keepdim=True)
+                    dense.weight.mul_(norms.clamp(max=max_value) / (norms + 1e-7))
+            loss_sum += loss.item() * len(index)
+            correct += (logits.argmax(1) == y[index]).sum().item()
+        seconds = time.perf_counter() - start
+        val_loss, val_acc = evaluate(net, xt, yt)
+        print(json.dumps({"engine": f"torch {torch.__version__}", "model": args.model, "epoch": epoch + 1,
+                          "loss": loss_sum / len(x), "accuracy": correct / len(x), "val_loss": val_loss,
+                          "val_accuracy": val_acc, "train_seconds": round(seconds, 1),
+                          "threads": torch.get_num_threads()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
