@@ -136,23 +136,23 @@ class Augment:
                 "fill_mode": self.fill_mode, "cval": self.cval}
 
 
+_PRESETS = {
+    "none": lambda: None,
+    "seed004": lambda: Augment(rotation_range=20, width_shift_range=0.1, height_shift_range=0.1,
+                               horizontal_flip=True, fill_mode="nearest"),
+    "crop-flip": lambda: Augment(width_shift_range=4, height_shift_range=4, horizontal_flip=True,
+                                 fill_mode="constant"),
+}
+AUGMENTATIONS = tuple(_PRESETS)
+
+
 def augmentation(name):
     """A named augmentation: 'none' (None); 'seed004', Keras ImageDataGenerator as seed
     004 set it (rotation 20 degrees, shifts of 10%, horizontal flip, nearest fill);
     'crop-flip', the common pad-4-and-crop with horizontal flip."""
-    presets = {
-        "none": lambda: None,
-        "seed004": lambda: Augment(rotation_range=20, width_shift_range=0.1, height_shift_range=0.1,
-                                   horizontal_flip=True, fill_mode="nearest"),
-        "crop-flip": lambda: Augment(width_shift_range=4, height_shift_range=4, horizontal_flip=True,
-                                     fill_mode="constant"),
-    }
-    if name not in presets:
-        raise ValueError(f"unknown augmentation {name!r}; choose from {', '.join(presets)}")
-    return presets[name]()
-
-
-AUGMENTATIONS = ("none", "seed004", "crop-flip")
+    if name not in _PRESETS:
+        raise ValueError(f"unknown augmentation {name!r}; choose from {', '.join(_PRESETS)}")
+    return _PRESETS[name]()
 
 
 # --- batching -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import numpy
 import pytest
 
 import minicnn
-from minicnn import backend, metrics, zoo
+from minicnn import metrics, zoo
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from minicnn.models import Sequential, load_model
 from minicnn.optimizers import SGD

@@ -173,11 +173,6 @@ def find_data(path=None):
         "unpacks to) in ~/.minicnn/datasets, or point $MINICNN_DATA or --data at it")
 
 
-def find_folder(path=None):
-    """Kept for callers of the folder-only API: the CIFAR-10 copy ``find_data`` finds."""
-    return find_data(path)
-
-
 def download(directory=None, url=URL, md5=MD5, progress=True, timeout=30):
     """Fetch the official tarball into ``directory`` (default ~/.minicnn/datasets).
 
