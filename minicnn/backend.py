@@ -81,6 +81,29 @@ def xp():
     return _cupy if _current_device == "gpu" else numpy
 
 
+# --- fast kernels or the plain reference ----------------------------------------------
+# Conv, pooling and the fused activations have a plain reference implementation (im2col,
+# one loop over window taps) that is the one to read first, and faster versions for each
+# device (minicnn/functions/fast_cpu.py, fast_gpu.py) that compute the same numbers. The
+# fast ones are on by default; tests and teaching switch them off to compare.
+_fast_kernels = True
+
+
+def fast_kernels_enabled():
+    return _fast_kernels
+
+
+@contextlib.contextmanager
+def fast_kernels(enabled=True):
+    """``with minicnn.backend.fast_kernels(False): ...`` runs the block on the reference code."""
+    global _fast_kernels
+    previous, _fast_kernels = _fast_kernels, bool(enabled)
+    try:
+        yield
+    finally:
+        _fast_kernels = previous
+
+
 def get_array_module(*arrays):
     """numpy or cupy, whichever the given arrays belong to."""
     if _cupy is not None:

@@ -15,7 +15,7 @@ def _tensors(*items):
 def conv2d(x, kernel, bias=None, strides=1, padding="valid"):
     """x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) -> (N, oh, ow, F)."""
     return apply(conv.conv2d_forward, conv.conv2d_backward, *_tensors(x, kernel, bias),
-                 strides=strides, padding=padding)
+                 strides=strides, padding=padding, input_grad=x.requires_grad)
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):

@@ -27,7 +27,7 @@ def test_catches_a_planted_bug_in_conv_backward_and_names_the_element(device):
 
 def test_catches_a_pooling_backward_that_forgets_overlaps(device):
     def sloppy_backward(gy, cache):  # writes (=) instead of adding (+=) where windows overlap
-        winner, padded_shape, (ph, pw), (sy, sx), pads = cache
+        winner, padded_shape, (ph, pw), (sy, sx), pads = cache[1]  # the reference's cache
         xp = backend.get_array_module(gy)
         gx = xp.zeros(padded_shape)
         for tap in range(ph * pw):
@@ -35,7 +35,7 @@ def test_catches_a_pooling_backward_that_forgets_overlaps(device):
         return gx
 
     x = tensor(distinct(numpy.random.default_rng(1), (1, 5, 5, 1)), device)
-    with pytest.raises(GradcheckError):
+    with backend.fast_kernels(False), pytest.raises(GradcheckError):
         gradcheck(lambda t: apply(pooling.max_pool2d_forward, sloppy_backward, t, pool_size=3, strides=1), [x])
 
 

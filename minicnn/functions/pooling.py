@@ -3,7 +3,10 @@
 x (N, H, W, C) -> y (N, oh, ow, C). Each output is the max over a ph x pw window;
 the backward sends gy to the position that won (the first one on ties, as PyTorch).
 """
-from ..backend import get_array_module
+import numpy
+
+from ..backend import fast_kernels_enabled, get_array_module
+from . import fast_cpu
 from .conv import conv_geometry, normalize_padding, pair
 
 
@@ -25,6 +28,14 @@ def max_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     padding = normalize_padding(padding)
     pads, (oh, ow) = conv_geometry(x.shape, ph, pw, sy, sx, padding)
     (pt, pb), (pl, pr) = pads
+    if fast_kernels_enabled():
+        if xp is numpy and (sy, sx) == (ph, pw) and not (pt or pb or pl or pr):
+            y, saved = fast_cpu.max_pool2d_tiles_forward(x, ph, pw, oh, ow)
+            return y, ("tiles", saved)
+        if xp is not numpy:
+            from . import fast_gpu
+            y, saved = fast_gpu.max_pool2d_forward(x, (ph, pw), (sy, sx), pads, oh, ow)
+            return y, ("gpu", saved)
     if pt or pb or pl or pr:  # padded cells must never win the max
         x = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-xp.inf)
     y = None
@@ -37,12 +48,18 @@ def max_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
         better = window > y  # strict: the first maximum wins ties
         y = xp.where(better, window, y)
         winner = xp.where(better, tap, winner)
-    return y, (winner, x.shape, (ph, pw), (sy, sx), pads)
+    return y, ("taps", (winner, x.shape, (ph, pw), (sy, sx), pads))
 
 
 def max_pool2d_backward(gy, cache):
     """gy (N, oh, ow, C) -> gx (N, H, W, C)."""
-    winner, padded_shape, (ph, pw), (sy, sx), pads = cache
+    method, saved = cache
+    if method == "tiles":
+        return fast_cpu.max_pool2d_tiles_backward(gy, saved)
+    if method == "gpu":
+        from . import fast_gpu
+        return fast_gpu.max_pool2d_backward(gy, saved)
+    winner, padded_shape, (ph, pw), (sy, sx), pads = saved
     xp = get_array_module(gy)
     _, oh, ow, _ = gy.shape
     gx = xp.zeros(padded_shape, dtype=gy.dtype)

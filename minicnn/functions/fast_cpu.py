@@ -1,0 +1,143 @@
+"""Faster CPU (NumPy) versions of convolution and max-pooling. Same numbers as the
+reference code in conv.py and pooling.py (tests/test_fast_kernels.py checks that);
+read those first.
+
+Why the reference is slow on a CPU: im2col copies every input pixel kh*kw times into
+a column matrix 9x the size of the input (3x3 kernels), in chunks of C floats. On a
+2-core machine that copy, and col2im's adds back, cost more than the GEMM itself.
+
+Convolution by kernel rows ("row unrolling", stride 1 along the width):
+  1. rows (N, oh, Wp, kh, C): only the kh kernel *rows* are unrolled, so rows is kh
+     times the (padded) input, not kh*kw, and each output row r sees the whole padded
+     width Wp. One strided-view copy.
+  2. One GEMM  Z = rows (N*oh*Wp, kh*C) @ W_rows (kh*C, kw*F): every input column c
+     multiplied by every kernel column j at once. Both GEMM sides are wide (3C and 3F),
+     which suits OpenBLAS better than im2col's (9C, F).
+  3. y[n, r, c] = sum_j Z[n, r, c + j, j]: kw shifted slices of Z added (the width
+     taps). Columns near the right edge are computed and thrown away: Wp/ow extra work
+     (34/32 for a padded 32-wide image), which is why stride > 1 along the width keeps
+     to im2col.
+The backward runs the same steps in reverse: gZ holds gy at the kw shifts, then two
+GEMMs give gW = rowsᵀ gZ and g_rows = gZ W_rowsᵀ, and kh shifted adds give gx.
+
+Shapes: x (N, H, W, C), W (kh, kw, C, F), b (F,), y (N, oh, ow, F), Wp = W + pl + pr.
+"""
+import numpy
+from numpy.lib.stride_tricks import as_strided
+
+
+def pad_nhwc(x, pads):
+    """(N, H, W, C) -> zero-padded (N, H + pt + pb, W + pl + pr, C); x itself if no padding."""
+    (pt, pb), (pl, pr) = pads
+    if not (pt or pb or pl or pr):
+        return x
+    N, H, W, C = x.shape
+    padded = numpy.zeros((N, H + pt + pb, W + pl + pr, C), dtype=x.dtype)
+    padded[:, pt:pt + H, pl:pl + W, :] = x
+    return padded
+
+
+def unroll_rows(x_padded, kh, sy, oh):
+    """(N, Hp, Wp, C) -> rows (N, oh, Wp, kh, C) with rows[n, r, c, i] = x_padded[n, r*sy + i, c].
+
+    A strided view reads the kh overlapping input rows of every output row without
+    copying; one copy makes it contiguous for the GEMM.
+    """
+    N, _, Wp, C = x_padded.shape
+    s = x_padded.strides
+    view = as_strided(x_padded, (N, oh, Wp, kh, C), (s[0], sy * s[1], s[2], s[1], s[3]),
+                      writeable=False)
+    return numpy.ascontiguousarray(view)
+
+
+def im2col_strided(x_padded, kh, kw, sy, sx, oh, ow):
+    """(N, Hp, Wp, C) -> col (N, oh, ow, kh, kw, C), as conv.im2col, in one copy of a strided
+    view. Each patch row (j, c) is kw*C contiguous floats in x, so the copy moves chunks of
+    kw*C rather than C: the better choice when C is small (an RGB input layer)."""
+    N, _, _, C = x_padded.shape
+    s = x_padded.strides
+    view = as_strided(x_padded, (N, oh, ow, kh, kw, C), (s[0], sy * s[1], sx * s[2], s[1], s[2], s[3]),
+                      writeable=False)
+    return numpy.ascontiguousarray(view)
+
+
+def conv2d_rows_forward(x, W, b, sy, pads, oh, ow):
+    """x (N, H, W, C), W (kh, kw, C, F), b (F,) or None, stride (sy, 1) -> y (N, oh, ow, F)."""
+    kh, kw, C, F = W.shape
+    x_padded = pad_nhwc(x, pads)
+    N, Hp, Wp, _ = x_padded.shape
+    rows = unroll_rows(x_padded, kh, sy, oh)
+    # W_rows[(i, c), (j, f)] = W[i, j, c, f]: the kernel rows down, the kernel columns across.
+    W_rows = W.transpose(0, 2, 1, 3).reshape(kh * C, kw * F)
+    Z = (rows.reshape(-1, kh * C) @ W_rows).reshape(N, oh, Wp, kw, F)
+    y = numpy.empty((N, oh, ow, F), dtype=x.dtype)
+    if b is not None:
+        numpy.add(Z[:, :, 0:ow, 0, :], b, out=y)
+    else:
+        y[...] = Z[:, :, 0:ow, 0, :]
+    for j in range(1, kw):  # the width taps: output column c takes Z's column c + j, tap j
+        y += Z[:, :, j:j + ow, j, :]
+    return y, (rows, W_rows, W.shape, (Hp, Wp), sy, pads, b is not None)
+
+
+def conv2d_rows_backward(gy, cache, input_grad=True):
+    """gy (N, oh, ow, F) -> gx (N, H, W, C) or None, gW (kh, kw, C, F), gb (F,) or None."""
+    rows, W_rows, (kh, kw, C, F), (Hp, Wp), sy, pads, has_bias = cache
+    N, oh, ow, _ = gy.shape
+    # gZ[n, r, c, j] = gy[n, r, c - j] where 0 <= c - j < ow, else 0 (adjoint of the shifted sum)
+    gZ = numpy.empty((N, oh, Wp, kw, F), dtype=gy.dtype)
+    for j in range(kw):
+        gZ[:, :, :j, j, :] = 0
+        gZ[:, :, j:j + ow, j, :] = gy
+        gZ[:, :, j + ow:, j, :] = 0
+    gZ = gZ.reshape(-1, kw * F)
+    gW = (rows.reshape(-1, kh * C).T @ gZ).reshape(kh, C, kw, F).transpose(0, 2, 1, 3)
+    gb = gy.sum(axis=(0, 1, 2)) if has_bias else None
+    if not input_grad:
+        return None, numpy.ascontiguousarray(gW), gb
+    g_rows = (gZ @ W_rows.T).reshape(N, oh, Wp, kh, C)
+    # Adjoint of unroll_rows: kernel row i of output row r came from padded row r*sy + i.
+    gx = numpy.zeros((N, Hp, Wp, C), dtype=gy.dtype)
+    for i in range(kh):
+        gx[:, i:i + sy * (oh - 1) + 1:sy, :, :] += g_rows[:, :, :, i, :]
+    (pt, pb), (pl, pr) = pads
+    return gx[:, pt:Hp - pb, pl:Wp - pr, :], numpy.ascontiguousarray(gW), gb
+
+
+def max_pool2d_tiles_forward(x, ph, pw, oh, ow):
+    """Max-pooling with stride = pool size and no padding (the usual 2x2/2): the windows
+    tile the image, so x reshapes (no copy) to (N, oh, ph, ow, pw, C) and window tap
+    (i, j) is the view [:, :, i, :, j, :]. x (N, H, W, C) -> y (N, oh, ow, C).
+
+    The forward is only a chain of elementwise maxima. Which tap won is worked out in
+    the backward from x and y, because NumPy's masked updates (copyto(where=)) that
+    the reference's bookkeeping would need cost several times the maxima themselves.
+    """
+    N, _, _, C = x.shape
+    tiles = x[:, :oh * ph, :ow * pw, :].reshape(N, oh, ph, ow, pw, C)
+    y = numpy.maximum(tiles[:, :, 0, :, 0, :], tiles[:, :, (1 // pw) % ph, :, 1 % pw, :])
+    for tap in range(2, ph * pw):
+        numpy.maximum(y, tiles[:, :, tap // pw, :, tap % pw, :], out=y)
+    return y, (tiles, y, x.shape)
+
+
+def max_pool2d_tiles_backward(gy, cache):
+    """gy (N, oh, ow, C) -> gx (N, H, W, C). A tap wins where it equals the max and no
+    earlier tap did (the first maximum wins ties, as in the reference and PyTorch); its
+    view of gx gets gy there and 0 elsewhere. The taps cover every pixel of the tiled
+    part once, so there is no zero-fill (but for rows/columns an odd size leaves over)
+    and no scatter."""
+    tiles, y, x_shape = cache
+    N, oh, ph, ow, pw, C = tiles.shape
+    gx = numpy.empty(x_shape, dtype=gy.dtype)
+    gx[:, oh * ph:, :, :] = 0
+    gx[:, :, ow * pw:, :] = 0
+    g_tiles = gx[:, :oh * ph, :ow * pw, :].reshape(N, oh, ph, ow, pw, C)
+    claimed = numpy.zeros(y.shape, dtype=bool)
+    for tap in range(ph * pw):
+        i, j = tap // pw, tap % pw
+        won = tiles[:, :, i, :, j, :] == y
+        numpy.greater(won, claimed, out=won)  # won and not claimed
+        claimed |= won
+        numpy.multiply(gy, won, out=g_tiles[:, :, i, :, j, :])
+    return gx
