@@ -15,6 +15,8 @@ import os
 import sys
 import time
 
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # before numpy loads OpenBLAS: see minicnn/__init__.py
 import numpy
 import torch
 from torch import nn

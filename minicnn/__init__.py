@@ -3,6 +3,14 @@
 Data flows: layers -> functional (autograd glue) -> functions (raw arrays) ->
 backend (numpy/cupy); losses -> Tensor.backward -> optimizers.
 """
+import os as _os
+
+# Must run before NumPy loads OpenBLAS: after each GEMM, OpenBLAS's idle worker threads
+# spin for about 2^28 cycles (~0.1 s) before sleeping, holding cores that NumPy's own
+# loops then wait for (20% of a training step on a 2-core machine). 2^4 cycles instead.
+# Scripts that import numpy before minicnn set it themselves (examples/train_cifar.py).
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 from . import activations, backend, constraints, functional, initializers, layers, losses
 from . import models, optimizers
 from .autograd import Tensor, no_grad

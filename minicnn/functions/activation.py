@@ -1,5 +1,8 @@
 """Elementwise functions and softmax. Shapes: y has the shape of x."""
-from ..backend import get_array_module
+import numpy
+
+from ..backend import fast_kernels_enabled, get_array_module
+from . import fast_cpu
 
 
 def exp_forward(x):
@@ -21,11 +24,15 @@ def log_backward(gy, x):
 
 def relu_forward(x):
     """max(0, x). The gradient at exactly 0 is taken as 0, as PyTorch and Keras do."""
+    if fast_kernels_enabled() and get_array_module(x) is numpy and x.ndim > 1:
+        return fast_cpu.relu_forward(x)
     positive = x > 0
     return x * positive, positive
 
 
 def relu_backward(gy, positive):
+    if fast_kernels_enabled() and get_array_module(gy) is numpy and gy.ndim > 1:
+        return fast_cpu.relu_backward(gy, positive)
     return gy * positive
 
 

@@ -22,8 +22,33 @@ GEMMs give gW = rowsᵀ gZ and g_rows = gZ W_rowsᵀ, and kh shifted adds give g
 
 Shapes: x (N, H, W, C), W (kh, kw, C, F), b (F,), y (N, oh, ow, F), Wp = W + pl + pr.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy
 from numpy.lib.stride_tricks import as_strided
+
+THREADS = min(os.cpu_count() or 1, 8)
+_pool = None
+
+
+def over_batch(work, n):
+    """Call work(s) for slices s of range(n), one per core, on threads; returns when done.
+
+    OpenBLAS runs the GEMMs on every core, but NumPy's own copies and elementwise loops
+    run on one. They release the GIL, though, so threads working on separate samples of
+    the batch run them in parallel: the memory-bound steps below use every core too.
+    """
+    global _pool
+    chunks = min(THREADS, n)
+    if chunks < 2:
+        work(slice(0, n))
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="minicnn")
+    bounds = [n * k // chunks for k in range(chunks + 1)]
+    for future in [_pool.submit(work, slice(a, b)) for a, b in zip(bounds, bounds[1:])]:
+        future.result()  # re-raises an exception from the thread
 
 
 def pad_nhwc(x, pads):
@@ -47,7 +72,9 @@ def unroll_rows(x_padded, kh, sy, oh):
     s = x_padded.strides
     view = as_strided(x_padded, (N, oh, Wp, kh, C), (s[0], sy * s[1], s[2], s[1], s[3]),
                       writeable=False)
-    return numpy.ascontiguousarray(view)
+    rows = numpy.empty(view.shape, dtype=x_padded.dtype)
+    over_batch(lambda b: numpy.copyto(rows[b], view[b]), N)
+    return rows
 
 
 def im2col_strided(x_padded, kh, kw, sy, sx, oh, ow):
@@ -71,12 +98,15 @@ def conv2d_rows_forward(x, W, b, sy, pads, oh, ow):
     W_rows = W.transpose(0, 2, 1, 3).reshape(kh * C, kw * F)
     Z = (rows.reshape(-1, kh * C) @ W_rows).reshape(N, oh, Wp, kw, F)
     y = numpy.empty((N, oh, ow, F), dtype=x.dtype)
-    if b is not None:
-        numpy.add(Z[:, :, 0:ow, 0, :], b, out=y)
-    else:
-        y[...] = Z[:, :, 0:ow, 0, :]
-    for j in range(1, kw):  # the width taps: output column c takes Z's column c + j, tap j
-        y += Z[:, :, j:j + ow, j, :]
+
+    def add_width_taps(s):  # output column c takes Z's column c + j, tap j
+        if b is not None:
+            numpy.add(Z[s, :, 0:ow, 0, :], b, out=y[s])
+        else:
+            y[s] = Z[s, :, 0:ow, 0, :]
+        for j in range(1, kw):
+            y[s] += Z[s, :, j:j + ow, j, :]
+    over_batch(add_width_taps, N)
     return y, (rows, W_rows, W.shape, (Hp, Wp), sy, pads, b is not None)
 
 
@@ -86,10 +116,13 @@ def conv2d_rows_backward(gy, cache, input_grad=True):
     N, oh, ow, _ = gy.shape
     # gZ[n, r, c, j] = gy[n, r, c - j] where 0 <= c - j < ow, else 0 (adjoint of the shifted sum)
     gZ = numpy.empty((N, oh, Wp, kw, F), dtype=gy.dtype)
-    for j in range(kw):
-        gZ[:, :, :j, j, :] = 0
-        gZ[:, :, j:j + ow, j, :] = gy
-        gZ[:, :, j + ow:, j, :] = 0
+
+    def shift_gy(s):
+        for j in range(kw):
+            gZ[s, :, :j, j, :] = 0
+            gZ[s, :, j:j + ow, j, :] = gy[s]
+            gZ[s, :, j + ow:, j, :] = 0
+    over_batch(shift_gy, N)
     gZ = gZ.reshape(-1, kw * F)
     gW = (rows.reshape(-1, kh * C).T @ gZ).reshape(kh, C, kw, F).transpose(0, 2, 1, 3)
     gb = gy.sum(axis=(0, 1, 2)) if has_bias else None
@@ -97,9 +130,13 @@ def conv2d_rows_backward(gy, cache, input_grad=True):
         return None, numpy.ascontiguousarray(gW), gb
     g_rows = (gZ @ W_rows.T).reshape(N, oh, Wp, kh, C)
     # Adjoint of unroll_rows: kernel row i of output row r came from padded row r*sy + i.
-    gx = numpy.zeros((N, Hp, Wp, C), dtype=gy.dtype)
-    for i in range(kh):
-        gx[:, i:i + sy * (oh - 1) + 1:sy, :, :] += g_rows[:, :, :, i, :]
+    gx = numpy.empty((N, Hp, Wp, C), dtype=gy.dtype)
+
+    def add_row_taps(s):
+        gx[s] = 0
+        for i in range(kh):
+            gx[s, i:i + sy * (oh - 1) + 1:sy, :, :] += g_rows[s, :, :, i, :]
+    over_batch(add_row_taps, N)
     (pt, pb), (pl, pr) = pads
     return gx[:, pt:Hp - pb, pl:Wp - pr, :], numpy.ascontiguousarray(gW), gb
 
@@ -140,4 +177,22 @@ def max_pool2d_tiles_backward(gy, cache):
         numpy.greater(won, claimed, out=won)  # won and not claimed
         claimed |= won
         numpy.multiply(gy, won, out=g_tiles[:, :, i, :, j, :])
+    return gx
+
+
+def relu_forward(x):
+    """x (N, ...) -> (max(0, x), x > 0), the batch split over the cores."""
+    y = numpy.empty_like(x)
+    positive = numpy.empty(x.shape, dtype=bool)
+
+    def work(s):
+        numpy.greater(x[s], 0, out=positive[s])
+        numpy.multiply(x[s], positive[s], out=y[s])  # not maximum: keeps -0.0 and NaN as the reference
+    over_batch(work, len(x))
+    return y, positive
+
+
+def relu_backward(gy, positive):
+    gx = numpy.empty_like(gy)
+    over_batch(lambda s: numpy.multiply(gy[s], positive[s], out=gx[s]), len(gy))
     return gx
