@@ -18,6 +18,7 @@ Writes benchmarks/results/<machine>.json, .md (the tables) and .png (images/seco
 against batch size per backend). PyTorch is only a reference; minicnn never imports it.
 """
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -376,8 +377,7 @@ def markdown(report):
              f"Measured {report['date']} with `{report['command']}`.", "",
              "| machine | |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in info.items()]
-    lines += [f"| float32 GEMM (2048^3) | " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report["gemm_gflops"].items()) + " |", ""]
-    minis = [n for n in names if not n.startswith("torch")]
+    lines += ["| float32 GEMM (2048^3) | " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report["gemm_gflops"].items()) + " |", ""]
     torch_name = next((n for n in names if n.startswith("torch")), None)
     main = "cupy" if "cupy" in names else "numpy"
     lines += ["## Training step and inference at batch 128 (median ms)", ""]
@@ -477,10 +477,9 @@ def main(argv=None):
         sys.exit(f"error: --device gpu: {backend.gpu_unavailable_reason()}")
     names = ["cupy", "numpy"] if args.device == "gpu" else ["numpy", "numpy-ref"]
     if args.against == "torch":
-        try:
-            import torch  # noqa: F401
+        if importlib.util.find_spec("torch") is not None:
             names.append("torch-cuda" if args.device == "gpu" else "torch-cpu")
-        except ImportError:
+        else:
             print("PyTorch is not importable: minicnn only", file=sys.stderr)
     backends = [timing.Backend(n) for n in names]
     repeats = args.repeats or (10 if args.device == "gpu" else 3)

@@ -24,15 +24,23 @@ def log_backward(gy, x):
 
 def relu_forward(x):
     """max(0, x). The gradient at exactly 0 is taken as 0, as PyTorch and Keras do."""
-    if fast_kernels_enabled() and get_array_module(x) is numpy and x.ndim > 1:
-        return fast_cpu.relu_forward(x)
+    if fast_kernels_enabled():
+        if get_array_module(x) is not numpy:
+            from . import fast_gpu  # imports CuPy; only reached with GPU arrays
+            return fast_gpu.relu_forward(x)
+        if x.ndim > 1:
+            return fast_cpu.relu_forward(x)
     positive = x > 0
     return x * positive, positive
 
 
 def relu_backward(gy, positive):
-    if fast_kernels_enabled() and get_array_module(gy) is numpy and gy.ndim > 1:
-        return fast_cpu.relu_backward(gy, positive)
+    if fast_kernels_enabled():
+        if get_array_module(gy) is not numpy:
+            from . import fast_gpu
+            return fast_gpu.relu_backward(gy, positive)
+        if gy.ndim > 1:
+            return fast_cpu.relu_backward(gy, positive)
     return gy * positive
 
 

@@ -1,0 +1,197 @@
+"""Faster GPU (CuPy) versions of im2col/col2im, convolution, max-pooling and ReLU. Same
+numbers as the reference code in conv.py, pooling.py and activation.py (checked by
+tests/test_fast_kernels.py wherever a GPU is present); read those first.
+
+Why custom kernels: the reference's Python loops over kernel taps launch one strided
+copy kernel per tap (9 launches and 9 passes over memory for a 3x3 im2col; more for
+col2im's read-modify-write adds). Here each is one kernel, one thread per *output*
+element, that gathers what it needs:
+  * im2col: a thread per column entry (n, r, c, i, j, ch) reads its input pixel, or
+    writes 0 for padding, so no padded copy of x is made;
+  * col2im: a thread per input pixel sums the column entries that read it, so no
+    atomic adds and no zero-filled buffer are needed;
+  * max-pool: a thread per output keeps the running max and which tap won; the
+    backward is a gather per input pixel, again without atomics, correct for
+    overlapping windows too.
+The GEMMs stay 2-D (N*oh*ow, kh*kw*C) @ (kh*kw*C, F), the shape cuBLAS is fastest on.
+
+This module imports CuPy, so it is only imported when a CuPy array reaches an op.
+"""
+import cupy
+
+_INDEX = "long long"  # index arithmetic in 64 bits: a column matrix can pass 2^31 elements
+
+im2col_kernel = cupy.ElementwiseKernel(
+    "raw T x, int32 H, int32 W, int32 C, int32 oh, int32 ow, int32 kh, int32 kw, "
+    "int32 sy, int32 sx, int32 pt, int32 pl",
+    "T col",
+    f"""
+    {_INDEX} rest = i;
+    const int ch = rest % C; rest /= C;
+    const int j = rest % kw; rest /= kw;
+    const int ki = rest % kh; rest /= kh;
+    const int c = rest % ow; rest /= ow;
+    const int r = rest % oh;
+    const {_INDEX} n = rest / oh;
+    const int y = r * sy + ki - pt, x_ = c * sx + j - pl;
+    col = (y >= 0 && y < H && x_ >= 0 && x_ < W) ? x[((n * H + y) * W + x_) * C + ch] : (T)0;
+    """,
+    "minicnn_im2col_nhwc")
+
+col2im_kernel = cupy.ElementwiseKernel(
+    "raw T col, int32 H, int32 W, int32 C, int32 oh, int32 ow, int32 kh, int32 kw, "
+    "int32 sy, int32 sx, int32 pt, int32 pl",
+    "T gx",
+    f"""
+    {_INDEX} rest = i;
+    const int ch = rest % C; rest /= C;
+    const int x_ = rest % W; rest /= W;
+    const int y = rest % H;
+    const {_INDEX} n = rest / H;
+    T sum = 0;
+    for (int ki = 0; ki < kh; ++ki) {{
+        const int ry = y + pt - ki;           // = r * sy for the output row r that reads y
+        if (ry < 0 || ry % sy != 0 || ry / sy >= oh) continue;
+        for (int j = 0; j < kw; ++j) {{
+            const int cx = x_ + pl - j;
+            if (cx < 0 || cx % sx != 0 || cx / sx >= ow) continue;
+            sum += col[((((n * oh + ry / sy) * ow + cx / sx) * kh + ki) * kw + j) * C + ch];
+        }}
+    }}
+    gx = sum;
+    """,
+    "minicnn_col2im_nhwc")
+
+max_pool_forward_kernel = cupy.ElementwiseKernel(
+    "raw T x, int32 H, int32 W, int32 C, int32 oh, int32 ow, int32 ph, int32 pw, "
+    "int32 sy, int32 sx, int32 pt, int32 pl",
+    "T y, int32 winner",
+    f"""
+    {_INDEX} rest = i;
+    const int ch = rest % C; rest /= C;
+    const int c = rest % ow; rest /= ow;
+    const int r = rest % oh;
+    const {_INDEX} n = rest / oh;
+    T best = 0;
+    int arg = -1;
+    for (int tap = 0; tap < ph * pw; ++tap) {{
+        const int yy = r * sy + tap / pw - pt, xx = c * sx + tap % pw - pl;
+        if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;   // padding never wins
+        const T v = x[((n * H + yy) * W + xx) * C + ch];
+        if (arg < 0 || v > best) {{ best = v; arg = tap; }}      // strict: first max wins ties
+    }}
+    y = best;
+    winner = arg;
+    """,
+    "minicnn_max_pool_forward_nhwc")
+
+max_pool_backward_kernel = cupy.ElementwiseKernel(
+    "raw T gy, raw int32 winner, int32 H, int32 W, int32 C, int32 oh, int32 ow, int32 ph, "
+    "int32 pw, int32 sy, int32 sx, int32 pt, int32 pl",
+    "T gx",
+    f"""
+    {_INDEX} rest = i;
+    const int ch = rest % C; rest /= C;
+    const int x_ = rest % W; rest /= W;
+    const int y = rest % H;
+    const {_INDEX} n = rest / H;
+    T sum = 0;
+    for (int ki = 0; ki < ph; ++ki) {{
+        const int ry = y + pt - ki;
+        if (ry < 0 || ry % sy != 0 || ry / sy >= oh) continue;
+        for (int j = 0; j < pw; ++j) {{
+            const int cx = x_ + pl - j;
+            if (cx < 0 || cx % sx != 0 || cx / sx >= ow) continue;
+            const {_INDEX} o = ((n * oh + ry / sy) * ow + cx / sx) * C + ch;
+            if (winner[o] == ki * pw + j) sum += gy[o];
+        }}
+    }}
+    gx = sum;
+    """,
+    "minicnn_max_pool_backward_nhwc")
+
+relu_forward_kernel = cupy.ElementwiseKernel(
+    "T x", "T y, bool positive",
+    "positive = x > (T)0; y = x * (T)positive;",  # x * mask, as the reference: NaN stays NaN
+    "minicnn_relu_forward")
+
+relu_backward_kernel = cupy.ElementwiseKernel(
+    "T gy, bool positive", "T gx", "gx = gy * (T)positive;", "minicnn_relu_backward")
+
+
+def im2col(x, kh, kw, strides, oh, ow, pads=((0, 0), (0, 0))):
+    """x (N, H, W, C) -> col (N, oh, ow, kh, kw, C), zero where a tap falls in the padding."""
+    x = cupy.ascontiguousarray(x)
+    N, H, W, C = x.shape
+    col = cupy.empty((N, oh, ow, kh, kw, C), dtype=x.dtype)
+    (pt, _), (pl, _) = pads
+    im2col_kernel(x, H, W, C, oh, ow, kh, kw, strides[0], strides[1], pt, pl, col)
+    return col
+
+
+def col2im(col, x_shape, strides, pads=((0, 0), (0, 0))):
+    """col (N, oh, ow, kh, kw, C) -> gx (N, H, W, C), the adjoint of im2col."""
+    col = cupy.ascontiguousarray(col)
+    N, oh, ow, kh, kw, C = col.shape
+    _, H, W, _ = x_shape
+    gx = cupy.empty(x_shape, dtype=col.dtype)
+    (pt, _), (pl, _) = pads
+    col2im_kernel(col, H, W, C, oh, ow, kh, kw, strides[0], strides[1], pt, pl, gx)
+    return gx
+
+
+def conv2d_forward(x, W, b, strides, pads, oh, ow):
+    """x (N, H, W, C), W (kh, kw, C, F), b (F,) or None -> y (N, oh, ow, F)."""
+    kh, kw, C, F = W.shape
+    col = im2col(x, kh, kw, strides, oh, ow, pads).reshape(-1, kh * kw * C)
+    y = col @ W.reshape(-1, F)
+    if b is not None:
+        y += b
+    return y.reshape(x.shape[0], oh, ow, F), (col, W, x.shape, strides, pads, oh, ow, b is not None)
+
+
+def conv2d_backward(gy, saved, input_grad=True):
+    """gy (N, oh, ow, F) -> gx (N, H, W, C) or None, gW (kh, kw, C, F), gb (F,) or None."""
+    col, W, x_shape, strides, pads, oh, ow, has_bias = saved
+    kh, kw, C, F = W.shape
+    gy2 = cupy.ascontiguousarray(gy).reshape(-1, F)
+    gW = (col.T @ gy2).reshape(W.shape)
+    gb = gy2.sum(axis=0) if has_bias else None
+    if not input_grad:
+        return None, gW, gb
+    gcol = (gy2 @ W.reshape(-1, F).T).reshape(x_shape[0], oh, ow, kh, kw, C)
+    return col2im(gcol, x_shape, strides, pads), gW, gb
+
+
+def max_pool2d_forward(x, pool, strides, pads, oh, ow):
+    """x (N, H, W, C) -> y (N, oh, ow, C) and the winning tap of each window."""
+    x = cupy.ascontiguousarray(x)
+    N, H, W, C = x.shape
+    y = cupy.empty((N, oh, ow, C), dtype=x.dtype)
+    winner = cupy.empty((N, oh, ow, C), dtype=cupy.int32)
+    (pt, _), (pl, _) = pads
+    max_pool_forward_kernel(x, H, W, C, oh, ow, pool[0], pool[1], strides[0], strides[1], pt, pl,
+                            y, winner)
+    return y, (winner, x.shape, pool, strides, pads)
+
+
+def max_pool2d_backward(gy, saved):
+    """gy (N, oh, ow, C) -> gx (N, H, W, C)."""
+    winner, x_shape, pool, strides, pads = saved
+    gy = cupy.ascontiguousarray(gy)
+    _, oh, ow, C = gy.shape
+    _, H, W, _ = x_shape
+    gx = cupy.empty(x_shape, dtype=gy.dtype)
+    (pt, _), (pl, _) = pads
+    max_pool_backward_kernel(gy, winner, H, W, C, oh, ow, pool[0], pool[1], strides[0], strides[1],
+                             pt, pl, gx)
+    return gx
+
+
+def relu_forward(x):
+    """One kernel for y = max(0, x) and its mask (the reference takes two)."""
+    return relu_forward_kernel(x)
+
+
+def relu_backward(gy, positive):
+    return relu_backward_kernel(gy, positive)

@@ -1,0 +1,145 @@
+"""Every fast kernel against the plain reference implementation, on random inputs.
+
+The fast paths (functions/fast_cpu.py on NumPy, functions/fast_gpu.py on CuPy) are on by
+default; ``backend.fast_kernels(False)`` selects the reference (im2col, tap loops). Both
+must give the same outputs and gradients: float64 to 1e-10, float32 to float32 tolerance.
+The GPU half runs wherever CuPy sees a GPU.
+"""
+import numpy
+import pytest
+from hypothesis import given, strategies as st
+
+import minicnn
+from minicnn import backend, functional as F
+from minicnn.functions import activation, conv, fast_cpu, pooling
+from conftest import tensor
+
+
+def _both(fn):
+    """fn() under the fast kernels and under the reference: two results, as host arrays."""
+    results = []
+    for fast in (True, False):
+        with backend.fast_kernels(fast):
+            results.append([None if a is None else backend.to_numpy(a) for a in fn()])
+    return results
+
+
+def _assert_same(fast, reference, dtype):
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == numpy.float64 else dict(rtol=2e-5, atol=2e-5)
+    assert len(fast) == len(reference)
+    for a, b in zip(fast, reference):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.shape == b.shape and a.dtype == b.dtype
+            numpy.testing.assert_allclose(a, b, **tol)
+
+
+@st.composite
+def conv_cases(draw):
+    return dict(n=draw(st.integers(1, 3)), h=draw(st.integers(3, 9)), w=draw(st.integers(3, 9)),
+                c=draw(st.sampled_from([1, 3, 8, 12])), f=draw(st.integers(1, 5)),
+                kh=draw(st.integers(1, 3)), kw=draw(st.integers(1, 3)),
+                strides=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+                padding=draw(st.sampled_from(["valid", "same", 1, (0, 2)])),
+                bias=draw(st.booleans()), input_grad=draw(st.booleans()),
+                dtype=draw(st.sampled_from([numpy.float64, numpy.float32])), seed=draw(st.integers(0, 999)))
+
+
+@given(case=conv_cases())
+def test_conv_fast_equals_reference(device, case):
+    """Kernel-row unrolling (C >= 8, stride 1 across), strided im2col (thin inputs) and the
+    GPU kernels against im2col + GEMM: outputs, gx (or its absence), gW and gb."""
+    rng = numpy.random.default_rng(case["seed"])
+    xp, dt = backend.xp(), case["dtype"]
+    x = xp.asarray(rng.standard_normal((case["n"], case["h"], case["w"], case["c"])), dtype=dt)
+    W = xp.asarray(rng.standard_normal((case["kh"], case["kw"], case["c"], case["f"])), dtype=dt)
+    b = xp.asarray(rng.standard_normal(case["f"]), dtype=dt) if case["bias"] else None
+    gy_holder = {}
+
+    def run():
+        y, cache = conv.conv2d_forward(x, W, b, case["strides"], case["padding"], case["input_grad"])
+        gy = gy_holder.setdefault("gy", xp.asarray(rng.standard_normal(y.shape), dtype=dt))
+        return (y,) + conv.conv2d_backward(gy, cache)
+    fast, reference = _both(run)
+    _assert_same(fast, reference, dt)
+
+
+@st.composite
+def pool_cases(draw):
+    return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(2, 9)), w=draw(st.integers(2, 9)),
+                c=draw(st.integers(1, 4)), pool=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+                strides=draw(st.sampled_from([None, 1, 2, (2, 1)])),
+                padding=draw(st.sampled_from(["valid", "same"])), ties=draw(st.booleans()),
+                seed=draw(st.integers(0, 999)))
+
+
+@given(case=pool_cases())
+def test_max_pool_fast_equals_reference_including_ties(device, case):
+    """Values rounded to a coarse grid make ties common: the first maximum must win in both."""
+    ph, pw = case["pool"]
+    if case["h"] < ph or case["w"] < pw:
+        return
+    rng = numpy.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["n"], case["h"], case["w"], case["c"]))
+    if case["ties"]:
+        x = numpy.round(x)
+    x = backend.xp().asarray(x)
+    gy_holder = {}
+
+    def run():
+        y, cache = pooling.max_pool2d_forward(x, case["pool"], case["strides"], case["padding"])
+        gy = gy_holder.setdefault("gy", backend.xp().asarray(rng.standard_normal(y.shape)))
+        return y, pooling.max_pool2d_backward(gy, cache)
+    fast, reference = _both(run)
+    _assert_same(fast, reference, numpy.float64)
+
+
+@given(shape=st.sampled_from([(5, 3), (2, 4, 4, 3), (3, 2, 5, 1)]), seed=st.integers(0, 99))
+def test_relu_fast_equals_reference(device, shape, seed):
+    rng = numpy.random.default_rng(seed)
+    x = backend.xp().asarray(numpy.round(rng.standard_normal(shape), 1))  # exact zeros too
+    gy = backend.xp().asarray(rng.standard_normal(shape))
+
+    def run():
+        y, mask = activation.relu_forward(x)
+        return y, activation.relu_backward(gy, mask)
+    fast, reference = _both(run)
+    _assert_same(fast, reference, numpy.float64)
+
+
+def test_over_batch_covers_every_sample_once_and_reraises():
+    seen = numpy.zeros(10, dtype=int)
+
+    def mark(s):
+        seen[s] += 1
+    fast_cpu.over_batch(mark, 10)
+    assert (seen == 1).all()
+
+    def fail(s):
+        raise ValueError("from a worker")
+    with pytest.raises(ValueError, match="from a worker"):
+        fast_cpu.over_batch(fail, 4)
+
+
+def test_unroll_rows_layout():
+    """rows[n, r, c, i] is padded input row r*sy + i at column c (the docstring's definition)."""
+    x = numpy.arange(2 * 5 * 4 * 3, dtype=numpy.float32).reshape(2, 5, 4, 3)
+    rows = fast_cpu.unroll_rows(x, 3, 2, 2)
+    assert rows.shape == (2, 2, 4, 3, 3)
+    for r in range(2):
+        for i in range(3):
+            numpy.testing.assert_array_equal(rows[:, r, :, i, :], x[:, 2 * r + i, :, :])
+
+
+def test_fast_kernels_pass_float64_gradient_checks_in_a_model(device):
+    """A small seed-like stack through autograd with the fast kernels: conv (RGB and wide
+    inputs, same and valid), relu and 2x2 pooling, checked against finite differences."""
+    rng = numpy.random.default_rng(3)
+    x = tensor(rng.standard_normal((2, 6, 6, 3)), device)
+    W1 = tensor(rng.standard_normal((3, 3, 3, 8)) * 0.3, device)
+    W2 = tensor(rng.standard_normal((3, 3, 8, 4)) * 0.3, device)
+
+    def net(x, W1, W2):
+        h = F.conv2d(x, W1, padding="same").relu()
+        return F.max_pool2d(F.conv2d(h, W2), 2)
+    assert minicnn.gradcheck(net, [x, W1, W2], atol=1e-5, rtol=1e-4).ok
