@@ -321,7 +321,6 @@ def bench_steps(backends, models, batch_sizes, repeats, gemm_gflops):
                     continue  # the reference kernels only at the headline batch size
                 if be.name == "numpy" and any(b.name == "cupy" for b in backends) and batch != 128:
                     continue  # on a GPU machine, NumPy only for the CuPy/NumPy ratio at 128
-                be.reset_peak_memory()
                 if be.name.startswith("torch"):
                     if "reference" not in entry:
                         model = zoo.MODELS[name]()
@@ -332,10 +331,9 @@ def bench_steps(backends, models, batch_sizes, repeats, gemm_gflops):
                                                        fast=be.name != "numpy-ref")
                     entry["reference"] = True
                 step = be.measure(train, repeats, min_time=0.5)
-                be.sample_memory()
                 entry.setdefault("flops_per_image", forward_flops(model))
                 inference = be.measure(infer, repeats, min_time=0.5)
-                entry[be.name] = {"train": step, "inference": inference, "peak_bytes": be.peak_memory(),
+                entry[be.name] = {"train": step, "inference": inference, "peak_bytes": be.peak_memory(train),
                                   "train_images_per_s": batch / step["median_s"],
                                   "inference_images_per_s": batch / inference["median_s"]}
                 print(f"  {name} batch {batch} {be.name}: step {step['median_s'] * 1e3:.1f} ms "
@@ -396,7 +394,8 @@ def markdown(report):
         cells += [_ms(e[n]["inference"]["median_s"]) if n in e else "-" for n in names]
         if torch_name:
             cells.append(f"{e[main]['inference']['median_s'] / e[torch_name]['inference']['median_s']:.2f}")
-        cells += [f"{e[n]['peak_bytes'] / 2 ** 20:.0f}" if n in e else "-" for n in names]
+        cells += [f"{e[n]['peak_bytes'] / 2 ** 20:.0f}" if n in e and e[n]["peak_bytes"] is not None
+                  else "-" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     if "cupy" in names and "numpy" in names:
         lines += ["", "CuPy against NumPy on this machine's CPU, training step at batch 128: " + ", ".join(
@@ -428,9 +427,9 @@ def markdown(report):
     lines += ["", "First calls (kernel compilation, first allocations) are excluded from the medians; "
               "they are in the JSON as `first_s`. `numpy-ref` is minicnn with its plain reference "
               "kernels (im2col, tap loops). GEMM floor: 3 x the forward multiply-adds (forward and the "
-              "two backward GEMMs) at the float32 GEMM speed above. Peak memory: CuPy pool bytes in "
-              "use, PyTorch max_memory_allocated, or the process's peak RSS on a CPU (which includes "
-              "the interpreter and whatever earlier rows left allocated).", ""]
+              "two backward GEMMs) at the float32 GEMM speed above. Peak memory of one training step, measured on "
+              "a call of its own: NumPy array bytes (tracemalloc), CuPy pool allocations (a memory "
+              "hook), PyTorch max_memory_allocated on CUDA; PyTorch CPU reports to neither ('-').", ""]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ import os
 import platform
 import statistics
 import time
+import tracemalloc
 
 import numpy
 
@@ -66,50 +67,60 @@ class Backend:
         return {"first_s": first, "median_s": statistics.median(times), "repeats": len(times)}
 
     # --- memory -------------------------------------------------------------------------
-    def reset_peak_memory(self):
-        if self.name == "cupy":
-            self.cupy.get_default_memory_pool().free_all_blocks()
-            self._peak = 0
-        elif self.name == "torch-cuda":
-            self.torch.cuda.empty_cache()
-            self.torch.cuda.reset_peak_memory_stats()
-        else:
-            _reset_rss_peak()
+    def peak_memory(self, fn):
+        """Bytes of array memory at the peak of one call of fn, measured on a call of its
+        own (the trackers would slow the timed ones), or None where it cannot be measured.
 
-    def sample_memory(self):
-        """CuPy's pool has no peak counter: call this where the peak is (after the forward)."""
+        NumPy: tracemalloc, which NumPy reports every array buffer to. CuPy: a memory hook
+        adding up the pool's allocations and frees. PyTorch CUDA: max_memory_allocated.
+        PyTorch CPU: None (its allocator reports to neither)."""
+        if self.name.startswith("numpy"):
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            fn()
+            peak = tracemalloc.get_traced_memory()[1] - base
+            tracemalloc.stop()
+            return peak
         if self.name == "cupy":
-            self._peak = max(self._peak, self.cupy.get_default_memory_pool().used_bytes())
-
-    def peak_memory(self):
-        """Bytes: GPU memory in use at the peak (CuPy pool used_bytes at the sampled points,
-        PyTorch max_memory_allocated) or, on a CPU, the process's peak resident set."""
-        if self.name == "cupy":
-            return self._peak
+            self.synchronize()
+            with _CupyPeak(self.cupy) as hook:
+                fn()
+                self.synchronize()
+            return hook.peak
         if self.name == "torch-cuda":
-            return self.torch.cuda.max_memory_allocated()
-        return _rss_peak()
+            self.synchronize()
+            base = self.torch.cuda.memory_allocated()
+            self.torch.cuda.reset_peak_memory_stats()
+            fn()
+            self.synchronize()
+            return self.torch.cuda.max_memory_allocated() - base
+        return None
 
 
-def _reset_rss_peak():
-    """Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+class _CupyPeak:
+    """Peak of (bytes allocated - bytes freed) through CuPy's memory pool while active."""
 
+    def __init__(self, cupy):
+        hook = self
 
-def _rss_peak():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        class Hook(cupy.cuda.MemoryHook):
+            name = "minicnn_peak"
+
+            def malloc_postprocess(self, **info):  # CuPy passes device_id, mem_size, ... by name
+                hook.current += info["mem_size"]
+                hook.peak = max(hook.peak, hook.current)
+
+            def free_postprocess(self, **info):
+                hook.current -= info["mem_size"]
+        self.current = self.peak = 0
+        self.hook = Hook()
+
+    def __enter__(self):
+        self.hook.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.hook.__exit__(*exc)
 
 
 def cpu_model():

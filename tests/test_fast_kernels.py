@@ -36,7 +36,7 @@ def _assert_same(fast, reference, dtype):
 
 @st.composite
 def conv_cases(draw):
-    return dict(n=draw(st.integers(1, 3)), h=draw(st.integers(3, 9)), w=draw(st.integers(3, 9)),
+    return dict(n=draw(st.integers(1, 3)), h=draw(st.integers(3, 9)), w=draw(st.integers(3, 14)),
                 c=draw(st.sampled_from([1, 3, 8, 12])), f=draw(st.integers(1, 5)),
                 kh=draw(st.integers(1, 3)), kw=draw(st.integers(1, 3)),
                 strides=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
@@ -62,6 +62,15 @@ def test_conv_fast_equals_reference(device, case):
         return (y,) + conv.conv2d_backward(gy, cache)
     fast, reference = _both(run)
     _assert_same(fast, reference, dt)
+
+
+def test_each_cpu_conv_path_is_taken_where_intended():
+    """The dispatch rule: kernel rows for wide, many-channel inputs at stride 1 across;
+    strided im2col for RGB inputs, narrow images and strides across."""
+    assert conv._use_rows(C=32, kw=3, sx=1, ow=30)
+    assert not conv._use_rows(C=3, kw=3, sx=1, ow=32)     # thin input
+    assert not conv._use_rows(C=512, kw=3, sx=1, ow=4)    # 6/4 columns wasted
+    assert not conv._use_rows(C=32, kw=3, sx=2, ow=16)    # stride across
 
 
 @st.composite

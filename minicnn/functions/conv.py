@@ -108,9 +108,16 @@ def col2im(col, x_shape, sy, sx, pads):
     return gx[:, pt:H - pb, pl:W - pr, :]
 
 
-# Below this many input channels, unrolling kernel rows gives GEMMs too thin for BLAS
-# (K = kh*C) and copies too fine; a plain im2col is quicker (measured on the RGB layer).
+# When kernel-row unrolling pays on the CPU (see fast_cpu.py), as measured by
+# benchmarks/run.py: with fewer input channels its GEMMs are too thin for BLAS (K = kh*C)
+# and its copies too fine (the RGB layer); on narrow images the columns it computes and
+# throws away (Wp/ow: 6/4 on a 4x4 VGG block) cost more than im2col's copies save.
 ROWS_MIN_CHANNELS = 8
+ROWS_MAX_WASTE = 1.25
+
+
+def _use_rows(C, kw, sx, ow):
+    return sx == 1 and C >= ROWS_MIN_CHANNELS and (ow + kw - 1) / ow <= ROWS_MAX_WASTE
 
 
 def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
@@ -129,7 +136,7 @@ def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
     pads, (oh, ow) = conv_geometry(x.shape, kh, kw, sy, sx, normalize_padding(padding))
     xp = get_array_module(x)
     if fast_kernels_enabled():
-        if xp is numpy and sx == 1 and C >= ROWS_MIN_CHANNELS:
+        if xp is numpy and _use_rows(C, kw, sx, ow):
             y, saved = fast_cpu.conv2d_rows_forward(x, W, b, sy, pads, oh, ow)
             return y, ("rows", saved, input_grad)
         if xp is not numpy:
