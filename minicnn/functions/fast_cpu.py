@@ -29,7 +29,7 @@ import numpy
 from numpy.lib.stride_tricks import as_strided
 
 THREADS = min(os.cpu_count() or 1, 8)
-_pool = None
+_pool = None  # (process id, executor): a forked child gets a pool of its own
 
 
 def over_batch(work, n):
@@ -44,10 +44,10 @@ def over_batch(work, n):
     if chunks < 2:
         work(slice(0, n))
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="minicnn")
+    if _pool is None or _pool[0] != os.getpid():  # threads do not survive a fork
+        _pool = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="minicnn"))
     bounds = [n * k // chunks for k in range(chunks + 1)]
-    for future in [_pool.submit(work, slice(a, b)) for a, b in zip(bounds, bounds[1:])]:
+    for future in [_pool[1].submit(work, slice(a, b)) for a, b in zip(bounds, bounds[1:])]:
         future.result()  # re-raises an exception from the thread
 
 
