@@ -38,29 +38,40 @@ im2col_kernel = cupy.ElementwiseKernel(
     """,
     "minicnn_im2col_nhwc")
 
-col2im_kernel = cupy.ElementwiseKernel(
-    "raw T col, int32 H, int32 W, int32 C, int32 oh, int32 ow, int32 kh, int32 kw, "
-    "int32 sy, int32 sx, int32 pt, int32 pl",
-    "T gx",
-    f"""
-    {_INDEX} rest = i;
-    const int ch = rest % C; rest /= C;
-    const int x_ = rest % W; rest /= W;
-    const int y = rest % H;
-    const {_INDEX} n = rest / H;
-    T sum = 0;
-    for (int ki = 0; ki < kh; ++ki) {{
-        const int ry = y + pt - ki;           // = r * sy for the output row r that reads y
-        if (ry < 0 || ry % sy != 0 || ry / sy >= oh) continue;
-        for (int j = 0; j < kw; ++j) {{
-            const int cx = x_ + pl - j;
-            if (cx < 0 || cx % sx != 0 || cx / sx >= ow) continue;
-            sum += col[((((n * oh + ry / sy) * ow + cx / sx) * kh + ki) * kw + j) * C + ch];
+def _gather_over_windows(inputs, term, name):
+    """A kernel with one thread per input pixel (n, y, x_, ch) of gx (N, H, W, C) that sums
+    ``term`` over every window tap (ki, j) of every output (r, c) whose window reads that
+    pixel: the adjoint of a sliding window, written as a gather, so no atomics. ``term``
+    sees o_rc = (n * oh + r) * ow + c and may use ki, j, ch. Used by col2im and by
+    max-pool's backward, which differ only in what one tap contributes."""
+    return cupy.ElementwiseKernel(
+        inputs + ", int32 H, int32 W, int32 C, int32 oh, int32 ow, int32 kh, int32 kw, "
+        "int32 sy, int32 sx, int32 pt, int32 pl",
+        "T gx",
+        f"""
+        {_INDEX} rest = i;
+        const int ch = rest % C; rest /= C;
+        const int x_ = rest % W; rest /= W;
+        const int y = rest % H;
+        const {_INDEX} n = rest / H;
+        T sum = 0;
+        for (int ki = 0; ki < kh; ++ki) {{
+            const int ry = y + pt - ki;       // = r * sy for the output row r whose tap ki reads y
+            if (ry < 0 || ry % sy != 0 || ry / sy >= oh) continue;
+            for (int j = 0; j < kw; ++j) {{
+                const int cx = x_ + pl - j;
+                if (cx < 0 || cx % sx != 0 || cx / sx >= ow) continue;
+                const {_INDEX} o_rc = (n * oh + ry / sy) * ow + cx / sx;
+                {term}
+            }}
         }}
-    }}
-    gx = sum;
-    """,
-    "minicnn_col2im_nhwc")
+        gx = sum;
+        """,
+        name)
+
+
+col2im_kernel = _gather_over_windows(
+    "raw T col", "sum += col[((o_rc * kh + ki) * kw + j) * C + ch];", "minicnn_col2im_nhwc")
 
 max_pool_forward_kernel = cupy.ElementwiseKernel(
     "raw T x, int32 H, int32 W, int32 C, int32 oh, int32 ow, int32 ph, int32 pw, "
@@ -85,29 +96,9 @@ max_pool_forward_kernel = cupy.ElementwiseKernel(
     """,
     "minicnn_max_pool_forward_nhwc")
 
-max_pool_backward_kernel = cupy.ElementwiseKernel(
-    "raw T gy, raw int32 winner, int32 H, int32 W, int32 C, int32 oh, int32 ow, int32 ph, "
-    "int32 pw, int32 sy, int32 sx, int32 pt, int32 pl",
-    "T gx",
-    f"""
-    {_INDEX} rest = i;
-    const int ch = rest % C; rest /= C;
-    const int x_ = rest % W; rest /= W;
-    const int y = rest % H;
-    const {_INDEX} n = rest / H;
-    T sum = 0;
-    for (int ki = 0; ki < ph; ++ki) {{
-        const int ry = y + pt - ki;
-        if (ry < 0 || ry % sy != 0 || ry / sy >= oh) continue;
-        for (int j = 0; j < pw; ++j) {{
-            const int cx = x_ + pl - j;
-            if (cx < 0 || cx % sx != 0 || cx / sx >= ow) continue;
-            const {_INDEX} o = ((n * oh + ry / sy) * ow + cx / sx) * C + ch;
-            if (winner[o] == ki * pw + j) sum += gy[o];
-        }}
-    }}
-    gx = sum;
-    """,
+max_pool_backward_kernel = _gather_over_windows(
+    "raw T gy, raw int32 winner",
+    "if (winner[o_rc * C + ch] == ki * kw + j) sum += gy[o_rc * C + ch];",
     "minicnn_max_pool_backward_nhwc")
 
 relu_forward_kernel = cupy.ElementwiseKernel(

@@ -1,0 +1,111 @@
+"""The CUDA kernels of minicnn/functions/fast_gpu.py, compiled as C++ on the CPU and checked
+against the reference NumPy code: their index arithmetic (padding, strides, the gather
+that inverts a sliding window, first-maximum ties) is tested on every machine, not only
+where a GPU is. What this cannot test, the CUDA launch itself, is in test_fast_kernels.py's
+GPU half. Needs g++; skipped without it.
+
+How: a stand-in ``cupy`` module records each ElementwiseKernel's parameters and body; each
+becomes a C++ function looping over the element index ``i``, with T = double."""
+import ctypes
+import importlib
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy
+import pytest
+
+from minicnn import backend
+from minicnn.functions import conv, pooling
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+_CTYPES = {"T": "double", "int32": "int", "bool": "bool"}
+
+
+def _as_cpp(name, inputs, outputs, body):
+    params, refs = [], []
+    for p in (s.strip().split() for s in inputs.split(",")):
+        if p[0] == "raw":
+            params.append(f"const {_CTYPES[p[1]]}* {p[2]}")
+        else:
+            params.append(f"{_CTYPES[p[0]]} {p[1]}")
+    for kind, out in (s.strip().split() for s in outputs.split(",")):
+        params.append(f"{_CTYPES[kind]}* {out}_array")
+        refs.append(f"{_CTYPES[kind]}& {out} = {out}_array[i];")
+    return (f'extern "C" void {name}({", ".join(params)}, long long size) {{\n'
+            f"  typedef double T;\n  for (long long i = 0; i < size; ++i) {{ {' '.join(refs)}\n{body}\n  }}\n}}\n")
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    recorded = {}
+    stand_in = types.ModuleType("cupy")
+    stand_in.ElementwiseKernel = lambda inputs, outputs, body, name: recorded.setdefault(
+        name, (inputs, outputs, body))
+    saved = sys.modules.get("cupy")
+    sys.modules["cupy"] = stand_in
+    try:
+        sys.modules.pop("minicnn.functions.fast_gpu", None)
+        importlib.import_module("minicnn.functions.fast_gpu")
+    finally:
+        sys.modules.pop("minicnn.functions.fast_gpu", None)  # a real CuPy gets a fresh import
+        if saved is None:
+            sys.modules.pop("cupy")
+        else:
+            sys.modules["cupy"] = saved
+    folder = tmp_path_factory.mktemp("kernels")
+    source = "".join(_as_cpp(name, *parts) for name, parts in recorded.items())
+    (folder / "kernels.cpp").write_text(source)
+    subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-o", str(folder / "kernels.so"),
+                    str(folder / "kernels.cpp")], check=True)
+    return ctypes.CDLL(str(folder / "kernels.so"))
+
+
+def _call(kernel, *args):
+    """Arrays by pointer, numbers as int; the last array is the output whose size is looped."""
+    converted = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, numpy.ndarray) else ctypes.c_int(int(a))
+                 for a in args]
+    kernel(*converted, ctypes.c_longlong(args[-1].size))
+
+
+def _cases(count=200):
+    rng = numpy.random.default_rng(0)
+    while count:
+        n, h, w, c = rng.integers(1, 3), rng.integers(3, 9), rng.integers(3, 9), rng.integers(1, 4)
+        kh, kw, sy, sx = (int(v) for v in (*rng.integers(1, 4, 2), *rng.integers(1, 3, 2)))
+        padding = ["valid", "same"][rng.integers(0, 2)]
+        try:
+            pads, (oh, ow) = conv.conv_geometry((n, h, w, c), kh, kw, sy, sx, padding)
+        except ValueError:
+            continue
+        count -= 1
+        yield rng, rng.standard_normal((n, h, w, c)), (kh, kw, sy, sx), padding, pads, (oh, ow)
+
+
+def test_im2col_and_col2im_kernels_equal_the_reference(kernels):
+    for rng, x, (kh, kw, sy, sx), _, pads, (oh, ow) in _cases():
+        geometry = (*x.shape[1:], oh, ow, kh, kw, sy, sx, pads[0][0], pads[1][0])
+        col = numpy.empty((x.shape[0], oh, ow, kh, kw, x.shape[3]))
+        _call(kernels.minicnn_im2col_nhwc, x, *geometry, col)
+        numpy.testing.assert_allclose(col, conv.im2col(x, kh, kw, sy, sx, pads), atol=1e-12)
+        g, gx = rng.standard_normal(col.shape), numpy.empty(x.shape)
+        _call(kernels.minicnn_col2im_nhwc, g, *geometry, gx)
+        numpy.testing.assert_allclose(gx, conv.col2im(g, x.shape, sy, sx, pads), atol=1e-12)
+
+
+def test_max_pool_kernels_equal_the_reference_including_ties(kernels):
+    for rng, x, (ph, pw, sy, sx), padding, pads, (oh, ow) in _cases():
+        x = numpy.round(x)  # many ties: the first maximum must win
+        geometry = (*x.shape[1:], oh, ow, ph, pw, sy, sx, pads[0][0], pads[1][0])
+        y = numpy.empty((x.shape[0], oh, ow, x.shape[3]))
+        winner = numpy.empty(y.shape, dtype=numpy.int32)
+        _call(kernels.minicnn_max_pool_forward_nhwc, x, *geometry, y, winner)
+        with backend.fast_kernels(False):
+            expected, cache = pooling.max_pool2d_forward(x, (ph, pw), (sy, sx), padding)
+            gy = rng.standard_normal(y.shape)
+            expected_gx = pooling.max_pool2d_backward(gy, cache)
+        numpy.testing.assert_array_equal(y, expected)
+        gx = numpy.empty(x.shape)
+        _call(kernels.minicnn_max_pool_backward_nhwc, gy, winner, *geometry, gx)
+        numpy.testing.assert_allclose(gx, expected_gx, atol=1e-12)
