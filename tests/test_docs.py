@@ -18,8 +18,15 @@ FENCE = re.compile(r"```pycon\n(.*?)```", re.DOTALL)
 
 
 def worked_examples(text):
-    """The ```pycon blocks of a page, joined into one doctest text (one namespace per page)."""
-    return "\n".join(FENCE.findall(text))
+    """The ```pycon blocks of a page as one doctest text (one namespace per page); all
+    other lines are blanked, so a failure reports its line number in the page."""
+    kept = [""] * text.count("\n")
+    lines = text.split("\n")
+    for match in FENCE.finditer(text):
+        first = text.count("\n", 0, match.start(1))
+        for k in range(first, first + match.group(1).count("\n")):
+            kept[k] = lines[k]
+    return "\n".join(kept)
 
 
 def run_page(path):
