@@ -158,6 +158,13 @@ class Sequential:
             return None, last.pre_activation(x)
         return last(x, training=training), None
 
+    def class_scores(self, x, training=False):
+        """x Tensor (N, ...) -> the class scores (N, K) before a final softmax (the
+        logits), as a differentiable Tensor: what saliency maps take the gradient of,
+        since a softmax output also moves when *other* classes' scores change."""
+        output, logits = self._forward_logits(x, training)
+        return output if logits is None else logits
+
     # --- training -------------------------------------------------------------------
     def compile(self, optimizer=None, loss=None, metrics=None):
         """optimizer: 'sgd', 'adam' or an Optimizer; loss: a name such as
@@ -379,9 +386,11 @@ class Sequential:
         return model_config(self)
 
     # --- description ---------------------------------------------------------------------
-    def summary(self, print_fn=print, line_length=65):
+    def summary(self, print_fn=print, line_length=65, arithmetic=False):
         """Print each layer's output shape and parameter count, then the totals, in
-        Keras's format."""
+        Keras's format. ``arithmetic=True`` adds under each layer how those numbers
+        follow from its input: the output-size formula floor((n + 2p - f) / s) + 1 and
+        the parameter count ((f*f*c_in) + 1)*c_out, with the layer's numbers filled in."""
         if not self.built:
             raise ValueError(f"{self.name} is not built yet: give the first layer input_shape=..., "
                              f"call build(input_shape), or fit/call it on data first")
@@ -393,12 +402,21 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             label = f"{layer.name} ({type(layer).__name__})"
             lines.append(row(label, str((None,) + tuple(layer.output_shape)), f"{layer.count_params()}"))
+            if arithmetic:
+                lines.append(f"    input {(None,) + tuple(layer.input_shape)}")
+                lines += ["    " + _arithmetic_line(*item) for item in layer.arithmetic()]
             lines.append("=" * line_length if i == len(self.layers) - 1 else "_" * line_length)
         total = self.count_params()
         trainable = sum(w.size for w in self.trainable_weights)
         lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}", "_" * line_length]
         print_fn("\n".join(lines))
+
+
+def _arithmetic_line(what, expression, value, note):
+    """'height, width: floor((32 + 2*1 - 3) / 1) + 1 = 32' or 'channels: 32 (one per filter)'."""
+    text = f"{what}: {expression} = {value}" if expression is not None else f"{what}: {value}"
+    return f"{text}   ({note})" if note else text
 
 
 def load_model(path, compile=True, device=None):

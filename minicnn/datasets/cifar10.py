@@ -242,6 +242,14 @@ def load_data(path=None, download=True):
     return (x_train, y_train[:, None]), (x_test, y_test[:, None])
 
 
+def load_test_data(path=None, download=True):
+    """(x_test, y_test) alone, as in load_data: uint8 (10000, 32, 32, 3) and (10000, 1).
+    Reads only ``test_batch`` (a sixth of the data), for evaluating a trained model."""
+    source = _source(path, download)
+    x_test, y_test = _check_batch(_unpickle(source, TEST_FILE), source.where(TEST_FILE))
+    return x_test, y_test[:, None]
+
+
 def load_class_names(path=None, download=True):
     """The ten class names from ``batches.meta``."""
     source = _source(path, download)

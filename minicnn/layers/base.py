@@ -93,6 +93,14 @@ class Layer:
     def count_params(self):
         return sum(w.size for w in self._weights)
 
+    def arithmetic(self):
+        """How this layer's output shape and parameter count follow from its input shape,
+        for ``model.summary(arithmetic=True)``: a list of (what, expression, value, note).
+        An expression is valid Python (with ``floor`` = math.floor) that evaluates to
+        value, or None where there is nothing to compute. Subclasses with a shape rule
+        or weights override this; the default is a layer that keeps its input's shape."""
+        return [("output", None, "shape unchanged", ""), ("params", None, self.count_params(), "no weights")]
+
     def get_weights(self):
         """Host (NumPy) copies of the weights, in Keras's order and shapes."""
         return [backend.to_numpy(w.data).copy() for w in self._weights]

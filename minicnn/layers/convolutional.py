@@ -14,6 +14,25 @@ def _spatial_output(layer, input_shape, kh, kw, sy, sx):
         raise layer.error(str(error)) from None
 
 
+def outsize_expression(n, f, s, pads):
+    """The output-size formula floor((n + 2p - f) / s) + 1 with this axis's numbers filled
+    in, as Python; padding odd in total ('same') shows its two sides: n + before + after."""
+    before, after = pads
+    padding = f" + 2*{before}" if before == after else f" + {before} + {after}"
+    return f"floor(({n}{padding} - {f}) / {s}) + 1"
+
+
+def window_arithmetic(layer, kh, kw, sy, sx):
+    """Height and width items of ``Layer.arithmetic`` for a sliding window; one item
+    when both axes have the same numbers."""
+    H, W, _ = layer.input_shape
+    (rows, cols), (oh, ow) = conv_geometry((None, *layer.input_shape), kh, kw, sy, sx, layer.padding)
+    height, width = outsize_expression(H, kh, sy, rows), outsize_expression(W, kw, sx, cols)
+    if height == width:
+        return [("height, width", height, oh, "")]
+    return [("height", height, oh, ""), ("width", width, ow, "")]
+
+
 class Conv2D(Layer):
     """2-D convolution. Input (N, H, W, C) -> output (N, oh, ow, filters).
 
@@ -54,6 +73,14 @@ class Conv2D(Layer):
     def compute_output_shape(self, input_shape):
         return (*_spatial_output(self, input_shape, *self.kernel_size, *self.strides), self.filters)
 
+    def arithmetic(self):
+        (kh, kw), (sy, sx), C = self.kernel_size, self.strides, self.input_shape[2]
+        weights = f"(({kh}*{kw}*{C}) + 1)*{self.filters}" if self.use_bias else f"({kh}*{kw}*{C})*{self.filters}"
+        return window_arithmetic(self, kh, kw, sy, sx) + [
+            ("channels", None, self.filters, "one per filter"),
+            ("params", weights, self.count_params(),
+             "(f*f*c_in weights + 1 bias) per filter" if self.use_bias else "f*f*c_in weights per filter, no bias")]
+
     def pre_activation(self, x):
         return F.conv2d(x, self.kernel, self.bias, self.strides, self.padding)
 
@@ -83,6 +110,11 @@ class MaxPooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         return (*_spatial_output(self, input_shape, *self.pool_size, *self.strides), input_shape[2])
+
+    def arithmetic(self):
+        return window_arithmetic(self, *self.pool_size, *self.strides) + [
+            ("channels", None, self.input_shape[2], "unchanged: each channel pooled on its own"),
+            ("params", None, 0, "a maximum has nothing to learn")]
 
     def call(self, x, training):
         return F.max_pool2d(x, self.pool_size, self.strides, self.padding)

@@ -42,6 +42,13 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return (self.units,)
 
+    def arithmetic(self):
+        d_in = self.input_shape[0]
+        weights = f"({d_in} + 1)*{self.units}" if self.use_bias else f"{d_in}*{self.units}"
+        return [("units", None, self.units, ""),
+                ("params", weights, self.count_params(),
+                 "(inputs + 1 bias) per unit" if self.use_bias else "one weight per input per unit, no bias")]
+
     def pre_activation(self, x):
         return F.dense(x, self.kernel, self.bias)
 
@@ -62,6 +69,10 @@ class Flatten(Layer):
 
     def compute_output_shape(self, input_shape):
         return (math.prod(input_shape),)
+
+    def arithmetic(self):
+        return [("features", "*".join(str(n) for n in self.input_shape), self.output_shape[0],
+                 "all values of the input in one row"), ("params", None, 0, "no weights")]
 
     def call(self, x, training):
         return x.reshape(x.shape[0], -1)

@@ -40,6 +40,14 @@ class BatchNormalization(Layer):
         self.moving_mean = self.add_weight("moving_mean", channels, "zeros", trainable=False)
         self.moving_variance = self.add_weight("moving_variance", channels, "ones", trainable=False)
 
+    def arithmetic(self):
+        trained = [name for name, w in (("gamma", self.gamma), ("beta", self.beta)) if w is not None]
+        per_feature = len(trained) + 2
+        return [("output", None, "shape unchanged", ""),
+                ("params", f"{per_feature}*{self.input_shape[-1]}", self.count_params(),
+                 f"{', '.join(trained + ['moving mean', 'moving variance'])} per feature; "
+                 f"the moving averages are not trained")]
+
     def call(self, x, training):
         # scale=False / center=False: a constant 1 / 0 on the same device, not a weight
         gamma = self.gamma if self.gamma is not None else Tensor(self.moving_mean.data * 0 + 1)
