@@ -39,6 +39,7 @@ def run_page(path):
     report = io.StringIO()
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     previous = minicnn.backend.get_device()
+    minicnn.set_device("cpu")  # the pages' examples are NumPy arrays
     try:
         runner.run(test, out=report.write)
     finally:
