@@ -130,6 +130,16 @@ def test_over_batch_covers_every_sample_once_and_reraises():
         fast_cpu.over_batch(fail, 4)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64])
+def test_sum_over_batch_is_the_sum_over_all_but_the_last_axis(n):
+    a = numpy.random.default_rng(n).standard_normal((n, 3, 5, 4)).astype(numpy.float32)
+    total = fast_cpu.sum_over_batch(a)
+    assert total.dtype == numpy.float32 and total.shape == (4,)
+    numpy.testing.assert_allclose(total, a.astype(numpy.float64).sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
+    # partial sums are added in batch order, so repeated calls agree to the last bit
+    assert all((fast_cpu.sum_over_batch(a) == total).all() for _ in range(5))
+
+
 def test_unroll_rows_layout():
     """rows[n, r, c, i] is padded input row r*sy + i at column c (the docstring's definition)."""
     x = numpy.arange(2 * 5 * 4 * 3, dtype=numpy.float32).reshape(2, 5, 4, 3)

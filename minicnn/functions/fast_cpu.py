@@ -51,6 +51,19 @@ def over_batch(work, n):
         future.result()  # re-raises an exception from the thread
 
 
+def sum_over_batch(a):
+    """a (N, ..., F) -> (F,): the sum over every axis but the last (a bias gradient),
+    each thread summing its share of the batch, then the partial sums added in batch
+    order (a fixed order, so the result does not depend on which thread finished first)."""
+    axes = tuple(range(a.ndim - 1))
+    partial = {}
+
+    def work(s):
+        partial[s.start] = a[s].sum(axis=axes)
+    over_batch(work, a.shape[0])
+    return numpy.sum([partial[k] for k in sorted(partial)], axis=0, dtype=a.dtype)
+
+
 def pad_nhwc(x, pads):
     """(N, H, W, C) -> zero-padded (N, H + pt + pb, W + pl + pr, C); x itself if no padding."""
     (pt, pb), (pl, pr) = pads
@@ -125,7 +138,7 @@ def conv2d_rows_backward(gy, cache, input_grad=True):
     over_batch(shift_gy, N)
     gZ = gZ.reshape(-1, kw * F)
     gW = (rows.reshape(-1, kh * C).T @ gZ).reshape(kh, C, kw, F).transpose(0, 2, 1, 3)
-    gb = gy.sum(axis=(0, 1, 2)) if has_bias else None
+    gb = sum_over_batch(gy) if has_bias else None
     if not input_grad:
         return None, numpy.ascontiguousarray(gW), gb
     g_rows = (gZ @ W_rows.T).reshape(N, oh, Wp, kh, C)
@@ -152,9 +165,14 @@ def max_pool2d_tiles_forward(x, ph, pw, oh, ow):
     """
     N, _, _, C = x.shape
     tiles = x[:, :oh * ph, :ow * pw, :].reshape(N, oh, ph, ow, pw, C)
-    y = numpy.maximum(tiles[:, :, 0, :, 0, :], tiles[:, :, (1 // pw) % ph, :, 1 % pw, :])
-    for tap in range(2, ph * pw):
-        numpy.maximum(y, tiles[:, :, tap // pw, :, tap % pw, :], out=y)
+    y = numpy.empty((N, oh, ow, C), dtype=x.dtype)
+
+    def work(s):
+        t, out = tiles[s], y[s]
+        numpy.maximum(t[:, :, 0, :, 0, :], t[:, :, (1 // pw) % ph, :, 1 % pw, :], out=out)
+        for tap in range(2, ph * pw):
+            numpy.maximum(out, t[:, :, tap // pw, :, tap % pw, :], out=out)
+    over_batch(work, N)
     return y, (tiles, y, x.shape)
 
 
@@ -170,13 +188,18 @@ def max_pool2d_tiles_backward(gy, cache):
     gx[:, oh * ph:, :, :] = 0
     gx[:, :, ow * pw:, :] = 0
     g_tiles = gx[:, :oh * ph, :ow * pw, :].reshape(N, oh, ph, ow, pw, C)
-    claimed = numpy.zeros(y.shape, dtype=bool)
-    for tap in range(ph * pw):
-        i, j = tap // pw, tap % pw
-        won = tiles[:, :, i, :, j, :] == y
-        numpy.greater(won, claimed, out=won)  # won and not claimed
-        claimed |= won
-        numpy.multiply(gy, won, out=g_tiles[:, :, i, :, j, :])
+
+    def work(s):
+        t, m, g, g_t = tiles[s], y[s], gy[s], g_tiles[s]
+        won = numpy.empty(m.shape, dtype=bool)
+        claimed = numpy.zeros(m.shape, dtype=bool)
+        for tap in range(ph * pw):
+            i, j = tap // pw, tap % pw
+            numpy.equal(t[:, :, i, :, j, :], m, out=won)
+            numpy.greater(won, claimed, out=won)  # won and not claimed
+            claimed |= won
+            numpy.multiply(g, won, out=g_t[:, :, i, :, j, :])
+    over_batch(work, N)
     return gx
 
 
