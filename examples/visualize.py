@@ -38,6 +38,13 @@ def rescale(a):
     return numpy.full_like(a, 0.5) if high == low else (a - low) / (high - low)
 
 
+def save(fig, path):
+    """Lay the figure out, write it as a PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+
+
 def plot_filters(kernel, layer_name, path):
     """kernel (kh, kw, C, F) -> a grid of F filters. Each filter is stretched to [0, 1] on
     its own, so the picture shows its pattern (which colours and edges it responds to),
@@ -58,9 +65,7 @@ def plot_filters(kernel, layer_name, path):
     fig.suptitle(f"First convolution ({layer_name}): {count} filters of {kh}x{kw}x{channels}, "
                  f"each shown {shown}\n(stretched to full contrast per filter; "
                  f"bright = large positive weight)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_feature_maps(image, maps, layer, caption, path):
@@ -83,9 +88,7 @@ def plot_feature_maps(image, maps, layer, caption, path):
     fig.suptitle(f"{layer.name} (Conv2D, {activation}): {count} feature maps of "
                  f"{maps.shape[0]}x{maps.shape[1]}, each scaled to its own maximum "
                  f"(black = 0: the filter found nothing there)\n{caption}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_saliency(images, saliency, truth, predicted, names, path):
@@ -106,9 +109,7 @@ def plot_saliency(images, saliency, truth, predicted, names, path):
     axes[1, 0].set_ylabel("saliency", fontsize=8)
     fig.suptitle("Saliency: |d score(predicted class) / d pixel|, max over RGB, scaled per image "
                  "(bright = the pixels that move the score most); red title = wrong", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_misclassified(images, truth, predicted, confidence, names, path, columns=8):
@@ -124,9 +125,7 @@ def plot_misclassified(images, truth, predicted, confidence, names, path, column
                          fontsize=7, color="red")
     fig.suptitle(f"The {len(images)} most confidently misclassified test images "
                  f"(pred: predicted class and its probability)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_per_class_accuracy(accuracy, overall, names, title, path):
@@ -144,9 +143,7 @@ def plot_per_class_accuracy(accuracy, overall, names, title, path):
     ax.set_xlabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def main(argv=None):
