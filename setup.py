@@ -8,7 +8,13 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
     python_requires=">=3.10",
-    install_requires=["numpy>=1.24", "matplotlib>=3.6"],  # matplotlib brings Pillow (predict.py)
+    install_requires=[
+        "numpy>=1.24",
+        "matplotlib>=3.6",  # plots; brings Pillow (predict.py)
+        # Holds BLAS to one thread inside the CPU convolutions, which split the batch over
+        # the cores themselves (functions/fast_cpu.py); without it they run, only slower.
+        "threadpoolctl>=3",
+    ],
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
         "test": ["pytest>=7", "hypothesis>=6"],

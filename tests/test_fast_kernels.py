@@ -162,3 +162,62 @@ def test_fast_kernels_pass_float64_gradient_checks_in_a_model(device):
         h = F.conv2d(x, W1, padding="same").relu()
         return F.max_pool2d(F.conv2d(h, W2), 2)
     assert minicnn.gradcheck(net, [x, W1, W2], atol=1e-5, rtol=1e-4).ok
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 30])
+@pytest.mark.parametrize("c, padding, strides", [(8, "same", 1), (3, "same", 1), (8, "valid", (1, 2))])
+def test_blocked_conv_is_the_same_for_any_chunk_size(monkeypatch, chunk_bytes, c, padding, strides):
+    """The CPU convolutions split the batch over threads and each share into chunks; one
+    image per chunk, a few, or the whole share must all give the reference's numbers (7
+    images: the shares and the chunks do not divide evenly)."""
+    monkeypatch.setattr(fast_cpu, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(fast_cpu, "CHUNK_MIN_PIXELS", 1)
+    rng = numpy.random.default_rng(chunk_bytes + c)
+    x = rng.standard_normal((7, 6, 9, c))
+    W = rng.standard_normal((3, 3, c, 5))
+    b = rng.standard_normal(5)
+    gy_holder = {}
+
+    def run():
+        y, cache = conv.conv2d_forward(x, W, b, strides, padding)
+        gy = gy_holder.setdefault("gy", rng.standard_normal(y.shape))
+        return (y,) + conv.conv2d_backward(gy, cache)
+    with backend.device("cpu"):
+        fast, reference = _both(run)
+    _assert_same(fast, reference, numpy.float64)
+
+
+def test_chunks_of_covers_a_share_in_order():
+    share = slice(3, 17)
+    # (bytes per image, pixels per image) -> images per chunk: as many as fit in 40 bytes,
+    # at least one, and at least 8 pixels' worth
+    for bytes_per_image, pixels, step in [(10, 8, 4), (1 << 40, 8, 1), (1 << 40, 3, 3)]:
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(fast_cpu, "CHUNK_BYTES", 40)
+            m.setattr(fast_cpu, "CHUNK_MIN_PIXELS", 8)
+            parts = fast_cpu.chunks_of(share, bytes_per_image, pixels)
+        assert len(parts) == -(-14 // step)
+        assert parts[0].start == 3 and parts[-1].stop == 17
+        assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+        assert all(p.stop - p.start == step for p in parts[:-1])
+
+
+def test_blas_threads_are_given_back_after_a_blocked_convolution():
+    """Inside the blocked convolutions BLAS runs on one thread per worker; afterwards the
+    user's own NumPy code must get BLAS's threads back, also when a worker raised."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    before = blas_threads()
+    seen = []
+    fast_cpu.over_batch(lambda s: seen.append(blas_threads()), 4, blas_threads=1)
+    if fast_cpu.THREADS > 1:
+        assert all(threads == [1] * len(before) for threads in seen)
+    assert blas_threads() == before
+
+    def fail(s):
+        raise RuntimeError("worker failed")
+    with pytest.raises(RuntimeError):
+        fast_cpu.over_batch(fail, 4, blas_threads=1)
+    assert blas_threads() == before

@@ -135,18 +135,17 @@ def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
     sy, sx = pair(strides, "strides")
     pads, (oh, ow) = conv_geometry(x.shape, kh, kw, sy, sx, normalize_padding(padding))
     xp = get_array_module(x)
-    if fast_kernels_enabled():
-        if xp is numpy and _use_rows(C, kw, sx, ow):
+    if fast_kernels_enabled() and xp is numpy:
+        if _use_rows(C, kw, sx, ow):
             y, saved = fast_cpu.conv2d_rows_forward(x, W, b, sy, pads, oh, ow)
             return y, ("rows", saved, input_grad)
-        if xp is not numpy:
-            from . import fast_gpu  # imports CuPy; only reached with GPU arrays
-            y, saved = fast_gpu.conv2d_forward(x, W, b, (sy, sx), pads, oh, ow)
-            return y, ("gpu", saved, input_grad)
-    if fast_kernels_enabled() and xp is numpy:
-        col = fast_cpu.im2col_strided(fast_cpu.pad_nhwc(x, pads), kh, kw, sy, sx, oh, ow)
-    else:
-        col = im2col(x, kh, kw, sy, sx, pads)
+        y, saved = fast_cpu.conv2d_im2col_forward(x, W, b, (sy, sx), pads, oh, ow)
+        return y, ("im2col-blocked", saved, input_grad)
+    if fast_kernels_enabled():
+        from . import fast_gpu  # imports CuPy; only reached with GPU arrays
+        y, saved = fast_gpu.conv2d_forward(x, W, b, (sy, sx), pads, oh, ow)
+        return y, ("gpu", saved, input_grad)
+    col = im2col(x, kh, kw, sy, sx, pads)
     # One GEMM: (N*oh*ow, kh*kw*C) @ (kh*kw*C, F). W's Keras layout flattens in the
     # same (kh, kw, C) order as a patch row, so no transpose is needed.
     y = col.reshape(-1, kh * kw * C) @ W.reshape(-1, F)
@@ -164,6 +163,8 @@ def conv2d_backward(gy, cache):
     method, saved, input_grad = cache
     if method == "rows":
         return fast_cpu.conv2d_rows_backward(gy, saved, input_grad)
+    if method == "im2col-blocked":
+        return fast_cpu.conv2d_im2col_backward(gy, saved, input_grad)
     if method == "gpu":
         from . import fast_gpu
         return fast_gpu.conv2d_backward(gy, saved, input_grad)
