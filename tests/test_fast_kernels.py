@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 import minicnn
 from minicnn import backend, functional as F
-from minicnn.functions import activation, conv, fast_cpu, pooling
+from minicnn.functions import activation, conv, fast_cpu, normalization, pooling
 from conftest import tensor
 
 
@@ -221,3 +221,27 @@ def test_blas_threads_are_given_back_after_a_blocked_convolution():
     with pytest.raises(RuntimeError):
         fast_cpu.over_batch(fail, 4, blas_threads=1)
     assert blas_threads() == before
+
+
+@given(shape=st.sampled_from([(1, 5), (7, 33), (3, 4, 5, 6), (9, 2, 3, 8)]),
+       dtype=st.sampled_from([numpy.float64, numpy.float32]), seed=st.integers(0, 99),
+       offset=st.sampled_from([0.0, 100.0]))
+def test_batch_norm_fast_equals_reference(shape, dtype, seed, offset):
+    """Threaded batch-norm (CPU) against the reference: y, the batch statistics the layer
+    averages, and gx, ggamma, gbeta. offset: a mean far from zero, where a one-pass
+    variance (E[x^2] - E[x]^2) would lose the digits the two-pass one keeps."""
+    rng = numpy.random.default_rng(seed)
+    x = (rng.standard_normal(shape) + offset).astype(dtype)
+    gamma, beta = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+
+    def run():
+        y, cache = normalization.batch_norm_train_forward(x, gamma, beta, 1e-3)
+        return (y, cache.mean, cache.var) + normalization.batch_norm_train_backward(gy, cache)
+    with backend.device("cpu"):
+        fast, reference = _both(run)
+    if dtype == numpy.float32:  # sums of up to a few hundred float32 terms, in another order
+        for a, b in zip(fast, reference):
+            numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    else:
+        _assert_same(fast, reference, dtype)
