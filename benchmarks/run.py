@@ -122,10 +122,12 @@ def minicnn_layer(kind, spec, xp, fast=True):
         gamma, beta = xp.ones(spec[-1], numpy.float32), xp.zeros(spec[-1], numpy.float32)
 
         def forward():
-            state["y"], state["cache"] = bn.batch_norm_train_forward(x, gamma, beta)
+            with backend.fast_kernels(fast):
+                state["y"], state["cache"] = bn.batch_norm_train_forward(x, gamma, beta)
 
         def backward():
-            bn.batch_norm_train_backward(state["gy"], state["cache"])
+            with backend.fast_kernels(fast):
+                bn.batch_norm_train_backward(state["gy"], state["cache"])
     elif kind == "dense":
         d_in, d_out = spec
         x, W, b = arr(N, d_in), arr(d_in, d_out), arr(d_out)
