@@ -235,13 +235,20 @@ def test_batch_norm_fast_equals_reference(shape, dtype, seed, offset):
     gamma, beta = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
     gy = rng.standard_normal(shape).astype(dtype)
 
-    def run():
-        y, cache = normalization.batch_norm_train_forward(x, gamma, beta, 1e-3)
+    def run(x, gamma, gy):
+        y, cache = normalization.batch_norm_train_forward(x, gamma, beta.astype(x.dtype), 1e-3)
         return (y, cache.mean, cache.var) + normalization.batch_norm_train_backward(gy, cache)
     with backend.device("cpu"):
-        fast, reference = _both(run)
-    if dtype == numpy.float32:  # sums of up to a few hundred float32 terms, in another order
-        for a, b in zip(fast, reference):
-            numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    else:
-        _assert_same(fast, reference, dtype)
+        fast, reference = _both(lambda: run(x, gamma, gy))
+        if dtype == numpy.float64:
+            _assert_same(fast, reference, dtype)
+            return
+        # float32: both round differently (sums in another order), so each is compared with
+        # the float64 result: the fast one may be off by twice the reference's own error, or by
+        # float32 tolerance (1e-4 of the largest value), whichever is larger.
+        with backend.fast_kernels(False):
+            exact = run(x.astype(numpy.float64), gamma.astype(numpy.float64), gy.astype(numpy.float64))
+    for f, r, e in zip(fast, reference, exact):
+        assert f.dtype == r.dtype == numpy.float32 and f.shape == e.shape
+        allowed = max(2 * numpy.abs(r - e).max(), 1e-4 * (1 + numpy.abs(e).max()))
+        assert numpy.abs(f - e).max() <= allowed
