@@ -11,6 +11,7 @@ _BY_NAME = {
     "relu": Tensor.relu,
     "sigmoid": Tensor.sigmoid,
     "tanh": Tensor.tanh,
+    "gelu": Tensor.gelu,  # exact (erf), as Keras's gelu and PyTorch's GELU() default
     "softmax": Tensor.softmax,
     "log_softmax": Tensor.log_softmax,
 }

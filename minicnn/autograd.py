@@ -278,6 +278,9 @@ class Tensor:
     def tanh(self):
         return apply(act.tanh_forward, act.tanh_backward, self)
 
+    def gelu(self, approximate="none"):
+        return apply(act.gelu_forward, act.gelu_backward, self, approximate=approximate)
+
     def softmax(self, axis=-1):
         return apply(act.softmax_forward, act.softmax_backward, self, axis=axis)
 

@@ -87,6 +87,11 @@ def tanh(x):
     return x.tanh()
 
 
+def gelu(x, approximate="none"):
+    """x * Phi(x) (Phi the normal CDF); approximate='tanh' as PyTorch's."""
+    return x.gelu(approximate)
+
+
 def softmax(x, axis=-1):
     return x.softmax(axis)
 
@@ -96,4 +101,4 @@ def log_softmax(x, axis=-1):
 
 
 __all__ = ["conv2d", "max_pool2d", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
-           "relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+           "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"]

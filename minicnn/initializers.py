@@ -33,6 +33,56 @@ def he_normal(shape, dtype):
     return (values * std).astype(dtype)
 
 
+def torch_default(shape, dtype):
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): what PyTorch's Linear and Conv2d start from
+    (kaiming_uniform with a = sqrt(5) works out to this)."""
+    fan_in, _ = _fans(shape)
+    limit = 1 / math.sqrt(fan_in)
+    return host_rng().uniform(-limit, limit, size=shape).astype(dtype)
+
+
+def dirac(shape, dtype):
+    """A conv kernel (kh, kw, C, F) whose first min(C, F) filters pass their input channel
+    straight through (1 at the kernel's centre tap for channel i of filter i, 0 elsewhere),
+    the rest drawn as torch_default. A deep stack of such convs starts close to the
+    identity map on those channels, which lets airbench train at a high learning rate."""
+    if len(shape) != 4:
+        raise ValueError(f"dirac: needs a conv kernel shape (kh, kw, C, F), got {shape}")
+    kernel = torch_default(shape, dtype)
+    kh, kw, c_in, filters = shape
+    passed = min(c_in, filters)
+    kernel[..., :passed] = 0
+    kernel[(kh - 1) // 2, (kw - 1) // 2, numpy.arange(passed), numpy.arange(passed)] = 1
+    return kernel
+
+
+def patch_whitening(images, kernel_size=2, eps=5e-4):
+    """A conv kernel (k, k, C, 2*k*k*C) that whitens k x k patches of ``images`` (N, H, W, C),
+    for airbench's frozen first layer. Returns a host (NumPy) float32 array.
+
+    Each patch is a vector of k*k*C numbers; their (uncentred) covariance matrix has
+    eigenvectors v with eigenvalues lam. Filter v / sqrt(lam + eps) gives every direction
+    of patch space unit variance, so the network sees decorrelated inputs. The filters come
+    largest eigenvalue first, then all of them again negated (a GELU after the layer then
+    keeps both signs of each component)."""
+    from . import backend
+    xp = backend.get_array_module(images)
+    if images.ndim != 4:
+        raise ValueError(f"patch_whitening: images must be (N, H, W, C), got shape {images.shape}")
+    n, height, width, channels = images.shape
+    k = kernel_size
+    oh, ow = height - k + 1, width - k + 1
+    # Patch vectors in the kernel's (row, column, channel) order, one per output pixel.
+    taps = [images[:, i:i + oh, j:j + ow, :] for i in range(k) for j in range(k)]
+    patches = xp.concatenate(taps, axis=-1).reshape(-1, k * k * channels)
+    covariance = backend.to_numpy(patches.T @ patches).astype(numpy.float64) / len(patches)
+    eigenvalues, eigenvectors = numpy.linalg.eigh(covariance)  # ascending
+    order = numpy.argsort(eigenvalues)[::-1]
+    filters = eigenvectors[:, order] / numpy.sqrt(eigenvalues[order] + eps)  # columns
+    kernel = filters.reshape(k, k, channels, k * k * channels)
+    return numpy.concatenate([kernel, -kernel], axis=-1).astype(numpy.float32)
+
+
 def zeros(shape, dtype):
     return numpy.zeros(shape, dtype=dtype)
 
@@ -41,7 +91,8 @@ def ones(shape, dtype):
     return numpy.ones(shape, dtype=dtype)
 
 
-_BY_NAME = {"glorot_uniform": glorot_uniform, "he_normal": he_normal, "zeros": zeros, "ones": ones}
+_BY_NAME = {"glorot_uniform": glorot_uniform, "he_normal": he_normal, "torch_default": torch_default,
+            "dirac": dirac, "zeros": zeros, "ones": ones}
 
 
 def get(identifier):

@@ -5,6 +5,11 @@ One interface: ``build(params)`` once, then per step ``zero_grad()``, backward,
 one parameter's array from its gradient. State (``iterations`` and per-parameter
 slots such as momenta) is exposed by ``state_dict()``/``load_state_dict()`` so a run
 can resume exactly where it stopped.
+
+Weight decay comes two ways: ``weight_decay`` shrinks w directly (decoupled, as Keras 3
+and AdamW), ``l2`` adds l2 * w to the gradient so it also feeds the momentum (PyTorch
+SGD's weight_decay). Parameter groups give some parameters their own options.
+``Lookahead`` keeps an average of the weights and pulls the model back to it.
 """
 import numpy
 
@@ -15,20 +20,50 @@ from .autograd import no_grad
 class Optimizer:
     slot_names = ()
 
-    def __init__(self, learning_rate=0.01, decay=0.0, weight_decay=None, lr=None):
+    def __init__(self, learning_rate=0.01, decay=0.0, weight_decay=None, lr=None, l2=0.0):
         if lr is not None:  # Keras 2's spelling, used by the seed tutorials
             learning_rate = lr
-        if learning_rate <= 0 or decay < 0 or (weight_decay or 0) < 0:
+        if learning_rate <= 0 or decay < 0 or (weight_decay or 0) < 0 or l2 < 0:
             raise ValueError(f"{type(self).__name__}: need learning_rate > 0, decay >= 0, "
-                             f"weight_decay >= 0; got {learning_rate}, {decay}, {weight_decay}")
+                             f"weight_decay >= 0, l2 >= 0; got {learning_rate}, {decay}, "
+                             f"{weight_decay}, {l2}")
         self.learning_rate, self.decay, self.weight_decay = learning_rate, decay, weight_decay
+        self.l2 = l2
         self.iterations = 0
         self.params = None
+        self.options = []  # per parameter: (lr_scale, weight_decay, l2)
         self.slots = {}
 
     def build(self, params):
-        """Bind to a list of parameter Tensors (the order defines the state's order)."""
-        self.params = [p for p in params if p.requires_grad]
+        """Bind to a list of parameter Tensors (the order defines the state's order).
+
+        Items may also be PyTorch-style groups, dicts
+        ``{"params": [...], "lr_scale": 64.0, "weight_decay": ..., "l2": ...}``, whose
+        options replace the optimizer's own for those parameters: the learning rate is
+        multiplied by lr_scale (airbench trains batch-norm shifts at 64x this way).
+        Parameters with requires_grad False are left out.
+        """
+        self.params, self.options = [], []
+        for item in params:
+            if isinstance(item, dict):
+                unknown = set(item) - {"params", "lr_scale", "weight_decay", "l2"}
+                if unknown or "params" not in item:
+                    raise ValueError(f"a parameter group is a dict with 'params' and optionally "
+                                     f"'lr_scale', 'weight_decay', 'l2'; got keys {sorted(item)}")
+                options = (float(item.get("lr_scale", 1.0)), item.get("weight_decay", self.weight_decay),
+                           item.get("l2", self.l2))
+                if options[0] <= 0 or (options[1] or 0) < 0 or options[2] < 0:
+                    raise ValueError(f"parameter group: need lr_scale > 0, weight_decay >= 0, "
+                                     f"l2 >= 0; got {options}")
+                members = list(item["params"])
+            else:
+                options, members = (1.0, self.weight_decay, self.l2), [item]
+            for p in members:
+                if any(p is q for q in self.params):
+                    raise ValueError(f"parameter {p.name} appears twice in the optimizer's parameters")
+                if p.requires_grad:
+                    self.params.append(p)
+                    self.options.append(options)
         self.slots = {name: [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
                       for name in self.slot_names}
         return self
@@ -54,9 +89,12 @@ class Optimizer:
                 if p.grad is None or not p.requires_grad:
                     continue
                 w, g = p.data, p.grad
-                if self.weight_decay:  # decoupled, as Keras 3: w -= lr * wd * w
-                    w -= w.dtype.type(lr * self.weight_decay) * w
-                self._update(i, w, g, lr)
+                lr_scale, weight_decay, l2 = self.options[i]
+                if l2:  # PyTorch's weight_decay: l2 * w joins the gradient (and the momentum)
+                    g = g + w.dtype.type(l2) * w
+                if weight_decay:  # decoupled, as Keras 3: w -= lr * wd * w
+                    w -= w.dtype.type(lr * lr_scale * weight_decay) * w
+                self._update(i, w, g, lr * lr_scale)
                 if getattr(p, "constraint", None) is not None:
                     w[...] = p.constraint(w)
         self.iterations += 1
@@ -98,7 +136,7 @@ class Optimizer:
 
     def get_config(self):
         return {"name": type(self).__name__, "learning_rate": self.learning_rate,
-                "decay": self.decay, "weight_decay": self.weight_decay}
+                "decay": self.decay, "weight_decay": self.weight_decay, "l2": self.l2}
 
 
 class SGD(Optimizer):
@@ -108,8 +146,8 @@ class SGD(Optimizer):
     slot_names = ("momentum",)
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, decay=0.0,
-                 weight_decay=None, lr=None):
-        super().__init__(learning_rate, decay, weight_decay, lr)
+                 weight_decay=None, lr=None, l2=0.0):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2)
         if not 0 <= momentum < 1:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
         self.momentum, self.nesterov = momentum, nesterov
@@ -141,8 +179,8 @@ class Adam(Optimizer):
     slot_names = ("m", "v")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, decay=0.0,
-                 weight_decay=None, lr=None):
-        super().__init__(learning_rate, decay, weight_decay, lr)
+                 weight_decay=None, lr=None, l2=0.0):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2)
         if not (0 <= beta_1 < 1 and 0 <= beta_2 < 1 and epsilon > 0):
             raise ValueError(f"Adam: need 0 <= beta_1, beta_2 < 1 and epsilon > 0; "
                              f"got {beta_1}, {beta_2}, {epsilon}")
@@ -160,6 +198,28 @@ class Adam(Optimizer):
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
                 "epsilon": self.epsilon}
+
+
+class Lookahead:
+    """An exponential moving average of *all* of a model's weights, batch-norm moving
+    statistics included, that the model is pulled back to (airbench's "lookahead").
+
+    ``update(decay)``: average = decay * average + (1 - decay) * w, then w = average, for
+    every weight. decay 0 leaves the model as it is; decay 1 puts the average in place
+    unchanged (how airbench ends: the final weights are the average). Call it every few
+    optimizer steps; the optimizer's momenta are left alone.
+    """
+
+    def __init__(self, weights):
+        self.weights = list(weights)
+        self.average = [w.data.copy() for w in self.weights]
+
+    def update(self, decay):
+        if not 0 <= decay <= 1:
+            raise ValueError(f"Lookahead.update: decay must be in [0, 1], got {decay}")
+        for w, average in zip(self.weights, self.average):
+            average += w.data.dtype.type(1 - decay) * (w.data - average)
+            w.data[...] = average
 
 
 def deserialize(config):

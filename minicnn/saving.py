@@ -25,12 +25,13 @@ import zipfile
 import numpy
 
 from . import activations, backend, losses, optimizers
-from .layers import Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from .layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D,
+                     Rescaling)
 
 FORMAT, VERSION = "minicnn-model", 1
 HEADER = "minicnn.json"
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, MaxPooling2D, Dense, Flatten, Activation,
-                                               Dropout, BatchNormalization)}
+                                               Rescaling, Dropout, BatchNormalization)}
 
 
 class ModelFileError(ValueError):

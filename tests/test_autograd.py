@@ -36,7 +36,7 @@ def test_unary_ops(device, data):
     x = tensor(away_from_zero(rng, shape), device)
     positive = tensor(rng.uniform(0.5, 2.0, shape), device)
     for op in (Tensor.exp, Tensor.relu, Tensor.sigmoid, Tensor.tanh, Tensor.softmax,
-               Tensor.log_softmax, lambda t: -t, lambda t: t.clip(-0.5, 0.5) * 1.0):
+               Tensor.log_softmax, Tensor.gelu, lambda t: t.gelu("tanh"), lambda t: -t, lambda t: t.clip(-0.5, 0.5) * 1.0):
         gradcheck(op, [x])
     gradcheck(Tensor.log, [positive])
     gradcheck(lambda t: t ** 3, [x])

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 import minicnn
 from minicnn import Tensor, backend, gradcheck
 from minicnn.constraints import max_norm
-from minicnn.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+from minicnn.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, Rescaling,
                             MaxPooling2D)
 from minicnn.optimizers import SGD
 from conftest import away_from_zero, distinct, tensor
@@ -78,11 +78,12 @@ def test_dropout_layer_gradients_with_its_mask_held_fixed(device):
     assert layer(x) is x
 
 
-@given(name=st.sampled_from(["relu", "sigmoid", "tanh", "softmax", "linear"]))
-def test_activation_and_flatten_layer_gradients(device, name):
+@given(name=st.sampled_from(["relu", "sigmoid", "tanh", "gelu", "softmax", "linear"]))
+def test_activation_flatten_and_rescaling_layer_gradients(device, name):
     x = tensor(away_from_zero(numpy.random.default_rng(0), (2, 3, 2, 2)), device)
     check_layer(Activation(name, **F64), x)
     check_layer(Flatten(**F64), x)
+    check_layer(Rescaling(1 / 9, offset=0.5, **F64), x)
 
 
 def test_layers_build_lazily_with_keras_weight_shapes_and_order(device):

@@ -163,3 +163,36 @@ def test_adam_step(device):
     for a, b in optimizer_paths(Adam(0.01, epsilon=1e-12), torch.optim.Adam, device,
                                 lr=0.01, eps=1e-12):
         numpy.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(device, approximate):
+    x = rng.standard_normal((4, 3, 5)) * 3
+    xo = ours(x, device)
+    yo = F.gelu(xo, approximate)
+    gy = rng.standard_normal(x.shape)
+    yo.backward(backend.to_device(gy, device))
+    xt = theirs(x)
+    yt = tF.gelu(xt, approximate=approximate)
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+
+
+def test_sgd_parameter_groups_and_l2_match_torch_param_groups(device):
+    """Our lr_scale and l2 per group are PyTorch's per-group lr and weight_decay (airbench's
+    optimizer), with Nesterov momentum, step for step."""
+    w0, steps = [rng.standard_normal(3), rng.standard_normal(2)], rng.standard_normal((6, 5))
+    wo = [Tensor(backend.to_device(w.copy(), device), requires_grad=True) for w in w0]
+    ours_opt = SGD(0.01, momentum=0.85, nesterov=True)
+    ours_opt.build([{"params": [wo[0]], "lr_scale": 64.0, "l2": 0.02}, {"params": [wo[1]], "l2": 1.3}])
+    wt = [torch.tensor(w.copy(), requires_grad=True) for w in w0]
+    opt_t = torch.optim.SGD([{"params": [wt[0]], "lr": 0.64, "weight_decay": 0.02},
+                             {"params": [wt[1]], "weight_decay": 1.3}], lr=0.01, momentum=0.85, nesterov=True)
+    for g in steps:
+        wo[0].grad, wo[1].grad = backend.to_device(g[:3], device), backend.to_device(g[3:], device)
+        wt[0].grad, wt[1].grad = torch.tensor(g[:3]), torch.tensor(g[3:])
+        ours_opt.step()
+        opt_t.step()
+        for a, b in zip(wo, wt):
+            numpy.testing.assert_allclose(backend.to_numpy(a.data), b.detach().numpy(), rtol=1e-12)

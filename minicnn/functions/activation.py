@@ -1,4 +1,6 @@
 """Elementwise functions and softmax. Shapes: y has the shape of x."""
+import math
+
 import numpy
 
 from ..backend import fast_kernels_enabled, get_array_module
@@ -62,6 +64,65 @@ def tanh_forward(x):
 
 def tanh_backward(gy, y):
     return gy * (1 - y * y)
+
+
+# Abramowitz & Stegun 7.1.26: erf(x) = 1 - t(a1 + t(a2 + ... a5)) exp(-x^2), t = 1/(1 + p x),
+# for x >= 0, absolute error below 1.5e-7. Evaluated in float32 the error stays below 5e-7
+# (measured, tests/test_speedrun.py): a few float32 steps of 6e-8 near 1, from which small
+# erf values are a difference. Phi = (1 + erf) / 2, which GELU uses, needs no better.
+_ERF_P = 0.3275911
+_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_exact_erf = numpy.vectorize(math.erf, otypes=[numpy.float64])
+
+
+def erf(x):
+    """The error function, elementwise. NumPy has none: float32 uses the A&S polynomial
+    above (a dozen array operations); float64, which minicnn uses for gradient checks,
+    calls math.erf per element (exact, slow); CuPy has its own."""
+    xp = get_array_module(x)
+    if xp is not numpy:
+        import cupyx.scipy.special  # only reached with GPU arrays
+        return cupyx.scipy.special.erf(x)
+    if x.dtype == numpy.float64:
+        return _exact_erf(x)
+    f = x.dtype.type
+    z = numpy.abs(x)
+    t = 1 / (1 + f(_ERF_P) * z)
+    poly = f(_ERF_A[4])
+    for a in reversed(_ERF_A[:4]):  # Horner: a1 + t(a2 + t(a3 + t(a4 + t a5)))
+        poly = poly * t + f(a)
+    y = 1 - poly * t * numpy.exp(-z * z)
+    return numpy.copysign(y, x)  # erf is odd
+
+
+def gelu_forward(x, approximate="none"):
+    """GELU(x) = x * Phi(x), Phi the standard normal CDF: 0.5 * (1 + erf(x / sqrt 2)).
+    approximate='tanh' uses 0.5 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) for Phi,
+    as PyTorch's GELU(approximate='tanh').
+
+    Cache: the slope dy/dx = Phi(x) + x Phi'(x), computed here while Phi is at hand
+    (Phi' is the normal density, or the derivative of the tanh formula)."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    xp = get_array_module(x)
+    if fast_kernels_enabled() and xp is numpy and x.dtype == numpy.float32 and approximate == "none":
+        return fast_cpu.gelu_forward(x)  # the same formula, fused and on every core
+    f = x.dtype.type
+    if approximate == "none":
+        cdf = f(0.5) * (1 + erf(x * f(1 / math.sqrt(2))))
+        density = f(1 / math.sqrt(2 * math.pi)) * xp.exp(f(-0.5) * x * x)
+    else:  # Phi = 0.5 (1 + tanh(u)), u = k (x + c x^3): Phi' = 0.5 (1 - tanh(u)^2) k (1 + 3c x^2)
+        k, c = f(math.sqrt(2 / math.pi)), f(0.044715)
+        tanh_u = xp.tanh(k * (x + c * x * x * x))
+        cdf = f(0.5) * (1 + tanh_u)
+        density = f(0.5) * (1 - tanh_u * tanh_u) * k * (1 + 3 * c * x * x)
+    return x * cdf, cdf + x * density
+
+
+def gelu_backward(gy, slope):
+    if fast_kernels_enabled() and get_array_module(gy) is numpy and gy.ndim > 1:
+        return fast_cpu.multiply(gy, slope)
+    return gy * slope
 
 
 def softmax_forward(x, axis=-1):

@@ -1,4 +1,4 @@
-"""Dense, Flatten, Activation and Dropout, with Keras's arguments."""
+"""Dense, Flatten, Activation, Rescaling and Dropout, with Keras's arguments."""
 import math
 
 from .. import activations, backend, constraints, functional as F
@@ -93,6 +93,22 @@ class Activation(Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation_name}
+
+
+class Rescaling(Layer):
+    """y = x * scale + offset, constants (Keras's Rescaling); shape unchanged, no weights.
+    Used to scale inputs (1/255) or, as in airbench, a network's logits (1/9)."""
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.offset = float(scale), float(offset)
+
+    def call(self, x, training):
+        y = x * self.scale  # a Python number takes x's dtype: no float64 promotion
+        return y + self.offset if self.offset else y
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
 
 
 class Dropout(Layer):
