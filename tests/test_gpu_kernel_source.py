@@ -17,7 +17,7 @@ import numpy
 import pytest
 
 from minicnn import backend
-from minicnn.functions import conv, pooling
+from minicnn.functions import activation, conv, pooling
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 _CTYPES = {"T": "double", "int32": "int", "bool": "bool"}
@@ -28,7 +28,10 @@ def _as_cpp(name, inputs, outputs, body):
     for p in (s.strip().split() for s in inputs.split(",")):
         if p[0] == "raw":
             params.append(f"const {_CTYPES[p[1]]}* {p[2]}")
-        else:
+        elif p[0] in ("T", "bool"):  # an elementwise input: element i of an array
+            params.append(f"const {_CTYPES[p[0]]}* {p[1]}_array")
+            refs.append(f"const {_CTYPES[p[0]]}& {p[1]} = {p[1]}_array[i];")
+        else:  # an int32 number, the same for every element
             params.append(f"{_CTYPES[p[0]]} {p[1]}")
     for kind, out in (s.strip().split() for s in outputs.split(",")):
         params.append(f"{_CTYPES[kind]}* {out}_array")
@@ -55,7 +58,8 @@ def kernels(tmp_path_factory):
         else:
             sys.modules["cupy"] = saved
     folder = tmp_path_factory.mktemp("kernels")
-    source = "".join(_as_cpp(name, *parts) for name, parts in recorded.items())
+    source = "#include <cmath>\nusing std::erf; using std::exp;\n" + "".join(
+        _as_cpp(name, *parts) for name, parts in recorded.items())
     (folder / "kernels.cpp").write_text(source)
     subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-o", str(folder / "kernels.so"),
                     str(folder / "kernels.cpp")], check=True)
@@ -109,3 +113,12 @@ def test_max_pool_kernels_equal_the_reference_including_ties(kernels):
         gx = numpy.empty(x.shape)
         _call(kernels.minicnn_max_pool_backward_nhwc, gy, winner, *geometry, gx)
         numpy.testing.assert_allclose(gx, expected_gx, atol=1e-12)
+
+
+def test_gelu_kernel_equals_the_reference(kernels):
+    x = numpy.linspace(-8, 8, 4001)
+    y, slope = numpy.empty_like(x), numpy.empty_like(x)
+    _call(kernels.minicnn_gelu_forward, x, y, slope)
+    y_ref, slope_ref = activation.gelu_forward(x)  # float64: exact erf
+    numpy.testing.assert_allclose(y, y_ref, rtol=1e-13, atol=1e-15)
+    numpy.testing.assert_allclose(slope, slope_ref, rtol=1e-13, atol=1e-15)

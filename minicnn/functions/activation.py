@@ -105,8 +105,12 @@ def gelu_forward(x, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     xp = get_array_module(x)
-    if fast_kernels_enabled() and xp is numpy and x.dtype == numpy.float32 and approximate == "none":
-        return fast_cpu.gelu_forward(x)  # the same formula, fused and on every core
+    if fast_kernels_enabled() and approximate == "none":
+        if xp is not numpy:
+            from . import fast_gpu  # imports CuPy; only reached with GPU arrays
+            return fast_gpu.gelu_forward(x)  # one fused kernel, CUDA's own erf
+        if x.dtype == numpy.float32:
+            return fast_cpu.gelu_forward(x)  # the same formula, fused and on every core
     f = x.dtype.type
     if approximate == "none":
         cdf = f(0.5) * (1 + erf(x * f(1 / math.sqrt(2))))

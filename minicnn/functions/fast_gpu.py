@@ -178,6 +178,13 @@ def max_pool2d_backward(gy, saved):
                              pt, pl, gx)
     return gx
 
+gelu_forward_kernel = cupy.ElementwiseKernel(
+    "T x", "T y, T slope",
+    """const T cdf = (T)0.5 * ((T)1 + erf(x * (T)0.70710678118654752));
+    y = x * cdf;
+    slope = cdf + x * (T)0.39894228040143268 * exp((T)-0.5 * x * x);""",  # 1/sqrt(2), 1/sqrt(2 pi)
+    "minicnn_gelu_forward")
+
 
 def relu_forward(x):
     """One kernel for y = max(0, x) and its mask (the reference takes two)."""
@@ -186,3 +193,8 @@ def relu_forward(x):
 
 def relu_backward(gy, positive):
     return relu_backward_kernel(gy, positive)
+
+
+def gelu_forward(x):
+    """One kernel for x * Phi(x) and its slope Phi(x) + x phi(x) (the reference takes ten)."""
+    return gelu_forward_kernel(x)
