@@ -113,10 +113,13 @@ class Optimizer:
 
     # --- state for exact resumption ----------------------------------------------
     def state_dict(self):
-        """{'iterations': int, 'slots': {name: [array per parameter]}, 'config': {...}}.
+        """{'iterations': int, 'slots': {name: [array per parameter]}, 'config': {...},
+        'options': [[lr_scale, weight_decay, l2] per parameter]}.
 
-        Arrays are host (NumPy) copies, so the state can be saved anywhere."""
+        Arrays are host (NumPy) copies, so the state can be saved anywhere. The options
+        carry the parameter groups, so a resumed run keeps e.g. airbench's 64x shifts."""
         return {"iterations": self.iterations, "config": self.get_config(),
+                "options": [list(o) for o in self.options],
                 "slots": {k: [backend.to_numpy(a).copy() for a in v] for k, v in self.slots.items()}}
 
     def load_state_dict(self, state):
@@ -132,6 +135,12 @@ class Optimizer:
                     raise ValueError(f"optimizer slot '{name}' for {p.name} has shape "
                                      f"{tuple(array.shape)}, parameter has {p.shape}")
                 slot[...] = backend.to_device(array, backend.device_of(slot), dtype=slot.dtype)
+        options = state.get("options")  # absent in states saved before groups existed
+        if options is not None:  # as PyTorch: the saved group options replace the built ones
+            if len(options) != len(self.params):
+                raise ValueError(f"optimizer state has options for {len(options)} parameters, "
+                                 f"the optimizer has {len(self.params)}")
+            self.options = [(float(o[0]), o[1], float(o[2])) for o in options]
         self.iterations = int(state["iterations"])
 
     def get_config(self):

@@ -84,7 +84,10 @@ def save_model(model, path, include_optimizer=True, metadata=None):
                              "metrics": model.metrics}
         if include_optimizer and model.optimizer.params is not None:
             state = model.optimizer.state_dict()
-            header["optimizer_state"] = {"iterations": state["iterations"],
+            weights = model.weights  # the optimizer's order may differ (groups): store it
+            order = [next(i for i, w in enumerate(weights) if w is p) for p in model.optimizer.params]
+            header["optimizer_state"] = {"iterations": state["iterations"], "params": order,
+                                         "options": state["options"],
                                          "slots": {k: len(v) for k, v in state["slots"].items()}}
             for name, slot in state["slots"].items():
                 arrays.update({f"optimizer/{name}/{i:04d}": a for i, a in enumerate(slot)})
@@ -185,7 +188,15 @@ def _restore_compile(model, header, arrays, path):
     if state:
         slots = {name: _numbered(arrays, f"optimizer/{name}", count, path)
                  for name, count in state.get("slots", {}).items()}
+        order = state.get("params")  # absent in files saved before parameter groups
+        if order is not None:
+            weights = model.weights
+            if any(not isinstance(i, int) or not 0 <= i < len(weights) for i in order):
+                raise ModelFileError(f"{path}: optimizer state names parameters {order}, "
+                                     f"the model has {len(weights)} weights")
+            model.optimizer.build([weights[i] for i in order])
         try:
-            model.optimizer.load_state_dict({"iterations": state["iterations"], "slots": slots})
+            model.optimizer.load_state_dict({"iterations": state["iterations"], "slots": slots,
+                                             "options": state.get("options")})
         except (KeyError, ValueError) as error:
             raise ModelFileError(f"{path}: optimizer state does not fit the model: {error}") from None

@@ -53,6 +53,34 @@ def test_training_continues_exactly_from_a_saved_model(device, tmp_path):
         numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # the same two epochs, same masks
 
 
+def test_parameter_groups_survive_a_save(tmp_path):
+    """A run built with groups (airbench's 64x batch-norm shifts, listed first) resumes
+    with the same order, options and momenta, not the default build of compile()."""
+    x, y = data()
+
+    def grouped():  # no dropout: its masks would differ between the two runs
+        model = Sequential([Conv2D(4, 3, padding="same", activation="relu", input_shape=(8, 8, 3)),
+                            BatchNormalization(), MaxPooling2D(), Flatten(), Dense(3)])
+        model.compile(optimizer=SGD(0.05, momentum=0.9, nesterov=True),
+                      loss="sparse_categorical_crossentropy")
+        shifts = [layer.beta for layer in model.layers if isinstance(layer, BatchNormalization)]
+        others = [w for w in model.trainable_weights if not any(w is s for s in shifts)]
+        model.optimizer.build([{"params": shifts, "lr_scale": 8.0, "l2": 0.5}, {"params": others, "l2": 0.01}])
+        return model
+    straight = grouped()
+    for _ in range(3):
+        straight.train_on_batch(x, y)
+    straight.save(tmp_path / "half.npz")
+    resumed = load_model(tmp_path / "half.npz")
+    assert resumed.optimizer.options == straight.optimizer.options
+    assert resumed.optimizer.options[0] == (8.0, None, 0.5)
+    for _ in range(3):
+        straight.train_on_batch(x, y)
+        resumed.train_on_batch(x, y)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_a_write_that_fails_midway_leaves_the_old_file_whole(tmp_path):
     target = tmp_path / "model.npz"
     target.write_bytes(b"the previous checkpoint")
