@@ -9,7 +9,6 @@ speedrun: data on the device before the clock starts; the clock covers the white
 set-up and training; evaluation (6-pass TTA) is timed apart. On a GPU the net runs in
 float16 with float32 batch-norm, as airbench does; on the CPU in float32.
 """
-import argparse
 import math
 import os
 import sys
@@ -23,7 +22,8 @@ import torch.nn.functional as tF
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 from minicnn.datasets import cifar10  # noqa: E402  (reading the pickles only)
-from speedrun import HYP, MEAN, STD, learning_rates, lookahead_decay, lr_factor  # noqa: E402
+from speedrun import (HYP, MEAN, STD, check_args, learning_rates, lookahead_decay, lr_factor,  # noqa: E402
+                      make_parser, report, summarize)
 
 
 class BatchNorm(nn.BatchNorm2d):
@@ -194,15 +194,9 @@ def load(data_path, device, limit=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="airbench94 in PyTorch (reference)")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="gpu")
-    p.add_argument("--runs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=None)
-    p.add_argument("--epochs", type=float, default=HYP["epochs"])
-    p.add_argument("--limit", type=int, default=None)
+    p = make_parser("airbench94 in PyTorch (reference)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's)")
-    args = p.parse_args(argv)
+    args = check_args(p, p.parse_args(argv))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "gpu" else "cpu")
@@ -213,14 +207,9 @@ def main(argv=None):
     print(f"PyTorch {torch.__version__} on {device}; data loaded in {load_seconds:.1f} s")
     results = []
     for run in range(args.runs):
-        results.append(train(x_train, y_train, x_test, y_test, args.seed + run, hyp))
-        accuracy, train_seconds, eval_seconds = results[-1]
-        print(f"run {run + 1}: test accuracy {accuracy:.4f} (TTA)  training {train_seconds:.1f} s  "
-              f"evaluation {eval_seconds:.1f} s", flush=True)
-    accuracies = numpy.array([r[0] for r in results])
-    print(f"{args.runs} run(s): accuracy mean {accuracies.mean():.4f}, "
-          f"std {accuracies.std(ddof=1) if args.runs > 1 else 0:.4f}; "
-          f"training seconds mean {numpy.mean([r[1] for r in results]):.1f}")
+        results.append(train(x_train, y_train, x_test, y_test, args.seed + run, hyp, verbose=not args.quiet))
+        report(run, results[-1])
+    summarize(results, f"{device} (PyTorch)", load_seconds)
     return results
 
 

@@ -247,8 +247,9 @@ def load(data_path, device, limit=None):
     return (*arrays, time.perf_counter() - start)
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def make_parser(description):
+    """The command line, shared with benchmarks/speedrun_torch.py."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--device", choices=["cpu", "gpu"], default="gpu")
     p.add_argument("--runs", type=int, default=1, help="independent runs (seeds 0..N-1): mean and spread")
     p.add_argument("--seed", type=int, default=0, help="the first run's seed")
@@ -257,12 +258,35 @@ def parse_args(argv):
     p.add_argument("--epochs", type=float, default=HYP["epochs"], help="for a quick try; 9.9 is the recipe")
     p.add_argument("--limit", type=int, default=None, help="use the first N train and test images (smoke test)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    args = p.parse_args(argv)
+    return p
+
+
+def check_args(p, args):
     if args.runs < 1:
         p.error("--runs must be at least 1")
     if args.epochs <= 0:
         p.error("--epochs must be positive")
     return args
+
+
+def parse_args(argv):
+    p = make_parser(__doc__.split("\n\n")[0])
+    return check_args(p, p.parse_args(argv))
+
+
+def report(run, result):
+    accuracy, train_seconds, eval_seconds = result
+    print(f"run {run + 1}: test accuracy {accuracy:.4f} (TTA)  training {train_seconds:.1f} s  "
+          f"evaluation {eval_seconds:.1f} s", flush=True)
+
+
+def summarize(results, where, load_seconds):
+    """The line the issue asks for: accuracy mean and spread over the runs, and time."""
+    accuracies = numpy.array([r[0] for r in results])
+    seconds = numpy.array([r[1] for r in results])
+    print(f"{len(results)} run(s) on {where}: accuracy mean {accuracies.mean():.4f}, "
+          f"std {accuracies.std(ddof=1) if len(results) > 1 else 0:.4f}, min {accuracies.min():.4f}; "
+          f"training seconds mean {seconds.mean():.1f}, data load {load_seconds:.1f} s")
 
 
 def main(argv=None):
@@ -280,14 +304,8 @@ def main(argv=None):
         seed = args.seed + run
         print(f"run {run + 1}/{args.runs} (seed {seed})", flush=True)
         results.append(train(x_train, y_train, x_test, y_test, seed, hyp, verbose=not args.quiet))
-        accuracy, train_seconds, eval_seconds = results[-1]
-        print(f"run {run + 1}: test accuracy {accuracy:.4f} (TTA)  training {train_seconds:.1f} s  "
-              f"evaluation {eval_seconds:.1f} s", flush=True)
-    accuracies = numpy.array([r[0] for r in results])
-    seconds = numpy.array([r[1] for r in results])
-    print(f"{args.runs} run(s) on {args.device}: accuracy mean {accuracies.mean():.4f}, "
-          f"std {accuracies.std(ddof=1) if args.runs > 1 else 0:.4f}, min {accuracies.min():.4f}; "
-          f"training seconds mean {seconds.mean():.1f}, data load {load_seconds:.1f} s")
+        report(run, results[-1])
+    summarize(results, args.device, load_seconds)
     return results
 
 
