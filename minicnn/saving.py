@@ -194,9 +194,10 @@ def _restore_compile(model, header, arrays, path):
             if any(not isinstance(i, int) or not 0 <= i < len(weights) for i in order):
                 raise ModelFileError(f"{path}: optimizer state names parameters {order}, "
                                      f"the model has {len(weights)} weights")
-            model.optimizer.build([weights[i] for i in order])
         try:
+            if order is not None:
+                model.optimizer.build([weights[i] for i in order])  # refuses a parameter named twice
             model.optimizer.load_state_dict({"iterations": state["iterations"], "slots": slots,
                                              "options": state.get("options")})
-        except (KeyError, ValueError) as error:
+        except (KeyError, ValueError, TypeError, IndexError) as error:  # a malformed header
             raise ModelFileError(f"{path}: optimizer state does not fit the model: {error}") from None

@@ -132,6 +132,27 @@ def test_untrustworthy_files_are_refused_with_the_reason(tmp_path):
             load_model(path)
 
 
+def test_a_spoiled_optimizer_state_is_refused_with_the_reason(tmp_path):
+    model = small_model().compile(optimizer=SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_weights)
+    good = tmp_path / "good.npz"
+    model.save(good)
+    header = json.loads(str(numpy.load(good)["minicnn.json"]))
+    state = header["optimizer_state"]
+    cases = {
+        "optimizer state names parameters": {**state, "params": [99] + state["params"][1:]},
+        "appears twice": {**state, "params": [state["params"][0]] * len(state["params"])},
+        "options for 1 parameters": {**state, "options": state["options"][:1]},
+    }
+    for message, spoiled in cases.items():
+        path = tmp_path / "spoiled.npz"
+        path.write_bytes(good.read_bytes())
+        rewrite(path, lambda a: a.update(
+            {"minicnn.json": numpy.array(json.dumps({**header, "optimizer_state": spoiled}))}))
+        with pytest.raises(ModelFileError, match=message):
+            load_model(path)
+
+
 def _with_layer(header, entry):
     spec = json.loads(json.dumps(header))
     spec["model"]["layers"].insert(0, entry)
