@@ -23,7 +23,39 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 GPU_REASON = backend.gpu_unavailable_reason()
-requires_gpu = pytest.mark.skipif(GPU_REASON is not None, reason=f"no GPU: {GPU_REASON}")
+# A test (or a test's 'gpu' half) that runs on the GPU carries the mark `gpu`: skipped with
+# the reason where there is none, and selected alone by `pytest -m gpu` or `--device-half gpu`.
+requires_gpu = pytest.mark.gpu
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device-half", choices=["cpu", "gpu"], default=None,
+                     help="run only one device's half of the suite: 'gpu', the tests and test "
+                          "halves that run on the GPU; 'cpu', their CPU twins (a rehearsal of "
+                          "the GPU half on a machine without one)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: runs on the GPU (skipped, with the reason, without one)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if GPU_REASON is not None:
+        skip = pytest.mark.skip(reason=f"no GPU: {GPU_REASON}")
+        for item in items:
+            if item.get_closest_marker("gpu"):
+                item.add_marker(skip)
+    half = config.getoption("--device-half")
+    if half is None:
+        return
+    if half == "gpu":
+        def keep(item):
+            return item.get_closest_marker("gpu") is not None
+    else:
+        def keep(item):
+            return getattr(item, "callspec", None) is not None and item.callspec.params.get("device") == "cpu"
+    config.hook.pytest_deselected(items=[item for item in items if not keep(item)])
+    items[:] = [item for item in items if keep(item)]
 
 
 @pytest.fixture(params=["cpu", pytest.param("gpu", marks=requires_gpu)])

@@ -252,3 +252,30 @@ def test_batch_norm_fast_equals_reference(shape, dtype, seed, offset):
         assert f.dtype == r.dtype == numpy.float32 and f.shape == e.shape
         allowed = max(2 * numpy.abs(r - e).max(), 1e-4 * (1 + numpy.abs(e).max()))
         assert numpy.abs(f - e).max() <= allowed
+
+
+def test_float16_runs_on_the_reference_where_no_kernel_is_built(device):
+    """The GPU kernels are built for float32 and float64 only (fast_gpu.KERNEL_DTYPES): a
+    float16 array must take the plain CuPy reference instead of asking CuPy to compile a
+    kernel for it. Results keep float16 and equal the float32 ones to float16 precision."""
+    rng = numpy.random.default_rng(0)
+    xp = backend.xp()
+    x32 = xp.asarray(rng.standard_normal((2, 6, 6, 8)), dtype=numpy.float32)
+    W32 = xp.asarray(rng.standard_normal((3, 3, 8, 4)) * 0.2, dtype=numpy.float32)
+
+    def ops(x, W):
+        y, cache = conv.conv2d_forward(x, W, None, 1, "same")
+        gx, gW, _ = conv.conv2d_backward(y, cache)
+        pooled, pool_cache = pooling.max_pool2d_forward(x, 2)
+        g_pool = pooling.max_pool2d_backward(pooled, pool_cache)
+        relu, positive = activation.relu_forward(x)
+        g_relu = activation.relu_backward(x, positive)
+        gelu, slope = activation.gelu_forward(x)
+        return [y, gx, gW, pooled, g_pool, relu, g_relu, gelu, slope]
+    half = ops(x32.astype(numpy.float16), W32.astype(numpy.float16))
+    single = ops(x32, W32)
+    for h, s in zip(half, single):
+        assert h.dtype == numpy.float16
+        scale = float(abs(s).max()) + 1
+        numpy.testing.assert_allclose(backend.to_numpy(h).astype(numpy.float32), backend.to_numpy(s),
+                                      atol=1e-2 * scale)

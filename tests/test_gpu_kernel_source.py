@@ -1,23 +1,21 @@
 """The CUDA kernels of minicnn/functions/fast_gpu.py, compiled as C++ on the CPU and checked
 against the reference NumPy code: their index arithmetic (padding, strides, the gather
 that inverts a sliding window, first-maximum ties) is tested on every machine, not only
-where a GPU is. What this cannot test, the CUDA launch itself, is in test_fast_kernels.py's
-GPU half. Needs g++; skipped without it.
+where a GPU is. What only the CUDA compiler sees is in test_gpu_kernel_cuda.py; the CUDA
+launch itself is in test_fast_kernels.py's GPU half. Needs g++; skipped without it.
 
-How: a stand-in ``cupy`` module records each ElementwiseKernel's parameters and body; each
-becomes a C++ function looping over the element index ``i``, with T = double."""
+How: kernel_recorder reads each ElementwiseKernel's parameters and body; each becomes a
+C++ function looping over the element index ``i``, with T = double."""
 import ctypes
-import importlib
 import shutil
 import subprocess
-import sys
-import types
 
 import numpy
 import pytest
 
 from minicnn import backend
 from minicnn.functions import activation, conv, pooling
+from kernel_recorder import parameters, record_kernels
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 _CTYPES = {"T": "double", "int32": "int", "bool": "bool"}
@@ -25,38 +23,24 @@ _CTYPES = {"T": "double", "int32": "int", "bool": "bool"}
 
 def _as_cpp(name, inputs, outputs, body):
     params, refs = [], []
-    for p in (s.strip().split() for s in inputs.split(",")):
-        if p[0] == "raw":
-            params.append(f"const {_CTYPES[p[1]]}* {p[2]}")
-        elif p[0] in ("T", "bool"):  # an elementwise input: element i of an array
-            params.append(f"const {_CTYPES[p[0]]}* {p[1]}_array")
-            refs.append(f"const {_CTYPES[p[0]]}& {p[1]} = {p[1]}_array[i];")
-        else:  # an int32 number, the same for every element
-            params.append(f"{_CTYPES[p[0]]} {p[1]}")
-    for kind, out in (s.strip().split() for s in outputs.split(",")):
-        params.append(f"{_CTYPES[kind]}* {out}_array")
-        refs.append(f"{_CTYPES[kind]}& {out} = {out}_array[i];")
+    for kind, type_, arg in parameters(inputs, outputs):
+        if kind == "raw":
+            params.append(f"const {_CTYPES[type_]}* {arg}")
+        elif kind == "in":  # an elementwise input: element i of an array
+            params.append(f"const {_CTYPES[type_]}* {arg}_array")
+            refs.append(f"const {_CTYPES[type_]}& {arg} = {arg}_array[i];")
+        elif kind == "scalar":  # an int32 number, the same for every element
+            params.append(f"{_CTYPES[type_]} {arg}")
+        else:
+            params.append(f"{_CTYPES[type_]}* {arg}_array")
+            refs.append(f"{_CTYPES[type_]}& {arg} = {arg}_array[i];")
     return (f'extern "C" void {name}({", ".join(params)}, long long size) {{\n'
             f"  typedef double T;\n  for (long long i = 0; i < size; ++i) {{ {' '.join(refs)}\n{body}\n  }}\n}}\n")
 
 
 @pytest.fixture(scope="module")
 def kernels(tmp_path_factory):
-    recorded = {}
-    stand_in = types.ModuleType("cupy")
-    stand_in.ElementwiseKernel = lambda inputs, outputs, body, name: recorded.setdefault(
-        name, (inputs, outputs, body))
-    saved = sys.modules.get("cupy")
-    sys.modules["cupy"] = stand_in
-    try:
-        sys.modules.pop("minicnn.functions.fast_gpu", None)
-        importlib.import_module("minicnn.functions.fast_gpu")
-    finally:
-        sys.modules.pop("minicnn.functions.fast_gpu", None)  # a real CuPy gets a fresh import
-        if saved is None:
-            sys.modules.pop("cupy")
-        else:
-            sys.modules["cupy"] = saved
+    recorded, _ = record_kernels()
     folder = tmp_path_factory.mktemp("kernels")
     source = "#include <cmath>\nusing std::erf; using std::exp;\n" + "".join(
         _as_cpp(name, *parts) for name, parts in recorded.items())

@@ -175,20 +175,25 @@ def test_shifted_moves_the_image_and_reflects_the_edge():
     numpy.testing.assert_array_equal(up_left[:3, :3], x[0, 1:, 1:, 0])
 
 
-def test_tta_levels_average_the_passes_they_name():
+def test_tta_levels_average_the_passes_they_name(device):
     minicnn.set_seed(3)
     model = Sequential([Conv2D(2, 3, input_shape=(6, 6, 1), dtype="float64"), Flatten(dtype="float64"),
                         Dense(3, dtype="float64")])
-    x = numpy.random.default_rng(3).standard_normal((5, 6, 6, 1))
+    xp = backend.xp()
+    x = xp.asarray(numpy.random.default_rng(3).standard_normal((5, 6, 6, 1)))
 
     def plain(images):
-        return model(Tensor(numpy.ascontiguousarray(images)), training=False).data
-    numpy.testing.assert_allclose(tta.tta_logits(model, x, 0, batch_size=2), plain(x))
+        return backend.to_numpy(model(Tensor(xp.ascontiguousarray(images)), training=False).data)
+
+    def averaged(level, batch_size):
+        logits = tta.tta_logits(model, x, level, batch_size=batch_size)
+        assert backend.device_of(logits) == device
+        return backend.to_numpy(logits)
+    numpy.testing.assert_allclose(averaged(0, 2), plain(x))
     level1 = 0.5 * (plain(x) + plain(x[:, :, ::-1]))
-    numpy.testing.assert_allclose(tta.tta_logits(model, x, 1, batch_size=2), level1)
+    numpy.testing.assert_allclose(averaged(1, 2), level1)
     moved = [0.5 * (plain(m) + plain(m[:, :, ::-1])) for m in (tta.shifted(x, 1, 1), tta.shifted(x, -1, -1))]
-    numpy.testing.assert_allclose(tta.tta_logits(model, x, 2, batch_size=3),
-                                  0.5 * level1 + 0.25 * (moved[0] + moved[1]))
+    numpy.testing.assert_allclose(averaged(2, 3), 0.5 * level1 + 0.25 * (moved[0] + moved[1]))
     with pytest.raises(ValueError, match="level"):
         tta.tta_logits(model, x, 3)
 
@@ -205,12 +210,13 @@ def test_schedule_matches_airbench_constants():
     assert speedrun.lookahead_decay(total, total) == pytest.approx(0.95 ** 5)
 
 
-def test_random_translate_crops_each_image_at_a_shift_in_range():
+def test_random_translate_crops_each_image_at_a_shift_in_range(device):
     rng = numpy.random.default_rng(4)
     padded = rng.standard_normal((40, 8, 8, 2)).astype(numpy.float32)
-    out = speedrun.random_translate(padded, numpy.random.default_rng(5), 4, 2)
+    out = speedrun.random_translate(backend.to_device(padded), backend.default_rng(5), 4, 2)
+    assert backend.device_of(out) == device
     shifts_seen = set()
-    for image, source in zip(out, padded):
+    for image, source in zip(backend.to_numpy(out), padded):
         matches = [(dy, dx) for dy in range(5) for dx in range(5)
                    if numpy.array_equal(image, source[dy:dy + 4, dx:dx + 4])]
         assert matches, "an output is not a crop of its padded image"
@@ -218,13 +224,16 @@ def test_random_translate_crops_each_image_at_a_shift_in_range():
     assert len(shifts_seen) > 10  # the shifts vary
 
 
-def test_loader_alternates_mirroring_and_drops_the_last_partial_batch():
+def test_loader_alternates_mirroring_and_drops_the_last_partial_batch(device):
     images = numpy.random.default_rng(6).standard_normal((10, 4, 4, 1)).astype(numpy.float32)
     labels = numpy.arange(10)
-    loader = speedrun.TrainLoader(images, labels, batch_size=4, translate=0, seed=0)
+    loader = speedrun.TrainLoader(backend.to_device(images), backend.to_device(labels), batch_size=4,
+                                  translate=0, seed=0)
     assert len(loader) == 2
-    first = list(loader)
-    second = list(loader)
+
+    def epoch():
+        return [(backend.to_numpy(x), backend.to_numpy(y)) for x, y in loader]
+    first, second = epoch(), epoch()
     assert [len(y) for _, y in first] == [4, 4]
     for (x0, y0) in first:
         for image, label in zip(x0, y0):  # epoch 0: each image as it is or mirrored
@@ -236,12 +245,13 @@ def test_loader_alternates_mirroring_and_drops_the_last_partial_batch():
                 numpy.testing.assert_array_equal(image, seen_first[int(label)][:, ::-1])
 
 
-def test_a_tiny_speedrun_learns_and_reports(tmp_path):
+def test_a_tiny_speedrun_learns_and_reports(tmp_path, device):
     """The whole recipe, shrunk (narrow net, small batches) on images whose class shows
     in their colour: it must train well above chance, with the stem frozen to its
     whitening and the run's seconds reported."""
     write_fake_cifar(tmp_path, per_batch=200, learnable=True)
-    x_train, y_train, x_test, y_test, _ = speedrun.load(str(tmp_path), "cpu")
+    x_train, y_train, x_test, y_test, _ = speedrun.load(str(tmp_path), device)
+    assert backend.device_of(x_train) == device
     hyp = {**speedrun.HYP, "batch_size": 50, "widths": (8, 16, 16), "epochs": 3, "whiten_images": 500}
     accuracy, train_seconds, eval_seconds = speedrun.train(x_train, y_train, x_test, y_test, seed=0,
                                                            hyp=hyp, verbose=False)

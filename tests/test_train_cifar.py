@@ -34,9 +34,9 @@ def learnable_cifar(tmp_path):
     return tmp_path / "data"
 
 
-def test_a_run_writes_every_output_and_predict_reads_its_model(learnable_cifar, tmp_path):
+def test_a_run_writes_every_output_and_predict_reads_its_model(learnable_cifar, tmp_path, device):
     out = tmp_path / "run"
-    done = train_cifar("--data", learnable_cifar, "--model", "seed001_model0", "--epochs", 3,
+    done = train_cifar("--device", device, "--data", learnable_cifar, "--model", "seed001_model0", "--epochs", 3,
                        "--limit", 300, "--batch-size", 32, "--augment", "crop-flip", "--out", out)
     assert done.returncode == 0, done.stderr
     for name in OUTPUTS:
@@ -66,9 +66,9 @@ def test_a_run_writes_every_output_and_predict_reads_its_model(learnable_cifar, 
     assert "broken.jpg: not an image Pillow can read" in predicted.stderr
 
 
-def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(learnable_cifar, tmp_path):
-    settings = ["--data", learnable_cifar, "--model", "seed004_base", "--epochs", 3, "--batch-size", 100,
-                "--augment", "seed004", "--seed", 7]
+def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(learnable_cifar, tmp_path, device):
+    settings = ["--device", device, "--data", learnable_cifar, "--model", "seed004_base", "--epochs", 3,
+                "--batch-size", 100, "--augment", "seed004", "--seed", 7]
     straight = train_cifar(*settings, "--out", tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr
 
@@ -83,7 +83,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(learnable
     epochs_done = load_model(killed / "checkpoint.npz").metadata["run"]["completed_epochs"]
     assert 1 <= epochs_done < 3
 
-    resumed = train_cifar("--resume", "--out", killed, "--data", learnable_cifar)
+    resumed = train_cifar("--resume", "--out", killed, "--data", learnable_cifar, "--device", device)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Resuming {killed} after epoch {epochs_done} of 3" in resumed.stdout
     for name in ("model.npz", "checkpoint.npz"):

@@ -29,8 +29,9 @@ def relu_forward(x):
     if fast_kernels_enabled():
         if get_array_module(x) is not numpy:
             from . import fast_gpu  # imports CuPy; only reached with GPU arrays
-            return fast_gpu.relu_forward(x)
-        if x.ndim > 1:
+            if fast_gpu.handles(x):
+                return fast_gpu.relu_forward(x)
+        elif x.ndim > 1:
             return fast_cpu.relu_forward(x)
     positive = x > 0
     return x * positive, positive
@@ -40,8 +41,9 @@ def relu_backward(gy, positive):
     if fast_kernels_enabled():
         if get_array_module(gy) is not numpy:
             from . import fast_gpu
-            return fast_gpu.relu_backward(gy, positive)
-        if gy.ndim > 1:
+            if fast_gpu.handles(gy):
+                return fast_gpu.relu_backward(gy, positive)
+        elif gy.ndim > 1:
             return fast_cpu.relu_backward(gy, positive)
     return gy * positive
 
@@ -108,8 +110,9 @@ def gelu_forward(x, approximate="none"):
     if fast_kernels_enabled() and approximate == "none":
         if xp is not numpy:
             from . import fast_gpu  # imports CuPy; only reached with GPU arrays
-            return fast_gpu.gelu_forward(x)  # one fused kernel, CUDA's own erf
-        if x.dtype == numpy.float32:
+            if fast_gpu.handles(x):
+                return fast_gpu.gelu_forward(x)  # one fused kernel, CUDA's own erf
+        elif x.dtype == numpy.float32:
             return fast_cpu.gelu_forward(x)  # the same formula, fused and on every core
     f = x.dtype.type
     if approximate == "none":

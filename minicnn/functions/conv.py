@@ -143,8 +143,9 @@ def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
         return y, ("im2col-blocked", saved, input_grad)
     if fast_kernels_enabled():
         from . import fast_gpu  # imports CuPy; only reached with GPU arrays
-        y, saved = fast_gpu.conv2d_forward(x, W, b, (sy, sx), pads, oh, ow)
-        return y, ("gpu", saved, input_grad)
+        if fast_gpu.handles(x, W):
+            y, saved = fast_gpu.conv2d_forward(x, W, b, (sy, sx), pads, oh, ow)
+            return y, ("gpu", saved, input_grad)
     col = im2col(x, kh, kw, sy, sx, pads)
     # One GEMM: (N*oh*ow, kh*kw*C) @ (kh*kw*C, F). W's Keras layout flattens in the
     # same (kh, kw, C) order as a patch row, so no transpose is needed.

@@ -17,7 +17,21 @@ The GEMMs stay 2-D (N*oh*ow, kh*kw*C) @ (kh*kw*C, F), the shape cuBLAS is fastes
 
 This module imports CuPy, so it is only imported when a CuPy array reaches an op.
 """
+import numpy
+
 import cupy
+
+# The dtypes these kernels are compiled for and used with: float32 for training, float64 for
+# the gradient checks. Arrays of other dtypes (float16, say) take the reference code, which
+# is plain CuPy array code; tests/test_gpu_kernel_cuda.py builds every kernel in each of these
+# with nvcc.
+KERNEL_DTYPES = (numpy.float32, numpy.float64)
+
+
+def handles(*arrays):
+    """True if every array's dtype is one the kernels are built for."""
+    return all(a.dtype in KERNEL_DTYPES for a in arrays)
+
 
 _INDEX = "long long"  # index arithmetic in 64 bits: a column matrix can pass 2^31 elements
 

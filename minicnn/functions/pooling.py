@@ -34,8 +34,9 @@ def max_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
             return y, ("tiles", saved)
         if xp is not numpy:
             from . import fast_gpu
-            y, saved = fast_gpu.max_pool2d_forward(x, (ph, pw), (sy, sx), pads, oh, ow)
-            return y, ("gpu", saved)
+            if fast_gpu.handles(x):
+                y, saved = fast_gpu.max_pool2d_forward(x, (ph, pw), (sy, sx), pads, oh, ow)
+                return y, ("gpu", saved)
     if pt or pb or pl or pr:  # padded cells must never win the max
         x = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-xp.inf)
     y = None
