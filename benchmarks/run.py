@@ -400,7 +400,8 @@ def markdown(report):
                   else "-" for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     if "cupy" in names and "numpy" in names:
-        lines += ["", "CuPy against NumPy on this machine's CPU, training step at batch 128: " + ", ".join(
+        lines += ["", f"CuPy against NumPy on this machine's CPU ({info.get('numpy_threads', 'all')} threads), "
+                  "training step at batch 128: " + ", ".join(
             f"{e['model']} {e['numpy']['train']['median_s'] / e['cupy']['train']['median_s']:.0f}x"
             for e in report["steps"] if e["batch"] == 128 and "numpy" in e)]
     lines += ["", "## Training images per second by batch size", ""]
@@ -470,27 +471,44 @@ def main(argv=None):
     p.add_argument("--batch-sizes", nargs="+", type=int, default=BATCH_SIZES)
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 3 CPU, 10 GPU)")
     p.add_argument("--skip-layers", action="store_true")
+    p.add_argument("--numpy-threads", type=int, default=None,
+                   help="cores NumPy may use (BLAS and minicnn's threads); default: 2 with --device gpu "
+                        "(the CuPy/NumPy ratio is taken against a 2-core CPU), all of them with --device cpu")
+    p.add_argument("--tf32", choices=["off", "on"], default="off",
+                   help="GPU float32 matrix products on tensor cores in TF32, for CuPy (CUPY_TF32) and PyTorch "
+                        "(matmul and cuDNN) alike (default off: true float32 on both)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--tag", default="", help="added to the output file names")
     args = p.parse_args(argv)
+    if args.numpy_threads is not None and args.numpy_threads < 1:
+        p.error(f"--numpy-threads must be at least 1, got {args.numpy_threads}")
+    numpy_threads = args.numpy_threads or (2 if args.device == "gpu" else None)
 
     if args.device == "gpu" and not backend.gpu_available():
         sys.exit(f"error: --device gpu: {backend.gpu_unavailable_reason()}")
+    # CuPy reads CUPY_TF32 at its first float32 matrix product, which has not happened yet.
+    os.environ["CUPY_TF32"] = "1" if args.tf32 == "on" else "0"
     names = ["cupy", "numpy"] if args.device == "gpu" else ["numpy", "numpy-ref"]
     if args.against == "torch":
         if importlib.util.find_spec("torch") is not None:
             names.append("torch-cuda" if args.device == "gpu" else "torch-cpu")
         else:
             print("PyTorch is not importable: minicnn only", file=sys.stderr)
-    backends = [timing.Backend(n) for n in names]
+    backends = [timing.Backend(n, threads=numpy_threads) for n in names]
+    if "torch-cuda" in names:
+        torch = backends[-1].torch
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     repeats = args.repeats or (10 if args.device == "gpu" else 3)
     info = timing.machine(args.device)
     slug = timing.slug(info, args.device) + (f"-{args.tag}" if args.tag else "")
-    gemm = {"numpy": timing.sgemm_gflops(numpy)}
+    gemm = {"numpy": timing.sgemm_gflops(numpy, backend=backends[names.index("numpy")])}
     if args.device == "gpu":
         gemm["cupy"] = timing.sgemm_gflops(backends[0].cupy, 8192, backend=backends[0])
     print(f"{slug}: float32 GEMM " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in gemm.items()), flush=True)
 
+    info["numpy_threads"] = numpy_threads or "all"
+    if args.device == "gpu":
+        info["tf32"] = args.tf32
     report = {"slug": slug, "machine": info, "backends": names, "gemm_gflops": gemm,
               "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     report["layers"] = [] if args.skip_layers else bench_layers(backends, repeats)

@@ -7,6 +7,7 @@ Rules (the same for every backend, so ratios taken in one run are fair):
     so queued work is counted; on a CPU, time.perf_counter;
   * the figure reported is the median over the repeats.
 """
+import contextlib
 import os
 import platform
 import statistics
@@ -17,10 +18,14 @@ import numpy
 
 
 class Backend:
-    """One engine on one device: 'numpy', 'cupy', 'torch-cpu' or 'torch-cuda'."""
+    """One engine on one device: 'numpy', 'cupy', 'torch-cpu' or 'torch-cuda'.
 
-    def __init__(self, name):
+    threads: for NumPy, the cores it may use (BLAS's threads and minicnn's own, held for
+    every timed or measured call); None lets it use all of them."""
+
+    def __init__(self, name, threads=None):
         self.name = name
+        self.threads = threads if name.startswith("numpy") else None
         self.gpu = name in ("cupy", "torch-cuda")
         if name == "cupy":
             import cupy
@@ -34,6 +39,21 @@ class Backend:
             self.cupy.cuda.get_current_stream().synchronize()
         elif self.name == "torch-cuda":
             self.torch.cuda.synchronize()
+
+    @contextlib.contextmanager
+    def held(self):
+        """NumPy held to ``self.threads`` cores while the block runs (nothing otherwise)."""
+        if self.threads is None:
+            yield
+            return
+        from threadpoolctl import threadpool_limits
+        from minicnn.functions import fast_cpu
+        saved, fast_cpu.THREADS = fast_cpu.THREADS, self.threads  # how many chunks run at once
+        try:
+            with threadpool_limits(limits=self.threads):
+                yield
+        finally:
+            fast_cpu.THREADS = saved
 
     def _timed(self, fn):
         """Seconds one call of fn takes, GPU work included."""
@@ -60,10 +80,11 @@ class Backend:
         """{'first_s', 'median_s', 'repeats'}: the first call alone, then the median of
         ``repeats`` more (more, up to 50, while their total is under ``min_time``)."""
         self.synchronize()
-        first = self._timed(fn)
-        times = []
-        while len(times) < repeats or (sum(times) < min_time and len(times) < 50):
-            times.append(self._timed(fn))
+        with self.held():
+            first = self._timed(fn)
+            times = []
+            while len(times) < repeats or (sum(times) < min_time and len(times) < 50):
+                times.append(self._timed(fn))
         return {"first_s": first, "median_s": statistics.median(times), "repeats": len(times)}
 
     # --- memory -------------------------------------------------------------------------
@@ -77,7 +98,8 @@ class Backend:
         if self.name.startswith("numpy"):
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
-            fn()
+            with self.held():
+                fn()
             peak = tracemalloc.get_traced_memory()[1] - base
             tracemalloc.stop()
             return peak

@@ -51,7 +51,7 @@ except ImportError:  # then BLAS keeps its own threads: correct, only slower
 THREADS = min(os.cpu_count() or 1, 8)
 CHUNK_BYTES = 2 << 20  # one chunk's temporaries per core: about half of a 4 MiB L2 cache
 CHUNK_MIN_PIXELS = 1024  # ...but enough output pixels that gW's GEMM (summing over them) stays efficient
-_pool = None  # (process id, executor): a forked child gets a pool of its own
+_pool = None  # (process id, executor, its threads): a forked child gets a pool of its own
 _blas = None  # threadpoolctl's controller, made on first use (it scans the loaded libraries)
 
 
@@ -81,8 +81,9 @@ def over_batch(work, n, blas_threads=None):
     chunks = min(THREADS, n)
     if chunks < 2:
         return [work(slice(0, n))]
-    if _pool is None or _pool[0] != os.getpid():  # threads do not survive a fork
-        _pool = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="minicnn"))
+    # A new pool after a fork (threads do not survive one) or once THREADS was raised.
+    if _pool is None or _pool[0] != os.getpid() or _pool[2] < chunks:
+        _pool = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="minicnn"), THREADS)
     bounds = [n * k // chunks for k in range(chunks + 1)]
     limit = blas_single_threaded() if blas_threads == 1 else contextlib.nullcontext()
     with limit:

@@ -1,0 +1,461 @@
+"""Check a GPU machine end to end with one command, in under 10 minutes.
+
+    python benchmarks/gpu_check.py --kit KIT --out DIR [--bundle FILE.tar.gz]
+    python benchmarks/gpu_check.py --kit KIT --out DIR --rehearse     # the same, on the CPU
+
+KIT holds ../shared/data's cifar10-jpeg.tar.xz, cifar10-order.npz and
+make_cifar10_batches.py (CIFAR-10 is rebuilt from them into DIR/cifar10 first); or give
+--data, a cifar-10-batches-py folder. Run from a copied source tree with PYTHONPATH=. : nothing
+needs installing beyond NumPy, CuPy, pytest and hypothesis (PyTorch and matplotlib where
+present).
+
+The steps, in order. Each runs as a process of its own under its own time limit (and
+within --budget seconds in all); a failure or a timeout is logged and the next step runs:
+
+  environment  the GPU, driver, CUDA, CuPy, NumPy and PyTorch; one CuPy kernel compiled and run
+  data         CIFAR-10 rebuilt from the kit (or --data checked)
+  kernels      nvcc builds every fast_gpu kernel for sm_90 (tests/test_gpu_kernel_cuda.py)
+  agreement    a small net with every kind of layer trained 3 steps (SGD Nesterov, Adam) on the
+               CPU and on the GPU from the same weights: losses and weights must agree to float32
+               tolerance; and one training step run with device synchronisation forbidden
+  tests        the GPU half of the test suite (pytest --device-half gpu)
+  train        examples/train_cifar.py --device gpu: seed004_base, its tutorial's 2 epochs; every
+               file it writes is checked
+  benchmark    benchmarks/run.py --device gpu: the seed models' steps at batch 128 beside PyTorch,
+               and NumPy held to 2 threads
+  speedrun     examples/speedrun.py --device gpu, one seed
+
+Each step's whole output goes to DIR/NN-step.log; DIR/summary.md, the table of results,
+is written after every step and printed last. --bundle keeps a .tar.gz of DIR up to date
+after every step, so a session that can bring back only a few files gets all of it, even
+when the command is cut off.
+
+--rehearse runs every step on the CPU (NumPy) instead, at a smaller size: the tests' CPU
+twins, a short training run, one benchmarked model, a few speedrun steps. It proves the
+script and everything it calls work, so that on a GPU machine only the GPU is unknown.
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tarfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+               "test_batch", "batches.meta"]
+DATA_FOLDER = "cifar10"  # under --out: CIFAR-10 rebuilt from the kit (left out of the bundle)
+TRAIN_OUTPUTS = ["checkpoint.npz", "best_model.npz", "model.npz", "history.json", "history.csv",
+                 "results.json", "accuracy.png", "loss.png", "confusion_matrix.png", "predictions.png"]
+
+
+# --- the steps ------------------------------------------------------------------------------
+class Step:
+    """One check: a command to run, its time limit, and how to read its result.
+
+    command(ctx) -> argv list (or a str: the reason it is skipped); figure(ctx, log) -> a
+    short line for the summary, or raises (then the step counts as failed)."""
+
+    def __init__(self, name, limit, command, figure=None):
+        self.name, self.limit, self.command, self.figure = name, limit, command, figure
+
+
+def python(*args):
+    return [sys.executable, *map(str, args)]
+
+
+def environment_command(ctx):
+    return python(__file__, "--inner", "environment", "--device", ctx.device)
+
+
+def data_command(ctx):
+    if ctx.data:
+        return python(__file__, "--inner", "data", "--data", ctx.data)
+    script = os.path.join(ctx.kit, "make_cifar10_batches.py")
+    if not os.path.isfile(script):
+        return f"no --data, and the kit {ctx.kit!r} holds no make_cifar10_batches.py"
+    return python(script, ctx.built_data_parent)
+
+
+def data_figure(ctx, log):
+    folder = ctx.cifar_folder()
+    missing = [name for name in CIFAR_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise RuntimeError(f"{folder} lacks {', '.join(missing)}")
+    return f"CIFAR-10 in {folder}"
+
+
+def pytest_figure(ctx, log):
+    """The last line pytest prints, e.g. '95 passed in 61.2s'."""
+    lines = [line.strip("= ") for line in log.splitlines() if " in " in line and ("passed" in line or "failed" in line
+                                                                               or "error" in line)]
+    if not lines:
+        raise RuntimeError("pytest printed no result line")
+    return lines[-1]
+
+
+def kernels_command(ctx):
+    return python("-m", "pytest", "-q", "-rs", os.path.join(ROOT, "tests", "test_gpu_kernel_cuda.py"))
+
+
+def agreement_command(ctx):
+    return python(__file__, "--inner", "agreement", "--device", ctx.device)
+
+
+def last_line_starting(prefix):
+    def figure(ctx, log):
+        lines = [line for line in log.splitlines() if line.startswith(prefix)]
+        if not lines:
+            raise RuntimeError(f"no line starting {prefix!r} in the output")
+        return lines[-1][len(prefix):].strip()
+    return figure
+
+
+def tests_command(ctx):
+    return python("-m", "pytest", "-q", "-ra", "--device-half", ctx.device, os.path.join(ROOT, "tests"))
+
+
+def train_command(ctx):
+    size = ["--epochs", 1, "--limit", 2000] if ctx.rehearse else []  # else the tutorial's 2 epochs
+    return python(os.path.join(ROOT, "examples", "train_cifar.py"), "--device", ctx.device,
+                  "--model", "seed004_base", "--seed", 0, "--data", ctx.cifar_folder(),
+                  "--out", os.path.join(ctx.out, "train-seed004_base"), *size)
+
+
+def train_figure(ctx, log):
+    folder = os.path.join(ctx.out, "train-seed004_base")
+    empty = [name for name in TRAIN_OUTPUTS
+             if not os.path.isfile(os.path.join(folder, name)) or os.path.getsize(os.path.join(folder, name)) == 0]
+    if empty:
+        raise RuntimeError(f"train_cifar.py did not write {', '.join(empty)}")
+    with open(os.path.join(folder, "results.json")) as f:
+        results = json.load(f)
+    with open(os.path.join(folder, "history.json")) as f:
+        history = json.load(f)
+    if results["device"] != ctx.device or len(history["epoch"]) != results["epochs"]:
+        raise RuntimeError(f"results.json says device {results['device']}, {len(history['epoch'])} "
+                           f"of {results['epochs']} epochs in history.json")
+    if sum(map(sum, results["confusion_matrix"])) != 10000:
+        raise RuntimeError("the confusion matrix does not count the 10,000 test images")
+    return (f"test accuracy {results['test_accuracy']:.4f} after {results['epochs']} epoch(s), "
+            f"{results['seconds_per_epoch']:.1f} s/epoch; all {len(TRAIN_OUTPUTS)} files written")
+
+
+def benchmark_command(ctx):
+    if ctx.rehearse:
+        size = ["--models", "seed001_model0", "--repeats", 1, "--skip-layers", "--numpy-threads", 1]
+    else:
+        size = ["--repeats", 5]
+    return python(os.path.join(ROOT, "benchmarks", "run.py"), "--device", ctx.device, "--batch-sizes", 128,
+                  "--out", os.path.join(ctx.out, "benchmark"), *size)
+
+
+def benchmark_figure(ctx, log):
+    """minicnn's step time against PyTorch's (and CuPy's against NumPy's) per model."""
+    folder = os.path.join(ctx.out, "benchmark")
+    reports = [name for name in os.listdir(folder) if name.endswith(".json")] if os.path.isdir(folder) else []
+    if not reports:
+        raise RuntimeError("benchmarks/run.py wrote no report")
+    with open(os.path.join(folder, reports[0])) as f:
+        report = json.load(f)
+    main = "cupy" if "cupy" in report["backends"] else "numpy"
+    torch = next((n for n in report["backends"] if n.startswith("torch")), None)
+    parts = []
+    for entry in report["steps"]:
+        cell = f"{entry['model']} {entry[main]['train']['median_s'] * 1e3:.1f} ms"
+        if torch:
+            cell += f" ({entry[main]['train']['median_s'] / entry[torch]['train']['median_s']:.2f}x torch"
+            if main == "cupy" and "numpy" in entry:
+                cell += f", {entry['numpy']['train']['median_s'] / entry['cupy']['train']['median_s']:.0f}x numpy"
+            cell += ")"
+        parts.append(cell)
+    return f"{main} step at batch 128: " + "; ".join(parts)
+
+
+def speedrun_command(ctx):
+    size = ["--epochs", 2, "--limit", 2048] if ctx.rehearse else []
+    return python(os.path.join(ROOT, "examples", "speedrun.py"), "--device", ctx.device, "--runs", 1,
+                  "--data", ctx.cifar_folder(), *size)
+
+
+STEPS = [
+    Step("environment", 90, environment_command, last_line_starting("environment:")),
+    Step("data", 90, data_command, data_figure),
+    Step("kernels", 90, kernels_command, pytest_figure),
+    Step("agreement", 120, agreement_command, last_line_starting("agreement:")),
+    Step("tests", 180, tests_command, pytest_figure),
+    Step("train", 150, train_command, train_figure),
+    Step("benchmark", 200, benchmark_command, benchmark_figure),
+    Step("speedrun", 150, speedrun_command, last_line_starting("1 run(s) on")),
+]
+
+
+# --- running them -----------------------------------------------------------------------------
+class Context:
+    def __init__(self, args):
+        self.rehearse, self.out, self.kit, self.data = args.rehearse, os.path.abspath(args.out), args.kit, args.data
+        self.device = "cpu" if args.rehearse else "gpu"
+        self.built_data_parent = os.path.join(self.out, DATA_FOLDER)
+
+    def cifar_folder(self):
+        if self.data:
+            return self.data
+        return os.path.join(self.built_data_parent, "cifar-10-batches-py")
+
+
+def run_step(index, step, ctx, seconds_left):
+    """Run one step; returns its summary row {step, result, seconds, figure, log}."""
+    log_name = f"{index:02d}-{step.name}.log"
+    row = {"step": step.name, "result": "skipped", "seconds": 0.0, "figure": "", "log": log_name}
+    command = step.command(ctx)
+    limit = min(step.limit, seconds_left)
+    with open(os.path.join(ctx.out, log_name), "w") as log:
+        if isinstance(command, str):
+            row["figure"] = command
+            log.write(f"skipped: {command}\n")
+            return row
+        if limit < 5:
+            row["figure"] = "not run: the time budget is spent"
+            log.write("skipped: the time budget is spent\n")
+            return row
+        log.write(f"$ {shlex.join(map(str, command))}\n(limit {limit:.0f} s)\n\n")
+        log.flush()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+                   PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=limit, cwd=ROOT, env=env)
+            returncode = done.returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+        row["seconds"] = time.perf_counter() - start
+        log.write(f"\n[exit code {returncode}, {row['seconds']:.1f} s]\n" if returncode is not None
+                  else f"\n[killed at its {limit:.0f} s limit]\n")
+    with open(os.path.join(ctx.out, log_name), errors="replace") as f:
+        text = f.read()
+    if returncode is None:
+        row["result"] = "TIMEOUT"
+    elif returncode != 0:
+        row["result"] = "FAIL"
+    else:
+        row["result"] = "ok"
+    try:
+        row["figure"] = step.figure(ctx, text) if step.figure else ""
+    except Exception as error:  # the step ran but its result is missing or wrong
+        row["figure"] = f"{error}"
+        row["result"] = row["result"] if row["result"] != "ok" else "FAIL"
+    if row["result"] != "ok" and not row["figure"]:
+        tail = [line for line in text.splitlines() if line.strip()][-2:]
+        row["figure"] = " / ".join(tail)
+    return row
+
+
+def summary(rows, ctx, total_seconds):
+    where = "CPU rehearsal (NumPy)" if ctx.rehearse else "GPU"
+    lines = [f"# GPU check: {where}", "",
+             f"`{ctx.command}`, {time.strftime('%Y-%m-%d %H:%M:%S')}, {total_seconds:.0f} s in all", "",
+             "| step | result | seconds | figure | log |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        figure = row["figure"].replace("|", "/").replace("\n", " ")
+        lines.append(f"| {row['step']} | {row['result']} | {row['seconds']:.1f} | {figure} | {row['log']} |")
+    return "\n".join(lines) + "\n"
+
+
+def bundle(ctx, path):
+    """DIR as a .tar.gz, written beside and renamed into place: never half a file. The
+    rebuilt data set and the trained models (.npz) stay out: large, and checked already."""
+    def small(info):
+        top = info.name.split("/")[1] if "/" in info.name else ""
+        return None if top == DATA_FOLDER or info.name.endswith(".npz") else info
+    partial = path + ".partial"
+    with tarfile.open(partial, "w:gz") as tar:
+        tar.add(ctx.out, arcname="gpu_check", filter=small)
+    os.replace(partial, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:]))
+    p.add_argument("--out", help="folder for the logs, the outputs and summary.md (required)")
+    p.add_argument("--kit", default=None, help="folder with ../shared/data's three files (CIFAR-10 is rebuilt "
+                   f"into OUT/{DATA_FOLDER})")
+    p.add_argument("--data", default=None, help="a cifar-10-batches-py folder, instead of --kit")
+    p.add_argument("--rehearse", action="store_true", help="run every step on the CPU (NumPy), smaller")
+    p.add_argument("--budget", type=float, default=540, help="seconds for all steps together (default 540)")
+    p.add_argument("--steps", nargs="+", choices=[s.name for s in STEPS], default=None,
+                   help="run only these steps (default: all)")
+    p.add_argument("--bundle", default=None, help="keep a .tar.gz of --out up to date after every step")
+    p.add_argument("--inner", choices=["environment", "data", "agreement"], help=argparse.SUPPRESS)
+    p.add_argument("--device", choices=["cpu", "gpu"], default="gpu", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.inner:
+        return INNER[args.inner](args)
+    if args.out is None:
+        p.error("--out DIR is required: the folder for the logs and the summary")
+    if (args.kit is None) == (args.data is None):
+        p.error("give one of --kit KIT (the CIFAR-10 kit from ../shared/data) or --data DIR")
+    if args.budget <= 0:
+        p.error(f"--budget must be positive, got {args.budget}")
+    os.makedirs(args.out, exist_ok=True)
+    ctx = Context(args)
+    ctx.command = "python benchmarks/gpu_check.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    started = time.perf_counter()
+    rows = []
+    for index, step in enumerate(STEPS, 1):
+        if args.steps and step.name not in args.steps:
+            continue
+        left = args.budget - (time.perf_counter() - started)
+        print(f"[{time.perf_counter() - started:5.0f} s] {step.name} ...", flush=True)
+        rows.append(run_step(index, step, ctx, left))
+        print(f"        {rows[-1]['result']} ({rows[-1]['seconds']:.1f} s) {rows[-1]['figure']}", flush=True)
+        with open(os.path.join(ctx.out, "summary.md"), "w") as f:
+            f.write(summary(rows, ctx, time.perf_counter() - started))
+        if args.bundle:
+            bundle(ctx, args.bundle)
+    text = summary(rows, ctx, time.perf_counter() - started)
+    print("\n" + text)
+    return 0 if all(row["result"] == "ok" for row in rows) else 1
+
+
+# --- the steps that are code of this file, each run in a process of its own ------------------
+def inner_environment(args):
+    import platform
+    import numpy
+    import minicnn
+    from minicnn import backend
+    print(f"python {platform.python_version()} ({sys.executable}), numpy {numpy.__version__}, "
+          f"minicnn from {os.path.dirname(minicnn.__file__)}")
+    for name in ("torch", "matplotlib", "hypothesis", "pytest", "threadpoolctl", "PIL"):
+        try:
+            module = __import__(name)
+            print(f"{name} {getattr(module, '__version__', '?')}")
+        except ImportError as error:
+            print(f"{name}: not importable ({error})")
+    try:
+        print(subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=30).stdout)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        print(f"nvidia-smi: {error}")
+    if args.device == "cpu":
+        print(f"environment: CPU rehearsal, {os.cpu_count()} cores, numpy {numpy.__version__}")
+        return 0
+    reason = backend.gpu_unavailable_reason()
+    if reason:
+        print(f"no GPU: {reason}")
+        return 1
+    import cupy
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    square = cupy.ElementwiseKernel("T x", "T y", "y = x * x", "minicnn_gpu_check_square")
+    value = float(square(cupy.arange(4, dtype=cupy.float32)).sum())  # compiles with NVRTC, runs
+    assert value == 14.0, value
+    print(f"environment: {name}, {props['totalGlobalMem'] / 2 ** 30:.0f} GiB, CuPy {cupy.__version__}, "
+          f"CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()}, driver {cupy.cuda.runtime.driverGetVersion()}; "
+          "a CuPy kernel compiled and ran")
+    return 0
+
+
+def inner_data(args):
+    folder = args.data
+    missing = [name for name in CIFAR_FILES if not os.path.isfile(os.path.join(folder, name))]
+    print(f"{folder}: " + (f"missing {missing}" if missing else "every batch is there"))
+    return 1 if missing else 0
+
+
+def agreement_model(seed):
+    """A small net with each kind of layer the seed models and the speed run use."""
+    import minicnn
+    from minicnn.layers import (Activation, BatchNormalization, Conv2D, Dense, Flatten,
+                                MaxPooling2D)
+    from minicnn.models import Sequential
+    minicnn.set_seed(seed)  # weights are drawn on the host: the same on both devices
+    return Sequential([Conv2D(16, 3, padding="same", activation="relu", input_shape=(16, 16, 3)),
+                       BatchNormalization(), MaxPooling2D(2),
+                       Conv2D(32, 3, strides=2, use_bias=False), Activation("gelu"),
+                       Flatten(), Dense(10, activation="softmax")])
+
+
+def train_steps(device, optimizer_name, x, y, steps=3):
+    """Losses of ``steps`` training steps and the weights after them, as host arrays."""
+    import minicnn
+    from minicnn import backend, optimizers
+    with minicnn.device(device):
+        model = agreement_model(0)
+        model.build((16, 16, 3), device)
+        optimizer = (optimizers.SGD(0.05, momentum=0.9, nesterov=True) if optimizer_name == "sgd"
+                     else optimizers.Adam(1e-3))
+        model.compile(optimizer, "sparse_categorical_crossentropy")
+        xb, yb = backend.to_device(x, device), backend.to_device(y, device)
+        losses = [float(model.train_on_batch(xb, yb)[0]) for _ in range(steps)]
+        return losses, [backend.to_numpy(w) for w in model.get_weights()]
+
+
+def inner_agreement(args):
+    """The device under test against the CPU (on a rehearsal: the CPU's fast kernels against
+    its plain reference code, the same comparison with the same tolerances)."""
+    import numpy
+    import minicnn
+    from minicnn import backend
+    rng = numpy.random.default_rng(0)
+    x = rng.random((32, 16, 16, 3), dtype=numpy.float32)
+    y = rng.integers(0, 10, 32)
+    worst = {"loss": 0.0, "weights": 0.0}
+    failed = []
+    for name in ("sgd", "adam"):
+        with backend.fast_kernels(args.device == "gpu"):  # rehearsal: reference code on the CPU
+            reference = train_steps("cpu", name, x, y)
+        tested = train_steps(args.device, name, x, y)
+        loss_diff = max(abs(a - b) / abs(b) for a, b in zip(tested[0], reference[0]))
+        each = [float(numpy.abs(a - b).max() / (numpy.abs(b).max() + 1e-12)) for a, b in zip(tested[1], reference[1])]
+        weight_diff = max(each)
+        print(f"{name}: losses {args.device} {tested[0]}, cpu {reference[0]}; largest difference of each "
+              f"weight, relative to its largest value: {', '.join(f'{d:.1e}' for d in each)}")
+        worst["loss"], worst["weights"] = max(worst["loss"], loss_diff), max(worst["weights"], weight_diff)
+        if loss_diff > 1e-4 or weight_diff > 1e-3:
+            failed.append(name)
+    syncs = "not checked (CPU)"
+    if args.device == "gpu":
+        syncs = step_without_synchronisation(x, y)
+    print(f"agreement: {'FAILED for ' + ', '.join(failed) if failed else 'within float32 tolerance'} "
+          f"(largest relative loss difference {worst['loss']:.1e}, weights {worst['weights']:.1e}); "
+          f"host synchronisation inside a training step: {syncs}")
+    return 1 if failed else 0
+
+
+def step_without_synchronisation(x, y):
+    """Run one training step with CuPy's synchronisation detector on: a step that waits
+    for the GPU (a device-to-host copy, float() of a device value) would stall the queue."""
+    import minicnn
+    from minicnn import backend, optimizers
+    try:
+        import cupyx
+        forbid = cupyx.allow_synchronize
+    except (ImportError, AttributeError):
+        return "not checked (this CuPy has no cupyx.allow_synchronize)"
+    import warnings
+    with minicnn.device("gpu"):
+        model = agreement_model(0)
+        model.build((16, 16, 3), "gpu")
+        model.compile(optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy")
+        xb, yb = backend.to_device(x, "gpu"), backend.to_device(y, "gpu")
+        model.train_on_batch(xb, yb)  # the first step allocates and compiles
+        backend.synchronize()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the detector is deprecated, not gone
+            try:
+                with forbid(False):
+                    model.train_on_batch(xb, yb)
+            except Exception as error:  # cupyx.DeviceSynchronized, with where it happened
+                import traceback
+                traceback.print_exc()
+                return f"YES ({type(error).__name__}: see the log)"
+    return "none detected"
+
+
+INNER = {"environment": inner_environment, "data": inner_data, "agreement": inner_agreement}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""benchmarks/gpu_check.py, the one command that checks a GPU machine, rehearsed on the
+CPU: its steps run, a failing step is logged while the next ones still run, the time
+budget is kept, and the summary and the bundle are written. (The whole rehearsal takes
+about 2.5 minutes on 2 cores; these run the quick steps only.)"""
+import os
+import sys
+import tarfile
+
+import pytest
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import gpu_check  # noqa: E402
+
+
+def rows(summary):
+    """{step: (result, figure)} from summary.md's table."""
+    table = [line.split(" | ") for line in summary.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    return {cells[0].lstrip("| "): (cells[1], cells[3]) for cells in table}
+
+
+def test_a_rehearsal_runs_its_steps_and_writes_the_summary_and_bundle(fake_cifar, tmp_path):
+    root, _ = fake_cifar
+    out, bundle = tmp_path / "check", tmp_path / "check.tar.gz"
+    code = gpu_check.main(["--rehearse", "--data", str(root / "cifar-10-batches-py"), "--out", str(out),
+                           "--steps", "environment", "data", "agreement", "--bundle", str(bundle)])
+    summary = (out / "summary.md").read_text()
+    result = rows(summary)
+    assert code == 0, summary
+    assert list(result) == ["environment", "data", "agreement"]
+    assert all(r == "ok" for r, _ in result.values())
+    assert "within float32 tolerance" in result["agreement"][1]
+    assert "agreement: within float32 tolerance" in (out / "04-agreement.log").read_text()
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+    assert "gpu_check/summary.md" in names and "gpu_check/04-agreement.log" in names
+
+
+def test_a_failing_step_is_logged_and_the_next_one_still_runs(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "check"
+    code = gpu_check.main(["--rehearse", "--data", str(empty), "--out", str(out),
+                           "--steps", "data", "agreement"])
+    result = rows((out / "summary.md").read_text())
+    assert code == 1
+    assert result["data"][0] == "FAIL" and "lacks data_batch_1" in result["data"][1]
+    assert result["agreement"][0] == "ok"
+
+
+def test_steps_past_the_budget_are_not_run_and_say_so(tmp_path):
+    out = tmp_path / "check"
+    code = gpu_check.main(["--rehearse", "--data", str(tmp_path), "--out", str(out), "--budget", "1",
+                           "--steps", "environment", "kernels"])
+    result = rows((out / "summary.md").read_text())
+    assert code == 1
+    assert result == {"environment": ("skipped", "not run: the time budget is spent"),
+                      "kernels": ("skipped", "not run: the time budget is spent")}
+
+
+def test_it_needs_data_and_an_output_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--out", str(tmp_path)])
+    assert "--kit KIT" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--kit", str(tmp_path)])
+    assert "--out DIR is required" in capsys.readouterr().err
