@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 from minicnn.datasets import cifar10  # noqa: E402  (reading the pickles only)
 from speedrun import (HYP, MEAN, STD, check_args, learning_rates, lookahead_decay, lr_factor,  # noqa: E402
-                      make_parser, report, summarize)
+                      make_parser, report, summarize, warm_up)
 
 
 class BatchNorm(nn.BatchNorm2d):
@@ -205,6 +205,9 @@ def main(argv=None):
     hyp = {**HYP, "epochs": args.epochs}
     x_train, y_train, x_test, y_test, load_seconds = load(args.data, device, args.limit)
     print(f"PyTorch {torch.__version__} on {device}; data loaded in {load_seconds:.1f} s")
+    if device.type == "cuda" and not args.no_warmup:
+        seconds = warm_up(train, x_train, y_train, x_test, y_test, hyp, args.seed)
+        print(f"warm-up run (cuDNN set-up, first allocations; not timed): {seconds:.1f} s", flush=True)
     results = []
     for run in range(args.runs):
         results.append(train(x_train, y_train, x_test, y_test, args.seed + run, hyp, verbose=not args.quiet))

@@ -258,6 +258,18 @@ def test_a_tiny_speedrun_learns_and_reports(tmp_path, device):
     assert accuracy > 0.5 and train_seconds > 0 and eval_seconds > 0
 
 
+def test_warm_up_runs_a_short_untimed_run_of_the_same_recipe():
+    seen = {}
+
+    def fake_train(x_train, y_train, x_test, y_test, seed, hyp, verbose):
+        seen.update(train=len(x_train), labels=len(y_train), test=len(x_test), seed=seed, hyp=hyp, verbose=verbose)
+    x, y = numpy.zeros((5000, 2)), numpy.zeros(5000)
+    assert speedrun.warm_up(fake_train, x, y, x, y, speedrun.HYP, 3) >= 0
+    assert seen == {"train": 2048, "labels": 2048, "test": 2000, "seed": 3, "hyp": {**speedrun.HYP, "epochs": 2},
+                    "verbose": False}
+    assert speedrun.parse_args([]).no_warmup is False and speedrun.parse_args(["--no-warmup"]).no_warmup
+
+
 def test_speedrun_refuses_bad_flags(capsys):
     with pytest.raises(SystemExit):
         speedrun.parse_args(["--runs", "0"])
