@@ -37,6 +37,7 @@ import numpy
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import minicnn  # noqa: E402
 from minicnn import backend, initializers, losses, optimizers  # noqa: E402
+from minicnn.optimizers import schedules  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
 from minicnn.layers import (Activation, BatchNormalization, Conv2D, Dense, Flatten,  # noqa: E402
                             MaxPooling2D, Rescaling)
@@ -170,6 +171,19 @@ def lr_factor(step, total):
     return (1 - frac) + 0.07 * frac
 
 
+class WarmupLinearDecay(schedules.LearningRateSchedule):
+    """airbench's learning rate as a schedule: peak * lr_factor(step, total_steps)."""
+
+    def __init__(self, peak, total_steps):
+        self.peak, self.total_steps = peak, total_steps
+
+    def __call__(self, step):
+        return self.peak * lr_factor(step, self.total_steps)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps}
+
+
 def lookahead_decay(step, total):
     """How strongly the weights are pulled to their average: 0.95^5 (step/total)^3."""
     return 0.95 ** 5 * (step / total) ** 3
@@ -188,17 +202,16 @@ def train(x_train, y_train, x_test, y_test, seed, hyp=HYP, verbose=True):
     stem = model.layers[0]
     stem.kernel.requires_grad = False  # frozen: whitening, set below
 
+    loader = TrainLoader(x_train, y_train, hyp["batch_size"], hyp["translate"], seed)
+    total_steps = math.ceil(len(loader) * hyp["epochs"])
     lr, l2, l2_shifts = learning_rates(hyp)
     shifts = [layer.beta for layer in model.layers if isinstance(layer, BatchNormalization)]
     others = [w for w in model.trainable_weights if not any(w is s for s in shifts)]
-    optimizer = optimizers.SGD(lr, momentum=hyp["momentum"], nesterov=True)
+    optimizer = optimizers.SGD(WarmupLinearDecay(lr, total_steps), momentum=hyp["momentum"], nesterov=True)
     model.compile(optimizer, losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=hyp["label_smoothing"], reduction="sum"))
     optimizer.build([{"params": shifts, "lr_scale": hyp["bias_scaler"], "l2": l2_shifts},
                      {"params": others, "l2": l2}])
-
-    loader = TrainLoader(x_train, y_train, hyp["batch_size"], hyp["translate"], seed)
-    total_steps = math.ceil(len(loader) * hyp["epochs"])
     step = 0
     backend.synchronize()
     start = time.perf_counter()
@@ -209,7 +222,6 @@ def train(x_train, y_train, x_test, y_test, seed, hyp=HYP, verbose=True):
         stem.bias.requires_grad = epoch < hyp["whiten_bias_epochs"]
         loss_sum, correct, seen = xp.zeros((), numpy.float32), xp.zeros((), numpy.int64), 0
         for images, labels in loader:
-            optimizer.learning_rate = lr * lr_factor(step, total_steps)
             loss, right = model.train_on_batch(images, labels)
             loss_sum += loss
             correct += right

@@ -1,32 +1,17 @@
-"""``Sequential``: a stack of layers with Keras's compile / fit / evaluate / predict."""
-import sys
+"""``Sequential``: a stack of layers with Keras's compile / fit / evaluate / predict.
+
+This module holds the layer stack and the public methods; the training loop they call
+is in training.py, its progress display in progress.py, and callbacks in callbacks/.
+"""
 import time
 
 import numpy
 
-from . import backend, losses as losses_mod, optimizers as optimizers_mod
+from . import backend, losses as losses_mod, metrics as metrics_mod, optimizers as optimizers_mod, training
 from .autograd import Tensor, no_grad
+from .callbacks import History  # noqa: F401  (fit returns one; its home was here)
 from .functions.loss import one_hot_targets
 from .data import Loader, epoch_seed
-from .random import new_seed
-
-_ACCURACY_NAMES = ("accuracy", "acc")
-
-
-class History:
-    """What ``fit`` returns: ``history`` maps 'loss', 'accuracy', 'val_loss', ... to
-    one value per epoch; ``epoch`` lists the epoch indices."""
-
-    def __init__(self, params=None):
-        self.history, self.epoch, self.params = {}, [], params or {}
-
-    def append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __repr__(self):
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
 class Sequential:
@@ -38,10 +23,11 @@ class Sequential:
         self.built = False
         self.input_shape = self.output_shape = None
         self.optimizer = self.loss = None
-        self.metrics = []
+        self.metrics, self.metric_counters = [], {}
         self.history = None
         self.metadata = {}
         self.stop_training = False
+        self.diverged = None  # where fit found the loss NaN or infinite: {epoch, step, loss}
         for layer in layers or ():
             self.add(layer)
 
@@ -168,16 +154,22 @@ class Sequential:
     # --- training -------------------------------------------------------------------
     def compile(self, optimizer=None, loss=None, metrics=None):
         """optimizer: 'sgd', 'adam' or an Optimizer; loss: a name such as
-        'categorical_crossentropy' or a minicnn.losses object; metrics: ['accuracy']."""
+        'categorical_crossentropy' or a minicnn.losses object; metrics: a list of
+        'accuracy' (or 'acc') and 'top5' (or Keras's 'top_k_categorical_accuracy')."""
         if optimizer is None or loss is None:
             raise ValueError("compile() needs an optimizer ('sgd', 'adam' or an Optimizer) and a "
                              "loss ('categorical_crossentropy' or 'sparse_categorical_crossentropy')")
+        loss = losses_mod.get(loss)
+        if loss.from_logits and self.layers and self.layers[-1].activation_name == "softmax":
+            raise ValueError(f"compile(): {self.layers[-1].name} ends in a softmax, so the model outputs "
+                             "probabilities, but the loss has from_logits=True (it would treat them as "
+                             "logits). Leave from_logits out: minicnn then feeds the loss the logits before "
+                             "the softmax, the numerically stable way. Or end the model without a softmax.")
+        counters = {name: metrics_mod.batch_metric(name) for name in (metrics or [])}
         self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
+        self.loss = loss
         self.metrics = list(metrics or [])
-        for metric in self.metrics:
-            if metric not in _ACCURACY_NAMES:
-                raise ValueError(f"unknown metric {metric!r}; supported: 'accuracy' (or 'acc')")
+        self.metric_counters = counters
         if self.built:
             self.optimizer.build(self.trainable_weights)
         return self
@@ -231,23 +223,27 @@ class Sequential:
         return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
                       device=self.device, dtype=self.dtype)
 
-    @staticmethod
-    def _correct(scores, labels):
-        """How many rows' argmax equals the label (kept on the device: no sync)."""
-        truth = labels.argmax(axis=1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(-1)
-        return (scores.argmax(axis=1) == truth).sum()
-
     def train_on_batch(self, x, y):
-        """One optimizer step on a batch already on the model's device.
-        Returns (loss, number correct) as device scalars."""
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
-        out, logits = self._forward_logits(x, training=True)
-        loss = self.loss(y, out, logits, check=False)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        return loss.data, self._correct((logits if out is None else out).data, y)
+        """One optimizer step on a batch already on the model's device. Returns (loss,
+        number correct) as device scalars: reading them would make a GPU wait, so the
+        caller decides when."""
+        loss, _, scores = training.train_step(self, x, y)
+        return loss, metrics_mod.correct_count(scores, y)
+
+    def test_on_batch(self, x, y):
+        """Loss on one batch in inference mode, without a step; as Keras, a float, or
+        [loss, *metrics] when compiled with metrics (reading them synchronises)."""
+        self._require_compiled("test_on_batch")
+        x = backend.to_device(x, self.device, dtype=self.dtype)
+        y = backend.to_device(y, self.device)
+        loss, counts = training.test_step(self, x, y)
+        if not self.metrics:
+            return float(loss)
+        return [float(loss)] + [float(counts[m]) / len(y) for m in self.metrics]
+
+    def stop_for_nonfinite_loss(self, epoch, step, loss):
+        """Stop fit because the loss of this batch is NaN or infinite (``self.diverged``)."""
+        training.stop_for_nonfinite_loss(self, epoch, step, loss)
 
     def reseed(self, seed, epoch):
         """Give each layer with a random stream (Dropout) a fresh seed for ``epoch``,
@@ -260,98 +256,40 @@ class Sequential:
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
             validation_data=None, validation_split=0.0, shuffle=True, initial_epoch=0, seed=None):
-        """Train for epochs ``initial_epoch .. epochs - 1``; returns a History.
+        """Train for epochs ``initial_epoch .. epochs - 1``; returns a History (also at
+        ``self.history``). The loop itself is minicnn/training.py.
 
         x, y: arrays (host or device; x (N, ...), y integer labels (N,)/(N, 1) or one-hot
         (N, K)), moved once to the model's device; or x a ``minicnn.data.Loader`` (y None)
         that already holds the data there with its shuffling, augmentation and
         normalisation. batch_size defaults to 32, as in Keras.
         validation_data: (x_val, y_val) or a Loader, evaluated after every epoch.
-        callbacks: objects with any of on_train_begin(logs), on_epoch_begin(epoch),
-        on_epoch_end(epoch, logs), on_train_end(logs); one that sets
-        ``model.stop_training = True`` ends training after the current epoch.
+        callbacks: ``minicnn.callbacks`` objects (or any object with some of their hooks),
+        called as Keras calls them; one that sets ``model.stop_training = True`` ends
+        training. Each epoch's logs hold loss, the metrics, val_loss, val_<metrics> and
+        learning_rate.
+        A loss that becomes NaN or infinite stops training with a message naming the
+        epoch and batch (``self.diverged`` says where); that epoch reaches no callback.
         seed: the shuffle order and dropout masks of epoch e derive from (seed, e).
-        verbose: 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line.
+        verbose: 0 silent; 1 a live progress bar on a terminal or in Jupyter, and in a
+        log file a line every 30 s and one per epoch; 2 one line per epoch.
         """
-        self._require_compiled("fit")
-        for name, value in (("epochs", epochs), ("batch_size", 1 if batch_size is None else batch_size)):
-            if not isinstance(value, (int, numpy.integer)) or value < 1:
-                raise ValueError(f"fit(): {name} must be a positive int, got {value!r}")
-        if not 0 <= initial_epoch <= epochs:
-            raise ValueError(f"fit(): initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
-        if validation_split and validation_data is None:  # Keras takes the last samples
-            if isinstance(x, Loader):
-                raise ValueError("fit(): validation_split needs arrays; with a Loader pass validation_data")
-            cut = int(len(x) * (1 - validation_split))
-            x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
-        seed = new_seed() if seed is None else seed
-        train = self._loader(x, y, batch_size, shuffle, seed, "fit")
-        val = None
-        if validation_data is not None:
-            val_x, val_y = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
-            val = self._loader(val_x, val_y, None if val_y is None else train.batch_size, False, seed,
-                               "fit (validation_data)")
-        steps = len(train)
-        acc_name = next((m for m in self.metrics if m in _ACCURACY_NAMES), None)
-        self.history = History({"epochs": epochs, "steps": steps, "batch_size": train.batch_size})
-        self.stop_training = False
-        callbacks = list(callbacks or [])
-        _call(callbacks, "set_model", self)
-        _call(callbacks, "on_train_begin", {})
-        for epoch in range(initial_epoch, epochs):
-            self.train()
-            self.reseed(seed, epoch)
-            _call(callbacks, "on_epoch_begin", epoch)
-            progress = _Progress(epoch, epochs, steps, verbose, acc_name)
-            loss_sum = correct = seen = 0
-            for step, (xb, yb) in enumerate(train.batches(epoch)):
-                loss, hits = self.train_on_batch(Tensor(xb), yb)
-                loss_sum = loss_sum + loss * len(yb)
-                correct = correct + hits
-                seen += len(yb)
-                progress.update(step + 1, seen, loss_sum, correct)
-            progress.training_done(seen)
-            logs = {"loss": float(loss_sum) / seen}
-            if acc_name:
-                logs[acc_name] = float(correct) / seen
-            if val is not None:
-                val_loss, val_acc = self._evaluate(val)
-                logs["val_loss"] = val_loss
-                if acc_name:
-                    logs["val_" + acc_name] = val_acc
-            self.history.append(epoch, logs)
-            progress.finish(logs)
-            _call(callbacks, "on_epoch_end", epoch, logs)
-            if self.stop_training:
-                break
-        _call(callbacks, "on_train_end", {})
-        return self.history
+        return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data,
+                            validation_split, shuffle, initial_epoch, seed)
 
     # --- inference --------------------------------------------------------------------
-    def _evaluate(self, loader):
-        """(mean loss, accuracy) over a Loader's batches, in inference mode."""
-        loss_sum, correct = 0, 0
-        with no_grad():
-            for xb, yb in loader.batches():
-                out, logits = self._forward_logits(Tensor(xb), training=False)
-                loss_sum = loss_sum + self.loss(yb, out, logits, check=False).data * len(yb)
-                correct = correct + self._correct((logits if out is None else out).data, yb)
-        return float(loss_sum) / loader.num_samples, float(correct) / loader.num_samples
-
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1):
-        """Loss (and accuracy, if compiled with it) over (x, y) or a Loader, in inference mode."""
+        """Loss over (x, y) or a Loader, in inference mode: a float, or [loss, *metrics]
+        in compile order when compiled with metrics (as Keras)."""
         self._require_compiled("evaluate")
         loader = self._loader(x, y, batch_size, False, 0, "evaluate")
         start = time.perf_counter()
-        loss, acc = self._evaluate(loader)
-        result = [loss, acc] if self.metrics else loss
+        result = training.evaluate_loader(self, loader)
         if verbose:
-            shown = f" - {self.metrics[0]}: {acc:.4f}" if self.metrics else ""
-            print(f"{len(loader)} steps - {time.perf_counter() - start:.1f}s "
-                  f"- loss: {loss:.4f}{shown}")
-        return result
+            shown = "".join(f" - {m}: {result[m]:.4f}" for m in self.metrics)
+            print(f"{len(loader)} steps - {time.perf_counter() - start:.1f}s - loss: {result['loss']:.4f}{shown}",
+                  flush=True)
+        return [result["loss"]] + [result[m] for m in self.metrics] if self.metrics else result["loss"]
 
     def predict(self, x, batch_size=32, verbose=0):
         """Model outputs for x (N, ...) or a Loader's batches, in inference mode.
@@ -379,6 +317,19 @@ class Sequential:
         state), atomically. Load it back with ``minicnn.models.load_model(path)``."""
         from .saving import save_model
         save_model(self, path, include_optimizer, metadata)
+
+    def save_weights(self, path):
+        """Write the weights alone to ``path`` (.npz), atomically; ``load_weights`` reads them
+        back into a model of the same architecture."""
+        from .saving import save_weights
+        save_weights(self, path)
+
+    def load_weights(self, path):
+        """Set the weights from a file of ``save_weights`` (or of ``save``: its weights),
+        after checking that they fit this model layer by layer."""
+        from .saving import load_weights
+        load_weights(self, path)
+        return self
 
     def get_config(self):
         """The architecture as a JSON-able dict (what ``save`` stores)."""
@@ -423,52 +374,3 @@ def load_model(path, compile=True, device=None):
     """A model saved with ``model.save(path)``; see ``minicnn.saving.load_model``."""
     from .saving import load_model as load
     return load(path, compile, device)
-
-
-def _call(callbacks, hook, *args):
-    """Call ``hook`` on every callback that defines it (all hooks are optional)."""
-    for callback in callbacks:
-        method = getattr(callback, hook, None)
-        if method is not None:
-            method(*args)
-
-
-class _Progress:
-    """Keras-like progress output with images/second. Reading the running loss forces a
-    GPU sync, so the live bar refreshes at most twice a second, and only on a terminal;
-    elsewhere (a log file, CI) each epoch prints one line."""
-
-    def __init__(self, epoch, epochs, steps, verbose, acc_name):
-        self.steps, self.verbose, self.acc_name = steps, verbose, acc_name
-        self.live = verbose == 1 and sys.stdout.isatty()
-        self.start = self.last = time.perf_counter()
-        self.train_seconds, self.seen = None, 0
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs}")
-
-    def update(self, step, seen, loss_sum, correct):
-        now = time.perf_counter()
-        if not self.live or (now - self.last < 0.5 and step < self.steps):
-            return
-        self.last = now
-        filled = 30 * step // self.steps
-        bar = "=" * filled + (">" if filled < 30 else "") + "." * (29 - filled)
-        acc = f" - {self.acc_name}: {float(correct) / seen:.4f}" if self.acc_name else ""
-        rate = seen / max(now - self.start, 1e-9)
-        sys.stdout.write(f"\r{step}/{self.steps} [{bar}] - {rate:.0f} img/s - "
-                         f"loss: {float(loss_sum) / seen:.4f}{acc}")
-        sys.stdout.flush()
-
-    def training_done(self, seen):
-        """Stop the clock before validation, so ms/step and img/s count training only."""
-        self.train_seconds, self.seen = time.perf_counter() - self.start, seen
-
-    def finish(self, logs):
-        if not self.verbose:
-            return
-        elapsed = time.perf_counter() - self.start
-        train = self.train_seconds if self.train_seconds is not None else elapsed
-        metrics = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-        prefix = "\r" if self.live else ""
-        print(f"{prefix}{self.steps}/{self.steps} - {elapsed:.0f}s {1000 * train / self.steps:.0f}ms/step "
-              f"- {self.seen / max(train, 1e-9):.0f} img/s - {metrics}")

@@ -29,6 +29,7 @@ from .layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Fla
                      Rescaling)
 
 FORMAT, VERSION = "minicnn-model", 1
+WEIGHTS_FORMAT = "minicnn-weights"  # save_weights: the weights alone
 HEADER = "minicnn.json"
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, MaxPooling2D, Dense, Flatten, Activation,
                                                Rescaling, Dropout, BatchNormalization)}
@@ -99,7 +100,40 @@ def save_model(model, path, include_optimizer=True, metadata=None):
     atomic_write(path, lambda f: numpy.savez(f, **arrays))
 
 
-def _read(path):
+def save_weights(model, path):
+    """Write ``model``'s weights alone, with each layer's name, class and weight shapes so
+    that load_weights can check a model against them."""
+    if not model.built:
+        raise ValueError(f"save_weights(): {model.name} is not built yet, so it has no weights to save")
+    layers = [{"name": layer.name, "class_name": type(layer).__name__,
+               "shapes": [list(w.shape) for w in layer.weights]} for layer in model.layers]
+    header = {"format": WEIGHTS_FORMAT, "version": VERSION, "layers": layers}
+    arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
+    arrays[HEADER] = numpy.array(json.dumps(header))
+    atomic_write(path, lambda f: numpy.savez(f, **arrays))
+
+
+def load_weights(model, path):
+    """Set ``model``'s weights from a save_weights (or save) file, after checking count and
+    shapes: a file from another architecture is refused, naming the first mismatch."""
+    path = os.fspath(path)
+    header, arrays = _read(path, formats=(FORMAT, WEIGHTS_FORMAT))
+    if not model.built:
+        raise ValueError(f"load_weights(): build {model.name} first (give the first layer input_shape=, "
+                         "or call build()), so its weights have shapes to check the file against")
+    stored = sorted(name for name in arrays if name.startswith("weights/"))
+    weights = _numbered(arrays, "weights", len(stored), path)
+    expected = [w.shape for w in model.weights]
+    if len(weights) != len(expected):
+        raise ModelFileError(f"{path}: holds {len(weights)} weight arrays, {model.name} has {len(expected)}")
+    for i, (array, shape, weight) in enumerate(zip(weights, expected, model.weights)):
+        if tuple(array.shape) != tuple(shape):
+            raise ModelFileError(f"{path}: weight {i} ({weight.name}) has shape {tuple(array.shape)} in the "
+                                 f"file, {tuple(shape)} in the model")
+    model.set_weights(weights)
+
+
+def _read(path, formats=(FORMAT,)):
     """(header dict, {name: array}) from a model file, or ModelFileError."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -120,9 +154,10 @@ def _read(path):
         header = json.loads(str(arrays.pop(HEADER)))
     except json.JSONDecodeError as error:
         raise ModelFileError(f"{path}: its '{HEADER}' header is not valid JSON ({error})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: header format is {header.get('format') if isinstance(header, dict) else None!r},"
-                             f" expected {FORMAT!r}")
+    if not isinstance(header, dict) or header.get("format") not in formats:
+        found = header.get("format") if isinstance(header, dict) else None
+        hint = " (a weights file: read it with model.load_weights)" if found == WEIGHTS_FORMAT else ""
+        raise ModelFileError(f"{path}: header format is {found!r}, expected {' or '.join(map(repr, formats))}{hint}")
     if header.get("version") != VERSION:
         raise ModelFileError(f"{path}: format version {header.get('version')!r}; this minicnn reads {VERSION}")
     return header, arrays

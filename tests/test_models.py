@@ -100,7 +100,7 @@ def test_fit_learns_and_returns_a_history(device, loss, one_hot):
     model.compile(optimizer=Adam(0.01), loss=loss, metrics=["accuracy"])
     history = model.fit(x, labels, batch_size=32, epochs=6, validation_data=(x[:100], labels[:100]),
                         verbose=0, seed=0)
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
     assert history.epoch == list(range(6))
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     assert history.history["accuracy"][-1] > 0.9

@@ -1,4 +1,4 @@
-"""SGD (momentum, Nesterov, time-based decay) and Adam with Keras's update rules.
+"""What every optimizer shares: parameters, groups, the update loop, weight decay, state.
 
 One interface: ``build(params)`` once, then per step ``zero_grad()``, backward,
 ``step()``. Each optimizer only writes ``_update(i, w, g, lr)``, an in-place update of
@@ -9,25 +9,37 @@ can resume exactly where it stopped.
 Weight decay comes two ways: ``weight_decay`` shrinks w directly (decoupled, as Keras 3
 and AdamW), ``l2`` adds l2 * w to the gradient so it also feeds the momentum (PyTorch
 SGD's weight_decay). Parameter groups give some parameters their own options.
-``Lookahead`` keeps an average of the weights and pulls the model back to it.
+SGD and Adam (sgd.py, adam.py) each add only their update rule.
 """
-import numpy
+import numbers
 
-from . import backend
-from .autograd import no_grad
+from .. import backend
+from ..autograd import no_grad
+from . import schedules
 
 
 class Optimizer:
+    """learning_rate: a number, or a ``schedules.LearningRateSchedule`` evaluated at every
+    step (then ``decay`` must stay 0: a schedule says all there is to say)."""
     slot_names = ()
 
     def __init__(self, learning_rate=0.01, decay=0.0, weight_decay=None, lr=None, l2=0.0):
         if lr is not None:  # Keras 2's spelling, used by the seed tutorials
             learning_rate = lr
-        if learning_rate <= 0 or decay < 0 or (weight_decay or 0) < 0 or l2 < 0:
-            raise ValueError(f"{type(self).__name__}: need learning_rate > 0, decay >= 0, "
-                             f"weight_decay >= 0, l2 >= 0; got {learning_rate}, {decay}, "
+        if isinstance(learning_rate, dict):  # a saved schedule, from get_config()
+            learning_rate = schedules.deserialize(learning_rate)
+        name = type(self).__name__
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            if decay:
+                raise ValueError(f"{name}: decay={decay} and a learning-rate schedule both set the rate; "
+                                 "give one (put the decay into the schedule)")
+        elif not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
+            raise ValueError(f"{name}: learning_rate must be a positive number or a LearningRateSchedule, "
+                             f"got {learning_rate!r}")
+        if decay < 0 or (weight_decay or 0) < 0 or l2 < 0:
+            raise ValueError(f"{name}: need decay >= 0, weight_decay >= 0, l2 >= 0; got {decay}, "
                              f"{weight_decay}, {l2}")
-        self.learning_rate, self.decay, self.weight_decay = learning_rate, decay, weight_decay
+        self._learning_rate, self.decay, self.weight_decay = learning_rate, decay, weight_decay
         self.l2 = l2
         self.iterations = 0
         self.params = None
@@ -69,8 +81,31 @@ class Optimizer:
         return self
 
     @property
+    def schedule(self):
+        """The LearningRateSchedule in use, or None for a fixed rate."""
+        rate = self._learning_rate
+        return rate if isinstance(rate, schedules.LearningRateSchedule) else None
+
+    @property
+    def learning_rate(self):
+        """The rate of the next step: the fixed rate, or the schedule at ``iterations``."""
+        schedule = self.schedule
+        return float(schedule(self.iterations)) if schedule else self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if self.schedule is not None:  # as Keras: the schedule alone decides
+            raise TypeError(f"{type(self).__name__} was given a learning-rate schedule "
+                            f"({self.schedule!r}), so its rate cannot be set; build the optimizer with a "
+                            "number to set it by hand (LearningRateScheduler, ReduceLROnPlateau)")
+        if not isinstance(value, numbers.Real) or not value > 0:
+            raise ValueError(f"learning_rate must be a positive number, got {value!r}")
+        self._learning_rate = float(value)
+
+    @property
     def current_learning_rate(self):
-        """Keras 2's time-based decay: lr / (1 + decay * iterations)."""
+        """The rate the next step uses: learning_rate, with Keras 2's time-based decay
+        lr / (1 + decay * iterations) when decay is set."""
         return self.learning_rate / (1.0 + self.decay * self.iterations)
 
     def zero_grad(self):
@@ -144,108 +179,6 @@ class Optimizer:
         self.iterations = int(state["iterations"])
 
     def get_config(self):
-        return {"name": type(self).__name__, "learning_rate": self.learning_rate,
+        rate = schedules.serialize(self.schedule) if self.schedule else self._learning_rate
+        return {"name": type(self).__name__, "learning_rate": rate,
                 "decay": self.decay, "weight_decay": self.weight_decay, "l2": self.l2}
-
-
-class SGD(Optimizer):
-    """Keras's SGD: v = momentum * v - lr * g; w += v, or with Nesterov
-    w += momentum * v - lr * g (the gradient taken "ahead")."""
-
-    slot_names = ("momentum",)
-
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, decay=0.0,
-                 weight_decay=None, lr=None, l2=0.0):
-        super().__init__(learning_rate, decay, weight_decay, lr, l2)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
-        self.momentum, self.nesterov = momentum, nesterov
-        if not momentum:
-            self.slot_names = ()  # plain SGD keeps no state
-
-    def _update(self, i, w, g, lr):
-        lr = w.dtype.type(lr)
-        if not self.momentum:
-            w -= lr * g
-            return
-        mu = w.dtype.type(self.momentum)
-        v = self.slots["momentum"][i]
-        v *= mu
-        v -= lr * g
-        if self.nesterov:
-            w += mu * v - lr * g
-        else:
-            w += v
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
-
-class Adam(Optimizer):
-    """Keras's Adam: m, v moving averages of g and g^2, and
-    w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)."""
-
-    slot_names = ("m", "v")
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, decay=0.0,
-                 weight_decay=None, lr=None, l2=0.0):
-        super().__init__(learning_rate, decay, weight_decay, lr, l2)
-        if not (0 <= beta_1 < 1 and 0 <= beta_2 < 1 and epsilon > 0):
-            raise ValueError(f"Adam: need 0 <= beta_1, beta_2 < 1 and epsilon > 0; "
-                             f"got {beta_1}, {beta_2}, {epsilon}")
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-
-    def _update(self, i, w, g, lr):
-        xp = backend.get_array_module(w)
-        t = self.iterations + 1
-        step = lr * numpy.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        m, v = self.slots["m"][i], self.slots["v"][i]
-        m += w.dtype.type(1 - self.beta_1) * (g - m)
-        v += w.dtype.type(1 - self.beta_2) * (g * g - v)
-        w -= w.dtype.type(step) * m / (xp.sqrt(v) + w.dtype.type(self.epsilon))
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
-
-
-class Lookahead:
-    """An exponential moving average of *all* of a model's weights, batch-norm moving
-    statistics included, that the model is pulled back to (airbench's "lookahead").
-
-    ``update(decay)``: average = decay * average + (1 - decay) * w, then w = average, for
-    every weight. decay 0 leaves the model as it is; decay 1 puts the average in place
-    unchanged (how airbench ends: the final weights are the average). Call it every few
-    optimizer steps; the optimizer's momenta are left alone.
-    """
-
-    def __init__(self, weights):
-        self.weights = list(weights)
-        self.average = [w.data.copy() for w in self.weights]
-
-    def update(self, decay):
-        if not 0 <= decay <= 1:
-            raise ValueError(f"Lookahead.update: decay must be in [0, 1], got {decay}")
-        for w, average in zip(self.weights, self.average):
-            average += w.data.dtype.type(1 - decay) * (w.data - average)
-            w.data[...] = average
-
-
-def deserialize(config):
-    """An optimizer from its get_config() dict."""
-    config = dict(config)
-    name = config.pop("name", None)
-    classes = {"SGD": SGD, "Adam": Adam}
-    if name not in classes:
-        raise ValueError(f"unknown optimizer class {name!r}; known: {sorted(classes)}")
-    return classes[name](**config)
-
-
-def get(identifier):
-    """'sgd' / 'adam' (Keras defaults) or an Optimizer instance."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    by_name = {"sgd": SGD, "adam": Adam}
-    if isinstance(identifier, str) and identifier.lower() in by_name:
-        return by_name[identifier.lower()]()
-    raise ValueError(f"unknown optimizer {identifier!r}; use 'sgd', 'adam' or an Optimizer instance")

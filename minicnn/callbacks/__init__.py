@@ -1,0 +1,24 @@
+"""Callbacks: code that ``fit`` calls at set points of training, with Keras's names,
+arguments and call order.
+
+    base.py           Callback (the hooks), History, and CallbackList (how fit calls them)
+    checkpoint.py     ModelCheckpoint: save the model (or the best one) after an epoch
+    stopping.py       EarlyStopping, TerminateOnNaN
+    learning_rate.py  LearningRateScheduler, ReduceLROnPlateau
+    csv_logger.py     CSVLogger: one row of logs per epoch
+
+fit calls, in this order: set_model, set_params, on_train_begin; for each epoch
+on_epoch_begin, then for each batch on_train_batch_begin and on_train_batch_end, then
+on_test_begin / on_test_batch_begin / on_test_batch_end / on_test_end around the
+validation, then on_epoch_end, whose logs hold loss, accuracy, val_loss, val_accuracy
+and learning_rate; finally on_train_end. A callback that sets ``model.stop_training =
+True`` ends training after the current batch or epoch.
+"""
+from .base import Callback, CallbackList, History
+from .checkpoint import ModelCheckpoint
+from .csv_logger import CSVLogger
+from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
+from .stopping import EarlyStopping, TerminateOnNaN
+
+__all__ = ["Callback", "CallbackList", "History", "ModelCheckpoint", "CSVLogger", "LearningRateScheduler",
+           "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN"]

@@ -1,0 +1,35 @@
+"""Optimizers with Keras's update rules and names, and learning-rate schedules.
+
+    base.py       Optimizer: the loop every optimizer shares (groups, weight decay, state)
+    sgd.py        SGD: momentum, Nesterov, Keras 2's time-based decay
+    adam.py       Adam
+    schedules.py  learning rates that change with the step: ExponentialDecay, PiecewiseConstantDecay,
+                  CosineDecay (warm-up as in Keras 3), and the LearningRateSchedule base class
+    lookahead.py  Lookahead: the weights pulled back to their running average
+"""
+from . import schedules
+from .adam import Adam
+from .base import Optimizer
+from .lookahead import Lookahead
+from .schedules import LearningRateSchedule
+from .sgd import SGD
+
+
+def deserialize(config):
+    """An optimizer from its get_config() dict."""
+    config = dict(config)
+    name = config.pop("name", None)
+    classes = {"SGD": SGD, "Adam": Adam}
+    if name not in classes:
+        raise ValueError(f"unknown optimizer class {name!r}; known: {sorted(classes)}")
+    return classes[name](**config)
+
+
+def get(identifier):
+    """'sgd' / 'adam' (Keras defaults) or an Optimizer instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    by_name = {"sgd": SGD, "adam": Adam}
+    if isinstance(identifier, str) and identifier.lower() in by_name:
+        return by_name[identifier.lower()]()
+    raise ValueError(f"unknown optimizer {identifier!r}; use 'sgd', 'adam' or an Optimizer instance")

@@ -1,0 +1,33 @@
+"""Keras's Adam: per-parameter step sizes from moving averages of g and g^2."""
+import numpy
+
+from .. import backend
+from .base import Optimizer
+
+
+class Adam(Optimizer):
+    """Keras's Adam: m, v moving averages of g and g^2, and
+    w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)."""
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, decay=0.0,
+                 weight_decay=None, lr=None, l2=0.0):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2)
+        if not (0 <= beta_1 < 1 and 0 <= beta_2 < 1 and epsilon > 0):
+            raise ValueError(f"Adam: need 0 <= beta_1, beta_2 < 1 and epsilon > 0; "
+                             f"got {beta_1}, {beta_2}, {epsilon}")
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _update(self, i, w, g, lr):
+        xp = backend.get_array_module(w)
+        t = self.iterations + 1
+        step = lr * numpy.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        m, v = self.slots["m"][i], self.slots["v"][i]
+        m += w.dtype.type(1 - self.beta_1) * (g - m)
+        v += w.dtype.type(1 - self.beta_2) * (g * g - v)
+        w -= w.dtype.type(step) * m / (xp.sqrt(v) + w.dtype.type(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}

@@ -1,0 +1,35 @@
+"""Keras's SGD: plain, with momentum, or Nesterov momentum."""
+from .base import Optimizer
+
+
+class SGD(Optimizer):
+    """Keras's SGD: v = momentum * v - lr * g; w += v, or with Nesterov
+    w += momentum * v - lr * g (the gradient taken "ahead")."""
+
+    slot_names = ("momentum",)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, decay=0.0,
+                 weight_decay=None, lr=None, l2=0.0):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        self.momentum, self.nesterov = momentum, nesterov
+        if not momentum:
+            self.slot_names = ()  # plain SGD keeps no state
+
+    def _update(self, i, w, g, lr):
+        lr = w.dtype.type(lr)
+        if not self.momentum:
+            w -= lr * g
+            return
+        mu = w.dtype.type(self.momentum)
+        v = self.slots["momentum"][i]
+        v *= mu
+        v -= lr * g
+        if self.nesterov:
+            w += mu * v - lr * g
+        else:
+            w += v
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}

@@ -1,0 +1,189 @@
+"""The training loop behind ``Sequential.fit``, ``evaluate``, ``train_on_batch`` and
+``test_on_batch``: batches, metrics, callbacks, progress, and stopping a diverged run.
+
+One epoch of fit, in order (Keras's, see minicnn/callbacks/__init__.py for the hooks):
+  for each batch: forward, loss, backward, optimizer step; the loss and each metric's
+  count of right answers are added up *on the device*, so a GPU is never made to wait;
+  then validation in inference mode; then the epoch's logs go to the callbacks.
+
+A diverged run (a loss that is NaN or infinite) stops at once, with a message naming
+the epoch and the batch. On the CPU every batch's loss is checked as it comes (it is a
+host number already); on a GPU, where reading it would stall the queue, each batch's
+loss is recorded on the device and the epoch's total is checked when the epoch ends,
+which finds the first bad batch among the recorded ones (TerminateOnNaN, or any batch
+callback, checks every batch there too). The epoch that diverged never reaches
+on_epoch_end, so no callback saves or logs its weights.
+"""
+import math
+import sys
+
+import numpy
+
+from . import backend
+from .autograd import Tensor, no_grad
+from .callbacks import CallbackList, History
+from .data import Loader
+from .progress import Progress
+from .random import new_seed
+
+
+def _array_module(device):
+    with backend.device(device):
+        return backend.xp()
+
+
+# --- one batch --------------------------------------------------------------------------------
+def train_step(model, x, y):
+    """One optimizer step on a batch on the model's device. Returns the loss, each
+    compiled metric's count of right answers (device scalars: no synchronisation) and
+    the class scores (N, K) the step computed."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    out, logits = model._forward_logits(x, training=True)
+    loss = model.loss(y, out, logits, check=False)
+    model.optimizer.zero_grad()
+    loss.backward()
+    model.optimizer.step()
+    scores = (logits if out is None else out).data
+    return loss.data, {name: count(scores, y) for name, count in model.metric_counters.items()}, scores
+
+
+def test_step(model, x, y):
+    """The loss and metric counts of a batch in inference mode, without a step."""
+    with no_grad():
+        out, logits = model._forward_logits(x if isinstance(x, Tensor) else Tensor(x), training=False)
+        loss = model.loss(y, out, logits, check=False).data
+        scores = (logits if out is None else out).data
+    return loss, {name: count(scores, y) for name, count in model.metric_counters.items()}
+
+
+class Sums:
+    """Running sums of one pass over batches: sum of loss * batch size, metric counts,
+    samples seen, and (for finding a diverged batch) each batch's loss, all on the device."""
+
+    def __init__(self, xp, names, steps):
+        self.loss, self.counts, self.seen = 0, dict.fromkeys(names, 0), 0
+        self.batch_losses = xp.zeros(max(steps, 1), dtype=numpy.float32)
+
+    def add(self, step, loss, counts, size):
+        self.loss = self.loss + loss * size
+        for name, count in counts.items():
+            self.counts[name] = self.counts[name] + count
+        self.seen += size
+        if step < len(self.batch_losses):
+            self.batch_losses[step] = loss
+
+    def means(self):
+        """{'loss': mean, metric: fraction right}, as floats (reading them synchronises)."""
+        result = {"loss": float(self.loss) / self.seen}
+        result.update({name: float(count) / self.seen for name, count in self.counts.items()})
+        return result
+
+    def first_nonfinite(self, steps_done):
+        """Index of the first recorded batch whose loss is not finite, or None."""
+        xp = backend.get_array_module(self.batch_losses)
+        bad = ~xp.isfinite(self.batch_losses[:steps_done])
+        return int(bad.argmax()) if bool(bad.any()) else None
+
+
+# --- fit ----------------------------------------------------------------------------------------
+def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, validation_split,
+        shuffle, initial_epoch, seed):
+    """Sequential.fit; see its docstring."""
+    model._require_compiled("fit")
+    for name, value in (("epochs", epochs), ("batch_size", 1 if batch_size is None else batch_size)):
+        if not isinstance(value, (int, numpy.integer)) or value < 1:
+            raise ValueError(f"fit(): {name} must be a positive int, got {value!r}")
+    if not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"fit(): initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
+    if not 0 <= validation_split < 1:
+        raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
+    if validation_split and validation_data is None:  # Keras takes the last samples
+        if isinstance(x, Loader):
+            raise ValueError("fit(): validation_split needs arrays; with a Loader pass validation_data")
+        cut = int(len(x) * (1 - validation_split))
+        x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+    seed = new_seed() if seed is None else seed
+    train = model._loader(x, y, batch_size, shuffle, seed, "fit")
+    val = None
+    if validation_data is not None:
+        val_x, val_y = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
+        val = model._loader(val_x, val_y, None if val_y is None else train.batch_size, False, seed,
+                            "fit (validation_data)")
+    steps = len(train)
+    history = History()
+    hooks = CallbackList([*(callbacks or []), history], model,
+                         {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": train.batch_size})
+    model.history, model.stop_training, model.diverged = history, False, None
+    on_host = model.device == "cpu"  # a host loss costs nothing to check every batch
+    xp = _array_module(model.device)
+    logs = {}
+    hooks.call("on_train_begin", {})
+    for epoch in range(initial_epoch, epochs):
+        model.train()
+        model.reseed(seed, epoch)
+        hooks.call("on_epoch_begin", epoch, {})
+        progress = Progress(epoch, epochs, steps, verbose)
+        sums = Sums(xp, model.metric_counters, steps)
+        done = 0
+        for step, (xb, yb) in enumerate(train.batches(epoch)):
+            if hooks.wants_batches:
+                hooks.call("on_train_batch_begin", step, {})
+            loss, counts, _ = train_step(model, Tensor(xb), yb)
+            sums.add(step, loss, counts, len(yb))
+            done = step + 1
+            if on_host and not math.isfinite(float(loss)):
+                model.stop_for_nonfinite_loss(epoch, step, float(loss))
+            if hooks.wants_batches:
+                hooks.call("on_train_batch_end", step, sums.means())
+            progress.update(done, sums.seen, sums.means)
+            if model.stop_training:
+                break
+        if model.diverged is None and not math.isfinite(float(sums.loss)):  # the GPU's check
+            bad = sums.first_nonfinite(done)
+            model.stop_for_nonfinite_loss(epoch, done - 1 if bad is None else bad,
+                                          float(sums.batch_losses[bad]) if bad is not None else float("nan"))
+        if model.diverged is not None:
+            progress.abandon()
+            break
+        progress.training_done(sums.seen)
+        logs = sums.means()
+        if val is not None:
+            logs.update({f"val_{k}": v for k, v in evaluate_loader(model, val, hooks).items()})
+        logs["learning_rate"] = float(model.optimizer.current_learning_rate)
+        progress.finish(logs)
+        hooks.call("on_epoch_end", epoch, logs)
+        if model.stop_training:
+            break
+    hooks.call("on_train_end", logs)
+    return history
+
+
+def stop_for_nonfinite_loss(model, epoch, step, loss):
+    """Record where the loss stopped being finite, stop training, and say so."""
+    if model.diverged is not None:
+        return
+    model.diverged = {"epoch": epoch, "step": step, "loss": loss}
+    model.stop_training = True
+    print(f"fit: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}: training stopped. The "
+          "model's weights are no longer finite; nothing of this epoch was passed to the callbacks. "
+          "Continue from the last good checkpoint, with a lower learning rate.", file=sys.stderr, flush=True)
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+def evaluate_loader(model, loader, hooks=None):
+    """{'loss': mean loss, metric: fraction right} over a Loader's batches, in inference mode."""
+    if hooks is not None:
+        hooks.call("on_test_begin", {})
+    sums = Sums(_array_module(loader.device), model.metric_counters, 0)
+    for step, (xb, yb) in enumerate(loader.batches()):
+        if hooks is not None and hooks.wants_test_batches:
+            hooks.call("on_test_batch_begin", step, {})
+        loss, counts = test_step(model, Tensor(xb), yb)
+        sums.add(step, loss, counts, len(yb))
+        if hooks is not None and hooks.wants_test_batches:
+            hooks.call("on_test_batch_end", step, sums.means())
+    result = sums.means()
+    if hooks is not None:
+        hooks.call("on_test_end", result)
+    return result
