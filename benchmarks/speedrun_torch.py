@@ -199,6 +199,9 @@ def main(argv=None):
     args = check_args(p, p.parse_args(argv))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "gpu" if torch.cuda.is_available() else "cpu"
+        print(f"device: {args.device} (--device auto)")
     device = torch.device("cuda" if args.device == "gpu" else "cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("speedrun_torch: --device gpu but PyTorch sees no CUDA GPU")

@@ -2,9 +2,10 @@
 
     python examples/predict.py runs/seed004_base-.../model.npz cat.jpg truck.png [...]
 
-Any size or format Pillow reads; each image is converted to RGB and resized to the
-model's input size (32x32 for CIFAR-10), then normalised as the model was trained
-(the mean and std stored in the model file).
+Any size or format Pillow reads; each image is turned upright (EXIF), composited onto
+white where transparent, brought to 8-bit RGB and resized to the model's input size
+(32x32 for CIFAR-10; a note says when that changes its proportions), then normalised
+as the model was trained (the mean and std stored in the model file).
 """
 import argparse
 import os
@@ -23,16 +24,35 @@ from minicnn.saving import ModelFileError  # noqa: E402
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-def load_image(path, size):
-    """An image file -> uint8 (height, width, 3), resized with antialiasing."""
-    from PIL import Image, UnidentifiedImageError
+def load_image(path, size, say=None):
+    """An image file -> uint8 (height, width, 3) at ``size``, antialiased.
+
+    What a photo viewer would show is what the model sees: the EXIF orientation is
+    applied (a phone's portrait photo stays upright), transparent areas are composited
+    onto white (not turned black), and 16-bit greyscale is scaled to 8 bits (not clipped
+    to white). An image of another shape than ``size`` is squashed to it, and ``say``
+    is told so: the model was trained on whole, undistorted CIFAR-10 images."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
     try:
-        with Image.open(path) as image:
-            return numpy.asarray(image.convert("RGB").resize(size[::-1], Image.BICUBIC), dtype=numpy.uint8)
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
     except FileNotFoundError:
         raise ValueError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: not an image Pillow can read ({error})") from None
+    if image.mode.startswith("I"):  # 16- or 32-bit integer greyscale
+        pixels = numpy.asarray(image, dtype=numpy.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        image = Image.fromarray(numpy.round(pixels * (255.0 / top)).clip(0, 255).astype(numpy.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert("RGBA"))
+    width, height = image.size
+    if say is not None and width * size[0] != height * size[1]:
+        say(f"{path}: {width}x{height} is not the model's {size[1]}x{size[0]} shape; squashed to it "
+            "(crop it first to keep its proportions)")
+    return numpy.asarray(image.convert("RGB").resize(size[::-1], Image.BICUBIC), dtype=numpy.uint8)
 
 
 def softmax(scores):
@@ -44,10 +64,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="a .npz written by model.save() / train_cifar.py")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto (default): the GPU when CuPy sees one, else the CPU")
     p.add_argument("--top", type=int, default=3)
     args = p.parse_args(argv)
-    minicnn.set_device(args.device)
+    device, why = minicnn.backend.resolve_device(args.device)
+    minicnn.set_device(device)
+    print(why, file=sys.stderr)
     model = load_model(args.model, compile=False)
     meta = model.metadata
     names = meta.get("class_names") or CIFAR10_CLASSES
@@ -59,7 +82,7 @@ def main(argv=None):
     failed = 0
     for path in args.images:
         try:
-            image = load_image(path, (height, width))
+            image = load_image(path, (height, width), say=lambda text: print(f"note: {text}", file=sys.stderr))
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             failed += 1

@@ -262,7 +262,8 @@ def load(data_path, device, limit=None):
 def make_parser(description):
     """The command line, shared with benchmarks/speedrun_torch.py."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--device", choices=["cpu", "gpu"], default="gpu")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto (default): the GPU when there is one, else the CPU")
     p.add_argument("--runs", type=int, default=1, help="independent runs (seeds 0..N-1): mean and spread")
     p.add_argument("--seed", type=int, default=0, help="the first run's seed")
     p.add_argument("--data", default=None, help="cifar-10-batches-py folder or tarball "
@@ -318,9 +319,11 @@ def summarize(results, where, load_seconds):
 def main(argv=None):
     args = parse_args(argv)
     try:
+        args.device, why = backend.resolve_device(args.device)
         minicnn.set_device(args.device)
     except RuntimeError as error:  # no GPU here: say so and how to run on the CPU
         sys.exit(f"speedrun: {error}")
+    print(why, flush=True)
     hyp = {**HYP, "epochs": args.epochs}
     x_train, y_train, x_test, y_test, load_seconds = load(args.data, args.device, args.limit)
     print(f"data on {args.device} in {load_seconds:.1f} s: {len(x_train)} training, "

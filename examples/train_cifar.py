@@ -10,13 +10,20 @@ to [0, 1] as the tutorials did (``--normalize channel`` standardises each channe
 instead). Validation after every epoch uses the test set, as the tutorials did, unless
 ``--val-split F`` holds out the last fraction F of the training images.
 
-Written into --out (default runs/MODEL-TIMESTAMP):
+Written into --out (default runs/MODEL-TIMESTAMP), by minicnn.callbacks where one fits:
   checkpoint.npz   after every epoch, atomically: weights, batch-norm state, optimizer
-                   state, epoch, settings and random state (what --resume reads)
-  best_model.npz   the weights with the best validation accuracy so far
+                   state, epoch, settings and random state (what --resume reads); the one
+                   before it is kept as checkpoint.previous.npz, which --resume falls back
+                   to if the newest cannot be read (ModelCheckpoint)
+  best_model.npz   the weights with the best validation accuracy so far (ModelCheckpoint)
   model.npz        the final model (load with minicnn.models.load_model, or predict.py)
-  history.json/csv loss and accuracy per epoch, with seconds per epoch
+  history.json     loss, accuracy and learning rate per epoch, with seconds per epoch
+  history.csv      the same, one row per epoch as it ends (CSVLogger: epoch from 0)
   accuracy.png, loss.png, confusion_matrix.png, predictions.png, results.json
+
+A loss that turns NaN or infinite stops the run at that batch (TerminateOnNaN), writes
+nothing for that epoch, and exits with status 3 naming the last good checkpoint:
+continue it with --resume --out DIR --lr SMALLER.
 """
 import argparse
 import csv
@@ -33,10 +40,10 @@ import numpy
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a checkout too
 
 import minicnn  # noqa: E402
-from minicnn import data, metrics, optimizers, plots, random as mrandom, zoo  # noqa: E402
+from minicnn import backend, data, metrics, optimizers, plots, random as mrandom, zoo  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
-from minicnn.models import load_model  # noqa: E402
-from minicnn.saving import ModelFileError, atomic_write  # noqa: E402
+from minicnn.callbacks import CSVLogger, Callback, ModelCheckpoint, TerminateOnNaN  # noqa: E402
+from minicnn.saving import ModelFileError, atomic_write, load_model_or_previous, previous_path  # noqa: E402
 
 # Settings that define a run: a resumed run must keep them (epochs may be raised).
 RUN_SETTINGS = ("model", "epochs", "batch_size", "optimizer", "lr", "augment", "normalize",
@@ -51,7 +58,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto (default): the GPU when CuPy sees one, else the CPU")
     p.add_argument("--model", choices=sorted(zoo.MODELS), default=None, help="default: seed004_base")
     p.add_argument("--epochs", type=int, default=None, help="default: the tutorial's")
     p.add_argument("--batch-size", type=int, default=None, help="default: the tutorial's")
@@ -96,15 +104,17 @@ def fresh_settings(args):
 
 def resumed_settings(args, saved):
     """The checkpoint's settings; a flag that contradicts them is an error, except a
-    larger --epochs, which extends the run."""
+    larger --epochs, which extends the run, and --lr, which sets the learning rate from
+    here on (the way to continue a run that diverged)."""
     clashes = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {saved[k]})" for k in RUN_SETTINGS
-               if k != "epochs" and getattr(args, k) is not None and getattr(args, k) != saved[k]]
+               if k not in ("epochs", "lr") and getattr(args, k) is not None and getattr(args, k) != saved[k]]
     if clashes:
         raise RunError("--resume continues the run as it was started; these flags differ: "
                        + "; ".join(clashes) + ". Leave them out, or start a new run with another --out")
     settings = dict(saved)
-    if args.epochs is not None:
-        settings["epochs"] = args.epochs
+    for name in ("epochs", "lr"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
     return settings
 
 
@@ -144,45 +154,67 @@ def make_loaders(settings, device, data_path):
     return train, val, test, x_test, names, preprocessing
 
 
-# --- what gets written each epoch ----------------------------------------------------------
-class RunRecorder:
-    """A fit() callback: after every epoch it writes the history, the best model and the
-    checkpoint, each atomically, the checkpoint last (its epoch count is what resume trusts)."""
+# --- what gets written each epoch: minicnn.callbacks, plus the run record --resume reads ----
+class RunRecord(Callback):
+    """The part of a run that is train_cifar's own: the history with seconds per epoch
+    (history.json) and the record --resume reads from the checkpoint (settings, epochs
+    done, history, best epoch, random state)."""
 
-    def __init__(self, out, settings, run_metadata, history, best):
-        self.out, self.settings, self.meta = out, settings, run_metadata
+    def __init__(self, out, settings, history, best):
+        super().__init__()
+        self.out, self.settings = out, settings
         self.history, self.best = history, best  # history: {key: [values]}, with 'epoch', 'seconds'
+        self.completed = len(history.get("epoch", []))
 
-    def set_model(self, model):
-        self.model = model
-
-    def on_epoch_begin(self, epoch):
+    def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs):
+    def on_epoch_end(self, epoch, logs=None):
         self.history.setdefault("epoch", []).append(epoch + 1)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
         self.history.setdefault("seconds", []).append(time.perf_counter() - self.start)
-        write_history(self.out, self.history)
+        self.completed = epoch + 1
         score = logs.get("val_accuracy")
         if score is not None and (self.best is None or score > self.best["val_accuracy"]):
             self.best = {"epoch": epoch + 1, "val_accuracy": score}
-            self.model.save(os.path.join(self.out, "best_model.npz"), include_optimizer=False,
-                            metadata={**self.meta, "epoch": epoch + 1})
-        run = {"settings": self.settings, "completed_epochs": epoch + 1, "history": self.history,
-               "best": self.best, "random_state": mrandom.get_state()}
-        self.model.save(os.path.join(self.out, "checkpoint.npz"), metadata={**self.meta, "run": run})
+        write_history(self.out, self.history)
+
+    def record(self):
+        return {"settings": self.settings, "completed_epochs": self.completed, "history": self.history,
+                "best": self.best, "random_state": mrandom.get_state()}
+
+
+def run_callbacks(out, settings, meta, history, best, resumed):
+    """The callbacks of a run, in the order they act at the end of an epoch: the record,
+    the best model, the checkpoint (the last two kept; written last, since its epoch
+    count is what --resume trusts), the CSV history; and a stop at the first NaN loss."""
+    record = RunRecord(out, settings, history, best)
+    best_model = ModelCheckpoint(os.path.join(out, "best_model.npz"), monitor="val_accuracy", mode="max",
+                                 save_best_only=True, include_optimizer=False,
+                                 initial_value_threshold=best["val_accuracy"] if best else None,
+                                 metadata=lambda epoch, logs: {**meta, "epoch": epoch + 1})
+    checkpoint = ModelCheckpoint(os.path.join(out, "checkpoint.npz"), keep_previous=True,
+                                 metadata=lambda epoch, logs: {**meta, "run": record.record()})
+    csv_log = CSVLogger(os.path.join(out, "history.csv"), append=resumed)
+    return record, [record, best_model, checkpoint, csv_log, TerminateOnNaN()]
 
 
 def write_history(out, history):
+    """history.json, and on a resume history.csv too: the epochs the checkpoint holds, so
+    an epoch that ran after it (before a kill) is not listed twice."""
     text = json.dumps(history, indent=1)
     atomic_write(os.path.join(out, "history.json"), lambda f: f.write(text.encode()))
-    keys = list(history)
+
+
+def rewrite_csv(out, history):
+    """history.csv as CSVLogger writes it (epoch from 0, columns sorted), from a history."""
+    keys = sorted(k for k in history if k not in ("epoch", "seconds"))
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(keys)
-    writer.writerows(zip(*(history[k] for k in keys)))
+    writer.writerow(["epoch", *keys])
+    for i, epoch in enumerate(history.get("epoch", [])):
+        writer.writerow([epoch - 1, *(history[k][i] for k in keys)])
     atomic_write(os.path.join(out, "history.csv"), lambda f: f.write(table.getvalue().encode()))
 
 
@@ -192,17 +224,21 @@ def prepare_run(args):
     out = args.out
     checkpoint = os.path.join(out, "checkpoint.npz") if out else None
     if args.resume:
-        if not os.path.isfile(checkpoint):
+        if not os.path.isfile(checkpoint) and not os.path.isfile(previous_path(checkpoint)):
             raise RunError(f"--resume: {out} holds no checkpoint.npz, so there is nothing to continue; "
                            "run without --resume to start it")
-        model = load_model(checkpoint, device=args.device)
+        model, source = load_model_or_previous(checkpoint, device=args.device,
+                                               say=lambda text: print(text, file=sys.stderr, flush=True))
         run = model.metadata.get("run")
         if not isinstance(run, dict) or "settings" not in run:
-            raise RunError(f"{checkpoint}: no run record in it; was it written by train_cifar.py?")
+            raise RunError(f"{source}: no run record in it; was it written by train_cifar.py?")
         settings = resumed_settings(args, run["settings"])
         if settings["epochs"] < run["completed_epochs"]:
             raise RunError(f"--epochs {settings['epochs']}: the run already completed "
                            f"{run['completed_epochs']} epochs")
+        if args.lr is not None and args.lr != model.optimizer.learning_rate:
+            print(f"Learning rate changed from {model.optimizer.learning_rate} to {args.lr}", flush=True)
+            model.optimizer.learning_rate = args.lr
         return settings, model, run
     if out and os.path.exists(checkpoint):
         raise RunError(f"{out} already holds a run (checkpoint.npz). Add --resume to continue it, "
@@ -213,9 +249,11 @@ def prepare_run(args):
 def main(argv=None):
     args = parse_args(argv)
     try:
+        args.device, why = backend.resolve_device(args.device)
         minicnn.set_device(args.device)
     except RuntimeError as error:  # no CuPy, or no GPU: the message says which and what to do
         raise RunError(str(error)) from None
+    print(why, flush=True)
     settings, model, run = prepare_run(args)
     out = args.out or os.path.join("runs", f"{settings['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(out, exist_ok=True)
@@ -231,22 +269,40 @@ def main(argv=None):
     else:
         mrandom.set_state(run["random_state"])
         history, best, done = run["history"], run["best"], run["completed_epochs"]
+        rewrite_csv(out, history)  # the checkpoint's epochs; CSVLogger appends the next ones
         print(f"Resuming {out} after epoch {done} of {settings['epochs']}")
     model.summary()
     print(f"Training {settings['model']} on {train.num_samples} images for {settings['epochs']} epochs "
           f"(batch {settings['batch_size']}, {type(model.optimizer).__name__}, augment "
-          f"{settings['augment']}, {args.device}); writing into {out}")
-    recorder = RunRecorder(out, settings, meta, history, best)
+          f"{settings['augment']}, {args.device}); writing into {out}", flush=True)
+    record, callbacks = run_callbacks(out, settings, meta, history, best, resumed=run is not None)
     try:
         model.fit(train, epochs=settings["epochs"], initial_epoch=done, validation_data=val,
-                  seed=settings["seed"], callbacks=[recorder])
+                  seed=settings["seed"], callbacks=callbacks)
     except KeyboardInterrupt:
         print(f"\nInterrupted. The last finished epoch is saved: continue with "
               f"--resume --out {out}", file=sys.stderr)
         return 130
+    if model.diverged is not None:
+        return diverged(model, out, record)
     model.save(os.path.join(out, "model.npz"), include_optimizer=False, metadata=meta)
-    report(model, settings, args.device, recorder.history, test, test_images, names, out)
+    report(model, settings, args.device, record.history, test, test_images, names, out)
     return 0
+
+
+def diverged(model, out, record):
+    """Exit status 3, after saying where the run broke and what is left of it."""
+    where = model.diverged
+    if record.completed:
+        lr = model.optimizer.learning_rate
+        advice = (f"The last good checkpoint is {os.path.join(out, 'checkpoint.npz')} (after epoch "
+                  f"{record.completed}); continue from it with a lower learning rate: "
+                  f"--resume --out {out} --lr {lr / 10:g}")
+    else:
+        advice = "No epoch finished, so there is no checkpoint: start again with a lower --lr"
+    print(f"error: the run diverged: the loss became {where['loss']} at epoch {where['epoch'] + 1}, "
+          f"batch {where['step'] + 1}. Nothing was written for that epoch. {advice}", file=sys.stderr, flush=True)
+    return 3
 
 
 def report(model, settings, device, history, test, test_images, names, out):

@@ -153,11 +153,14 @@ def main(argv=None):
     p.add_argument("--out", help="where to write the PNGs (default: visualize/ beside the model)")
     p.add_argument("--image", type=int, default=0, help="test image for the feature maps (index)")
     p.add_argument("--limit", type=int, help="use only the first N test images")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto (default): the GPU when CuPy sees one, else the CPU")
     p.add_argument("--wrong", type=int, default=16, help="how many misclassified images to show")
     args = p.parse_args(argv)
 
-    minicnn.set_device(args.device)
+    device, why = minicnn.backend.resolve_device(args.device)
+    minicnn.set_device(device)
+    print(why, file=sys.stderr)
     model = load_model(args.model, compile=False)
     meta = model.metadata
     x_test, y_test = cifar10.load_test_data(args.data, download=args.data is None)

@@ -56,6 +56,20 @@ def _check_name(name):
             raise RuntimeError(f"cannot use device 'gpu': {reason}")
 
 
+def resolve_device(name):
+    """'cpu' or 'gpu' as given; 'auto': the GPU when CuPy sees one, else the CPU.
+    Returns (device, a sentence saying why, for the examples to print)."""
+    if name != "auto":
+        _check_name(name)
+        return name, f"device: {name}"
+    reason = gpu_unavailable_reason()
+    if reason is None:
+        props = _cupy.cuda.runtime.getDeviceProperties(_cupy.cuda.Device().id)
+        gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        return "gpu", f"device: gpu ({gpu}; --device auto)"
+    return "cpu", f"device: cpu (--device auto, and no GPU: {reason})"
+
+
 def set_device(name):
     """Make 'cpu' (NumPy) or 'gpu' (CuPy) the device new arrays are created on."""
     global _current_device

@@ -312,11 +312,12 @@ class Sequential:
         return backend.to_device(xp.concatenate(outputs), home)
 
     # --- saving ----------------------------------------------------------------------------
-    def save(self, path, include_optimizer=True, metadata=None):
+    def save(self, path, include_optimizer=True, metadata=None, keep_previous=False):
         """Write the model to ``path`` (.npz: architecture as JSON, weights, optimizer
-        state), atomically. Load it back with ``minicnn.models.load_model(path)``."""
+        state), atomically. Load it back with ``minicnn.models.load_model(path)``.
+        keep_previous: keep the file it replaces, as ``NAME.previous.npz``."""
         from .saving import save_model
-        save_model(self, path, include_optimizer, metadata)
+        save_model(self, path, include_optimizer, metadata, keep_previous)
 
     def save_weights(self, path):
         """Write the weights alone to ``path`` (.npz), atomically; ``load_weights`` reads them

@@ -14,6 +14,7 @@ import sys
 import time
 
 PERIOD = 30.0  # seconds between progress lines in a log file
+REFRESH = 0.5  # seconds between redraws of a live bar
 
 
 def interactive(stream):
@@ -46,7 +47,7 @@ class Progress:
         if not (self.live or self.periodic):
             return
         now = time.perf_counter()
-        due = 0.5 if self.live else PERIOD
+        due = REFRESH if self.live else PERIOD
         if now - self.last < due or (step == self.steps and not self.live):
             return
         self.last = now

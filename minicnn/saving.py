@@ -39,9 +39,10 @@ class ModelFileError(ValueError):
     """A model file is missing, corrupt, or not one minicnn wrote."""
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, keep_previous=False):
     """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then
-    rename it onto ``path`` (atomic on POSIX and Windows)."""
+    rename it onto ``path`` (atomic on POSIX and Windows). keep_previous: first move the
+    file already at ``path`` to ``previous_path(path)``, so the last two versions exist."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -51,10 +52,33 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous and os.path.exists(path):
+            os.replace(path, previous_path(path))  # a kill right here leaves the previous one
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def previous_path(path):
+    """Where the version before ``path`` is kept: run/checkpoint.npz -> run/checkpoint.previous.npz."""
+    stem, suffix = os.path.splitext(os.fspath(path))
+    return f"{stem}.previous{suffix}"
+
+
+def load_model_or_previous(path, compile=True, device=None, say=print):
+    """load_model(path); if that file is missing or unreadable but the one before it
+    (``previous_path``) loads, that one, after saying so with ``say``. Returns (model,
+    the path it came from)."""
+    try:
+        return load_model(path, compile, device), os.fspath(path)
+    except ModelFileError as error:
+        previous = previous_path(path)
+        if not os.path.isfile(previous):
+            raise
+        model = load_model(previous, compile, device)
+        say(f"{error}\nFalling back to the checkpoint before it, {previous}.")
+        return model, previous
 
 
 def model_config(model):
@@ -71,10 +95,11 @@ def model_config(model):
             "input_shape": list(model.input_shape), "layers": layers}
 
 
-def save_model(model, path, include_optimizer=True, metadata=None):
+def save_model(model, path, include_optimizer=True, metadata=None, keep_previous=False):
     """Write ``model`` (built) to ``path``: architecture, weights, and, when compiled and
     ``include_optimizer``, the optimizer's configuration and state. ``metadata``: any
-    JSON-able dict stored alongside (preprocessing, class names, training progress)."""
+    JSON-able dict stored alongside (preprocessing, class names, training progress).
+    keep_previous: keep the file it replaces as ``previous_path(path)``."""
     if not model.built:
         raise ValueError(f"save(): {model.name} is not built yet, so it has no weights to save")
     arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
@@ -97,7 +122,7 @@ def save_model(model, path, include_optimizer=True, metadata=None):
     except TypeError as error:
         raise ValueError(f"save(): metadata must be JSON-serializable ({error})") from None
     arrays[HEADER] = numpy.array(text)
-    atomic_write(path, lambda f: numpy.savez(f, **arrays))
+    atomic_write(path, lambda f: numpy.savez(f, **arrays), keep_previous)
 
 
 def save_weights(model, path):

@@ -45,7 +45,7 @@ def test_a_run_writes_every_output_and_predict_reads_its_model(learnable_cifar, 
     assert "img/s" in done.stdout and done.stdout.count("Epoch ") == 3  # one line per epoch off a tty
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2, 3] and len(history["val_accuracy"]) == 3
-    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,loss,accuracy,val_loss")
+    assert (out / "history.csv").read_text().splitlines()[0] == "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss"
     results = json.loads((out / "results.json").read_text())
     assert numpy.array(results["confusion_matrix"]).sum() == 120
     assert results["test_accuracy"] > 0.3  # colours are easy: well above 10% chance
@@ -121,3 +121,107 @@ def test_bad_flags_and_missing_data_get_clear_errors(tmp_path):
     missing = train_cifar("--data", tmp_path, "--out", tmp_path / "run")
     assert missing.returncode == 2 and "error: CIFAR-10 not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def finite(path):
+    return all(numpy.isfinite(w).all() for w in load_model(path).get_weights())
+
+
+def test_a_diverging_run_stops_keeps_its_last_good_checkpoint_and_resumes(learnable_cifar, tmp_path):
+    out = tmp_path / "run"
+    settings = ["--data", learnable_cifar, "--model", "seed001_model0", "--limit", 300, "--batch-size", 32,
+                "--out", out]
+    first = train_cifar(*settings, "--epochs", 1)
+    assert first.returncode == 0, first.stderr
+    good = (out / "checkpoint.npz").read_bytes()
+    blown = train_cifar("--resume", *settings, "--epochs", 3, "--lr", 1e6)  # Adam at 1e6 overflows to NaN
+    assert blown.returncode == 3, blown.stderr
+    assert "the run diverged: the loss became nan at epoch 2, batch" in blown.stderr
+    assert f"The last good checkpoint is {out / 'checkpoint.npz'} (after epoch 1)" in blown.stderr
+    assert (out / "checkpoint.npz").read_bytes() == good and finite(out / "checkpoint.npz")
+    assert finite(out / "best_model.npz")
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1]
+    again = train_cifar("--resume", *settings, "--epochs", 3, "--lr", 1e-3)
+    assert again.returncode == 0, again.stderr
+    assert "Learning rate changed from 1000000.0 to 0.001" not in again.stdout  # the checkpoint kept 0.001
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2, 3]
+    rows = (out / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(learnable_cifar, tmp_path):
+    out = tmp_path / "run"
+    settings = ["--data", learnable_cifar, "--model", "seed001_model0", "--limit", 300, "--batch-size", 32,
+                "--out", out]
+    assert train_cifar(*settings, "--epochs", 2).returncode == 0
+    assert load_model(out / "checkpoint.previous.npz").metadata["run"]["completed_epochs"] == 1
+    newest = out / "checkpoint.npz"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a disk that filled mid-write
+    resumed = train_cifar("--resume", *settings, "--epochs", 3)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Falling back to the checkpoint before it" in resumed.stderr
+    assert f"Resuming {out} after epoch 1 of 3" in resumed.stdout
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2, 3]
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_old_checkpoint_loadable(tmp_path):
+    """The process dies (os._exit: no cleanup runs) halfway through writing a new file over
+    an existing one; the existing one must still load, unchanged."""
+    script = (
+        "import os, sys, numpy\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import minicnn\n"
+        "from minicnn import zoo\n"
+        "minicnn.set_seed(0)\n"
+        "model, _ = zoo.build('seed001_model0')\n"
+        "model.save(sys.argv[2])\n"
+        "def half_then_die(f, **arrays):\n"
+        "    f.write(b'PK' + b'0' * 1000)\n"
+        "    os._exit(9)\n"
+        "numpy.savez = half_then_die\n"
+        "model.save(sys.argv[2], keep_previous=True)\n")
+    path = tmp_path / "checkpoint.npz"
+    done = subprocess.run([sys.executable, "-c", script, os.path.join(EXAMPLES, ".."), path], timeout=300)
+    assert done.returncode == 9
+    import minicnn
+    from minicnn import zoo
+    minicnn.set_seed(0)
+    reference, _ = zoo.build("seed001_model0")
+    for a, b in zip(load_model(path).get_weights(), reference.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_predict_reads_images_as_a_viewer_shows_them(tmp_path):
+    """Transparency onto white, 16-bit greyscale scaled (not clipped), EXIF orientation
+    applied, and a note when an image is squashed to the model's shape."""
+    from PIL import Image
+    sys.path.insert(0, EXAMPLES)
+    import predict
+
+    notes = []
+    clear = Image.new("RGBA", (32, 32), (0, 0, 0, 0))  # fully transparent black
+    clear.save(tmp_path / "clear.png")
+    assert (predict.load_image(tmp_path / "clear.png", (32, 32), notes.append) == 255).all()
+
+    grey16 = numpy.full((32, 32), 32768, numpy.uint16)  # mid-grey in 16 bits
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    assert numpy.abs(predict.load_image(tmp_path / "grey16.png", (32, 32)).astype(int) - 128).max() <= 1
+
+    tall = numpy.zeros((64, 32, 3), numpy.uint8)
+    tall[:32] = 255  # top half white, as seen upright
+    sideways = Image.fromarray(numpy.ascontiguousarray(numpy.rot90(tall, 1)))  # stored turned left
+    exif = sideways.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    sideways.save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    upright = predict.load_image(tmp_path / "sideways.jpg", (32, 32), notes.append)
+    assert upright[:12].mean() > 200 and upright[-12:].mean() < 50
+    assert len(notes) == 1 and "32x64 is not the model's 32x32 shape; squashed" in notes[0]
+
+
+def test_device_auto_takes_the_gpu_only_when_there_is_one():
+    from minicnn import backend
+    device, why = backend.resolve_device("auto")
+    assert device == ("cpu" if backend.gpu_unavailable_reason() else "gpu") and "--device auto" in why
+    assert backend.resolve_device("cpu") == ("cpu", "device: cpu")
+    with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
+        backend.resolve_device("tpu")

@@ -26,13 +26,21 @@ class ModelCheckpoint(Callback):
 
     Writes are atomic, and weights that are NaN or infinite are never written: the file
     already there, the last good one, is kept and a warning says so.
+
+    Beyond Keras: include_optimizer=False leaves the optimizer state out of a whole-model
+    file; metadata, a dict or a function (epoch, logs) -> dict, is stored with it (read
+    back as ``model.metadata``); keep_previous=True keeps the file a save replaces as
+    ``NAME.previous.npz``, so a damaged newest file still leaves the one before it
+    (``minicnn.saving.load_model_or_previous`` falls back to it).
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", initial_value_threshold=None):
+                 save_weights_only=False, mode="auto", initial_value_threshold=None,
+                 include_optimizer=True, metadata=None, keep_previous=False):
         super().__init__()
         self.filepath, self.verbose = str(filepath), verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.include_optimizer, self.metadata, self.keep_previous = include_optimizer, metadata, keep_previous
         self.monitor = Monitor("ModelCheckpoint", monitor, mode)
         self.best = self.monitor.worst if initial_value_threshold is None else initial_value_threshold
 
@@ -47,13 +55,13 @@ class ModelCheckpoint(Callback):
                 if self.verbose:
                     print(f"Epoch {epoch + 1}: {self.monitor.name} did not improve from {self.best:.5f}", flush=True)
                 return
-            if not self._save(epoch, path):
+            if not self._save(epoch, path, logs):
                 return
             if self.verbose:
                 print(f"Epoch {epoch + 1}: {self.monitor.name} improved from {self.best:.5f} to {current:.5f}, "
                       f"saving model to {path}", flush=True)
             self.best = current
-        elif self._save(epoch, path) and self.verbose:
+        elif self._save(epoch, path, logs) and self.verbose:
             print(f"Epoch {epoch + 1}: saving model to {path}", flush=True)
 
     def _path(self, epoch, logs):
@@ -63,7 +71,7 @@ class ModelCheckpoint(Callback):
             raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} names {error}, which is not "
                              f"among epoch and the logs ({', '.join(logs)})") from None
 
-    def _save(self, epoch, path):
+    def _save(self, epoch, path, logs):
         if not weights_are_finite(self.model):
             print(f"ModelCheckpoint: epoch {epoch + 1}: the weights are not finite (NaN or inf); "
                   f"{path} is not overwritten and keeps the last good model", file=sys.stderr, flush=True)
@@ -71,6 +79,8 @@ class ModelCheckpoint(Callback):
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
-            self.model.save(path)
+            metadata = self.metadata(epoch, logs) if callable(self.metadata) else self.metadata
+            self.model.save(path, include_optimizer=self.include_optimizer, metadata=metadata,
+                            keep_previous=self.keep_previous)
         return True
 

@@ -1,6 +1,4 @@
 """EarlyStopping and TerminateOnNaN: end training when it stops improving or diverges."""
-import sys
-
 from .base import Callback, Monitor, is_finite
 
 
@@ -70,7 +68,5 @@ class TerminateOnNaN(Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not is_finite(loss):
+        if loss is not None and not is_finite(loss):  # the model says where, once
             self.model.stop_for_nonfinite_loss(getattr(self, "epoch", 0), batch, loss)
-            print(f"TerminateOnNaN: epoch {getattr(self, 'epoch', 0) + 1}, batch {batch + 1}: the loss is "
-                  f"{loss}; terminating training", file=sys.stderr, flush=True)
