@@ -201,14 +201,15 @@ def run_callbacks(out, settings, meta, history, best, resumed):
 
 
 def write_history(out, history):
-    """history.json, and on a resume history.csv too: the epochs the checkpoint holds, so
-    an epoch that ran after it (before a kill) is not listed twice."""
+    """history.json: every finished epoch's logs, with seconds per epoch."""
     text = json.dumps(history, indent=1)
     atomic_write(os.path.join(out, "history.json"), lambda f: f.write(text.encode()))
 
 
 def rewrite_csv(out, history):
-    """history.csv as CSVLogger writes it (epoch from 0, columns sorted), from a history."""
+    """history.csv as CSVLogger writes it (epoch from 0, columns sorted), from the history a
+    checkpoint holds: on a resume, an epoch that ran after that checkpoint (before a kill)
+    is dropped, so it is not listed twice when it runs again."""
     keys = sorted(k for k in history if k not in ("epoch", "seconds"))
     table = io.StringIO()
     writer = csv.writer(table)

@@ -282,3 +282,21 @@ def test_save_weights_and_load_weights(tmp_path):
         other.load_weights(tmp_path / "w.npz")
     with pytest.raises(minicnn.saving.ModelFileError, match="load_weights"):
         load_model(tmp_path / "w.npz")
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    """README.md's "Callbacks and schedules" example, as printed, on 256 random images."""
+    import os
+    import re
+    with open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    code = re.search(r"<!-- callbacks-example -->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+    rng = numpy.random.default_rng(0)
+    scope = {"x_train": rng.random((256, 32, 32, 3), dtype=numpy.float32), "y_train": rng.integers(0, 10, 256),
+             "x_test": rng.random((64, 32, 32, 3), dtype=numpy.float32), "y_test": rng.integers(0, 10, 64)}
+    monkeypatch.chdir(tmp_path)
+    minicnn.set_seed(0)
+    exec(compile(code, "README.md", "exec"), scope)
+    history = scope["history"]
+    assert 4 <= len(history.epoch) <= 10 and {"top5", "val_top5", "learning_rate"} <= set(history.history)
+    assert (tmp_path / "best.npz").exists() and (tmp_path / "history.csv").exists()
