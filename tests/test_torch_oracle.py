@@ -196,3 +196,54 @@ def test_sgd_parameter_groups_and_l2_match_torch_param_groups(device):
         opt_t.step()
         for a, b in zip(wo, wt):
             numpy.testing.assert_allclose(backend.to_numpy(a.data), b.detach().numpy(), rtol=1e-12)
+
+
+def test_seed003_6layer_trains_step_for_step_as_its_pytorch_twin():
+    """Issue 17 saw minicnn's training loss above PyTorch's for seed003_6layer. From the same
+    weights, on the same batches, with dropout off (its masks are the only draw the two
+    engines cannot share), four steps of the tutorial's SGD (momentum 0.9, decay 1e-6) and
+    max-norm constraint must give the same losses and weights as benchmarks/torch_reference.py's
+    translation: the update rules agree, so a gap between whole runs is not in them."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import torch_reference
+    from minicnn import zoo
+    from minicnn.layers import Dropout
+
+    import minicnn
+    minicnn.set_seed(0)
+    model, recipe = zoo.build("seed003_6layer")
+    for layer in model.layers:
+        if isinstance(layer, Dropout):
+            layer.rate = 0.0
+    model.compile(recipe.optimizer(), "sparse_categorical_crossentropy")
+    net, constrained = torch_reference.translate(model)
+    params = [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        for module, layer in zip(params, [l for l in model.layers if hasattr(l, "kernel")]):
+            kernel = layer.kernel.data
+            module.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T))
+            module.bias.copy_(torch.from_numpy(layer.bias.data))
+    opt, schedule = torch_reference.optimizer_for("seed003_6layer", net)
+    data = numpy.random.default_rng(3)
+    for step in range(4):
+        x = data.random((16, 32, 32, 3), dtype=numpy.float32)
+        y = data.integers(0, 10, 16)
+        ours_loss = float(model.train_on_batch(x, y)[0])
+        net.train()
+        loss = tF.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        schedule.step()
+        with torch.no_grad():
+            for dense, max_value in constrained:
+                norms = dense.weight.norm(dim=1, keepdim=True)
+                dense.weight.mul_(norms.clamp(max=max_value) / (norms + 1e-7))
+        assert ours_loss == pytest.approx(loss.item(), rel=1e-4), f"step {step}"
+    for module, layer in zip(params, [l for l in model.layers if hasattr(l, "kernel")]):
+        theirs_kernel = module.weight.detach().numpy()
+        theirs_kernel = theirs_kernel.transpose(2, 3, 1, 0) if theirs_kernel.ndim == 4 else theirs_kernel.T
+        scale = numpy.abs(theirs_kernel).max()
+        numpy.testing.assert_allclose(layer.kernel.data, theirs_kernel, atol=1e-4 * scale)
