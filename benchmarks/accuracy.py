@@ -1,0 +1,249 @@
+"""Every tutorial's published accuracy against minicnn's (and PyTorch's) on the same data.
+
+    python benchmarks/accuracy.py run --data DIR [--device gpu] [--only seed004_base ...] [--engine torch]
+    python benchmarks/accuracy.py report      # README table and plot from the committed runs
+
+``run`` trains each zoo model with its tutorial's recipe (examples/train_cifar.py, or
+benchmarks/torch_reference.py for --engine torch) and keeps, for each run, one small
+JSON record under benchmarks/results/accuracy/: the command, the machine, the per-epoch
+history, the test accuracy and seconds per epoch. ``report`` writes README.md's accuracy
+table (between its markers) and benchmarks/results/accuracy/accuracy.png from those
+records alone, so the table cannot drift from what was measured (tests/test_accuracy.py
+checks that README.md holds exactly what ``report`` writes).
+
+Long runs: on 2 CPU cores the whole plan takes many hours, minutes on a GPU. Each run is
+a separate process with its own log (runs/accuracy/); an interrupted minicnn run is
+continued by running the same command again (train_cifar.py --resume).
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "accuracy")
+WORK = os.path.join(ROOT, "runs", "accuracy")
+sys.path.insert(0, ROOT)
+
+from minicnn import zoo  # noqa: E402
+
+# (model, epochs, seeds, extra train_cifar flags, what the row reports), as issue 17 lists them.
+PLAN = [
+    ("seed000_sequential", 50, [0], [], "test"),
+    ("seed001_model0", 10, [0], [], "train and test"),
+    ("seed001_model1", 10, [0], [], "train and test"),
+    ("seed001_model2", 10, [0], [], "train and test"),
+    ("seed002_cnn", 27, [0], ["--val-split", "0.2"], "test, and the last 10,000 training images held out"),
+    ("seed003_4layer", 50, [0], [], "test at 10, 20 and 50 epochs"),
+    ("seed003_6layer", 10, [0], [], "test"),
+    ("seed004_base", 2, [0, 1], [], "test"),
+    ("seed004_augmented", 4, [0], [], "test"),
+    ("seed004_vgg16", 2, [0], [], "test (from scratch)"),
+]
+# Published figures beyond the one the zoo keeps: seed 003's 4-layer net at 10 and 20 epochs.
+PUBLISHED_AT = {("seed003_4layer", 10): 0.713, ("seed003_4layer", 20): 0.746}
+
+
+def record_name(engine, model, epochs, seed, device):
+    return f"{engine}-{model}-e{epochs}-s{seed}-{device}.json"
+
+
+# --- running -----------------------------------------------------------------------------------
+def run_minicnn(model, epochs, seed, extra, device, data):
+    out = os.path.join(WORK, f"minicnn-{model}-e{epochs}-s{seed}-{device}")
+    command = [sys.executable, "examples/train_cifar.py", "--device", device, "--model", model,
+               "--epochs", str(epochs), "--seed", str(seed), "--data", data, "--out", out, *extra]
+    if os.path.isfile(os.path.join(out, "checkpoint.npz")) and not os.path.isfile(os.path.join(out, "results.json")):
+        command.append("--resume")  # an interrupted run: continue it
+    log = out + ".log"
+    if not os.path.isfile(os.path.join(out, "results.json")):
+        with open(log, "a") as f:
+            done = subprocess.run(command, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
+    with open(os.path.join(out, "history.json")) as f:
+        history = json.load(f)
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    return {"history": {k: v for k, v in history.items() if k != "seconds"},
+            "seconds_per_epoch": results["seconds_per_epoch"], "test_accuracy": results["test_accuracy"],
+            "command": "python " + " ".join(a if a != data else "DIR" for a in command[1:]
+                                            if a not in ("--out", out, "--resume"))}
+
+
+def run_torch(model, epochs, seed, extra, device, data):
+    if extra:
+        raise ValueError(f"{model}: torch_reference.py does not take {extra}")
+    command = [sys.executable, "benchmarks/torch_reference.py", "--model", model, "--epochs", str(epochs),
+               "--seed", str(seed), "--data", data]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    history = {key: [row[key] for row in rows] for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")}
+    return {"history": history, "test_accuracy": rows[-1]["val_accuracy"],
+            "seconds_per_epoch": sum(row["train_seconds"] for row in rows) / len(rows),
+            "command": "python " + " ".join(a if a != data else "DIR" for a in command[1:])}
+
+
+def machine(device):
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores"
+    if device == "gpu":
+        import cupy
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        text = f"{name} ({text})"
+    return text
+
+
+def run(args):
+    os.makedirs(RESULTS, exist_ok=True)
+    os.makedirs(WORK, exist_ok=True)
+    engines = ["minicnn", "torch"] if args.engine == "both" else [args.engine]
+    for model, epochs, seeds, extra, reports in PLAN:
+        if args.only and model not in args.only:
+            continue
+        for seed in (args.seeds if args.seeds is not None else seeds):
+            for engine in engines:
+                if engine == "torch" and zoo.RECIPES[model].augment != "none":
+                    print(f"skipping torch {model}: torch_reference.py does not reproduce augmentation")
+                    continue
+                name = record_name(engine, model, epochs, seed, args.device)
+                if os.path.isfile(os.path.join(RESULTS, name)) and not args.again:
+                    print(f"{name}: already measured (--again to measure it anew)")
+                    continue
+                print(f"{name}: training ...", flush=True)
+                start = time.time()
+                runner = run_minicnn if engine == "minicnn" else run_torch
+                result = runner(model, epochs, seed, extra, args.device, args.data)
+                record = {"engine": engine, "model": model, "epochs": epochs, "seed": seed, "device": args.device,
+                          "machine": machine(args.device), "date": time.strftime("%Y-%m-%d"), "reports": reports,
+                          **result}
+                with open(os.path.join(RESULTS, name), "w") as f:
+                    json.dump(record, f, indent=1)
+                print(f"{name}: test accuracy {record['test_accuracy']:.4f}, "
+                      f"{record['seconds_per_epoch']:.0f} s/epoch ({time.time() - start:.0f} s)", flush=True)
+
+
+# --- reporting -----------------------------------------------------------------------------------
+def records():
+    found = []
+    for name in sorted(os.listdir(RESULTS)) if os.path.isdir(RESULTS) else []:
+        if name.endswith(".json"):
+            with open(os.path.join(RESULTS, name)) as f:
+                found.append(json.load(f))
+    order = {model: i for i, (model, *_rest) in enumerate(PLAN)}
+    return sorted(found, key=lambda r: (order.get(r["model"], 99), r["epochs"], r["engine"] != "minicnn",
+                                        r["device"], r["seed"]))
+
+
+def rows(found):
+    """One table row per (record, reported epoch): seed003_4layer's 50-epoch run also gives
+    its accuracy at 10 and 20 epochs, which the tutorial published too."""
+    out = []
+    for r in found:
+        history = r["history"]
+        points = [r["epochs"]]
+        if r["model"] == "seed003_4layer":
+            points = [e for e in (10, 20, 50) if e <= r["epochs"]]
+        for epochs in points:
+            i = history["epoch"].index(epochs)
+            test = r["test_accuracy"] if epochs == r["epochs"] else history["val_accuracy"][i]
+            if r["model"] == "seed002_cnn":  # validation is the held-out training images
+                test_text = f"{100 * r['test_accuracy']:.2f}% (held-out train {100 * history['val_accuracy'][i]:.2f}%)"
+            elif r["model"].startswith("seed001"):
+                test_text = f"{100 * test:.2f}% (train {100 * history['accuracy'][i]:.2f}%)"
+            else:
+                test_text = f"{100 * test:.2f}%"
+            published = PUBLISHED_AT.get((r["model"], epochs), zoo.RECIPES[r["model"]].published)
+            out.append([f"`{r['model']}`", str(epochs), f"{r['engine']}, {r['device']}", str(r["seed"]), test_text,
+                        "-" if published is None else f"{100 * published:.2f}%", f"{r['seconds_per_epoch']:.0f}",
+                        f"`{r['command']}`"])
+    return out
+
+
+def table(found):
+    head = ["model", "epochs", "engine, device", "seed", "test accuracy", "published", "s/epoch", "command"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(found)]
+    machines = sorted({f"{r['device']}: {r['machine']}" for r in found})
+    lines += ["", "Measured on " + "; ".join(machines) + "." if machines else "No run measured yet."]
+    return "\n".join(lines)
+
+
+MARKERS = ("<!-- accuracy-table -->", "<!-- /accuracy-table -->")
+
+
+def readme_with_table(text, found):
+    pattern = re.compile(re.escape(MARKERS[0]) + r"\n.*?" + re.escape(MARKERS[1]), re.DOTALL)
+    if not pattern.search(text):
+        raise ValueError(f"README.md has no {MARKERS[0]} ... {MARKERS[1]} section")
+    return pattern.sub(lambda _: f"{MARKERS[0]}\n{table(found)}\n{MARKERS[1]}", text)
+
+
+def plot(found, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models = list(dict.fromkeys(r["model"] for r in found))
+    cols = min(4, len(models)) or 1
+    fig, axes = plt.subplots(-(-len(models) // cols) or 1, cols, figsize=(4 * cols, 3 * (-(-len(models) // cols) or 1)),
+                             squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        for r in (r for r in found if r["model"] == model):
+            ax.plot(r["history"]["epoch"], r["history"]["val_accuracy"], marker=".",
+                    label=f"{r['engine']} {r['device']} s{r['seed']}")
+        published = zoo.RECIPES[model].published
+        if published is not None:
+            ax.axhline(published, color="k", linestyle="--", linewidth=1, label="published")
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy")
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def report(args):
+    found = records()
+    readme = os.path.join(ROOT, "README.md")
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(readme_with_table(text, found))
+    if found:
+        plot(found, os.path.join(RESULTS, "accuracy.png"))
+    print(table(found))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train the plan's models and keep one record per run")
+    r.add_argument("--data", required=True, help="the folder holding cifar-10-batches-py")
+    r.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    r.add_argument("--engine", choices=["minicnn", "torch", "both"], default="minicnn")
+    r.add_argument("--only", nargs="+", choices=[m for m, *_ in PLAN], help="these models only")
+    r.add_argument("--seeds", nargs="+", type=int, help="these seeds instead of the plan's")
+    r.add_argument("--again", action="store_true", help="measure runs that already have a record")
+    sub.add_parser("report", help="README.md's accuracy table and the plot, from the records")
+    args = p.parse_args(argv)
+    return run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""benchmarks/accuracy.py: README.md's accuracy table is exactly what the committed run
+records give (it cannot drift from what was measured), and the rows it derives."""
+import os
+import sys
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import accuracy  # noqa: E402
+
+
+def test_the_readme_table_is_generated_from_the_committed_records():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert accuracy.readme_with_table(readme, accuracy.records()) == readme, \
+        "README.md's accuracy table differs from the records: run python benchmarks/accuracy.py report"
+
+
+def record(model, epochs, **extra):
+    history = {"epoch": list(range(1, epochs + 1)), "loss": [1.0] * epochs,
+               "accuracy": [0.5 + 0.01 * e for e in range(epochs)],
+               "val_loss": [1.0] * epochs, "val_accuracy": [0.4 + 0.005 * e for e in range(epochs)]}
+    return {"engine": "minicnn", "model": model, "epochs": epochs, "seed": 0, "device": "cpu",
+            "machine": "test", "history": history, "test_accuracy": history["val_accuracy"][-1],
+            "seconds_per_epoch": 12.3, "command": "python examples/train_cifar.py ...", **extra}
+
+
+def test_rows_give_each_published_point():
+    four = accuracy.rows([record("seed003_4layer", 50)])
+    assert [(r[1], r[4], r[5]) for r in four] == [("10", "44.50%", "71.30%"), ("20", "49.50%", "74.60%"),
+                                                 ("50", "64.50%", "75.32%")]
+    one = accuracy.rows([record("seed001_model0", 10)])
+    assert one[0][4] == "44.50% (train 59.00%)" and one[0][5] == "79.55%"
+    held = accuracy.rows([record("seed002_cnn", 27, test_accuracy=0.61)])
+    assert held[0][4] == "61.00% (held-out train 53.00%)" and held[0][5] == "-"
+    assert "| model | epochs |" in accuracy.table([record("seed004_base", 2)])
