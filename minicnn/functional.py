@@ -4,8 +4,8 @@ Layers call these; so can you, on Tensors you own (like torch.nn.functional).
 """
 from . import backend
 from .autograd import Tensor, apply
-from .functions import conv, dense as dense_fn, dropout as dropout_fn, loss as loss_fn
-from .functions import normalization as bn, pooling
+from .functions import activation as act, average_pooling, conv, dense as dense_fn, dropout as dropout_fn
+from .functions import loss as loss_fn, normalization as bn, padding as pad_fn, pooling
 
 
 def _tensors(*items):
@@ -22,6 +22,33 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     """x (N, H, W, C) -> (N, oh, ow, C)."""
     return apply(pooling.max_pool2d_forward, pooling.max_pool2d_backward, x,
                  pool_size=pool_size, strides=strides, padding=padding)
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """x (N, H, W, C) -> (N, oh, ow, C); with 'same', edge windows average real cells only."""
+    return apply(average_pooling.avg_pool2d_forward, average_pooling.avg_pool2d_backward, x,
+                 pool_size=pool_size, strides=strides, padding=padding)
+
+
+def global_avg_pool2d(x):
+    """x (N, H, W, C) -> (N, C): each channel's mean over the image."""
+    return x.mean(axis=(1, 2))
+
+
+def zero_pad2d(x, pads):
+    """x (N, H, W, C) -> (N, top + H + bottom, left + W + right, C); pads ((top, bottom), (left, right))."""
+    return apply(pad_fn.zero_pad2d_forward, pad_fn.zero_pad2d_backward, x, pads=pads)
+
+
+def relu_family(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ReLU(max_value, negative_slope, threshold); LeakyReLU is negative_slope alone."""
+    return apply(act.relu_family_forward, act.relu_family_backward, x, negative_slope=negative_slope,
+                 max_value=max_value, threshold=threshold)
+
+
+def leaky_relu(x, negative_slope=0.3):
+    """x where x >= 0, negative_slope * x below (Keras's default slope is 0.3)."""
+    return relu_family(x, negative_slope=negative_slope)
 
 
 def dense(x, kernel, bias=None):
@@ -100,5 +127,6 @@ def log_softmax(x, axis=-1):
     return x.log_softmax(axis)
 
 
-__all__ = ["conv2d", "max_pool2d", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d", "relu_family",
+           "leaky_relu", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
            "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"]

@@ -33,6 +33,14 @@ def he_normal(shape, dtype):
     return (values * std).astype(dtype)
 
 
+def he_uniform(shape, dtype):
+    """U(-limit, limit) with limit = sqrt(6 / fan_in) (Keras's he_uniform): variance 2/fan_in,
+    which keeps a ReLU network's activations the same size layer after layer."""
+    fan_in, _ = _fans(shape)
+    limit = math.sqrt(6.0 / fan_in)
+    return host_rng().uniform(-limit, limit, size=shape).astype(dtype)
+
+
 def torch_default(shape, dtype):
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): what PyTorch's Linear and Conv2d start from
     (kaiming_uniform with a = sqrt(5) works out to this)."""
@@ -91,7 +99,8 @@ def ones(shape, dtype):
     return numpy.ones(shape, dtype=dtype)
 
 
-_BY_NAME = {"glorot_uniform": glorot_uniform, "he_normal": he_normal, "torch_default": torch_default,
+_BY_NAME = {"glorot_uniform": glorot_uniform, "he_normal": he_normal, "he_uniform": he_uniform,
+            "torch_default": torch_default,
             "dirac": dirac, "zeros": zeros, "ones": ones}
 
 

@@ -94,6 +94,12 @@ class Sequential:
     def non_trainable_weights(self):
         return [w for layer in self.layers for w in layer.non_trainable_weights]
 
+    @property
+    def losses(self):
+        """The layers' weight penalties (kernel_regularizer=...) on the current weights, as
+        scalar Tensors: what fit adds to the loss (Keras's ``model.losses``)."""
+        return [penalty for layer in self.layers for penalty in layer.regularization_losses()]
+
     def count_params(self):
         return sum(layer.count_params() for layer in self.layers)
 

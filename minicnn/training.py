@@ -40,7 +40,7 @@ def train_step(model, x, y):
     if not isinstance(x, Tensor):
         x = Tensor(x)
     out, logits = model._forward_logits(x, training=True)
-    loss = model.loss(y, out, logits, check=False)
+    loss = with_penalties(model, model.loss(y, out, logits, check=False))
     model.optimizer.zero_grad()
     loss.backward()
     model.optimizer.step()
@@ -48,11 +48,19 @@ def train_step(model, x, y):
     return loss.data, {name: count(scores, y) for name, count in model.metric_counters.items()}, scores
 
 
+def with_penalties(model, loss):
+    """The loss plus the layers' weight penalties (kernel_regularizer=l2(...)), as Keras
+    reports and minimises it."""
+    for penalty in model.losses:
+        loss = loss + penalty
+    return loss
+
+
 def test_step(model, x, y):
     """The loss and metric counts of a batch in inference mode, without a step."""
     with no_grad():
         out, logits = model._forward_logits(x if isinstance(x, Tensor) else Tensor(x), training=False)
-        loss = model.loss(y, out, logits, check=False).data
+        loss = with_penalties(model, model.loss(y, out, logits, check=False)).data
         scores = (logits if out is None else out).data
     return loss, {name: count(scores, y) for name, count in model.metric_counters.items()}
 

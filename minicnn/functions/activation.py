@@ -48,6 +48,26 @@ def relu_backward(gy, positive):
     return gy * positive
 
 
+def relu_family_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ReLU layer (LeakyReLU too): x for threshold <= x < max_value, max_value
+    above it, negative_slope * (x - threshold) below the threshold. Cache: the slope
+    of each element (1, 0 above max_value, or negative_slope), which is the backward."""
+    xp = get_array_module(x)
+    f = x.dtype.type
+    below = x < f(threshold)
+    y = xp.where(below, f(negative_slope) * (x - f(threshold)), x)
+    slope = xp.where(below, f(negative_slope), f(1))
+    if max_value is not None:
+        above = x >= f(max_value)
+        y = xp.where(above, f(max_value), y)
+        slope = xp.where(above, f(0), slope)
+    return y, slope.astype(x.dtype)
+
+
+def relu_family_backward(gy, slope):
+    return gy * slope
+
+
 def sigmoid_forward(x):
     xp = get_array_module(x)
     # 1/(1+exp(-x)) overflows exp for very negative x; tanh form is stable everywhere.

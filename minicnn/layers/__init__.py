@@ -1,11 +1,17 @@
 """Layers with Keras's names and arguments. Each owns its weights and calls the
 differentiable ops in ``minicnn.functional``."""
+from .activation import LeakyReLU, ReLU
 from .base import Layer
 from .convolutional import Conv2D, MaxPooling2D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling
 from .normalization import BatchNormalization
+from .pooling import AveragePooling2D, GlobalAveragePooling2D
+from .reshaping import ZeroPadding2D
 
-MaxPool2D = MaxPooling2D  # Keras's alias
+MaxPool2D = MaxPooling2D  # Keras's aliases
+AvgPool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
 
-__all__ = ["Layer", "Conv2D", "MaxPooling2D", "MaxPool2D", "Dense", "Flatten", "Activation",
-           "Rescaling", "Dropout", "BatchNormalization"]
+__all__ = ["Layer", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
+           "GlobalAveragePooling2D", "GlobalAvgPool2D", "ZeroPadding2D", "ReLU", "LeakyReLU", "Dense",
+           "Flatten", "Activation", "Rescaling", "Dropout", "BatchNormalization"]

@@ -4,7 +4,7 @@ import re
 
 import numpy
 
-from .. import backend, constraints, initializers
+from .. import backend, constraints, initializers, regularizers
 from ..autograd import Tensor
 
 
@@ -13,11 +13,24 @@ def _snake(name):
 
 
 def weight_options_config(layer):
-    """The initializer and constraint arguments of Conv2D and Dense, as JSON-able config."""
+    """The initializer, constraint and regularizer arguments of Conv2D and Dense, as
+    JSON-able config."""
     return {"kernel_initializer": _named(layer.kernel_initializer),
             "bias_initializer": _named(layer.bias_initializer),
             "kernel_constraint": constraints.serialize(layer.kernel_constraint),
-            "bias_constraint": constraints.serialize(layer.bias_constraint)}
+            "bias_constraint": constraints.serialize(layer.bias_constraint),
+            "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
+
+
+def set_weight_options(layer, kernel_initializer, bias_initializer, kernel_constraint, bias_constraint,
+                       kernel_regularizer, bias_regularizer):
+    """Store Conv2D's and Dense's weight arguments (names or objects) on the layer."""
+    layer.kernel_initializer, layer.bias_initializer = kernel_initializer, bias_initializer
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
 
 
 def _named(initializer):
@@ -162,6 +175,12 @@ class Layer:
 
     def call(self, x, training):
         raise NotImplementedError
+
+    def regularization_losses(self):
+        """The penalties of this layer's regularizers on its current weights (Tensors)."""
+        pairs = ((getattr(self, "kernel_regularizer", None), getattr(self, "kernel", None)),
+                 (getattr(self, "bias_regularizer", None), getattr(self, "bias", None)))
+        return [penalty(w) for penalty, w in pairs if penalty is not None and w is not None and w.requires_grad]
 
     def get_config(self):
         return {"name": self.name, "trainable": self._trainable, "dtype": self.dtype.name}

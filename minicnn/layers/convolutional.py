@@ -1,7 +1,7 @@
 """Conv2D and MaxPooling2D with Keras's arguments, channels-last."""
-from .. import activations, constraints, functional as F
+from .. import activations, functional as F
 from ..functions.conv import conv_geometry, normalize_padding, pair
-from .base import Layer, weight_options_config
+from .base import Layer, set_weight_options, weight_options_config
 
 
 def _spatial_output(layer, input_shape, kh, kw, sy, sx):
@@ -41,7 +41,8 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(filters, int) or filters <= 0:
             raise ValueError(f"Conv2D: filters must be a positive int, got {filters!r}")
@@ -51,9 +52,8 @@ class Conv2D(Layer):
         self.padding = normalize_padding(padding)
         self.activation_name, self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_weight_options(self, kernel_initializer, bias_initializer, kernel_constraint, bias_constraint,
+                           kernel_regularizer, bias_regularizer)
         self.kernel = self.bias = None
 
     def check_input_shape(self, input_shape):

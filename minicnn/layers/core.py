@@ -1,9 +1,9 @@
 """Dense, Flatten, Activation, Rescaling and Dropout, with Keras's arguments."""
 import math
 
-from .. import activations, backend, constraints, functional as F
+from .. import activations, backend, functional as F
 from ..random import new_seed
-from .base import Layer, weight_options_config
+from .base import Layer, set_weight_options, weight_options_config
 
 
 class Dense(Layer):
@@ -13,16 +13,16 @@ class Dense(Layer):
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_constraint=None, bias_constraint=None, **kwargs):
+                 bias_initializer="zeros", kernel_constraint=None, bias_constraint=None, kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, int) or units <= 0:
             raise ValueError(f"Dense: units must be a positive int, got {units!r}")
         self.units = units
         self.activation_name, self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_weight_options(self, kernel_initializer, bias_initializer, kernel_constraint, bias_constraint,
+                           kernel_regularizer, bias_regularizer)
         self.kernel = self.bias = None
 
     def check_input_shape(self, input_shape):

@@ -1,0 +1,65 @@
+"""Average pooling layers with Keras's arguments, channels-last (MaxPooling2D is in
+convolutional.py, beside the convolution whose window arithmetic it shares)."""
+from .. import functional as F
+from ..functions.conv import normalize_padding, pair
+from .base import Layer
+from .convolutional import _spatial_output, window_arithmetic
+
+
+class AveragePooling2D(Layer):
+    """Mean over pool_size windows. Input (N, H, W, C) -> (N, oh, ow, C). No weights.
+    padding='same' averages only the cells inside the image, as Keras does."""
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = pair(pool_size, "AveragePooling2D pool_size")
+        self.strides = pair(strides, "AveragePooling2D strides") if strides is not None else self.pool_size
+        self.padding = normalize_padding(padding)
+        if not isinstance(self.padding, str):
+            raise ValueError(f"AveragePooling2D padding must be 'valid' or 'same', got {padding!r}")
+
+    def check_input_shape(self, input_shape):
+        _spatial_output(self, input_shape, *self.pool_size, *self.strides)
+
+    def compute_output_shape(self, input_shape):
+        return (*_spatial_output(self, input_shape, *self.pool_size, *self.strides), input_shape[2])
+
+    def arithmetic(self):
+        return window_arithmetic(self, *self.pool_size, *self.strides) + [
+            ("channels", None, self.input_shape[2], "unchanged: each channel pooled on its own"),
+            ("params", None, 0, "a mean has nothing to learn")]
+
+    def call(self, x, training):
+        return F.avg_pool2d(x, self.pool_size, self.strides, self.padding)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
+
+
+class GlobalAveragePooling2D(Layer):
+    """Each channel's mean over the whole image: (N, H, W, C) -> (N, C), or (N, 1, 1, C)
+    with keepdims=True. What ResNets use instead of Flatten before their last Dense."""
+
+    def __init__(self, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.keepdims = bool(keepdims)
+
+    def check_input_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise self.error("expects input of rank 4 (batch, height, width, channels)", input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (1, 1, input_shape[2]) if self.keepdims else (input_shape[2],)
+
+    def arithmetic(self):
+        H, W, C = self.input_shape
+        return [("features", None, C, f"one mean per channel, over its {H}*{W} values"),
+                ("params", None, 0, "a mean has nothing to learn")]
+
+    def call(self, x, training):
+        y = F.global_avg_pool2d(x)
+        return y.reshape(y.shape[0], 1, 1, y.shape[1]) if self.keepdims else y
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
