@@ -51,6 +51,19 @@ def leaky_relu(x, negative_slope=0.3):
     return relu_family(x, negative_slope=negative_slope)
 
 
+def concatenate(tensors, axis=-1):
+    """Tensors joined along ``axis``; the backward hands each its slice of the gradient."""
+    def forward(*arrays):
+        xp = backend.get_array_module(arrays[0])
+        return xp.concatenate(arrays, axis=axis), [a.shape[axis] for a in arrays]
+
+    def backward(gy, sizes):
+        xp = backend.get_array_module(gy)
+        cuts = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
+        return tuple(xp.split(gy, cuts, axis=axis))
+    return apply(forward, backward, *tensors)
+
+
 def dense(x, kernel, bias=None):
     """x (N, D_in), kernel (D_in, D_out), bias (D_out,) -> (N, D_out)."""
     return apply(dense_fn.dense_forward, dense_fn.dense_backward, *_tensors(x, kernel, bias))
@@ -127,6 +140,6 @@ def log_softmax(x, axis=-1):
     return x.log_softmax(axis)
 
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d", "relu_family",
+__all__ = ["concatenate", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d", "relu_family",
            "leaky_relu", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
            "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"]

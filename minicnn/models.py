@@ -12,13 +12,28 @@ from .autograd import Tensor, no_grad
 from .callbacks import History  # noqa: F401  (fit returns one; its home was here)
 from .functions.loss import one_hot_targets
 from .data import Loader, epoch_seed
+from .layers import InputLayer
+from .layers.merging import Merge
+from .symbolic import Symbol
+from . import symbolic
 
 
-class Sequential:
-    """Layers applied in order: ``Sequential([Conv2D(...), MaxPooling2D(), ...])``."""
+class Model:
+    """Keras's Model: layers wired into a graph by calling them on ``Input(...)``, with
+    compile / fit / evaluate / predict / summary / save.
 
-    def __init__(self, layers=None, name="sequential"):
-        self.name = name
+        x = Input((32, 32, 3))
+        y = Conv2D(16, 3, padding="same", activation="relu")(x)
+        y = Add()([x_projected, y])      # branches and merges: a residual connection
+        model = Model(x, Dense(10, activation="softmax")(Flatten()(y)))
+
+    ``Sequential`` is the special case of a straight line of layers; both train through
+    the same code (minicnn/training.py). The graph is run in an order where each layer
+    comes after the layers it reads (minicnn/symbolic.py finds it).
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None):
+        self.name = name or ("sequential" if isinstance(self, Sequential) else "model")
         self.layers = []
         self.built = False
         self.input_shape = self.output_shape = None
@@ -28,38 +43,87 @@ class Sequential:
         self.metadata = {}
         self.stop_training = False
         self.diverged = None  # where fit found the loss NaN or infinite: {epoch, step, loss}
-        for layer in layers or ():
-            self.add(layer)
+        if inputs is not None or outputs is not None:
+            self._wire(inputs, outputs)
 
-    # --- assembling ---------------------------------------------------------------
-    def add(self, layer):
-        names = {l.name for l in self.layers}
-        if layer._name is None:  # Keras-style unique names: conv2d, conv2d_1, ...
-            base, k = layer.name, 0
-            while layer.name in names:
-                k += 1
-                layer._name = f"{base}_{k}"
-        elif layer.name in names:
-            raise ValueError(f"{self.name}: a layer named {layer.name!r} is already in the model")
-        self.layers.append(layer)
-        if self.built:
-            self.output_shape = layer.build_for(self.output_shape, self.device)
-        elif len(self.layers) == 1 and layer.input_shape_hint is not None:
-            self.build(layer.input_shape_hint)
-        return self
+    # --- the graph (functional models) ------------------------------------------------
+    def _wire(self, inputs, outputs):
+        many_in, many_out = isinstance(inputs, (list, tuple)), isinstance(outputs, (list, tuple))
+        self.inputs = list(inputs) if many_in else [inputs]
+        self.outputs = list(outputs) if many_out else [outputs]
+        for symbol in self.inputs + self.outputs:
+            if not isinstance(symbol, Symbol):
+                raise TypeError(f"Model(inputs, outputs): give Input(...) symbols and the symbols layers "
+                                f"returned for them, not {type(symbol).__name__}")
+        for symbol in self.inputs:
+            if not isinstance(symbol.layer, InputLayer):
+                raise ValueError(f"Model: input {symbol.name} is not an Input(...) but a layer's output")
+        self.nodes = symbolic.graph(self.inputs, self.outputs)
+        unique = list({id(n.layer): n.layer for n in self.nodes}.values())  # a shared layer once
+        names = set()
+        for layer in [s.layer for s in self.inputs] + unique:
+            if layer.name in names and layer._name is None:  # Keras-style: conv2d, conv2d_1, ...
+                base, k = layer.name, 0
+                while layer.name in names:
+                    k += 1
+                    layer._name = f"{base}_{k}"
+            elif layer.name in names:
+                raise ValueError(f"{self.name}: two layers are named {layer.name!r}; give them unique names")
+            names.add(layer.name)
+        self.layers = unique
+        self.input_shape = self.inputs[0].shape if not many_in else [s.shape for s in self.inputs]
+        self.output_shape = self.outputs[0].shape if not many_out else [s.shape for s in self.outputs]
+        self._many = (many_in, many_out)
+        self.built = True
 
     def build(self, input_shape, device=None):
-        """Create every layer's weights for inputs of ``input_shape``, e.g. (32, 32, 3)
-        or (None, 32, 32, 3), on ``device`` (default: the current one)."""
-        shape = tuple(input_shape)
-        if shape and shape[0] is None:
-            shape = shape[1:]
-        device = device or (self.device if self.built else backend.get_device())
-        self.input_shape = shape
-        for layer in self.layers:
-            shape = layer.build_for(shape, device)
-        self.output_shape, self.built = shape, True
+        """A functional model is built where it is defined; this only checks the shape."""
+        shape = tuple(input_shape)[1:] if input_shape and tuple(input_shape)[0] is None else tuple(input_shape)
+        if shape != tuple(self.input_shape):
+            raise ValueError(f"{self.name} takes inputs {(None,) + tuple(self.input_shape)}, not {(None,) + shape}")
         return self
+
+    def _run(self, x, training, stop_before_softmax=False):
+        """Every node's value for input(s) x: {id(symbol): Tensor}. stop_before_softmax:
+        the output node's layer gives the logits before its softmax instead."""
+        xs = list(x) if self._many[0] else [x]
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"{self.name} takes {len(self.inputs)} inputs, got {len(xs)}")
+        values = {}
+        for symbol, value in zip(self.inputs, xs):
+            value = value if isinstance(value, Tensor) else Tensor(value)
+            if tuple(value.shape[1:]) != symbol.shape:
+                raise ValueError(f"{self.name}: input {symbol.name} takes {(None,) + symbol.shape}, "
+                                 f"got {tuple(value.shape)}")
+            values[id(symbol)] = value
+        last = self.outputs[0] if stop_before_softmax else None
+        for node in self.nodes:
+            args = [values[id(s)] for s in node.inputs]
+            arg = args if len(args) > 1 or isinstance(node.layer, Merge) else args[0]
+            if node is last:
+                values[id(node)] = node.layer.pre_activation(arg)
+            else:
+                values[id(node)] = node.layer(arg, training=training)
+        return values
+
+    def __call__(self, x, training=None):
+        """x Tensor (N, ...) (a list of them for several inputs) -> the output Tensor(s)."""
+        if symbolic.is_symbolic(x):
+            raise TypeError(f"{self.name}: using a model as a layer of another is not supported yet; "
+                            "build the larger model from its layers")
+        values = self._run(x, training)
+        outputs = [values[id(s)] for s in self.outputs]
+        return outputs if self._many[1] else outputs[0]
+
+    def _forward_logits(self, x, training):
+        """(output, None), or (None, logits) when the output layer ends in a softmax
+        (what the fused cross-entropy wants). Training needs one input and one output."""
+        if self._many[0] or self._many[1]:
+            raise ValueError(f"{self.name}: fit, evaluate and predict take models of one input and one output")
+        last = self.outputs[0].layer
+        if getattr(last, "activation_name", None) == "softmax":
+            return None, self._run(x, training, stop_before_softmax=True)[id(self.outputs[0])]
+        return self._run(x, training)[id(self.outputs[0])], None
 
     @property
     def device(self):
@@ -118,37 +182,16 @@ class Sequential:
 
     def train(self, mode=True):
         """Training mode: dropout active, batch-norm uses and updates batch statistics."""
-        for layer in self.layers:
+        stack = list(self.layers)
+        while stack:  # sub-layers too: a block's batch-norm follows the model's mode
+            layer = stack.pop()
             layer.training = mode
+            stack += layer.sublayers
         return self
 
     def eval(self):
         """Inference mode: dropout off, batch-norm uses its moving averages."""
         return self.train(False)
-
-    # --- forward ------------------------------------------------------------------
-    def __call__(self, x, training=None):
-        """x Tensor (N, ...) -> output Tensor. The first call builds the model, as in Keras."""
-        if not isinstance(x, Tensor):
-            x = Tensor(x)
-        if not self.built:
-            self.build(x.shape[1:], x.device)
-        for layer in self.layers:
-            x = layer(x, training=training)
-        return x
-
-    def _forward_logits(self, x, training):
-        """Run the model, stopping before a final softmax: returns (output, logits).
-
-        When the last layer ends in a softmax, output is None and logits are the
-        inputs to that softmax (what the fused cross-entropy wants)."""
-        *body, last = self.layers
-        for layer in body:
-            x = layer(x, training=training)
-        if last.activation_name == "softmax":
-            last.build_for(x.shape[1:], x.device)
-            return None, last.pre_activation(x)
-        return last(x, training=training), None
 
     def class_scores(self, x, training=False):
         """x Tensor (N, ...) -> the class scores (N, K) before a final softmax (the
@@ -344,6 +387,90 @@ class Sequential:
         return model_config(self)
 
     # --- description ---------------------------------------------------------------------
+
+    def summary(self, print_fn=print, line_length=98, arithmetic=False):
+        """Each layer's output shape, parameter count and the layers it reads ("Connected
+        to"), then the totals, in Keras's format; arithmetic=True as Sequential.summary."""
+        cols = (29, 24, 10, line_length - 63)
+        def row(*cells):
+            return "".join(f"{c[:w - 1]:<{w}}" for c, w in zip(cells, cols)).rstrip()
+        lines = [f'Model: "{self.name}"', "_" * line_length,
+                 row("Layer (type)", "Output Shape", "Param #", "Connected to"), "=" * line_length]
+        entries = [(s.layer, s, []) for s in self.inputs] + [(n.layer, n, n.inputs) for n in self.nodes]
+        for i, (layer, symbol, inputs) in enumerate(entries):
+            label = f"{layer.name} ({type(layer).__name__})"
+            sources = [s.name for s in inputs] or [""]
+            lines.append(row(label, str((None,) + symbol.shape), f"{layer.count_params()}", sources[0]))
+            lines += [row("", "", "", source) for source in sources[1:]]
+            if arithmetic and not isinstance(layer, InputLayer):
+                lines += ["    " + _arithmetic_line(*item) for item in layer.arithmetic()]
+            lines.append("=" * line_length if i == len(entries) - 1 else "_" * line_length)
+        lines += _totals(self, line_length)
+        print_fn("\n".join(lines))
+
+
+class Sequential(Model):
+    """Layers applied in order: ``Sequential([Conv2D(...), MaxPooling2D(), ...])``."""
+
+    def __init__(self, layers=None, name="sequential"):
+        super().__init__(name=name)
+        for layer in layers or ():
+            self.add(layer)
+
+    # --- assembling ---------------------------------------------------------------
+    def add(self, layer):
+        names = {l.name for l in self.layers}
+        if layer._name is None:  # Keras-style unique names: conv2d, conv2d_1, ...
+            base, k = layer.name, 0
+            while layer.name in names:
+                k += 1
+                layer._name = f"{base}_{k}"
+        elif layer.name in names:
+            raise ValueError(f"{self.name}: a layer named {layer.name!r} is already in the model")
+        self.layers.append(layer)
+        if self.built:
+            self.output_shape = layer.build_for(self.output_shape, self.device)
+        elif len(self.layers) == 1 and layer.input_shape_hint is not None:
+            self.build(layer.input_shape_hint)
+        return self
+
+    def build(self, input_shape, device=None):
+        """Create every layer's weights for inputs of ``input_shape``, e.g. (32, 32, 3)
+        or (None, 32, 32, 3), on ``device`` (default: the current one)."""
+        shape = tuple(input_shape)
+        if shape and shape[0] is None:
+            shape = shape[1:]
+        device = device or (self.device if self.built else backend.get_device())
+        self.input_shape = shape
+        for layer in self.layers:
+            shape = layer.build_for(shape, device)
+        self.output_shape, self.built = shape, True
+        return self
+
+    # --- forward ------------------------------------------------------------------
+    def __call__(self, x, training=None):
+        """x Tensor (N, ...) -> output Tensor. The first call builds the model, as in Keras."""
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
+        if not self.built:
+            self.build(x.shape[1:], x.device)
+        for layer in self.layers:
+            x = layer(x, training=training)
+        return x
+
+    def _forward_logits(self, x, training):
+        """Run the model, stopping before a final softmax: returns (output, logits).
+
+        When the last layer ends in a softmax, output is None and logits are the
+        inputs to that softmax (what the fused cross-entropy wants)."""
+        *body, last = self.layers
+        for layer in body:
+            x = layer(x, training=training)
+        if last.activation_name == "softmax":
+            last.build_for(x.shape[1:], x.device)
+            return None, last.pre_activation(x)
+        return last(x, training=training), None
+
     def summary(self, print_fn=print, line_length=65, arithmetic=False):
         """Print each layer's output shape and parameter count, then the totals, in
         Keras's format. ``arithmetic=True`` adds under each layer how those numbers
@@ -364,12 +491,15 @@ class Sequential:
                 lines.append(f"    input {(None,) + tuple(layer.input_shape)}")
                 lines += ["    " + _arithmetic_line(*item) for item in layer.arithmetic()]
             lines.append("=" * line_length if i == len(self.layers) - 1 else "_" * line_length)
-        total = self.count_params()
-        trainable = sum(w.size for w in self.trainable_weights)
-        lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {total - trainable:,}", "_" * line_length]
+        lines += _totals(self, line_length)
         print_fn("\n".join(lines))
 
+
+def _totals(model, line_length):
+    total = model.count_params()
+    trainable = sum(w.size for w in model.trainable_weights)
+    return [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}", "_" * line_length]
 
 def _arithmetic_line(what, expression, value, note):
     """'height, width: floor((32 + 2*1 - 3) / 1) + 1 = 32' or 'channels: 32 (one per filter)'."""

@@ -25,15 +25,17 @@ import zipfile
 import numpy
 
 from . import activations, backend, losses, optimizers
-from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                     GlobalAveragePooling2D, LeakyReLU, MaxPooling2D, ReLU, Rescaling, ZeroPadding2D)
+from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, Dropout,
+                     Flatten, GlobalAveragePooling2D, InputLayer, LeakyReLU, MaxPooling2D, ReLU, Rescaling,
+                     ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
 WEIGHTS_FORMAT = "minicnn-weights"  # save_weights: the weights alone
 HEADER = "minicnn.json"
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
                                                ZeroPadding2D, Dense, Flatten, Activation, ReLU, LeakyReLU,
-                                               Rescaling, Dropout, BatchNormalization)}
+                                               Rescaling, Dropout, BatchNormalization, InputLayer, Add,
+                                               Concatenate)}
 
 
 class ModelFileError(ValueError):
@@ -82,18 +84,38 @@ def load_model_or_previous(path, compile=True, device=None, say=print):
         return model, previous
 
 
+def layer_config(layer):
+    """{'class_name', 'config'} of a layer a saved model can rebuild, or a ValueError."""
+    if type(layer).__name__ not in LAYER_CLASSES or LAYER_CLASSES[type(layer).__name__] is not type(layer):
+        raise ValueError(f"cannot save {layer.describe()}: {type(layer).__name__} is a layer class of your own; "
+                         f"a saved model holds minicnn's ({', '.join(sorted(LAYER_CLASSES))}). Save its "
+                         "weights with model.save_weights(path) and rebuild the model in code to load them")
+    config = layer.get_config()
+    activation = config.get("activation")
+    if activation is not None and activation not in activations.NAMES:
+        raise ValueError(f"cannot save {layer.describe()}: its activation {activation!r} is a "
+                         f"custom function; saved models name theirs ({', '.join(activations.NAMES)})")
+    return {"class_name": type(layer).__name__, "config": config}
+
+
 def model_config(model):
-    """The architecture of a built Sequential as a JSON-able dict."""
-    layers = []
-    for layer in model.layers:
-        config = layer.get_config()
-        activation = config.get("activation")
-        if activation is not None and activation not in activations.NAMES:
-            raise ValueError(f"cannot save {layer.describe()}: its activation {activation!r} is a "
-                             f"custom function; saved models name theirs ({', '.join(activations.NAMES)})")
-        layers.append({"class_name": type(layer).__name__, "config": config})
-    return {"class_name": "Sequential", "name": model.name,
-            "input_shape": list(model.input_shape), "layers": layers}
+    """The architecture of a built model as a JSON-able dict: a Sequential's layer list,
+    or a functional Model's inputs, layers, and the calls between them ("nodes": which
+    layer, applied to which inputs or earlier nodes), in the order they run."""
+    from .models import Sequential
+    if isinstance(model, Sequential):
+        return {"class_name": "Sequential", "name": model.name, "input_shape": list(model.input_shape),
+                "layers": [layer_config(layer) for layer in model.layers]}
+    index = {id(layer): i for i, layer in enumerate(model.layers)}
+    source = {id(s): ["input", i] for i, s in enumerate(model.inputs)}
+    source.update({id(node): ["node", i] for i, node in enumerate(model.nodes)})
+    return {"class_name": "Model", "name": model.name,
+            "inputs": [layer_config(s.layer) for s in model.inputs],
+            "layers": [layer_config(layer) for layer in model.layers],
+            "nodes": [{"layer": index[id(node.layer)], "inputs": [source[id(s)] for s in node.inputs]}
+                      for node in model.nodes],
+            "outputs": [source[id(s)] for s in model.outputs],
+            "many": list(model._many)}
 
 
 def save_model(model, path, include_optimizer=True, metadata=None, keep_previous=False):
@@ -203,27 +225,11 @@ def load_model(path, compile=True, device=None):
     With ``compile=True`` and a compiled model in the file, the model comes back
     compiled, its optimizer state restored, so training continues where it stopped.
     The file's metadata dict is at ``model.metadata``."""
-    from .models import Sequential
     path = os.fspath(path)
     header, arrays = _read(path)
     spec = header.get("model") or {}
-    layers = []
-    for i, entry in enumerate(spec.get("layers", [])):
-        cls = LAYER_CLASSES.get(entry.get("class_name"))
-        if cls is None:
-            raise ModelFileError(f"{path}: layer {i} has class {entry.get('class_name')!r}, which is not "
-                                 f"a minicnn layer ({', '.join(sorted(LAYER_CLASSES))})")
-        try:
-            layers.append(cls(**entry.get("config", {})))
-        except (TypeError, ValueError) as error:
-            raise ModelFileError(f"{path}: layer {i} ({cls.__name__}) has a bad config: {error}") from None
-    if not layers or not spec.get("input_shape"):
-        raise ModelFileError(f"{path}: the architecture has no layers or no input_shape")
-    model = Sequential(layers, name=spec.get("name", "sequential"))
-    try:
-        model.build(tuple(spec["input_shape"]), device or backend.get_device())
-    except ValueError as error:
-        raise ModelFileError(f"{path}: the saved layers do not fit together: {error}") from None
+    with backend.device(device or backend.get_device()):
+        model = _rebuild(spec, path) if spec.get("class_name") == "Model" else _rebuild_sequential(spec, path)
     weights = _numbered(arrays, "weights", len(model.weights), path)
     try:
         model.set_weights(weights)
@@ -236,6 +242,60 @@ def load_model(path, compile=True, device=None):
     if compile and header.get("compile"):
         _restore_compile(model, header, arrays, path)
     return model
+
+
+def _make_layer(entry, what, path):
+    cls = LAYER_CLASSES.get(entry.get("class_name")) if isinstance(entry, dict) else None
+    if cls is None:
+        name = entry.get("class_name") if isinstance(entry, dict) else entry
+        raise ModelFileError(f"{path}: {what} has class {name!r}, which is not a minicnn layer "
+                             f"({', '.join(sorted(LAYER_CLASSES))})")
+    try:
+        return cls(**entry.get("config", {}))
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: {what} ({cls.__name__}) has a bad config: {error}") from None
+
+
+def _rebuild_sequential(spec, path):
+    from .models import Sequential
+    layers = [_make_layer(entry, f"layer {i}", path) for i, entry in enumerate(spec.get("layers", []))]
+    if not layers or not spec.get("input_shape"):
+        raise ModelFileError(f"{path}: the architecture has no layers or no input_shape")
+    model = Sequential(layers, name=spec.get("name", "sequential"))
+    try:
+        model.build(tuple(spec["input_shape"]), backend.get_device())
+    except ValueError as error:
+        raise ModelFileError(f"{path}: the saved layers do not fit together: {error}") from None
+    return model
+
+
+def _rebuild(spec, path):
+    """A functional Model: its inputs, then each recorded call replayed in order."""
+    from .layers import InputLayer
+    from .layers.merging import Merge
+    from .models import Model
+    from .symbolic import Symbol
+    try:
+        inputs = []
+        for i, entry in enumerate(spec["inputs"]):
+            layer = _make_layer(entry, f"input {i}", path)
+            if not isinstance(layer, InputLayer):
+                raise ModelFileError(f"{path}: input {i} is a {type(layer).__name__}, not an InputLayer")
+            inputs.append(Symbol(layer.shape, layer.dtype, layer))
+        layers = [_make_layer(entry, f"layer {i}", path) for i, entry in enumerate(spec["layers"])]
+        values = {"input": inputs, "node": []}
+        for i, node in enumerate(spec["nodes"]):
+            args = [values[kind][k] for kind, k in node["inputs"]]
+            layer = layers[node["layer"]]
+            values["node"].append(layer(args if len(args) > 1 or isinstance(layer, Merge) else args[0]))
+        outputs = [values[kind][k] for kind, k in spec["outputs"]]
+        many_in, many_out = spec.get("many", [False, False])
+        return Model(inputs if many_in else inputs[0], outputs if many_out else outputs[0],
+                     name=spec.get("name", "model"))
+    except ModelFileError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: the saved graph does not fit together: {type(error).__name__}: {error}") from None
 
 
 def _restore_compile(model, header, arrays, path):

@@ -4,8 +4,8 @@ import re
 
 import numpy
 
-from .. import backend, constraints, initializers, regularizers
-from ..autograd import Tensor
+from .. import backend, constraints, initializers, regularizers, symbolic
+from ..autograd import Tensor, no_grad
 
 
 def _snake(name):
@@ -81,16 +81,27 @@ class Layer:
         return weight
 
     @property
+    def sublayers(self):
+        """Layers this layer owns as attributes (or in lists of them), in the order they
+        were assigned: a residual block written as a class holds its convolutions so."""
+        found = []
+        for value in vars(self).values():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            found += [item for item in items if isinstance(item, Layer)]
+        return found
+
+    @property
     def weights(self):
-        return list(self._weights)
+        """Its own weights, then its sub-layers' (so an optimizer and a saved file see them)."""
+        return list(self._weights) + [w for layer in self.sublayers for w in layer.weights]
 
     @property
     def trainable_weights(self):
-        return [w for w in self._weights if w.requires_grad]
+        return [w for w in self.weights if w.requires_grad]
 
     @property
     def non_trainable_weights(self):
-        return [w for w in self._weights if not w.requires_grad]
+        return [w for w in self.weights if not w.requires_grad]
 
     @property
     def trainable(self):
@@ -102,9 +113,11 @@ class Layer:
         self._trainable = bool(value)
         for w in self._weights:
             w.requires_grad = self._trainable and w.trainable
+        for layer in self.sublayers:
+            layer.trainable = value
 
     def count_params(self):
-        return sum(w.size for w in self._weights)
+        return sum(w.size for w in self.weights)
 
     def arithmetic(self):
         """How this layer's output shape and parameter count follow from its input shape,
@@ -116,14 +129,15 @@ class Layer:
 
     def get_weights(self):
         """Host (NumPy) copies of the weights, in Keras's order and shapes."""
-        return [backend.to_numpy(w.data).copy() for w in self._weights]
+        return [backend.to_numpy(w.data).copy() for w in self.weights]
 
     def set_weights(self, arrays):
         """Copy arrays into the weights in place (so optimizers keep their references)."""
-        if len(arrays) != len(self._weights):
-            raise ValueError(f"{self.describe()} has {len(self._weights)} weights "
-                             f"({[w.name for w in self._weights]}), got {len(arrays)} arrays")
-        for w, array in zip(self._weights, arrays):
+        weights = self.weights
+        if len(arrays) != len(weights):
+            raise ValueError(f"{self.describe()} has {len(weights)} weights "
+                             f"({[w.name for w in weights]}), got {len(arrays)} arrays")
+        for w, array in zip(weights, arrays):
             if tuple(array.shape) != w.shape:
                 raise ValueError(f"{self.describe()}: weight {w.name} has shape {w.shape}, "
                                  f"got an array of shape {tuple(array.shape)}")
@@ -134,6 +148,8 @@ class Layer:
         for w in self._weights:
             w.data = backend.to_device(w.data, device)
             w.grad = None
+        for layer in self.sublayers:
+            layer.to(device)
         if self.built:
             self.device = device
         return self
@@ -143,6 +159,14 @@ class Layer:
         """Create the weights for inputs of ``input_shape`` (no batch axis)."""
 
     def compute_output_shape(self, input_shape):
+        """The output shape (no batch axis). A layer made of sub-layers finds it by running
+        itself once on one sample of zeros (which also builds the sub-layers); others keep
+        their input's shape unless they say otherwise."""
+        if self.sublayers:
+            xp = backend.get_array_module(backend.to_device(numpy.zeros(1), self.device))
+            with no_grad():
+                out = self.call(Tensor(xp.zeros((1,) + tuple(input_shape), dtype=self.dtype)), False)
+            return tuple(out.shape[1:])
         return tuple(input_shape)
 
     def check_input_shape(self, input_shape):
@@ -160,7 +184,10 @@ class Layer:
         return self.compute_output_shape(input_shape)
 
     def __call__(self, x, training=None):
-        """x: Tensor (batch, ...) -> Tensor. ``training`` overrides the layer's mode."""
+        """x: Tensor (batch, ...) -> Tensor. ``training`` overrides the layer's mode.
+        On a Symbol (functional API) it records the call and returns a Symbol."""
+        if symbolic.is_symbolic(x):
+            return symbolic.call(self, x)
         if not isinstance(x, Tensor):
             x = Tensor(x)
         if x.dtype != self.dtype:
@@ -177,10 +204,12 @@ class Layer:
         raise NotImplementedError
 
     def regularization_losses(self):
-        """The penalties of this layer's regularizers on its current weights (Tensors)."""
+        """The penalties of this layer's (and its sub-layers') regularizers on their current
+        weights (Tensors)."""
         pairs = ((getattr(self, "kernel_regularizer", None), getattr(self, "kernel", None)),
                  (getattr(self, "bias_regularizer", None), getattr(self, "bias", None)))
-        return [penalty(w) for penalty, w in pairs if penalty is not None and w is not None and w.requires_grad]
+        own = [penalty(w) for penalty, w in pairs if penalty is not None and w is not None and w.requires_grad]
+        return own + [p for layer in self.sublayers for p in layer.regularization_losses()]
 
     def get_config(self):
         return {"name": self.name, "trainable": self._trainable, "dtype": self.dtype.name}

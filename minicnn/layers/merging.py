@@ -1,0 +1,94 @@
+"""Layers that take several inputs: Add (a residual connection's sum) and Concatenate."""
+from .. import functional as F, symbolic
+from ..autograd import Tensor
+from .base import Layer
+
+
+class Merge(Layer):
+    """Base of the layers called on a list of two or more inputs of compatible shapes."""
+
+    def __call__(self, inputs, training=None):
+        if symbolic.is_symbolic(inputs):
+            if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+                raise ValueError(f"{self.describe()}: call it on a list of two or more inputs")
+            return symbolic.call(self, list(inputs))
+        if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+            raise ValueError(f"{self.describe()}: call it on a list of two or more tensors, got {type(inputs).__name__}")
+        inputs = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+        for x in inputs:
+            if x.dtype != self.dtype:
+                raise TypeError(f"{self.describe()}: an input is {x.dtype} but the layer computes in {self.dtype}")
+            if x.device != inputs[0].device:
+                raise TypeError(f"{self.describe()}: its inputs are on different devices "
+                                f"({', '.join(t.device for t in inputs)}); move them explicitly")
+        self.build_for([x.shape[1:] for x in inputs], inputs[0].device)
+        return self.call(inputs, self.training if training is None else training)
+
+    def build_for(self, input_shapes, device=None):
+        input_shapes = [tuple(s) for s in input_shapes]
+        self.check_input_shapes(input_shapes)
+        if not self.built:
+            self.device = device
+            self.built, self.input_shape = True, input_shapes
+            self.output_shape = self.compute_output_shape(input_shapes)
+        return self.compute_output_shape(input_shapes)
+
+    def arithmetic(self):
+        return [("output", None, str((None,) + tuple(self.output_shape)), self.rule), ("params", None, 0, "no weights")]
+
+
+class Add(Merge):
+    """The elementwise sum of its inputs, all of one shape: (N, ...) each -> (N, ...). In a
+    residual block, Add()([x, f(x)]) lets the gradient reach x unchanged through the sum."""
+    rule = "the inputs' elementwise sum"
+
+    def check_input_shapes(self, shapes):
+        if any(s != shapes[0] for s in shapes):
+            raise self.error(f"adds inputs of one shape; got {', '.join(str((None,) + s) for s in shapes)}")
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def call(self, inputs, training):
+        total = inputs[0]
+        for x in inputs[1:]:
+            total = total + x
+        return total
+
+
+class Concatenate(Merge):
+    """Inputs joined along ``axis`` (default -1, the channels), equal in every other axis."""
+    rule = "the inputs side by side along the axis"
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if axis == 0:
+            raise ValueError("Concatenate: axis 0 is the batch; join along a sample's axes (1, 2, ... or -1)")
+        self.axis = axis
+
+    def _axis(self, rank):
+        """This layer's axis within one sample's shape (no batch axis)."""
+        axis = self.axis - 1 if self.axis > 0 else rank + self.axis
+        if not 0 <= axis < rank:
+            raise self.error(f"axis {self.axis} is outside inputs of rank {rank + 1}")
+        return axis
+
+    def check_input_shapes(self, shapes):
+        rank = len(shapes[0])
+        axis = self._axis(rank)
+        others = [tuple(n for i, n in enumerate(s) if i != axis) for s in shapes]
+        if any(len(s) != rank for s in shapes) or any(o != others[0] for o in others):
+            raise self.error(f"joins inputs equal in all but axis {self.axis}; got "
+                             f"{', '.join(str((None,) + s) for s in shapes)}")
+
+    def compute_output_shape(self, input_shapes):
+        axis = self._axis(len(input_shapes[0]))
+        out = list(input_shapes[0])
+        out[axis] = sum(s[axis] for s in input_shapes)
+        return tuple(out)
+
+    def call(self, inputs, training):
+        return F.concatenate(inputs, self.axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

@@ -1,0 +1,151 @@
+"""Keras's functional API: Input, layers called on symbols, Add and Concatenate, Model(inputs,
+outputs) with the same compile/fit/evaluate/predict/summary/save as Sequential, and layers
+that own layers. Gradients through branches and merges (a tensor feeding two layers must
+get the sum of both gradients) are checked in float64 on both devices."""
+import numpy
+import pytest
+
+import minicnn
+from minicnn import Tensor, backend, gradcheck
+from minicnn.layers import (Activation, Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten,
+                            GlobalAveragePooling2D, Input, Layer, MaxPooling2D)
+from minicnn.models import Model, Sequential, load_model
+from minicnn.saving import ModelFileError
+
+
+def branchy(dtype="float32"):
+    """x feeds two convolutions (a fan-out) whose outputs are added, then joined with x."""
+    x = Input((6, 6, 2), dtype=dtype)
+    a = Conv2D(3, 3, padding="same", activation="tanh", dtype=dtype)(x)
+    b = Conv2D(3, 1, dtype=dtype)(x)
+    merged = Concatenate(dtype=dtype)([Add(dtype=dtype)([a, b]), x])
+    pooled = GlobalAveragePooling2D(dtype=dtype)(merged)
+    return Model(x, Dense(4, activation="softmax", dtype=dtype)(pooled), name="branchy")
+
+
+def test_gradients_through_branches_and_merges(device):
+    minicnn.set_seed(0)
+    with minicnn.device(device):
+        model = branchy("float64")
+    rng = numpy.random.default_rng(0)
+    x = Tensor(backend.to_device(rng.standard_normal((2, 6, 6, 2)), device), requires_grad=True)
+    gy = backend.to_device(rng.standard_normal((2, 4)), device)
+    gradcheck(lambda t, *weights: (model(t) * Tensor(gy)).sum(), [x] + model.trainable_weights)
+
+
+def test_a_layer_used_twice_shares_its_weights_and_adds_its_gradients(device):
+    minicnn.set_seed(0)
+    with minicnn.device(device):
+        shared = Dense(3, activation="tanh", dtype="float64")
+        x = Input((3,), dtype="float64")
+        model = Model(x, Add(dtype="float64")([shared(x), shared(shared(x))]))
+    assert model.layers == [shared, model.layers[1]] and len(model.trainable_weights) == 2
+    rng = numpy.random.default_rng(1)
+    x = Tensor(backend.to_device(rng.standard_normal((4, 3)), device), requires_grad=True)
+    gradcheck(lambda t, *w: (model(t) ** 2).sum(), [x] + model.trainable_weights)
+
+
+def test_the_same_network_as_sequential_and_as_model_is_the_same_function(device):
+    def layers(**first):
+        return [Conv2D(4, 3, padding="same", activation="relu", **first), BatchNormalization(), MaxPooling2D(),
+                Flatten(), Dense(5, activation="softmax")]
+    with minicnn.device(device):
+        sequential = Sequential(layers(input_shape=(8, 8, 3)))
+        x = y = Input((8, 8, 3))
+        for layer in layers():
+            y = layer(y)
+        functional = Model(x, y)
+    functional.set_weights(sequential.get_weights())
+    rng = numpy.random.default_rng(2)
+    images = backend.to_device(rng.random((6, 8, 8, 3), dtype=numpy.float32), device)
+    labels = backend.to_device(rng.integers(0, 5, 6), device)
+    for model in (sequential, functional):
+        model.compile(minicnn.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+    out_s, out_f = sequential(Tensor(images), training=False), functional(Tensor(images), training=False)
+    numpy.testing.assert_array_equal(backend.to_numpy(out_s.data), backend.to_numpy(out_f.data))
+    for _ in range(3):
+        loss_s, loss_f = sequential.train_on_batch(images, labels)[0], functional.train_on_batch(images, labels)[0]
+        assert float(loss_s) == float(loss_f)
+    for a, b in zip(sequential.get_weights(), functional.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def test_fit_evaluate_predict_summary_and_a_save_round_trip(tmp_path, capsys):
+    minicnn.set_seed(0)
+    model = branchy()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = numpy.random.default_rng(3)
+    x, y = rng.random((40, 6, 6, 2), dtype=numpy.float32), rng.integers(0, 4, 40)
+    history = model.fit(x, y, batch_size=10, epochs=2, validation_data=(x, y), verbose=0, seed=0)
+    assert history.epoch == [0, 1] and 0 <= model.evaluate(x, y, verbose=0)[1] <= 1
+    model.summary()
+    text = capsys.readouterr().out
+    assert "Connected to" in text and "add (Add)" in text and "Total params: 90" in text
+    assert [line.split()[-1] for line in text.splitlines() if line.startswith("concatenate")] == ["add"]
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert isinstance(loaded, Model) and loaded.get_config() == model.get_config()
+    numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.optimizer.iterations == model.optimizer.iterations == 8
+    model.fit(x, y, batch_size=10, epochs=3, initial_epoch=2, verbose=0, seed=0)
+    loaded.fit(x, y, batch_size=10, epochs=3, initial_epoch=2, verbose=0, seed=0)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+class Residual(Layer):
+    """A residual block written as a class: it owns its layers."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = Conv2D(filters, 3, padding="same", use_bias=False)
+        self.norm = BatchNormalization()
+        self.relu = Activation("relu")
+
+    def call(self, x, training):
+        return self.relu(x + self.norm(self.conv(x, training=training), training=training), training=training)
+
+
+def test_a_layer_that_owns_layers_registers_their_weights_and_trains(tmp_path):
+    minicnn.set_seed(0)
+    block = Residual(2)
+    model = Sequential([Conv2D(2, 1, input_shape=(5, 5, 3)), block, GlobalAveragePooling2D(),
+                        Dense(3, activation="softmax")])
+    assert block.sublayers == [block.conv, block.norm, block.relu]
+    assert block.output_shape == (5, 5, 2) and block.count_params() == 3 * 3 * 2 * 2 + 4 * 2
+    assert len(model.weights) == 2 + 5 + 2 and len(model.trainable_weights) == 2 + 3 + 2
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = numpy.random.default_rng(4)
+    x, y = rng.random((20, 5, 5, 3), dtype=numpy.float32), rng.integers(0, 3, 20)
+    before = block.get_weights()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert not numpy.array_equal(before[0], block.get_weights()[0])  # the block's conv learned
+    model.eval()
+    assert not block.norm.training  # the mode reaches the layers inside
+    with pytest.raises(ValueError, match="Residual is a layer class of your own"):
+        model.save(tmp_path / "m.npz")
+    model.save_weights(tmp_path / "w.npz")
+    minicnn.set_seed(1)
+    again = Sequential([Conv2D(2, 1, input_shape=(5, 5, 3)), Residual(2), GlobalAveragePooling2D(),
+                        Dense(3, activation="softmax")])
+    again.load_weights(tmp_path / "w.npz")
+    numpy.testing.assert_array_equal(again.predict(x), model.predict(x))
+
+
+def test_wiring_errors_name_the_problem():
+    x = Input((4,))
+    with pytest.raises(ValueError, match="adds inputs of one shape"):
+        Add()([Dense(2)(x), Dense(3)(x)])
+    with pytest.raises(ValueError, match="equal in all but axis"):
+        Concatenate(axis=1)([Input((2, 3)), Input((2, 4))])
+    with pytest.raises(ValueError, match="not among the model's inputs"):
+        Model(x, Dense(2)(Input((4,))))
+    with pytest.raises(ValueError, match="two layers are named 'twin'"):
+        Model(x, Add()([Dense(2, name="twin")(x), Dense(2, name="twin")(x)]))
+    with pytest.raises(TypeError, match="not ndarray"):
+        Add()([x, numpy.zeros((1, 4))])
+    with pytest.raises(ValueError, match="shape must be"):
+        Input((0, 3))
+    model = Model(x, Dense(2)(x))
+    with pytest.raises(ValueError, match=r"takes \(None, 4\)"):
+        model(Tensor(numpy.zeros((1, 5), numpy.float32)))
