@@ -67,6 +67,8 @@ class Model:
                 while layer.name in names:
                     k += 1
                     layer._name = f"{base}_{k}"
+                for w in layer._weights:  # built (and named) at its call, before this name
+                    w.name = f"{layer.name}/{w.name.rsplit('/', 1)[-1]}"
             elif layer.name in names:
                 raise ValueError(f"{self.name}: two layers are named {layer.name!r}; give them unique names")
             names.add(layer.name)

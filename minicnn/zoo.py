@@ -1,7 +1,8 @@
 """The models of the CIFAR-10 tutorials in ../shared/seeds, written line for line,
 with the training settings each tutorial used.
 
-Each model function returns an uncompiled ``Sequential`` built for (32, 32, 3) inputs.
+Each model function returns an uncompiled model built for (32, 32, 3) inputs: the
+tutorials' ``Sequential`` networks, and two residual networks (minicnn/resnets.py).
 ``RECIPES[name]`` holds that tutorial's optimizer, batch size, epochs, augmentation and
 published accuracy; ``build(name)`` returns the model and its recipe.
 """
@@ -12,6 +13,8 @@ from . import optimizers
 from .constraints import max_norm
 from .layers import Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from .models import Sequential
+from .optimizers.schedules import PiecewiseConstantDecay, PiecewiseLinearDecay
+from .resnets import resnet9, resnet20
 
 INPUT_SHAPE = (32, 32, 3)
 
@@ -188,7 +191,7 @@ def seed004_augmented():
 
 MODELS = {fn.__name__: fn for fn in (seed000_sequential, seed001_model0, seed001_model1,
                                      seed001_model2, seed002_cnn, seed003_4layer, seed003_6layer,
-                                     seed004_base, seed004_augmented, seed004_vgg16)}
+                                     seed004_base, seed004_augmented, seed004_vgg16, resnet20, resnet9)}
 
 
 @dataclass
@@ -230,6 +233,19 @@ RECIPES = {
     "seed004_augmented": Recipe(optimizers.Adam, 128, 4, augment="seed004", published=0.6893,
                                 notes=["published: val 68.93% after 2 augmented epochs that continued "
                                        "the base model's 2 plain ones; here all 4 epochs are augmented"]),
+    # He et al.: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and 48k
+    # iterations, stopping at 64k (164 epochs of 391 steps), pad-4 crops and flips; 8.75% test error.
+    "resnet20": Recipe(lambda: optimizers.SGD(PiecewiseConstantDecay([32000, 48000], [0.1, 0.01, 0.001]),
+                                              momentum=0.9, l2=1e-4), 128, 164, augment="crop-flip",
+                       published=0.9125, notes=["published: 8.75% test error (He et al. 2016, table 6)",
+                                                "weight decay as PyTorch's (through the gradient), on every weight"]),
+    # Page: batch 512, 24 epochs, Nesterov SGD, one-cycle lr 0 -> 0.4 (epoch 5) -> 0, weight decay
+    # 5e-4, crops, flips (and 8x8 cutout, not done here); 94% test accuracy.
+    "resnet9": Recipe(lambda: optimizers.SGD(PiecewiseLinearDecay([0, 5 * 98, 24 * 98], [0.0, 0.4, 0.0]),
+                                             momentum=0.9, nesterov=True, l2=5e-4), 512, 24, augment="crop-flip",
+                      published=0.94, notes=["published: 94% in 24 epochs (DAWNBench, David Page 2018)",
+                                             "98 steps per epoch (50,000 images, batch 512) in the schedule",
+                                             "no cutout augmentation"]),
     "seed004_vgg16": Recipe(optimizers.Adam, 64, 2, published=None,
                             notes=["ImageNet weights cannot be fetched here: trained from scratch, "
                                    "so its 58.26% (frozen ImageNet base) is not comparable"]),

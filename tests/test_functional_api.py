@@ -149,3 +149,77 @@ def test_wiring_errors_name_the_problem():
     model = Model(x, Dense(2)(x))
     with pytest.raises(ValueError, match=r"takes \(None, 4\)"):
         model(Tensor(numpy.zeros((1, 5), numpy.float32)))
+
+
+def torch_twin(model, x, tF):
+    """Run a functional minicnn model's graph in PyTorch (NCHW), op for op, with its weights
+    as torch tensors that take gradients. Returns (output, {weight name: torch tensor})."""
+    import torch
+    from minicnn.functions.conv import pad_amounts
+    weights = {w.name: torch.tensor(backend.to_numpy(w.data), requires_grad=w.requires_grad) for w in model.weights}
+    values = {id(model.inputs[0]): x}
+    for node in model.nodes:
+        layer, args = node.layer, [values[id(s)] for s in node.inputs]
+        kind, x_in = type(layer).__name__, args[0]
+        if kind == "Conv2D":
+            (kh, kw), (sy, sx) = layer.kernel_size, layer.strides
+            (top, bottom), (left, right) = (pad_amounts(x_in.shape[2], kh, sy, layer.padding),
+                                            pad_amounts(x_in.shape[3], kw, sx, layer.padding))
+            kernel = weights[layer.kernel.name].permute(3, 2, 0, 1)
+            bias = weights[layer.bias.name] if layer.use_bias else None
+            out = tF.conv2d(tF.pad(x_in, (left, right, top, bottom)), kernel, bias, (sy, sx))
+        elif kind == "BatchNormalization":
+            out = tF.batch_norm(x_in, torch.zeros(x_in.shape[1], dtype=x_in.dtype),
+                                torch.ones(x_in.shape[1], dtype=x_in.dtype), weights[layer.gamma.name],
+                                weights[layer.beta.name], training=True, eps=layer.epsilon)
+        elif kind == "Activation":
+            out = {"relu": tF.relu, "softmax": lambda t: tF.softmax(t, dim=1)}[layer.activation_name](x_in)
+        elif kind == "Add":
+            out = sum(args[1:], args[0])
+        elif kind == "GlobalAveragePooling2D":
+            out = x_in.mean(dim=(2, 3))
+        elif kind == "Dense":
+            out = x_in @ weights[layer.kernel.name] + weights[layer.bias.name]
+            out = tF.softmax(out, dim=1) if layer.activation_name == "softmax" else out
+        else:
+            raise AssertionError(f"no twin for {kind}")
+        values[id(node)] = out
+    return values[id(model.outputs[0])], weights
+
+
+def test_resnet20_forward_and_backward_equal_a_pytorch_twin_with_the_same_weights():
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: the oracle comparison is skipped")
+    tF = torch.nn.functional
+    from minicnn import zoo
+    minicnn.set_seed(0)
+    model, _ = zoo.build("resnet20")
+    assert model.count_params() == 274_442 and sum(w.size for w in model.trainable_weights) == 273_066
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    rng = numpy.random.default_rng(5)
+    x = rng.standard_normal((4, 32, 32, 3)).astype(numpy.float32)
+    y = rng.integers(0, 10, 4)
+    out, logits = model._forward_logits(Tensor(x), training=True)
+    loss = model.loss(y, out, logits)
+    loss.backward()
+    probabilities = logits.softmax().data
+
+    twin_out, twin_weights = torch_twin(model, torch.tensor(x).permute(0, 3, 1, 2), tF)
+    twin_loss = tF.nll_loss(torch.log(twin_out), torch.tensor(y))
+    twin_loss.backward()
+    numpy.testing.assert_allclose(probabilities, twin_out.detach().numpy(), rtol=1e-4, atol=1e-6)
+    assert float(loss.data) == pytest.approx(twin_loss.item(), rel=1e-5)
+    for w in model.trainable_weights:
+        theirs = twin_weights[w.name].grad.numpy()
+        # a conv bias just before batch-norm has a gradient of exactly 0 in exact arithmetic:
+        # both engines give float32 noise there, hence the absolute floor
+        numpy.testing.assert_allclose(w.grad, theirs, atol=max(2e-4 * numpy.abs(theirs).max(), 1e-6),
+                                      err_msg=w.name)
+
+
+def test_resnet9_has_page_s_parameter_count_and_schedule():
+    from minicnn import zoo
+    minicnn.set_seed(0)
+    model, recipe = zoo.build("resnet9")
+    assert sum(w.size for w in model.trainable_weights) == 6_573_120 and recipe.batch_size == 512
+    model.compile(recipe.optimizer(), "sparse_categorical_crossentropy")
+    assert model.optimizer.learning_rate == 0.0 and model.optimizer.schedule(490) == pytest.approx(0.4)

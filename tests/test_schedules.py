@@ -104,3 +104,11 @@ def test_a_schedule_of_your_own_round_trips_by_class_name():
     assert isinstance(optimizer.schedule, Halving) and optimizer.schedule(5) == 0.1
     with pytest.raises(ValueError, match="unknown learning-rate schedule 'Nowhere'"):
         schedules.deserialize({"class_name": "Nowhere", "config": {}})
+
+
+def test_piecewise_linear_decay_is_page_s_one_cycle():
+    from minicnn.optimizers.schedules import PiecewiseLinearDecay
+    cycle = PiecewiseLinearDecay([0, 5, 24], [0.0, 0.4, 0.0])
+    assert [cycle(s) for s in (0, 2.5, 5, 14.5, 24, 30)] == pytest.approx([0.0, 0.2, 0.4, 0.2, 0.0, 0.0])
+    with pytest.raises(ValueError, match="first boundary 0"):
+        PiecewiseLinearDecay([1, 5], [0.1, 0.2])

@@ -128,6 +128,32 @@ class CosineDecay(LearningRateSchedule):
                 "alpha": self.alpha, "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
 
 
+class PiecewiseLinearDecay(LearningRateSchedule):
+    """values[i] at step boundaries[i], straight lines between them, values[-1] after the
+    last (the "one-cycle" warm-up and decay of Page's ResNet-9 and of airbench). Not in
+    Keras; boundaries start at 0 and increase, one value per boundary."""
+
+    def __init__(self, boundaries, values):
+        boundaries, values = list(boundaries), list(values)
+        if len(boundaries) != len(values) or len(boundaries) < 2 or boundaries[0] != 0:
+            raise ValueError(f"PiecewiseLinearDecay: needs as many values as boundaries (at least 2, the first "
+                             f"boundary 0), got {boundaries} and {values}")
+        if any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+            raise ValueError(f"PiecewiseLinearDecay: boundaries must increase, got {boundaries}")
+        if any(v < 0 for v in values):
+            raise ValueError(f"PiecewiseLinearDecay: values must be >= 0, got {values}")
+        self.boundaries, self.values = boundaries, values
+
+    def __call__(self, step):
+        for (b0, v0), (b1, v1) in zip(zip(self.boundaries, self.values), zip(self.boundaries[1:], self.values[1:])):
+            if step <= b1:
+                return v0 + (v1 - v0) * (step - b0) / (b1 - b0)
+        return self.values[-1]
+
+    def get_config(self):
+        return {"boundaries": self.boundaries, "values": self.values}
+
+
 def serialize(schedule):
     """{'class_name': ..., 'config': {...}}: what a saved model stores (JSON-able)."""
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
