@@ -223,3 +223,16 @@ def test_resnet9_has_page_s_parameter_count_and_schedule():
     assert sum(w.size for w in model.trainable_weights) == 6_573_120 and recipe.batch_size == 512
     model.compile(recipe.optimizer(), "sparse_categorical_crossentropy")
     assert model.optimizer.learning_rate == 0.0 and model.optimizer.schedule(490) == pytest.approx(0.4)
+
+
+def test_the_readme_example_builds_a_residual_model():
+    import os
+    import re
+    with open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    code = re.search(r"### Functional models and residual networks.*?```python\n(.*?)```", readme, re.S).group(1)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    model = scope["model"]
+    assert isinstance(model, Model) and model.output_shape == (10,)
+    assert any(isinstance(layer, Add) for layer in model.layers)

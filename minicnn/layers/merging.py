@@ -34,13 +34,24 @@ class Merge(Layer):
         return self.compute_output_shape(input_shapes)
 
     def arithmetic(self):
-        return [("output", None, str((None,) + tuple(self.output_shape)), self.rule), ("params", None, 0, "no weights")]
+        return self.shape_items() + [("params", None, 0, "no weights")]
+
+
+def _axis_name(rank, axis):
+    """What summary(arithmetic=True) calls a sample's axis (no batch axis)."""
+    if rank == 1:
+        return "features"
+    return ["height", "width", "channels"][axis] if rank == 3 else f"axis {axis + 1}"
 
 
 class Add(Merge):
     """The elementwise sum of its inputs, all of one shape: (N, ...) each -> (N, ...). In a
     residual block, Add()([x, f(x)]) lets the gradient reach x unchanged through the sum."""
-    rule = "the inputs' elementwise sum"
+
+    def shape_items(self):
+        rank = len(self.output_shape)
+        return [(_axis_name(rank, rank - 1), None, self.output_shape[-1],
+                 f"each of the {len(self.input_shape)} inputs', added elementwise")]
 
     def check_input_shapes(self, shapes):
         if any(s != shapes[0] for s in shapes):
@@ -58,7 +69,12 @@ class Add(Merge):
 
 class Concatenate(Merge):
     """Inputs joined along ``axis`` (default -1, the channels), equal in every other axis."""
-    rule = "the inputs side by side along the axis"
+
+    def shape_items(self):
+        rank = len(self.output_shape)
+        axis = self._axis(rank)
+        return [(_axis_name(rank, axis), " + ".join(str(s[axis]) for s in self.input_shape),
+                 self.output_shape[axis], "the inputs side by side")]
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
