@@ -40,7 +40,7 @@ import timing  # noqa: E402
 
 # seed001_model2, seed004_base and seed004_augmented repeat an architecture listed here.
 MODELS = ["seed000_sequential", "seed001_model0", "seed001_model1", "seed002_cnn",
-          "seed003_4layer", "seed003_6layer", "seed004_vgg16"]
+          "seed003_4layer", "seed003_6layer", "seed004_vgg16", "resnet20"]
 BATCH_SIZES = [32, 64, 128, 256, 512]
 
 # (label, input H=W, C, F, padding) of the convolutions in the seed models
@@ -294,7 +294,11 @@ def torch_step(model, batch, device):
     import torch
     import torch_reference
     net, _ = torch_reference.translate(model)
-    net = torch.nn.Sequential(*list(net)[1:]).to(device)  # drop the NHWC->NCHW permute: feed NCHW
+    if isinstance(net, torch_reference.GraphNet):
+        net.nchw = True  # fed NCHW below
+    else:
+        net = torch.nn.Sequential(*list(net)[1:])  # drop the NHWC->NCHW permute: feed NCHW
+    net = net.to(device)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, 32, 32, generator=g).to(device)

@@ -42,9 +42,93 @@ def activation(name):
     return {"relu": nn.ReLU(), "linear": None, "softmax": None, "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[name]
 
 
+class GraphNet(nn.Module):
+    """A functional minicnn Model (a graph: residual networks) as a torch module, layer for
+    layer, running the same graph in NCHW. Keras's 'same' padding, which puts an odd pixel
+    of padding after (bottom/right), is padded explicitly. The final softmax is left out
+    (CrossEntropyLoss takes logits). nchw=True: the input is NCHW already."""
+
+    def __init__(self, model, nchw=False):
+        super().__init__()
+        from minicnn.functions.conv import pad_amounts
+        self.model, self.nchw, self.pads = model, nchw, {}
+        self.parts = nn.ModuleDict()
+        for layer in model.layers:
+            kind, name = type(layer).__name__, layer.name
+            if kind == "Conv2D":
+                kh, kw = layer.kernel_size
+                H, W, C = layer.input_shape
+                self.pads[name] = (*pad_amounts(W, kw, layer.strides[1], layer.padding),
+                                   *pad_amounts(H, kh, layer.strides[0], layer.padding))
+                self.parts[name] = nn.Conv2d(C, layer.filters, (kh, kw), layer.strides, bias=layer.use_bias)
+            elif kind == "BatchNormalization":
+                self.parts[name] = nn.BatchNorm2d(layer.input_shape[-1], eps=layer.epsilon, momentum=1 - layer.momentum)
+            elif kind == "Dense":
+                self.parts[name] = nn.Linear(layer.input_shape[0], layer.units, bias=layer.use_bias)
+            elif kind not in ("Activation", "Add", "GlobalAveragePooling2D", "MaxPooling2D", "Flatten", "Rescaling"):
+                raise ValueError(f"no PyTorch translation for {kind}")
+        for module in self.parts.values():  # Keras's default initialisers (load_weights replaces them)
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, x):
+        model = self.model
+        values = {id(model.inputs[0]): x if self.nchw else x.permute(0, 3, 1, 2)}
+        for node in model.nodes:
+            layer, args = node.layer, [values[id(s)] for s in node.inputs]
+            kind, x, last = type(layer).__name__, args[0], node is model.outputs[0]
+            if kind == "Conv2D":
+                x = self.parts[layer.name](nn.functional.pad(x, self.pads[layer.name]))
+                act = layer.activation_name
+            elif kind == "BatchNormalization" or kind == "Dense":
+                x, act = self.parts[layer.name](x), getattr(layer, "activation_name", "linear")
+            elif kind == "Activation":
+                act = layer.activation_name
+            elif kind == "Add":
+                x, act = sum(args[1:], args[0]), "linear"
+            elif kind == "GlobalAveragePooling2D":
+                x, act = x.mean(dim=(2, 3)), "linear"
+            elif kind == "MaxPooling2D":
+                x, act = nn.functional.max_pool2d(x, layer.pool_size, layer.strides), "linear"
+            elif kind == "Flatten":
+                x, act = x.permute(0, 2, 3, 1).flatten(1), "linear"
+            else:  # Rescaling
+                x, act = x * layer.scale + layer.offset, "linear"
+            if act == "relu":
+                x = nn.functional.relu(x)
+            elif act == "softmax" and not last:
+                x = nn.functional.softmax(x, dim=1)
+            values[id(node)] = x
+        return values[id(model.outputs[0])]
+
+    def load_weights(self, model):
+        """Copy a minicnn model's weights (and batch-norm statistics) into this twin."""
+        with torch.no_grad():
+            for layer in model.layers:
+                part = self.parts[layer.name] if layer.name in self.parts else None
+                if isinstance(part, nn.Conv2d):
+                    part.weight.copy_(torch.from_numpy(layer.get_weights()[0].transpose(3, 2, 0, 1)))
+                elif isinstance(part, nn.Linear):
+                    part.weight.copy_(torch.from_numpy(layer.get_weights()[0].T))
+                elif isinstance(part, nn.BatchNorm2d):
+                    gamma, beta, mean, var = layer.get_weights()
+                    for target, value in zip((part.weight, part.bias, part.running_mean, part.running_var),
+                                             (gamma, beta, mean, var)):
+                        target.copy_(torch.from_numpy(value))
+                if isinstance(part, (nn.Conv2d, nn.Linear)) and part.bias is not None:
+                    part.bias.copy_(torch.from_numpy(layer.get_weights()[1]))
+        return self
+
+
 def translate(model):
-    """A torch nn.Sequential equal in architecture to a built minicnn Sequential; the final
-    softmax is left out (CrossEntropyLoss takes logits). Returns (net, max-norm list)."""
+    """A torch module equal in architecture to a built minicnn model (nn.Sequential for a
+    Sequential, GraphNet for a functional Model); the final softmax is left out
+    (CrossEntropyLoss takes logits). Returns (net, max-norm list)."""
+    from minicnn.models import Sequential
+    if not isinstance(model, Sequential):
+        return GraphNet(model), []
     layers, constrained = [NHWCtoNCHW()], []
     for layer in model.layers:
         kind, config = type(layer).__name__, layer.get_config()

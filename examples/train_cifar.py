@@ -124,8 +124,15 @@ def make_optimizer(settings):
     else:
         optimizer = optimizers.get(settings["optimizer"])
     if settings["lr"] is not None:
-        optimizer.learning_rate = settings["lr"]
+        set_learning_rate(optimizer, settings["lr"], settings["model"])
     return optimizer
+
+
+def set_learning_rate(optimizer, lr, model):
+    if optimizer.schedule is not None:
+        raise RunError(f"--lr {lr}: {model}'s recipe sets its learning rate by a schedule "
+                       f"({optimizer.schedule!r}); leave --lr out, or give --optimizer adam|sgd to train with a fixed rate")
+    optimizer.learning_rate = lr
 
 
 # --- the data ---------------------------------------------------------------------------
@@ -237,9 +244,10 @@ def prepare_run(args):
         if settings["epochs"] < run["completed_epochs"]:
             raise RunError(f"--epochs {settings['epochs']}: the run already completed "
                            f"{run['completed_epochs']} epochs")
-        if args.lr is not None and args.lr != model.optimizer.learning_rate:
-            print(f"Learning rate changed from {model.optimizer.learning_rate} to {args.lr}", flush=True)
-            model.optimizer.learning_rate = args.lr
+        if args.lr is not None and (model.optimizer.schedule is not None or args.lr != model.optimizer.learning_rate):
+            before = model.optimizer.learning_rate
+            set_learning_rate(model.optimizer, args.lr, settings["model"])
+            print(f"Learning rate changed from {before} to {args.lr}", flush=True)
         return settings, model, run
     if out and os.path.exists(checkpoint):
         raise RunError(f"{out} already holds a run (checkpoint.npz). Add --resume to continue it, "

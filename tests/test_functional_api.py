@@ -151,45 +151,15 @@ def test_wiring_errors_name_the_problem():
         model(Tensor(numpy.zeros((1, 5), numpy.float32)))
 
 
-def torch_twin(model, x, tF):
-    """Run a functional minicnn model's graph in PyTorch (NCHW), op for op, with its weights
-    as torch tensors that take gradients. Returns (output, {weight name: torch tensor})."""
-    import torch
-    from minicnn.functions.conv import pad_amounts
-    weights = {w.name: torch.tensor(backend.to_numpy(w.data), requires_grad=w.requires_grad) for w in model.weights}
-    values = {id(model.inputs[0]): x}
-    for node in model.nodes:
-        layer, args = node.layer, [values[id(s)] for s in node.inputs]
-        kind, x_in = type(layer).__name__, args[0]
-        if kind == "Conv2D":
-            (kh, kw), (sy, sx) = layer.kernel_size, layer.strides
-            (top, bottom), (left, right) = (pad_amounts(x_in.shape[2], kh, sy, layer.padding),
-                                            pad_amounts(x_in.shape[3], kw, sx, layer.padding))
-            kernel = weights[layer.kernel.name].permute(3, 2, 0, 1)
-            bias = weights[layer.bias.name] if layer.use_bias else None
-            out = tF.conv2d(tF.pad(x_in, (left, right, top, bottom)), kernel, bias, (sy, sx))
-        elif kind == "BatchNormalization":
-            out = tF.batch_norm(x_in, torch.zeros(x_in.shape[1], dtype=x_in.dtype),
-                                torch.ones(x_in.shape[1], dtype=x_in.dtype), weights[layer.gamma.name],
-                                weights[layer.beta.name], training=True, eps=layer.epsilon)
-        elif kind == "Activation":
-            out = {"relu": tF.relu, "softmax": lambda t: tF.softmax(t, dim=1)}[layer.activation_name](x_in)
-        elif kind == "Add":
-            out = sum(args[1:], args[0])
-        elif kind == "GlobalAveragePooling2D":
-            out = x_in.mean(dim=(2, 3))
-        elif kind == "Dense":
-            out = x_in @ weights[layer.kernel.name] + weights[layer.bias.name]
-            out = tF.softmax(out, dim=1) if layer.activation_name == "softmax" else out
-        else:
-            raise AssertionError(f"no twin for {kind}")
-        values[id(node)] = out
-    return values[id(model.outputs[0])], weights
-
-
 def test_resnet20_forward_and_backward_equal_a_pytorch_twin_with_the_same_weights():
+    """benchmarks/torch_reference.py's GraphNet runs the same graph in PyTorch (Keras's
+    asymmetric 'same' padding made explicit); loaded with the same weights, logits, loss
+    and every weight's gradient agree in a training-mode step (batch statistics)."""
     torch = pytest.importorskip("torch", reason="PyTorch not installed: the oracle comparison is skipped")
-    tF = torch.nn.functional
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import torch_reference
     from minicnn import zoo
     minicnn.set_seed(0)
     model, _ = zoo.build("resnet20")
@@ -201,19 +171,27 @@ def test_resnet20_forward_and_backward_equal_a_pytorch_twin_with_the_same_weight
     out, logits = model._forward_logits(Tensor(x), training=True)
     loss = model.loss(y, out, logits)
     loss.backward()
-    probabilities = logits.softmax().data
 
-    twin_out, twin_weights = torch_twin(model, torch.tensor(x).permute(0, 3, 1, 2), tF)
-    twin_loss = tF.nll_loss(torch.log(twin_out), torch.tensor(y))
+    twin = torch_reference.GraphNet(model).load_weights(model).train()
+    twin_logits = twin(torch.tensor(x))
+    twin_loss = torch.nn.functional.cross_entropy(twin_logits, torch.tensor(y))
     twin_loss.backward()
-    numpy.testing.assert_allclose(probabilities, twin_out.detach().numpy(), rtol=1e-4, atol=1e-6)
+    numpy.testing.assert_allclose(logits.data, twin_logits.detach().numpy(), rtol=1e-4, atol=1e-4)
     assert float(loss.data) == pytest.approx(twin_loss.item(), rel=1e-5)
-    for w in model.trainable_weights:
-        theirs = twin_weights[w.name].grad.numpy()
-        # a conv bias just before batch-norm has a gradient of exactly 0 in exact arithmetic:
-        # both engines give float32 noise there, hence the absolute floor
-        numpy.testing.assert_allclose(w.grad, theirs, atol=max(2e-4 * numpy.abs(theirs).max(), 1e-6),
-                                      err_msg=w.name)
+    for layer in model.layers:
+        part = twin.parts[layer.name] if layer.name in twin.parts else None
+        if part is None:
+            continue
+        pairs = [(layer.weights[0].grad, part.weight.grad.numpy()), (layer.weights[1].grad, part.bias.grad.numpy())] \
+            if type(layer).__name__ == "BatchNormalization" else [(layer.kernel.grad, part.weight.grad.numpy())]
+        if type(layer).__name__ != "BatchNormalization" and layer.use_bias:
+            pairs.append((layer.bias.grad, part.bias.grad.numpy()))
+        for ours, theirs in pairs:
+            theirs = theirs.transpose(2, 3, 1, 0) if theirs.ndim == 4 else (theirs.T if theirs.ndim == 2 else theirs)
+            # a conv bias just before batch-norm has a gradient of exactly 0 in exact arithmetic:
+            # both engines give float32 noise there, hence the absolute floor
+            numpy.testing.assert_allclose(ours, theirs, atol=max(2e-4 * numpy.abs(theirs).max(), 1e-6),
+                                          err_msg=layer.name)
 
 
 def test_resnet9_has_page_s_parameter_count_and_schedule():
