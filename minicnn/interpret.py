@@ -12,6 +12,11 @@ from .layers import Conv2D
 def feature_maps(model, x, layer_type=Conv2D):
     """x (N, H, W, C) -> [(layer, maps)] for every layer of ``layer_type``, where maps is
     that layer's output (N, oh, ow, F) after its activation: one map per filter."""
+    from .models import Sequential
+    if not isinstance(model, Sequential):  # a graph: each node's output, in the order they run
+        with no_grad():
+            values = model._run(Tensor(x), False)
+        return [(node.layer, values[id(node)].data) for node in model.nodes if isinstance(node.layer, layer_type)]
     found = []
     with no_grad():
         out = Tensor(x)

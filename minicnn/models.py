@@ -300,7 +300,12 @@ class Model:
         """Give each layer with a random stream (Dropout) a fresh seed for ``epoch``,
         derived from ``seed``: a run resumed at an epoch draws the masks an uninterrupted
         run would have drawn."""
-        for index, layer in enumerate(self.layers):
+        everything, stack = [], list(reversed(self.layers))
+        while stack:  # the layers, and the layers they own, in order
+            layer = stack.pop()
+            everything.append(layer)
+            stack += reversed(layer.sublayers)
+        for index, layer in enumerate(everything):
             if hasattr(layer, "reseed"):  # a layer's own seed, where given, wins (as in Keras)
                 own = getattr(layer, "seed", None)
                 layer.reseed(epoch_seed(seed, epoch, index) if own is None else epoch_seed(own, epoch))

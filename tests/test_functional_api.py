@@ -214,3 +214,14 @@ def test_the_readme_example_builds_a_residual_model():
     model = scope["model"]
     assert isinstance(model, Model) and model.output_shape == (10,)
     assert any(isinstance(layer, Add) for layer in model.layers)
+
+
+def test_feature_maps_of_a_graph_follow_its_nodes():
+    from minicnn import interpret
+    minicnn.set_seed(0)
+    model = branchy()
+    x = numpy.random.default_rng(6).random((2, 6, 6, 2), dtype=numpy.float32)
+    maps = interpret.feature_maps(model, x)
+    assert [layer.name for layer, _ in maps] == ["conv2d", "conv2d_1"]
+    direct = model.layers[1](Tensor(x), training=False).data  # the 1x1 conv, on the input itself
+    numpy.testing.assert_array_equal(maps[1][1], direct)
