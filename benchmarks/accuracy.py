@@ -48,6 +48,9 @@ PLAN = [
 PUBLISHED_AT = {("seed003_4layer", 10): 0.713, ("seed003_4layer", 20): 0.746}
 
 
+RECORD = re.compile(r"^(minicnn|torch)-\w+-e\d+-s\d+-(cpu|gpu)\.json$")
+
+
 def record_name(engine, model, epochs, seed, device):
     return f"{engine}-{model}-e{epochs}-s{seed}-{device}.json"
 
@@ -140,7 +143,7 @@ def run(args):
 def records():
     found = []
     for name in sorted(os.listdir(RESULTS)) if os.path.isdir(RESULTS) else []:
-        if name.endswith(".json"):
+        if RECORD.match(name):  # other files there (investigations) are not plan runs
             with open(os.path.join(RESULTS, name)) as f:
                 found.append(json.load(f))
     order = {model: i for i, (model, *_rest) in enumerate(PLAN)}
