@@ -6,7 +6,7 @@ import math
 
 import numpy
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 import minicnn
 from minicnn import backend, functional as F, gradcheck, initializers, regularizers
@@ -14,14 +14,7 @@ from minicnn.layers import (AveragePooling2D, Conv2D, Dense, Flatten, GlobalAver
                             ZeroPadding2D)
 from minicnn.models import Sequential, load_model
 from conftest import tensor
-
-
-@st.composite
-def pool_cases(draw):
-    return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(3, 7)), w=draw(st.integers(3, 7)),
-                c=draw(st.integers(1, 3)), pool=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-                strides=draw(st.sampled_from([None, 1, 2, (1, 2)])),
-                padding=draw(st.sampled_from(["valid", "same"])), seed=draw(st.integers(0, 999)))
+from test_functions import pool_cases  # the max-pool gradient checks' cases
 
 
 @given(case=pool_cases())

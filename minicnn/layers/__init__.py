@@ -2,12 +2,12 @@
 differentiable ops in ``minicnn.functional``."""
 from .activation import LeakyReLU, ReLU
 from .base import Layer
-from .convolutional import Conv2D, MaxPooling2D
+from .convolutional import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling
 from .input_layer import Input, InputLayer
 from .merging import Add, Concatenate
 from .normalization import BatchNormalization
-from .pooling import AveragePooling2D, GlobalAveragePooling2D
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
 from .reshaping import ZeroPadding2D
 
 MaxPool2D = MaxPooling2D  # Keras's aliases

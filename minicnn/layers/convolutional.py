@@ -1,4 +1,5 @@
-"""Conv2D and MaxPooling2D with Keras's arguments, channels-last."""
+"""Conv2D with Keras's arguments, channels-last, and the sliding-window arithmetic it
+shares with the pooling layers (pooling.py)."""
 from .. import activations, functional as F
 from ..functions.conv import conv_geometry, normalize_padding, pair
 from .base import Layer, set_weight_options, weight_options_config
@@ -92,33 +93,3 @@ class Conv2D(Layer):
                 "strides": self.strides, "padding": self.padding,
                 "activation": self.activation_name, "use_bias": self.use_bias,
                 **weight_options_config(self)}
-
-
-class MaxPooling2D(Layer):
-    """Max over pool_size windows. Input (N, H, W, C) -> (N, oh, ow, C). No weights."""
-
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
-        super().__init__(**kwargs)
-        self.pool_size = pair(pool_size, "MaxPooling2D pool_size")
-        self.strides = pair(strides, "MaxPooling2D strides") if strides is not None else self.pool_size
-        self.padding = normalize_padding(padding)
-        if not isinstance(self.padding, str):
-            raise ValueError(f"MaxPooling2D padding must be 'valid' or 'same', got {padding!r}")
-
-    def check_input_shape(self, input_shape):
-        _spatial_output(self, input_shape, *self.pool_size, *self.strides)
-
-    def compute_output_shape(self, input_shape):
-        return (*_spatial_output(self, input_shape, *self.pool_size, *self.strides), input_shape[2])
-
-    def arithmetic(self):
-        return window_arithmetic(self, *self.pool_size, *self.strides) + [
-            ("channels", None, self.input_shape[2], "unchanged: each channel pooled on its own"),
-            ("params", None, 0, "a maximum has nothing to learn")]
-
-    def call(self, x, training):
-        return F.max_pool2d(x, self.pool_size, self.strides, self.padding)
-
-    def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding}

@@ -1,22 +1,25 @@
-"""Average pooling layers with Keras's arguments, channels-last (MaxPooling2D is in
-convolutional.py, beside the convolution whose window arithmetic it shares)."""
+"""Pooling layers with Keras's arguments, channels-last: MaxPooling2D, AveragePooling2D
+(a window slid over the image, the arithmetic of convolutional.py) and
+GlobalAveragePooling2D (the whole image at once)."""
 from .. import functional as F
 from ..functions.conv import normalize_padding, pair
 from .base import Layer
 from .convolutional import _spatial_output, window_arithmetic
 
 
-class AveragePooling2D(Layer):
-    """Mean over pool_size windows. Input (N, H, W, C) -> (N, oh, ow, C). No weights.
-    padding='same' averages only the cells inside the image, as Keras does."""
+class Pooling2D(Layer):
+    """What max- and average-pooling share: a pool_size window moved by strides (default:
+    the pool size, as Keras), 'valid' or 'same' padding, no weights. (N, H, W, C) -> (N, oh, ow, C)."""
+    summary_note = ""
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = pair(pool_size, "AveragePooling2D pool_size")
-        self.strides = pair(strides, "AveragePooling2D strides") if strides is not None else self.pool_size
+        kind = type(self).__name__
+        self.pool_size = pair(pool_size, f"{kind} pool_size")
+        self.strides = pair(strides, f"{kind} strides") if strides is not None else self.pool_size
         self.padding = normalize_padding(padding)
         if not isinstance(self.padding, str):
-            raise ValueError(f"AveragePooling2D padding must be 'valid' or 'same', got {padding!r}")
+            raise ValueError(f"{kind} padding must be 'valid' or 'same', got {padding!r}")
 
     def check_input_shape(self, input_shape):
         _spatial_output(self, input_shape, *self.pool_size, *self.strides)
@@ -27,14 +30,28 @@ class AveragePooling2D(Layer):
     def arithmetic(self):
         return window_arithmetic(self, *self.pool_size, *self.strides) + [
             ("channels", None, self.input_shape[2], "unchanged: each channel pooled on its own"),
-            ("params", None, 0, "a mean has nothing to learn")]
-
-    def call(self, x, training):
-        return F.avg_pool2d(x, self.pool_size, self.strides, self.padding)
+            ("params", None, 0, self.summary_note)]
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
                 "padding": self.padding}
+
+
+class MaxPooling2D(Pooling2D):
+    """Max over pool_size windows. Input (N, H, W, C) -> (N, oh, ow, C). No weights."""
+    summary_note = "a maximum has nothing to learn"
+
+    def call(self, x, training):
+        return F.max_pool2d(x, self.pool_size, self.strides, self.padding)
+
+
+class AveragePooling2D(Pooling2D):
+    """Mean over pool_size windows. Input (N, H, W, C) -> (N, oh, ow, C). No weights.
+    padding='same' averages only the cells inside the image, as Keras does."""
+    summary_note = "a mean has nothing to learn"
+
+    def call(self, x, training):
+        return F.avg_pool2d(x, self.pool_size, self.strides, self.padding)
 
 
 class GlobalAveragePooling2D(Layer):
