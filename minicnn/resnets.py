@@ -16,15 +16,15 @@ the identity path helps):
 from .layers import (Activation, Add, BatchNormalization, Conv2D, Dense, Flatten, GlobalAveragePooling2D, Input,
                      MaxPooling2D, Rescaling)
 from .models import Model
-from .regularizers import l2
 
 INPUT_SHAPE = (32, 32, 3)
 
 
 def _conv_bn(x, filters, kernel=3, strides=1, relu=True):
-    """conv (he_normal, L2 1e-4, as Keras's example) -> batch-norm -> ReLU (optional)."""
-    x = Conv2D(filters, kernel, strides, padding="same", kernel_initializer="he_normal",
-               kernel_regularizer=l2(1e-4))(x)
+    """conv (he_normal, as Keras's example) -> batch-norm -> ReLU (optional). The weight
+    decay is the recipe's optimizer's (He et al.'s 1e-4 on the gradient); Keras's example
+    puts l2(1e-4) on each kernel instead, which is 2e-4 on the gradient."""
+    x = Conv2D(filters, kernel, strides, padding="same", kernel_initializer="he_normal")(x)
     x = BatchNormalization()(x)
     return Activation("relu")(x) if relu else x
 
@@ -40,8 +40,7 @@ def resnet20(num_classes=10):
             y = _conv_bn(x, filters, strides=strides)
             y = _conv_bn(y, filters, relu=False)
             if strides != 1:  # the shortcut must match: a strided 1x1 conv, no batch-norm
-                x = Conv2D(filters, 1, strides, padding="same", kernel_initializer="he_normal",
-                           kernel_regularizer=l2(1e-4))(x)
+                x = Conv2D(filters, 1, strides, padding="same", kernel_initializer="he_normal")(x)
             x = Activation("relu")(Add()([x, y]))
     x = GlobalAveragePooling2D()(x)  # Keras's example: AveragePooling2D(8) then Flatten, the same numbers
     outputs = Dense(num_classes, activation="softmax", kernel_initializer="he_normal")(x)
