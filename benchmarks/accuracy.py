@@ -177,11 +177,16 @@ def rows(found):
 
 
 def table(found):
-    head = ["model", "epochs", "engine, device", "seed", "test accuracy", "published", "s/epoch", "command"]
+    head = ["model", "epochs", "engine, device", "seed", "test accuracy", "published", "s/epoch*", "command"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(found)]
     machines = sorted({f"{r['device']}: {r['machine']}" for r in found})
     lines += ["", "Measured on " + "; ".join(machines) + "." if machines else "No run measured yet."]
+    if found:
+        lines += ["\\* minicnn: training and validation (train_cifar.py's seconds per epoch); PyTorch: training "
+                  "only (torch_reference.py's). A record's date and machine are in its JSON; the CPU runs of "
+                  "2026-11-22/23 sometimes shared the 2 cores with other work, so their seconds are not a benchmark "
+                  "(benchmarks/run.py is)."]
     return "\n".join(lines)
 
 
