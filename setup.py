@@ -12,7 +12,7 @@ setup(
         "numpy>=1.24",
         "matplotlib>=3.6",  # plots; brings Pillow (predict.py)
         # Holds BLAS to one thread inside the CPU convolutions, which split the batch over
-        # the cores themselves (functions/fast_cpu.py); without it they run, only slower.
+        # the cores themselves (distributed/threads.py); without it they run, only slower.
         "threadpoolctl>=3",
     ],
     extras_require={

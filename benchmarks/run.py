@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import minicnn  # noqa: E402
 from minicnn import backend, optimizers, zoo  # noqa: E402
 from minicnn.autograd import Tensor, no_grad  # noqa: E402
-from minicnn.functions import conv, dense as dense_fn, fast_cpu, loss as loss_fn  # noqa: E402
+from minicnn.functions import conv, dense as dense_fn, conv_cpu, loss as loss_fn  # noqa: E402
 from minicnn.functions import normalization as bn, pooling  # noqa: E402
 import timing  # noqa: E402
 
@@ -94,7 +94,7 @@ def minicnn_layer(kind, spec, xp, fast=True):
         elif kind == "im2col":
             if xp is numpy:
                 def forward():
-                    state["y"] = fast_cpu.im2col_strided(x, 3, 3, 1, 1, H, H)
+                    state["y"] = conv_cpu.im2col_strided(x, 3, 3, 1, 1, H, H)
             else:
                 from minicnn.functions import fast_gpu
 
@@ -105,7 +105,7 @@ def minicnn_layer(kind, spec, xp, fast=True):
                     fast_gpu.col2im(state["gy"], x.shape, (1, 1))
         else:
             def forward():
-                state["y"] = fast_cpu.unroll_rows(x, 3, 1, H)
+                state["y"] = conv_cpu.unroll_rows(x, 3, 1, H)
     elif kind == "maxpool":
         H, C = spec
         x = arr(N, H, H, C)

@@ -47,13 +47,13 @@ class Backend:
             yield
             return
         from threadpoolctl import threadpool_limits
-        from minicnn.functions import fast_cpu
-        saved, fast_cpu.THREADS = fast_cpu.THREADS, self.threads  # how many chunks run at once
+        from minicnn.distributed import threads
+        saved = threads.set_threads(self.threads)  # how many chunks run at once
         try:
             with threadpool_limits(limits=self.threads):
                 yield
         finally:
-            fast_cpu.THREADS = saved
+            threads.set_threads(saved)
 
     def _timed(self, fn):
         """Seconds one call of fn takes, GPU work included."""

@@ -101,7 +101,7 @@ def xp():
 # --- fast kernels or the plain reference ----------------------------------------------
 # Conv, pooling and the fused activations have a plain reference implementation (im2col,
 # one loop over window taps) that is the one to read first, and faster versions for each
-# device (minicnn/functions/fast_cpu.py, fast_gpu.py) that compute the same numbers. The
+# device (minicnn/functions/*_cpu.py, fast_gpu.py) that compute the same numbers. The
 # fast ones are on by default; tests and teaching switch them off to compare.
 _fast_kernels = True
 

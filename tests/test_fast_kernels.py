@@ -1,6 +1,6 @@
 """Every fast kernel against the plain reference implementation, on random inputs.
 
-The fast paths (functions/fast_cpu.py on NumPy, functions/fast_gpu.py on CuPy) are on by
+The fast paths (functions/*_cpu.py on NumPy, functions/fast_gpu.py on CuPy) are on by
 default; ``backend.fast_kernels(False)`` selects the reference (im2col, tap loops). Both
 must give the same outputs and gradients: float64 to 1e-10, float32 to float32 tolerance.
 The GPU half runs wherever CuPy sees a GPU.
@@ -11,7 +11,8 @@ from hypothesis import given, strategies as st
 
 import minicnn
 from minicnn import backend, functional as F
-from minicnn.functions import activation, conv, fast_cpu, normalization, pooling
+from minicnn.distributed import threads
+from minicnn.functions import activation, conv, conv_cpu, normalization, pooling
 from conftest import tensor
 
 
@@ -121,29 +122,29 @@ def test_over_batch_covers_every_sample_once_and_reraises():
 
     def mark(s):
         seen[s] += 1
-    fast_cpu.over_batch(mark, 10)
+    threads.over_batch(mark, 10)
     assert (seen == 1).all()
 
     def fail(s):
         raise ValueError("from a worker")
     with pytest.raises(ValueError, match="from a worker"):
-        fast_cpu.over_batch(fail, 4)
+        threads.over_batch(fail, 4)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64])
 def test_sum_over_batch_is_the_sum_over_all_but_the_last_axis(n):
     a = numpy.random.default_rng(n).standard_normal((n, 3, 5, 4)).astype(numpy.float32)
-    total = fast_cpu.sum_over_batch(a)
+    total = threads.sum_over_batch(a)
     assert total.dtype == numpy.float32 and total.shape == (4,)
     numpy.testing.assert_allclose(total, a.astype(numpy.float64).sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
     # partial sums are added in batch order, so repeated calls agree to the last bit
-    assert all((fast_cpu.sum_over_batch(a) == total).all() for _ in range(5))
+    assert all((threads.sum_over_batch(a) == total).all() for _ in range(5))
 
 
 def test_unroll_rows_layout():
     """rows[n, r, c, i] is padded input row r*sy + i at column c (the docstring's definition)."""
     x = numpy.arange(2 * 5 * 4 * 3, dtype=numpy.float32).reshape(2, 5, 4, 3)
-    rows = fast_cpu.unroll_rows(x, 3, 2, 2)
+    rows = conv_cpu.unroll_rows(x, 3, 2, 2)
     assert rows.shape == (2, 2, 4, 3, 3)
     for r in range(2):
         for i in range(3):
@@ -170,8 +171,8 @@ def test_blocked_conv_is_the_same_for_any_chunk_size(monkeypatch, chunk_bytes, c
     """The CPU convolutions split the batch over threads and each share into chunks; one
     image per chunk, a few, or the whole share must all give the reference's numbers (7
     images: the shares and the chunks do not divide evenly)."""
-    monkeypatch.setattr(fast_cpu, "CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(fast_cpu, "CHUNK_MIN_PIXELS", 1)
+    monkeypatch.setattr(threads, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(threads, "CHUNK_MIN_PIXELS", 1)
     rng = numpy.random.default_rng(chunk_bytes + c)
     x = rng.standard_normal((7, 6, 9, c))
     W = rng.standard_normal((3, 3, c, 5))
@@ -193,9 +194,9 @@ def test_chunks_of_covers_a_share_in_order():
     # at least one, and at least 8 pixels' worth
     for bytes_per_image, pixels, step in [(10, 8, 4), (1 << 40, 8, 1), (1 << 40, 3, 3)]:
         with pytest.MonkeyPatch.context() as m:
-            m.setattr(fast_cpu, "CHUNK_BYTES", 40)
-            m.setattr(fast_cpu, "CHUNK_MIN_PIXELS", 8)
-            parts = fast_cpu.chunks_of(share, bytes_per_image, pixels)
+            m.setattr(threads, "CHUNK_BYTES", 40)
+            m.setattr(threads, "CHUNK_MIN_PIXELS", 8)
+            parts = threads.chunks_of(share, bytes_per_image, pixels)
         assert len(parts) == -(-14 // step)
         assert parts[0].start == 3 and parts[-1].stop == 17
         assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
@@ -211,15 +212,15 @@ def test_blas_threads_are_given_back_after_a_blocked_convolution():
         return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
     before = blas_threads()
     seen = []
-    fast_cpu.over_batch(lambda s: seen.append(blas_threads()), 4, blas_threads=1)
-    if fast_cpu.THREADS > 1:
+    threads.over_batch(lambda s: seen.append(blas_threads()), 4, blas_threads=1)
+    if threads.THREADS > 1:
         assert all(threads == [1] * len(before) for threads in seen)
     assert blas_threads() == before
 
     def fail(s):
         raise RuntimeError("worker failed")
     with pytest.raises(RuntimeError):
-        fast_cpu.over_batch(fail, 4, blas_threads=1)
+        threads.over_batch(fail, 4, blas_threads=1)
     assert blas_threads() == before
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import minicnn
 from minicnn import Tensor, backend, functional as F, initializers, optimizers, tta
-from minicnn.functions import activation, fast_cpu
+from minicnn.functions import activation, activation_cpu
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, Rescaling
 from minicnn.models import Sequential
 from conftest import write_fake_cifar
@@ -42,9 +42,9 @@ def test_gelu_fast_kernel_equals_the_formula(shape):
 
 
 def test_gelu_fast_kernel_uses_small_chunks_correctly(monkeypatch):
-    monkeypatch.setattr(fast_cpu, "GELU_CHUNK", 7)
+    monkeypatch.setattr(activation_cpu, "GELU_CHUNK", 7)
     x = numpy.linspace(-4, 4, 1001, dtype=numpy.float32).reshape(7, 143)
-    y, slope = fast_cpu.gelu_forward(x)
+    y, slope = activation_cpu.gelu_forward(x)
     y_true, slope_true = activation.gelu_forward(x.astype(numpy.float64))
     numpy.testing.assert_allclose(y, y_true, rtol=2e-6, atol=5e-7)
     numpy.testing.assert_allclose(slope, slope_true, rtol=2e-6, atol=5e-7)

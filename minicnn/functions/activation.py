@@ -4,7 +4,7 @@ import math
 import numpy
 
 from ..backend import fast_kernels_enabled, get_array_module
-from . import fast_cpu
+from . import activation_cpu
 
 
 def exp_forward(x):
@@ -32,7 +32,7 @@ def relu_forward(x):
             if fast_gpu.handles(x):
                 return fast_gpu.relu_forward(x)
         elif x.ndim > 1:
-            return fast_cpu.relu_forward(x)
+            return activation_cpu.relu_forward(x)
     positive = x > 0
     return x * positive, positive
 
@@ -44,7 +44,7 @@ def relu_backward(gy, positive):
             if fast_gpu.handles(gy):
                 return fast_gpu.relu_backward(gy, positive)
         elif gy.ndim > 1:
-            return fast_cpu.relu_backward(gy, positive)
+            return activation_cpu.relu_backward(gy, positive)
     return gy * positive
 
 
@@ -133,7 +133,7 @@ def gelu_forward(x, approximate="none"):
             if fast_gpu.handles(x):
                 return fast_gpu.gelu_forward(x)  # one fused kernel, CUDA's own erf
         elif x.dtype == numpy.float32:
-            return fast_cpu.gelu_forward(x)  # the same formula, fused and on every core
+            return activation_cpu.gelu_forward(x)  # the same formula, fused and on every core
     f = x.dtype.type
     if approximate == "none":
         cdf = f(0.5) * (1 + erf(x * f(1 / math.sqrt(2))))
@@ -148,7 +148,7 @@ def gelu_forward(x, approximate="none"):
 
 def gelu_backward(gy, slope):
     if fast_kernels_enabled() and get_array_module(gy) is numpy and gy.ndim > 1:
-        return fast_cpu.multiply(gy, slope)
+        return activation_cpu.multiply(gy, slope)
     return gy * slope
 
 

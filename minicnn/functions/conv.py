@@ -13,7 +13,7 @@ import math
 import numpy
 
 from ..backend import fast_kernels_enabled, get_array_module
-from . import fast_cpu
+from . import conv_cpu
 
 
 def pair(value, what):
@@ -108,7 +108,7 @@ def col2im(col, x_shape, sy, sx, pads):
     return gx[:, pt:H - pb, pl:W - pr, :]
 
 
-# When kernel-row unrolling pays on the CPU (see fast_cpu.py), as measured by
+# When kernel-row unrolling pays on the CPU (see conv_cpu.py), as measured by
 # benchmarks/run.py: with fewer input channels its GEMMs are too thin for BLAS (K = kh*C)
 # and its copies too fine (the RGB layer); on narrow images the columns it computes and
 # throws away (Wp/ow: 6/4 on a 4x4 VGG block) cost more than im2col's copies save.
@@ -137,9 +137,9 @@ def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
     xp = get_array_module(x)
     if fast_kernels_enabled() and xp is numpy:
         if _use_rows(C, kw, sx, ow):
-            y, saved = fast_cpu.conv2d_rows_forward(x, W, b, sy, pads, oh, ow)
+            y, saved = conv_cpu.conv2d_rows_forward(x, W, b, sy, pads, oh, ow)
             return y, ("rows", saved, input_grad)
-        y, saved = fast_cpu.conv2d_im2col_forward(x, W, b, (sy, sx), pads, oh, ow)
+        y, saved = conv_cpu.conv2d_im2col_forward(x, W, b, (sy, sx), pads, oh, ow)
         return y, ("im2col-blocked", saved, input_grad)
     if fast_kernels_enabled():
         from . import fast_gpu  # imports CuPy; only reached with GPU arrays
@@ -163,9 +163,9 @@ def conv2d_backward(gy, cache):
     """
     method, saved, input_grad = cache
     if method == "rows":
-        return fast_cpu.conv2d_rows_backward(gy, saved, input_grad)
+        return conv_cpu.conv2d_rows_backward(gy, saved, input_grad)
     if method == "im2col-blocked":
-        return fast_cpu.conv2d_im2col_backward(gy, saved, input_grad)
+        return conv_cpu.conv2d_im2col_backward(gy, saved, input_grad)
     if method == "gpu":
         from . import fast_gpu
         return fast_gpu.conv2d_backward(gy, saved, input_grad)

@@ -16,7 +16,7 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-3):
     """
     xp = get_array_module(x)
     if fast_kernels_enabled() and xp is numpy:
-        from .fast_cpu import batch_norm_train_forward as fast  # same numbers, on every core
+        from .normalization_cpu import batch_norm_train_forward as fast  # same numbers, on every core
         return fast(x, gamma, beta, eps)
     axes = tuple(range(x.ndim - 1))
     mean = x.mean(axis=axes)
@@ -33,7 +33,7 @@ def batch_norm_train_backward(gy, cache):
     beyond gy*gamma*inv_std; m is the number of elements averaged per feature.
     """
     if fast_kernels_enabled() and get_array_module(gy) is numpy:
-        from .fast_cpu import batch_norm_train_backward as fast
+        from .normalization_cpu import batch_norm_train_backward as fast
         return fast(gy, cache)
     x_hat, gamma, inv_std, axes = cache.x_hat, cache.gamma, cache.inv_std, cache.axes
     m = x_hat.size // x_hat.shape[-1]

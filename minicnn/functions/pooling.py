@@ -6,7 +6,7 @@ the backward sends gy to the position that won (the first one on ties, as PyTorc
 import numpy
 
 from ..backend import fast_kernels_enabled, get_array_module
-from . import fast_cpu
+from . import pooling_cpu
 from .conv import conv_geometry, normalize_padding, pair
 
 
@@ -30,7 +30,7 @@ def max_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     (pt, pb), (pl, pr) = pads
     if fast_kernels_enabled():
         if xp is numpy and (sy, sx) == (ph, pw) and not (pt or pb or pl or pr):
-            y, saved = fast_cpu.max_pool2d_tiles_forward(x, ph, pw, oh, ow)
+            y, saved = pooling_cpu.max_pool2d_tiles_forward(x, ph, pw, oh, ow)
             return y, ("tiles", saved)
         if xp is not numpy:
             from . import fast_gpu
@@ -56,7 +56,7 @@ def max_pool2d_backward(gy, cache):
     """gy (N, oh, ow, C) -> gx (N, H, W, C)."""
     method, saved = cache
     if method == "tiles":
-        return fast_cpu.max_pool2d_tiles_backward(gy, saved)
+        return pooling_cpu.max_pool2d_tiles_backward(gy, saved)
     if method == "gpu":
         from . import fast_gpu
         return fast_gpu.max_pool2d_backward(gy, saved)
