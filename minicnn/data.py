@@ -165,6 +165,11 @@ class Loader:
     (the tutorials' ``x / 255`` is mean=0, std=255). augment: an ``Augment``, applied to
     the pixels before normalisation. shuffle: a new order every epoch from (seed, epoch).
     drop_last: skip a final batch smaller than batch_size.
+
+    ``loader.sharded(rank, size)``: the same batches cut in ``size`` nearly equal parts, of
+    which this loader yields part ``rank`` (data-parallel training, distributed/). Every
+    rank shuffles the same way; each draws its own augmentations. A final batch with
+    fewer samples than ranks is skipped (some rank would have none).
     """
 
     def __init__(self, x, y, batch_size=32, shuffle=True, augment=None, mean=None, std=None,
@@ -186,6 +191,7 @@ class Loader:
         self.y = backend.to_device(y, self.device, dtype=self.dtype if y_kind == "f" else None)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.augment, self.seed = augment, seed
+        self.shard = None  # (rank, size) when sharded
         channels = x.shape[-1]
         self.mean = self._per_channel(0.0 if mean is None else mean, channels, "mean")
         self.std = self._per_channel(1.0 if std is None else std, channels, "std")
@@ -199,7 +205,23 @@ class Loader:
     def __len__(self):
         """Batches per epoch."""
         n = len(self.x)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        batches = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        if self.shard is not None and batches and n - (batches - 1) * self.batch_size < self.shard[1]:
+            batches -= 1  # the last batch is too small to give every rank a sample
+        return batches
+
+    def sharded(self, rank, size):
+        """A loader over the same data (not copied) yielding part ``rank`` of ``size`` of
+        every batch."""
+        if not (isinstance(size, int) and size >= 1 and isinstance(rank, int) and 0 <= rank < size):
+            raise ValueError(f"Loader.sharded: need 0 <= rank < size, got rank={rank!r}, size={size!r}")
+        if self.batch_size < size:
+            raise ValueError(f"Loader.sharded: a batch of {self.batch_size} cannot be shared by {size} ranks; "
+                             f"use batch_size >= {size}")
+        shard = object.__new__(Loader)
+        shard.__dict__.update(self.__dict__)
+        shard.shard = (rank, size)
+        return shard
 
     @property
     def num_samples(self):
@@ -212,12 +234,18 @@ class Loader:
         n = len(self.x)
         # argsort of uniform draws: a permutation made on the device itself
         order = xp.argsort(rng.random(n, dtype=numpy.float32)) if self.shuffle else None
+        augment_rng = rng
+        if self.shard is not None:  # same order on every rank; augmentations of its own
+            rank, size = self.shard
+            augment_rng = backend.default_rng(epoch_seed(self.seed, epoch, size, rank), xp)
         for step in range(len(self)):
             start, stop = step * self.batch_size, min((step + 1) * self.batch_size, n)
+            if self.shard is not None:  # this rank's part of the batch
+                start, stop = start + (stop - start) * rank // size, start + (stop - start) * (rank + 1) // size
             index = order[start:stop] if order is not None else slice(start, stop)
             xb = self.x[index].astype(self.dtype)
             if self.augment is not None:
-                xb = self.augment(xb, rng)
+                xb = self.augment(xb, augment_rng)
             yield (xb - self.mean) / self.std, self.y[index]
 
     def labels(self):

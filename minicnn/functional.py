@@ -81,22 +81,30 @@ def dropout(x, rate, rng=None, mask=None, training=True):
 
 
 def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, eps=1e-3,
-               training=True):
+               training=True, comm=None):
     """x (N, D) or (N, H, W, C); gamma, beta Tensors (C,); moving_* Tensors (C,), state.
 
     In training, normalises with the batch statistics and updates the moving
     averages in place, Keras-style: moving = moving * momentum + batch * (1 - momentum).
+    comm: a distributed.Communicator to take the statistics over every rank's shard of
+    the batch (sync_batchnorm; see distributed/sync_batchnorm.py).
     """
     if not training:
         return apply(bn.batch_norm_eval_forward, bn.batch_norm_eval_backward, x, gamma, beta,
                      mean=moving_mean.data, var=moving_variance.data, eps=eps)
     caches = []
+    if comm is not None:
+        from .distributed.sync_batchnorm import sync_batch_norm_train_backward as backward
+        from .distributed.sync_batchnorm import sync_batch_norm_train_forward as train_forward
+    else:
+        backward, train_forward = bn.batch_norm_train_backward, bn.batch_norm_train_forward
 
     def forward(x_, gamma_, beta_):
-        y, cache = bn.batch_norm_train_forward(x_, gamma_, beta_, eps)
+        y, cache = train_forward(x_, gamma_, beta_, eps) if comm is None else train_forward(x_, gamma_, beta_,
+                                                                                            eps, comm)
         caches.append(cache)
         return y, cache
-    out = apply(forward, bn.batch_norm_train_backward, x, gamma, beta)
+    out = apply(forward, backward, x, gamma, beta)
     keep = x.dtype.type(momentum)
     for moving, batch in ((moving_mean, caches[0].mean), (moving_variance, caches[0].var)):
         moving.data *= keep

@@ -43,6 +43,7 @@ class Model:
         self.metadata = {}
         self.stop_training = False
         self.diverged = None  # where fit found the loss NaN or infinite: {epoch, step, loss}
+        self.parallel = None  # a distributed.DataParallel when training over several ranks
         if inputs is not None or outputs is not None:
             self._wire(inputs, outputs)
 

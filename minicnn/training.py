@@ -42,10 +42,16 @@ def train_step(model, x, y):
     out, logits = model._forward_logits(x, training=True)
     loss = with_penalties(model, model.loss(y, out, logits, check=False))
     model.optimizer.zero_grad()
-    loss.backward()
+    parallel, value = model.parallel, loss.data
+    if parallel is None:
+        loss.backward()
+    else:  # the gradient of this shard's summed loss; the all-reduce makes it the global mean's
+        n = len(y)
+        loss.backward(loss.data * 0 + loss.data.dtype.type(n))
+        value = parallel.allreduce_gradients(model.optimizer.params or model.trainable_weights, loss.data * n, n)
     model.optimizer.step()
     scores = (logits if out is None else out).data
-    return loss.data, {name: count(scores, y) for name, count in model.metric_counters.items()}, scores
+    return value, {name: count(scores, y) for name, count in model.metric_counters.items()}, scores
 
 
 def with_penalties(model, loss):
@@ -113,6 +119,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
     seed = new_seed() if seed is None else seed
     train = model._loader(x, y, batch_size, shuffle, seed, "fit")
+    parallel = model.parallel  # data-parallel over ranks: each takes its shard of every batch
+    if parallel is not None:
+        train, verbose = parallel.shard(train), verbose if parallel.comm.is_root else 0
     val = None
     if validation_data is not None:
         val_x, val_y = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
@@ -129,7 +138,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
     hooks.call("on_train_begin", {})
     for epoch in range(initial_epoch, epochs):
         model.train()
-        model.reseed(seed, epoch)
+        model.reseed(seed if parallel is None else parallel.rank_seed(seed), epoch)
         hooks.call("on_epoch_begin", epoch, {})
         progress = Progress(epoch, epochs, steps, verbose)
         sums = Sums(xp, model.metric_counters, steps)
@@ -144,9 +153,13 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
                 model.stop_for_nonfinite_loss(epoch, step, float(loss))
             if hooks.wants_batches:
                 hooks.call("on_train_batch_end", step, sums.means())
+                if parallel is not None:  # a stop asked for on one rank stops them all, at once
+                    model.stop_training = parallel.any(model.stop_training)
             progress.update(done, sums.seen, sums.means)
             if model.stop_training:
                 break
+        if parallel is not None:  # the epoch's sums over every rank: the global batch's logs
+            parallel.reduce_sums(sums)
         if model.diverged is None and not math.isfinite(float(sums.loss)):  # the GPU's check
             bad = sums.first_nonfinite(done)
             model.stop_for_nonfinite_loss(epoch, done - 1 if bad is None else bad,
@@ -155,12 +168,16 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
             progress.abandon()
             break
         progress.training_done(sums.seen)
+        if parallel is not None:
+            parallel.sync_buffers(model)  # rank 0's moving averages to every rank, before validation
         logs = sums.means()
         if val is not None:
             logs.update({f"val_{k}": v for k, v in evaluate_loader(model, val, hooks).items()})
         logs["learning_rate"] = float(model.optimizer.current_learning_rate)
         progress.finish(logs)
         hooks.call("on_epoch_end", epoch, logs)
+        if parallel is not None:
+            model.stop_training = parallel.any(model.stop_training)
         if model.stop_training:
             break
     hooks.call("on_train_end", logs)
@@ -183,6 +200,9 @@ def evaluate_loader(model, loader, hooks=None):
     """{'loss': mean loss, metric: fraction right} over a Loader's batches, in inference mode."""
     if hooks is not None:
         hooks.call("on_test_begin", {})
+    parallel = model.parallel
+    if parallel is not None:  # each rank evaluates its shard; the sums are added up below
+        loader = parallel.shard(loader)
     sums = Sums(_array_module(loader.device), model.metric_counters, 0)
     for step, (xb, yb) in enumerate(loader.batches()):
         if hooks is not None and hooks.wants_test_batches:
@@ -191,6 +211,8 @@ def evaluate_loader(model, loader, hooks=None):
         sums.add(step, loss, counts, len(yb))
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_end", step, sums.means())
+    if parallel is not None:
+        parallel.reduce_sums(sums)
     result = sums.means()
     if hooks is not None:
         hooks.call("on_test_end", result)

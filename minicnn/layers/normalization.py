@@ -23,6 +23,7 @@ class BatchNormalization(Layer):
                              f"got momentum={momentum}, epsilon={epsilon}")
         self.momentum, self.epsilon, self.center, self.scale = momentum, epsilon, center, scale
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+        self.sync = None  # a distributed.Communicator: statistics over every rank (sync_batchnorm)
 
     def check_input_shape(self, input_shape):
         if len(input_shape) < 1:
@@ -53,7 +54,7 @@ class BatchNormalization(Layer):
         gamma = self.gamma if self.gamma is not None else Tensor(self.moving_mean.data * 0 + 1)
         beta = self.beta if self.beta is not None else Tensor(self.moving_mean.data * 0)
         return F.batch_norm(x, gamma, beta, self.moving_mean, self.moving_variance,
-                            self.momentum, self.epsilon, training)
+                            self.momentum, self.epsilon, training, comm=self.sync)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,

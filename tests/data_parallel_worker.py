@@ -1,0 +1,73 @@
+"""One rank of tests/test_distributed.py's runs: train a small model on fixed data,
+data-parallel over however many ranks mpiexec started (or as one plain process with
+--single), and write the final weights and the history to OUT.
+
+    mpiexec -n 2 python tests/data_parallel_worker.py OUT [--batchnorm] [--sync-batchnorm]
+    python tests/data_parallel_worker.py OUT --single [--batchnorm]
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy  # noqa: E402
+
+import minicnn  # noqa: E402
+
+from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
+from minicnn.models import Sequential  # noqa: E402
+from minicnn.optimizers import SGD, Adam  # noqa: E402
+
+
+def model_and_data(batchnorm, optimizer):
+    minicnn.set_seed(0)
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(70, 8, 8, 3)).astype(numpy.float32)  # 70 = 4 batches of 16 and one of 6
+    y = (x[:, :4, :4, 0].mean(axis=(1, 2)) > 0).astype(numpy.int64) + (x[:, 4:, 4:, 1].mean(axis=(1, 2)) > 0)
+    layers = [Conv2D(4, 3, padding="same", activation=None if batchnorm else "relu", input_shape=(8, 8, 3))]
+    if batchnorm:
+        layers += [BatchNormalization(momentum=0.9)]
+    layers += [MaxPooling2D(2), Flatten(), Dense(3, activation="softmax")]
+    model = Sequential(layers)
+    model.compile(SGD(0.1, momentum=0.9, nesterov=True) if optimizer == "sgd" else Adam(0.01),
+                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model, x, y
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--single", action="store_true")
+    p.add_argument("--batchnorm", action="store_true")
+    p.add_argument("--sync-batchnorm", action="store_true")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    p.add_argument("--epochs", type=int, default=3)
+    args = p.parse_args()
+    model, x, y = model_and_data(args.batchnorm, args.optimizer)
+    is_root = True
+    if not args.single:
+        from minicnn import distributed
+        comm = distributed.Communicator()
+        if comm.rank != 0:  # a different start on other ranks: data_parallel must copy rank 0's
+            for w in model.weights:
+                w.data[...] = numpy.random.default_rng(comm.rank).normal(size=w.shape)
+        distributed.data_parallel(model, comm, sync_batchnorm=args.sync_batchnorm, bucket_bytes=1024)
+        is_root = comm.is_root
+    history = model.fit(x, y, batch_size=16, epochs=args.epochs, verbose=0, seed=3, validation_data=(x[:20], y[:20]))
+    weights = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    if not args.single:  # every replica must hold the same weights
+        others = comm.mpi.gather(weights, root=0)
+    if is_root:
+        numpy.savez(os.path.join(args.out, "weights.npz"), **weights)
+        with open(os.path.join(args.out, "history.json"), "w") as f:
+            json.dump(history.history, f)
+        if not args.single:
+            same = all(numpy.array_equal(o[k], weights[k]) for o in others for k in weights)
+            with open(os.path.join(args.out, "replicas_equal.json"), "w") as f:
+                json.dump(same, f)
+
+
+if __name__ == "__main__":
+    main()
