@@ -3,6 +3,7 @@
     python examples/train_cifar.py --device gpu                      # seed004_base, its defaults
     python examples/train_cifar.py --device cpu --model seed003_6layer --out runs/six
     python examples/train_cifar.py --resume --out runs/six           # continue a killed run
+    python examples/train_cifar.py --device cpu --workers 2          # 2 processes (MPI ranks)
 
 Defaults (optimizer, batch size, epochs, augmentation) are those of the tutorial the
 model comes from (``minicnn.zoo.RECIPES``); any flag overrides them. Images are scaled
@@ -20,6 +21,13 @@ Written into --out (default runs/MODEL-TIMESTAMP), by minicnn.callbacks where on
   history.json     loss, accuracy and learning rate per epoch, with seconds per epoch
   history.csv      the same, one row per epoch as it ends (CSVLogger: epoch from 0)
   accuracy.png, loss.png, confusion_matrix.png, predictions.png, results.json
+
+--workers N trains data-parallel (minicnn.distributed): N processes ("ranks") each take
+1/N of every batch and add their gradients up before each step, so the run is the same
+run on the same global --batch-size. It re-starts itself under mpiexec; across machines,
+start it yourself: ``mpiexec -n 8 -hosts a,b python examples/train_cifar.py ...`` (the
+data and --out on every machine, --out on a shared file system). Only rank 0 prints and
+writes files; --resume works as usual. Needs ``pip install "minicnn[mpi]"``.
 
 A loss that turns NaN or infinite stops the run at that batch (TerminateOnNaN), writes
 nothing for that epoch, and exits with status 3 naming the last good checkpoint:
@@ -77,8 +85,11 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=None, help="default: 0")
     p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--workers", type=int, default=None,
+                   help="train data-parallel on N processes (MPI ranks), each with its share of the cores "
+                        "or its own GPU (default: 1, or as many as mpiexec started)")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "limit"):
+    for name in ("epochs", "batch_size", "limit", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -255,8 +266,41 @@ def prepare_run(args):
     return fresh_settings(args), None, None
 
 
+def start_ranks(args, argv):
+    """(communicator or None, exit status or None): with --workers N > 1 outside MPI, run
+    this script again as N ranks under mpiexec and return its exit status; under mpiexec,
+    this process's Communicator, pinned to its cores (or GPU); else (None, None)."""
+    from minicnn import distributed
+    started = distributed.world_size_from_environment()
+    if started == 1:
+        if (args.workers or 1) == 1:
+            return None, None
+        try:
+            return None, distributed.spawn(args.workers, os.path.abspath(__file__),
+                                           sys.argv[1:] if argv is None else list(map(str, argv)))
+        except RuntimeError as error:  # no mpi4py or no mpiexec: the message says what to install
+            raise RunError(str(error)) from None
+    if args.workers is not None and args.workers != started:
+        raise RunError(f"--workers {args.workers}, but mpiexec started {started} processes; give one number")
+    try:
+        comm = distributed.Communicator()
+    except ImportError as error:
+        raise RunError(str(error)) from None
+    if comm.rank != 0:  # only rank 0 prints; errors still reach stderr from every rank
+        sys.stdout = open(os.devnull, "w")
+    if args.device == "gpu":
+        distributed.use_my_gpu(comm)
+    else:
+        distributed.use_my_cores(comm)
+    return comm, None
+
+
 def main(argv=None):
     args = parse_args(argv)
+    comm, status = start_ranks(args, argv)
+    if status is not None:
+        return status
+    root = comm is None or comm.is_root
     try:
         args.device, why = backend.resolve_device(args.device)
         minicnn.set_device(args.device)
@@ -265,6 +309,8 @@ def main(argv=None):
     print(why, flush=True)
     settings, model, run = prepare_run(args)
     out = args.out or os.path.join("runs", f"{settings['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if comm is not None:
+        out = comm.broadcast_object(out)  # rank 0's clock names the folder
     os.makedirs(out, exist_ok=True)
     minicnn.set_seed(settings["seed"])
     train, val, test, test_images, names, preprocessing = make_loaders(settings, args.device, args.data)
@@ -281,10 +327,16 @@ def main(argv=None):
         rewrite_csv(out, history)  # the checkpoint's epochs; CSVLogger appends the next ones
         print(f"Resuming {out} after epoch {done} of {settings['epochs']}")
     model.summary()
+    workers = "" if comm is None else f", {comm.size} workers of {settings['batch_size'] // comm.size}+ images"
     print(f"Training {settings['model']} on {train.num_samples} images for {settings['epochs']} epochs "
-          f"(batch {settings['batch_size']}, {type(model.optimizer).__name__}, augment "
+          f"(batch {settings['batch_size']}{workers}, {type(model.optimizer).__name__}, augment "
           f"{settings['augment']}, {args.device}); writing into {out}", flush=True)
     record, callbacks = run_callbacks(out, settings, meta, history, best, resumed=run is not None)
+    if comm is not None:
+        from minicnn import distributed
+        distributed.data_parallel(model, comm)
+        if not root:  # rank 0 alone writes; every rank stops at a NaN loss (they share it)
+            callbacks = [c for c in callbacks if isinstance(c, TerminateOnNaN)]
     try:
         model.fit(train, epochs=settings["epochs"], initial_epoch=done, validation_data=val,
                   seed=settings["seed"], callbacks=callbacks)
@@ -293,7 +345,9 @@ def main(argv=None):
               f"--resume --out {out}", file=sys.stderr)
         return 130
     if model.diverged is not None:
-        return diverged(model, out, record)
+        return diverged(model, out, record) if root else 3
+    if not root:
+        return 0
     model.save(os.path.join(out, "model.npz"), include_optimizer=False, metadata=meta)
     report(model, settings, args.device, record.history, test, test_images, names, out)
     return 0

@@ -22,7 +22,7 @@ only when a Communicator is made.
 """
 from .communicator import Communicator, world_size_from_environment
 from .data_parallel import DataParallel, data_parallel
-from .launch import spawn, use_my_cores
+from .launch import spawn, use_my_cores, use_my_gpu
 
-__all__ = ["Communicator", "DataParallel", "data_parallel", "spawn", "use_my_cores",
+__all__ = ["Communicator", "DataParallel", "data_parallel", "spawn", "use_my_cores", "use_my_gpu",
            "world_size_from_environment"]

@@ -10,6 +10,7 @@ no rank's threads wait on another's.
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -41,10 +42,26 @@ def spawn(workers, script, argv):
     per_rank = str(max(1, (os.cpu_count() or 1) // workers))
     env = dict(os.environ, MINICNN_WORKERS=str(workers), **{name: per_rank for name in THREAD_VARIABLES})
     command = [mpiexec_path(), "-n", str(workers), sys.executable, script, *argv]
+    launcher = subprocess.Popen(command, env=env)
+    # A kill of this process (SIGTERM) goes on to mpiexec, which passes it to every rank:
+    # no rank is left running on its own.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: launcher.send_signal(signum))
     try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:  # mpiexec passed the interrupt on to the ranks, and they have stopped
-        return 130
+        while True:
+            try:
+                return launcher.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached mpiexec too; wait for the ranks to stop
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def use_my_gpu(comm):
+    """Make GPU (local rank mod GPUs on this machine) this rank's current device."""
+    import cupy
+    count = cupy.cuda.runtime.getDeviceCount()
+    cupy.cuda.Device(comm.local_rank % count).use()
+    return comm.local_rank % count
 
 
 def use_my_cores(comm):
