@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --device cpu [--against torch]
     python benchmarks/run.py --device gpu [--against torch]
+    python benchmarks/run.py --device cpu --workers 2   # data-parallel over MPI ranks: workers.py
 
 What it measures (timing rules in benchmarks/timing.py):
   * layers: forward and backward of conv (at the seed models' shapes), im2col and
@@ -483,7 +484,17 @@ def main(argv=None):
                         "(matmul and cuDNN) alike (default off: true float32 on both)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--tag", default="", help="added to the output file names")
+    p.add_argument("--workers", type=int, default=None,
+                   help="time the training step on N MPI ranks (data-parallel) beside one process and PyTorch "
+                        "with every core, at --batch-sizes (default 128): see benchmarks/workers.py")
     args = p.parse_args(argv)
+    if args.workers is not None:
+        if args.workers < 1 or args.device != "cpu":
+            p.error("--workers N needs N >= 1 and --device cpu (several GPUs: not measured yet)")
+        import workers
+        if args.batch_sizes == BATCH_SIZES:
+            args.batch_sizes = [128]
+        return workers.bench(args, None, {"argv": sys.argv[1:] if argv is None else list(argv)})
     if args.numpy_threads is not None and args.numpy_threads < 1:
         p.error(f"--numpy-threads must be at least 1, got {args.numpy_threads}")
     numpy_threads = args.numpy_threads or (2 if args.device == "gpu" else None)
