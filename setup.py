@@ -1,5 +1,7 @@
 from setuptools import find_packages, setup
 
+MPI = ["mpi4py>=4", "mpich; sys_platform == 'linux'"]
+
 setup(
     name="minicnn",
     version="0.1.0",
@@ -17,6 +19,9 @@ setup(
     ],
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # Data-parallel training (minicnn/distributed/): mpi4py, and the mpich wheel as its
+        # MPI library, so no system MPI is needed (an existing MPI works as well).
+        "mpi": MPI,
+        "test": ["pytest>=7", "hypothesis>=6", *MPI],  # the 2-rank tests run in CI too
     },
 )

@@ -119,9 +119,6 @@ def run(args):
             continue
         for seed in (args.seeds if args.seeds is not None else seeds):
             for engine in engines:
-                if engine == "torch" and zoo.RECIPES[model].augment != "none":
-                    print(f"skipping torch {model}: torch_reference.py does not reproduce augmentation")
-                    continue
                 name = record_name(engine, model, epochs, seed, args.device)
                 if os.path.isfile(os.path.join(RESULTS, name)) and not args.again:
                     print(f"{name}: already measured (--again to measure it anew)")

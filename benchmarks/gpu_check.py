@@ -67,7 +67,7 @@ def python(*args):
 
 
 def environment_command(ctx):
-    return python(__file__, "--inner", "environment", "--device", ctx.device)
+    return python(__file__, "--inner", "environment", "--device", ctx.device, "--kit", ctx.kit or "")
 
 
 def data_command(ctx):
@@ -328,7 +328,12 @@ def inner_environment(args):
     from minicnn import backend
     print(f"python {platform.python_version()} ({sys.executable}), numpy {numpy.__version__}, "
           f"minicnn from {os.path.dirname(minicnn.__file__)}")
-    for name in ("torch", "matplotlib", "hypothesis", "pytest", "threadpoolctl", "PIL"):
+    wheels = os.path.join(args.kit or "", "wheels")
+    if args.kit and os.path.isdir(wheels):  # mpi4py and mpich for the data-parallel GPU tests (no registry there)
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--find-links", wheels,
+                               "mpi4py", "mpich"], capture_output=True, text=True, timeout=60)
+        print(f"pip install mpi4py mpich from {wheels}: exit {done.returncode} {done.stderr[-500:]}")
+    for name in ("torch", "matplotlib", "hypothesis", "pytest", "threadpoolctl", "PIL", "mpi4py"):
         try:
             module = __import__(name)
             print(f"{name} {getattr(module, '__version__', '?')}")

@@ -7,7 +7,8 @@ The network is translated layer by layer from the minicnn model's own config, wi
 Keras's initialisers (Glorot-uniform kernels, zero biases), Keras's Adam epsilon (1e-7),
 Keras-2 SGD decay, batch-norm momentum and epsilon, and max-norm constraints, so the
 only differences left are the engine and the random draws. Images are scaled to [0, 1]
-as the tutorials did; validation is on the test set. Prints one JSON line per epoch.
+as the tutorials did; validation is on the test set; augmentation, where the recipe has
+it, is minicnn.data's (the input pipeline, not the engine). Prints one JSON line per epoch.
 """
 import argparse
 import json
@@ -23,7 +24,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from minicnn import zoo  # noqa: E402
+from minicnn import data, zoo  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
 
 
@@ -203,8 +204,9 @@ def main():
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     recipe = zoo.RECIPES[args.model]
-    if recipe.augment != "none":
-        raise SystemExit(f"{args.model} trains with augmentation, which this reference does not reproduce")
+    # The recipe's augmentation is minicnn.data's (a data pipeline, on the host, not the engine
+    # under test): the same random shifts, flips and rotations, drawn from the same kind of seed.
+    augment = data.augmentation(recipe.augment)
     epochs, batch = args.epochs or recipe.epochs, args.batch_size or recipe.batch_size
     (x, y), (xt, yt) = cifar10.load_data(args.data)
     x, xt = (torch.from_numpy(a.astype(numpy.float32) / 255) for a in (x, xt))
@@ -216,9 +218,11 @@ def main():
         net.train()
         start, loss_sum, correct = time.perf_counter(), 0.0, 0
         order = torch.randperm(len(x), generator=generator)
+        rng = numpy.random.default_rng(data.epoch_seed(args.seed, epoch))
         for i in range(0, len(x), batch):
             index = order[i:i + batch]
-            logits = net(x[index])
+            images = x[index] if augment is None else torch.from_numpy(augment(x[index].numpy(), rng))
+            logits = net(images)
             loss = nn.functional.cross_entropy(logits, y[index])
             opt.zero_grad()
             loss.backward()

@@ -2,6 +2,8 @@
 
 Layers call these; so can you, on Tensors you own (like torch.nn.functional).
 """
+import functools
+
 from . import backend
 from .autograd import Tensor, apply
 from .functions import activation as act, average_pooling, conv, dense as dense_fn, dropout as dropout_fn
@@ -93,15 +95,14 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, eps=
         return apply(bn.batch_norm_eval_forward, bn.batch_norm_eval_backward, x, gamma, beta,
                      mean=moving_mean.data, var=moving_variance.data, eps=eps)
     caches = []
-    if comm is not None:
-        from .distributed.sync_batchnorm import sync_batch_norm_train_backward as backward
-        from .distributed.sync_batchnorm import sync_batch_norm_train_forward as train_forward
-    else:
-        backward, train_forward = bn.batch_norm_train_backward, bn.batch_norm_train_forward
+    train_forward, backward = bn.batch_norm_train_forward, bn.batch_norm_train_backward
+    if comm is not None:  # statistics over every rank's shard: distributed/sync_batchnorm.py
+        from .distributed import sync_batchnorm as sync
+        train_forward = functools.partial(sync.sync_batch_norm_train_forward, comm=comm)
+        backward = sync.sync_batch_norm_train_backward
 
     def forward(x_, gamma_, beta_):
-        y, cache = train_forward(x_, gamma_, beta_, eps) if comm is None else train_forward(x_, gamma_, beta_,
-                                                                                            eps, comm)
+        y, cache = train_forward(x_, gamma_, beta_, eps)
         caches.append(cache)
         return y, cache
     out = apply(forward, backward, x, gamma, beta)

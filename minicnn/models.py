@@ -341,8 +341,8 @@ class Model:
         self._require_compiled("evaluate")
         loader = self._loader(x, y, batch_size, False, 0, "evaluate")
         start = time.perf_counter()
-        result = training.evaluate_loader(self, loader)
-        if verbose:
+        result = training.evaluate_loader(self, loader)  # data-parallel: over every rank's shard
+        if verbose and (self.parallel is None or self.parallel.comm.is_root):
             shown = "".join(f" - {m}: {result[m]:.4f}" for m in self.metrics)
             print(f"{len(loader)} steps - {time.perf_counter() - start:.1f}s - loss: {result['loss']:.4f}{shown}",
                   flush=True)

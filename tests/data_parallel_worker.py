@@ -4,6 +4,7 @@ data-parallel over however many ranks mpiexec started (or as one plain process w
 
     mpiexec -n 2 python tests/data_parallel_worker.py OUT [--batchnorm] [--sync-batchnorm]
     python tests/data_parallel_worker.py OUT --single [--batchnorm]
+    mpiexec -n 2 python tests/data_parallel_worker.py OUT --device gpu [--gpu-transport host]
 """
 import argparse
 import json
@@ -15,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy  # noqa: E402
 
 import minicnn  # noqa: E402
+from minicnn import backend  # noqa: E402
 
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
 from minicnn.models import Sequential  # noqa: E402
@@ -44,19 +46,27 @@ def main():
     p.add_argument("--sync-batchnorm", action="store_true")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--gpu-transport", default=None, choices=["nccl", "host"])
     args = p.parse_args()
-    model, x, y = model_and_data(args.batchnorm, args.optimizer)
-    is_root = True
+    comm = None
     if not args.single:
         from minicnn import distributed
-        comm = distributed.Communicator()
+        comm = distributed.Communicator(gpu_transport=args.gpu_transport)
+        if args.device == "gpu":
+            distributed.use_my_gpu(comm)
+    minicnn.set_device(args.device)
+    model, x, y = model_and_data(args.batchnorm, args.optimizer)
+    is_root = True
+    if comm is not None:
         if comm.rank != 0:  # a different start on other ranks: data_parallel must copy rank 0's
             for w in model.weights:
-                w.data[...] = numpy.random.default_rng(comm.rank).normal(size=w.shape)
+                w.data[...] = backend.to_device(numpy.random.default_rng(comm.rank).normal(size=w.shape),
+                                                args.device, dtype=w.data.dtype)
         distributed.data_parallel(model, comm, sync_batchnorm=args.sync_batchnorm, bucket_bytes=1024)
         is_root = comm.is_root
     history = model.fit(x, y, batch_size=16, epochs=args.epochs, verbose=0, seed=3, validation_data=(x[:20], y[:20]))
-    weights = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    weights = {f"w{i}": backend.to_numpy(w) for i, w in enumerate(model.get_weights())}
     if not args.single:  # every replica must hold the same weights
         others = comm.mpi.gather(weights, root=0)
     if is_root:

@@ -73,6 +73,29 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path, optimizer)
 
 
 @needs_mpi
+def gpu_count():
+    from minicnn import backend
+    if not backend.gpu_available():
+        return 0
+    import cupy
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+@needs_mpi
+@pytest.mark.gpu
+@pytest.mark.parametrize("transport, gpus_needed", [("nccl", 2), ("host", 1)])
+def test_two_ranks_on_gpus_train_as_one_cpu_process(tmp_path, transport, gpus_needed):
+    """NCCL needs a GPU per rank (it refuses two ranks on one device); the host transport
+    (explicit copies, MPI between) runs two ranks on one GPU."""
+    if gpu_count() < gpus_needed:
+        pytest.skip(f"needs {gpus_needed} GPU(s) for gpu_transport={transport!r}; this machine has {gpu_count()}")
+    single = run_worker(tmp_path / "one", 0, "--batchnorm")
+    parallel = run_worker(tmp_path / "two", 2, "--batchnorm", "--sync-batchnorm", "--device", "gpu",
+                          "--gpu-transport", transport)
+    assert_same_training(single, parallel, atol=1e-5)
+
+
+@needs_mpi
 def test_sync_batchnorm_matches_one_process_and_per_rank_statistics_do_not(tmp_path):
     single = run_worker(tmp_path / "one", 0, "--batchnorm")
     synced = run_worker(tmp_path / "sync", 2, "--batchnorm", "--sync-batchnorm")
@@ -183,3 +206,67 @@ def test_workers_must_agree_with_what_mpiexec_started(tmp_path, monkeypatch):
                            "--data", str(tmp_path)], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PMI_SIZE="2"))
     assert done.returncode == 2 and "--workers 3, but mpiexec started 2 processes" in done.stderr
+
+
+class ThreadRanks:
+    """Two 'ranks' as two threads of this process, for testing the sync batch-norm maths
+    without MPI: allreduce_sum_ waits for both and hands each the sum."""
+
+    def __init__(self, size):
+        import threading
+        self.size, self.barrier, self.slots = size, threading.Barrier(size), [None] * size
+        self.local = threading.local()
+
+    def allreduce_sum_(self, array):
+        self.slots[self.local.rank] = array.copy()
+        self.barrier.wait()
+        array[...] = sum(self.slots)
+        self.barrier.wait()
+        return array
+
+
+@pytest.mark.parametrize("shape, cut", [((7, 3, 3, 4), 3), ((9, 5), 4)])
+def test_sync_batchnorm_on_two_shards_is_batchnorm_on_the_whole_batch_float64(shape, cut):
+    """Forward and backward of the two shards, concatenated, equal the reference batch-norm
+    on the whole batch (whose float64 gradient check is in test_gradcheck.py); the shards'
+    ggamma and gbeta add up to the whole batch's."""
+    import threading
+    from minicnn.distributed import sync_batchnorm as sync
+    from minicnn.functions import normalization as bn
+    rng = numpy.random.default_rng(0)
+    x, gy = rng.normal(size=shape), rng.normal(size=shape)
+    gamma, beta = rng.normal(size=shape[-1]), rng.normal(size=shape[-1])
+    y, cache = bn.batch_norm_train_forward(x, gamma, beta, 1e-3)
+    gx, ggamma, gbeta = bn.batch_norm_train_backward(gy, cache)
+    comm, parts = ThreadRanks(2), [None, None]
+
+    def rank(r, s):
+        comm.local.rank = r
+        ys, c = sync.sync_batch_norm_train_forward(x[s], gamma, beta, 1e-3, comm)
+        parts[r] = (ys, c.mean, c.var, *sync.sync_batch_norm_train_backward(gy[s], c))
+    threads = [threading.Thread(target=rank, args=(r, s)) for r, s in enumerate((slice(0, cut), slice(cut, None)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    numpy.testing.assert_allclose(numpy.concatenate([p[0] for p in parts]), y, rtol=1e-12, atol=1e-12)
+    for p in parts:
+        numpy.testing.assert_allclose(p[1], cache.mean, rtol=1e-12, atol=1e-12)
+        numpy.testing.assert_allclose(p[2], cache.var, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(numpy.concatenate([p[3] for p in parts]), gx, rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(parts[0][4] + parts[1][4], ggamma, rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(parts[0][5] + parts[1][5], gbeta, rtol=1e-10, atol=1e-12)
+
+
+@needs_mpi
+def test_sync_batchnorm_passes_a_float64_gradient_check_on_one_rank():
+    from mpi4py import MPI
+    from minicnn import gradcheck
+    from minicnn.autograd import Tensor
+    from minicnn import functional as F
+    comm = distributed.Communicator(MPI.COMM_SELF)
+    rng = numpy.random.default_rng(1)
+    x = Tensor(rng.normal(size=(6, 2, 2, 3)), requires_grad=True)
+    gamma, beta = Tensor(rng.normal(size=3), requires_grad=True), Tensor(rng.normal(size=3), requires_grad=True)
+    mean, var = Tensor(numpy.zeros(3)), Tensor(numpy.ones(3))
+    assert gradcheck(lambda a, g, b: F.batch_norm(a, g, b, mean, var, comm=comm), [x, gamma, beta])
