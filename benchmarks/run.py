@@ -529,12 +529,7 @@ def main(argv=None):
     report["layers"] = [] if args.skip_layers else bench_layers(backends, repeats)
     report["steps"] = bench_steps(backends, args.models, args.batch_sizes, repeats, gemm)
     report["transfers"] = bench_transfers(backends)
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, slug)
-    with open(base + ".json", "w") as f:
-        json.dump(report, f, indent=1)
-    with open(base + ".md", "w") as f:
-        f.write(markdown(report))
+    base = timing.write_report(args.out, slug, report, markdown(report))
     plot(report, base + ".png")
     print(f"wrote {base}.json, .md, .png")
 

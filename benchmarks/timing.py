@@ -201,3 +201,16 @@ def sgemm_gflops(xp, size=2048, repeats=5, backend=None):
     b = xp.asarray(rng.standard_normal((size, size), dtype=numpy.float32))
     timing = (backend or Backend("numpy")).measure(lambda: a @ b, repeats)
     return 2 * size ** 3 / timing["median_s"] / 1e9
+
+
+def write_report(out, slug, report, markdown_text):
+    """benchmarks/results/<slug>.json (everything measured) and .md (the tables); returns
+    the path without its extension."""
+    import json
+    os.makedirs(out, exist_ok=True)
+    base = os.path.join(out, slug)
+    with open(base + ".json", "w") as f:
+        json.dump(report, f, indent=1)
+    with open(base + ".md", "w") as f:
+        f.write(markdown_text)
+    return base

@@ -124,12 +124,7 @@ def bench(args, backends_for, slug_info):
     slug = timing.slug(info, "cpu") + f"-workers{args.workers}" + (f"-{args.tag}" if args.tag else "")
     report = {"slug": slug, "machine": info, "workers": args.workers, "date": time.strftime("%Y-%m-%d"),
               "command": "python benchmarks/run.py " + " ".join(slug_info["argv"]), "steps": rows}
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, slug)
-    with open(base + ".json", "w") as f:
-        json.dump(report, f, indent=1)
-    with open(base + ".md", "w") as f:
-        f.write(markdown(report))
+    base = timing.write_report(args.out, slug, report, markdown(report))
     print(markdown(report))
     print(f"wrote {base}.json, .md")
     return report

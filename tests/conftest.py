@@ -128,3 +128,19 @@ def write_fake_cifar(root, per_batch=6, seed=0, learnable=False):
 def fake_cifar(tmp_path):
     """(root, batches): a tiny CIFAR-10 copy at root/cifar-10-batches-py."""
     return tmp_path, write_fake_cifar(tmp_path)
+
+
+def assert_runs_end_alike(straight, resumed, names=("model.npz",)):
+    """Two train_cifar.py output folders hold the same final weights (each of ``names``) and
+    the same 3-epoch history: what a killed and resumed run must show against a straight one."""
+    import json
+    from minicnn.models import load_model
+    for name in names:
+        a, b = load_model(straight / name), load_model(resumed / name)
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            numpy.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
+    h1 = json.loads((straight / "history.json").read_text())
+    h2 = json.loads((resumed / "history.json").read_text())
+    assert h2["epoch"] == [1, 2, 3]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        numpy.testing.assert_allclose(h1[key], h2[key], rtol=1e-4)

@@ -161,7 +161,7 @@ def test_train_cifar_with_two_workers_is_killed_and_resumes_where_a_straight_run
     """--workers 2 end to end: only rank 0 writes; a kill of the whole launch (mpiexec and
     both ranks) after the first checkpoint, then --resume --workers 2, ends with the
     weights and history of an uninterrupted 2-worker run."""
-    from conftest import write_fake_cifar
+    from conftest import assert_runs_end_alike, write_fake_cifar
     from minicnn.models import load_model
     write_fake_cifar(tmp_path / "data", per_batch=120, learnable=True)
     script = os.path.join(ROOT, "examples", "train_cifar.py")
@@ -191,14 +191,7 @@ def test_train_cifar_with_two_workers_is_killed_and_resumes_where_a_straight_run
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"Resuming {killed} after epoch {done} of 3" in resumed.stdout
-    a, b = load_model(tmp_path / "straight" / "model.npz"), load_model(killed / "model.npz")
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        numpy.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
-    h1 = json.loads((tmp_path / "straight" / "history.json").read_text())
-    h2 = json.loads((killed / "history.json").read_text())
-    assert h2["epoch"] == [1, 2, 3]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        numpy.testing.assert_allclose(h1[key], h2[key], rtol=1e-4)
+    assert_runs_end_alike(tmp_path / "straight", killed)
 
 
 def test_workers_must_agree_with_what_mpiexec_started(tmp_path, monkeypatch):

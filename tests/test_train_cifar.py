@@ -13,7 +13,7 @@ import numpy
 import pytest
 
 from minicnn.models import load_model
-from conftest import write_fake_cifar
+from conftest import assert_runs_end_alike, write_fake_cifar
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 OUTPUTS = ["checkpoint.npz", "best_model.npz", "model.npz", "history.json", "history.csv",
@@ -86,15 +86,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(learnable
     resumed = train_cifar("--resume", "--out", killed, "--data", learnable_cifar, "--device", device)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Resuming {killed} after epoch {epochs_done} of 3" in resumed.stdout
-    for name in ("model.npz", "checkpoint.npz"):
-        a, b = load_model(tmp_path / "straight" / name), load_model(killed / name)
-        for wa, wb in zip(a.get_weights(), b.get_weights()):
-            numpy.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
-    h1 = json.loads((tmp_path / "straight" / "history.json").read_text())
-    h2 = json.loads((killed / "history.json").read_text())
-    assert h2["epoch"] == [1, 2, 3]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        numpy.testing.assert_allclose(h1[key], h2[key], rtol=1e-4)
+    assert_runs_end_alike(tmp_path / "straight", killed, ("model.npz", "checkpoint.npz"))
 
 
 def test_an_existing_run_is_never_overwritten_and_resume_keeps_its_settings(learnable_cifar, tmp_path):
