@@ -487,6 +487,7 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=None,
                    help="time the training step on N MPI ranks (data-parallel) beside one process and PyTorch "
                         "with every core, at --batch-sizes (default 128): see benchmarks/workers.py")
+    p.add_argument("--rounds", type=int, default=3, help="with --workers: rounds of all engines, medians taken")
     args = p.parse_args(argv)
     if args.workers is not None:
         if args.workers < 1 or args.device != "cpu":

@@ -4,14 +4,16 @@ every core, measured in one run.
 
     python benchmarks/run.py --device cpu --workers 2 [--models ...] [--batch-sizes 128]
 
-For each model and batch size, in turn and on an otherwise idle machine: PyTorch's step
-(torch.set_num_threads(cores)), minicnn's single-process step (its thread pool on every
-core), then minicnn's step on N ranks: ``mpiexec -n N python benchmarks/workers.py
---rank ...`` starts them, each pinned to its share of the cores with BLAS on as many
+In each of --rounds rounds (default 3), on an otherwise idle machine: for each model,
+PyTorch's step (torch.set_num_threads(cores)) and minicnn's single-process step (its
+thread pool on every core); then minicnn's step on N ranks for every model:
+``mpiexec -n N python benchmarks/workers.py --rank ...`` starts them, each pinned to its share of the cores with BLAS on as many
 threads; each rank takes 1/N of the same global batch, and the step (forward, backward,
 gradient all-reduce, update) is timed on rank 0 between barriers, so it counts the
 slowest rank and the messages. The figure is the median of the repeats after a first,
-untimed call, as in timing.py.
+untimed call, as in timing.py; the table gives the median over the rounds (each round's
+figure is in the JSON), since a shared cloud machine's speed drifts by 10-20% over
+minutes and the rounds spread that drift over all three engines alike.
 
 Writes benchmarks/results/<machine>-workersN.json and .md.
 """
@@ -105,20 +107,31 @@ def bench(args, backends_for, slug_info):
             print("PyTorch is not importable: minicnn only", file=sys.stderr)
     numpy_backend = timing.Backend("numpy")
     repeats = args.repeats or 5
-    rows = []
-    for batch in args.batch_sizes:
-        for name in args.models:
-            entry = {"model": name, "batch": batch}
-            model, train, _ = bench_run.minicnn_step(name, batch, "numpy")
-            if torch_backend is not None:
-                t_train, _ = bench_run.torch_step(model, batch, "cpu")
-                entry["torch-cpu"] = torch_backend.measure(t_train, repeats, min_time=1.0)
-            entry["numpy"] = numpy_backend.measure(train, repeats, min_time=1.0)
-            del model, train
-            entry[f"numpy-{args.workers}-workers"] = workers_step([name], batch, args.workers, repeats)[name]
-            rows.append(entry)
-            shown = ", ".join(f"{k} {v['median_s'] * 1e3:.1f} ms" for k, v in entry.items() if isinstance(v, dict))
-            print(f"  {name} batch {batch}: {shown}", flush=True)
+    key = f"numpy-{args.workers}-workers"
+    rows = {(batch, name): {"model": name, "batch": batch, "rounds": []}
+            for batch in args.batch_sizes for name in args.models}
+    for round_ in range(args.rounds):
+        for batch in args.batch_sizes:
+            measured = {}
+            for name in args.models:
+                measured[name] = {}
+                model, train, _ = bench_run.minicnn_step(name, batch, "numpy")
+                if torch_backend is not None:
+                    t_train, _ = bench_run.torch_step(model, batch, "cpu")
+                    measured[name]["torch-cpu"] = torch_backend.measure(t_train, repeats, min_time=1.0)
+                measured[name]["numpy"] = numpy_backend.measure(train, repeats, min_time=1.0)
+                del model, train
+            for name, timing_ in workers_step(args.models, batch, args.workers, repeats).items():
+                measured[name][key] = timing_
+            for name in args.models:
+                rows[batch, name]["rounds"].append(measured[name])
+                shown = ", ".join(f"{k} {v['median_s'] * 1e3:.1f} ms" for k, v in measured[name].items())
+                print(f"  round {round_ + 1}: {name} batch {batch}: {shown}", flush=True)
+    for entry in rows.values():  # the median over the rounds of each engine's median
+        for engine in entry["rounds"][0]:
+            entry[engine] = {"median_s": statistics.median(r[engine]["median_s"] for r in entry["rounds"]),
+                             **{k: v for k, v in entry["rounds"][0][engine].items() if k == "cores_per_rank"}}
+    rows = list(rows.values())
     info = timing.machine("cpu")
     info["torch_threads"] = cores
     slug = timing.slug(info, "cpu") + f"-workers{args.workers}" + (f"-{args.tag}" if args.tag else "")

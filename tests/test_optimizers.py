@@ -89,3 +89,25 @@ def test_parameters_without_gradients_are_left_alone():
     numpy.testing.assert_array_equal(b.data, [1.0, 1.0])
     opt.zero_grad()
     assert a.grad is None
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: SGD(0.1, momentum=0.9, nesterov=True),
+                                  lambda: Adam(0.01)])
+def test_an_update_in_cache_sized_pieces_is_bitwise_the_whole_array_update(monkeypatch, make):
+    """optimizers.base.chunked: the same elementwise operations in the same order, piece by
+    piece, give exactly the numbers of the whole-array update (a 1000-element weight in
+    pieces of 64, the last one short)."""
+    from minicnn.optimizers import base
+    rng = numpy.random.default_rng(0)
+    start = rng.normal(size=(25, 40)).astype(numpy.float32)
+    grads = [rng.normal(size=(25, 40)).astype(numpy.float32) for _ in range(3)]
+    results = []
+    for piece in (10**9, 64):
+        monkeypatch.setattr(base, "UPDATE_CHUNK", piece)
+        w = Tensor(start.copy(), requires_grad=True)
+        opt = make().build([w])
+        for g in grads:
+            w.grad = g.copy()
+            opt.step()
+        results.append(w.data)
+    assert numpy.array_equal(results[0], results[1])

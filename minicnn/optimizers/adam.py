@@ -2,7 +2,7 @@
 import numpy
 
 from .. import backend
-from .base import Optimizer
+from .base import Optimizer, chunked
 
 
 class Adam(Optimizer):
@@ -23,10 +23,10 @@ class Adam(Optimizer):
         xp = backend.get_array_module(w)
         t = self.iterations + 1
         step = lr * numpy.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        m, v = self.slots["m"][i], self.slots["v"][i]
-        m += w.dtype.type(1 - self.beta_1) * (g - m)
-        v += w.dtype.type(1 - self.beta_2) * (g * g - v)
-        w -= w.dtype.type(step) * m / (xp.sqrt(v) + w.dtype.type(self.epsilon))
+        for w, g, m, v in chunked(w, g, self.slots["m"][i], self.slots["v"][i]):  # cache-sized pieces
+            m += w.dtype.type(1 - self.beta_1) * (g - m)
+            v += w.dtype.type(1 - self.beta_2) * (g * g - v)
+            w -= w.dtype.type(step) * m / (xp.sqrt(v) + w.dtype.type(self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

@@ -13,9 +13,30 @@ SGD and Adam (sgd.py, adam.py) each add only their update rule.
 """
 import numbers
 
+import numpy
+
 from .. import backend
 from ..autograd import no_grad
 from . import schedules
+
+
+UPDATE_CHUNK = 1 << 15  # elements: a piece of w, g, the slots and the temporaries fits in an L2 cache
+
+
+def chunked(*arrays):
+    """Matching pieces of same-shaped arrays (a parameter, its gradient, its slots), for an
+    update rule to run one piece at a time; the arrays themselves where that cannot help.
+
+    Why: NumPy runs ``v *= mu; v -= lr * g; w += v`` as whole-array passes, and for a
+    3-million-weight layer each pass streams megabytes through main memory. On a piece
+    that fits in the cache only the first touch reaches memory: about half the traffic.
+    The numbers are identical (the same elementwise operations in the same order)."""
+    first = arrays[0]
+    if (backend.get_array_module(first) is not numpy or first.size <= UPDATE_CHUNK
+            or not all(a.flags.c_contiguous for a in arrays)):
+        return [arrays]
+    flat = [a.reshape(-1) for a in arrays]
+    return [[f[start:start + UPDATE_CHUNK] for f in flat] for start in range(0, first.size, UPDATE_CHUNK)]
 
 
 class Optimizer:

@@ -1,5 +1,5 @@
 """Keras's SGD: plain, with momentum, or Nesterov momentum."""
-from .base import Optimizer
+from .base import Optimizer, chunked
 
 
 class SGD(Optimizer):
@@ -23,13 +23,13 @@ class SGD(Optimizer):
             w -= lr * g
             return
         mu = w.dtype.type(self.momentum)
-        v = self.slots["momentum"][i]
-        v *= mu
-        v -= lr * g
-        if self.nesterov:
-            w += mu * v - lr * g
-        else:
-            w += v
+        for w, g, v in chunked(w, g, self.slots["momentum"][i]):  # a cache-sized piece at a time
+            v *= mu
+            v -= lr * g
+            if self.nesterov:
+                w += mu * v - lr * g
+            else:
+                w += v
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
