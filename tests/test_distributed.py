@@ -141,6 +141,18 @@ def test_missing_mpi4py_is_an_error_naming_the_install_command(monkeypatch):
         distributed.Communicator()
 
 
+def test_mpi4py_without_an_mpi_library_is_an_error_naming_the_install_command(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_libmpi(name, *args, **kwargs):
+        if name.startswith("mpi4py"):
+            raise RuntimeError("cannot load MPI library")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_libmpi)
+    with pytest.raises(ImportError, match=r"no usable MPI library .*cannot load MPI library.* pip install mpi4py mpich"):
+        distributed.Communicator()
+
+
 def test_workers_without_mpi_is_an_error_naming_the_install_command(monkeypatch):
     monkeypatch.setattr(launch.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(launch, "mpiexec_path", lambda: None)

@@ -29,10 +29,10 @@ def import_mpi():
     """mpi4py's MPI module, or an ImportError that says what to install."""
     try:
         from mpi4py import MPI
-    except ImportError as error:
+    except (ImportError, RuntimeError, OSError) as error:  # no mpi4py, or mpi4py without a loadable libmpi
+        missing = "no mpi4py" if isinstance(error, ImportError) and "mpi4py" in str(error) else "no usable MPI library"
         raise ImportError(f"minicnn.distributed needs mpi4py and an MPI library, and this Python has "
-                          f"{'no mpi4py' if 'mpi4py' in str(error) else 'no usable MPI library'} "
-                          f"({error}). Install them with: {INSTALL}") from error
+                          f"{missing} ({error}). Install them with: {INSTALL}") from error
     return MPI
 
 
