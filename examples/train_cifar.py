@@ -288,7 +288,11 @@ def start_ranks(args, argv):
         raise RunError(str(error)) from None
     if comm.rank != 0:  # only rank 0 prints; errors still reach stderr from every rank
         sys.stdout = open(os.devnull, "w")
-    if args.device == "gpu":
+    try:
+        device, _ = backend.resolve_device(args.device)  # 'auto' too: a GPU machine gives each rank a GPU
+    except RuntimeError as error:
+        raise RunError(str(error)) from None
+    if device == "gpu":
         distributed.use_my_gpu(comm)
     else:
         distributed.use_my_cores(comm)
