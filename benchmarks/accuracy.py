@@ -205,7 +205,7 @@ def gap_notes(found):
         torch = [r["history"]["accuracy"][-1] if model.startswith("seed001") else r["test_accuracy"]
                  for r in found if r["model"] == model and r["engine"] == "torch"]
         beside = (f"; PyTorch, same recipe and data: {100 * max(torch):.2f}%" if torch
-                  else "; no PyTorch run beside it yet")
+                  else "" if best > published else "; no PyTorch run beside it yet")
         why = " ".join(n[0].upper() + n[1:].rstrip(".") + "." for n in zoo.RECIPES[model].notes
                        if n != zoo.KERAS_BATCH_NOTE)
         notes.append(f"- `{model}`: best minicnn figure {100 * best:.2f}% against {100 * published:.2f}% published "
