@@ -25,3 +25,23 @@ def test_run_writes_tables_json_and_plot(tmp_path):
     markdown = json_path.with_suffix(".md").read_text()
     assert "| seed001_model0 |" in markdown and "GEMM floor" in markdown
     assert json_path.with_suffix(".png").stat().st_size > 1000
+
+
+def test_run_with_workers_times_ranks_beside_one_process(tmp_path):
+    """run.py --workers 2 on a tiny setting: one round, one repeat; the 2-rank figure comes
+    from a real mpiexec launch (skipped, with the reason, where MPI is missing)."""
+    import pytest
+    from minicnn.distributed import launch
+    try:
+        launch.require_mpi()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    run.main(["--device", "cpu", "--workers", "2", "--against", "none", "--models", "seed001_model0",
+              "--batch-sizes", "16", "--repeats", "1", "--rounds", "1", "--out", str(tmp_path), "--tag", "smoke"])
+    (json_path,) = tmp_path.glob("*-workers2-smoke.json")
+    report = json.loads(json_path.read_text())
+    (step,) = report["steps"]
+    assert step["model"] == "seed001_model0" and step["batch"] == 16 and len(step["rounds"]) == 1
+    assert step["numpy-2-workers"]["median_s"] > 0 and step["numpy-2-workers"]["cores_per_rank"] >= 1
+    assert step["numpy"]["median_s"] > 0
+    assert "| seed001_model0 | 16 |" in json_path.with_suffix(".md").read_text()
