@@ -129,27 +129,20 @@ def test_sharded_loader_rejects_what_cannot_be_shared():
         loader.sharded(2, 2)
 
 
-def test_missing_mpi4py_is_an_error_naming_the_install_command(monkeypatch):
+@pytest.mark.parametrize("failure, said", [
+    (ImportError("No module named 'mpi4py'"), r'no mpi4py .* pip install "minicnn\[mpi\]"'),
+    (RuntimeError("cannot load MPI library"), r"no usable MPI library .*cannot load MPI library.* pip install mpi4py"),
+])
+def test_missing_mpi_is_an_error_naming_the_install_command(monkeypatch, failure, said):
+    """No mpi4py, or an mpi4py that cannot load an MPI library."""
     real_import = builtins.__import__
 
-    def no_mpi4py(name, *args, **kwargs):
+    def failing_mpi4py(name, *args, **kwargs):
         if name.startswith("mpi4py"):
-            raise ImportError("No module named 'mpi4py'")
+            raise failure
         return real_import(name, *args, **kwargs)
-    monkeypatch.setattr(builtins, "__import__", no_mpi4py)
-    with pytest.raises(ImportError, match=r'no mpi4py .* pip install "minicnn\[mpi\]"'):
-        distributed.Communicator()
-
-
-def test_mpi4py_without_an_mpi_library_is_an_error_naming_the_install_command(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_libmpi(name, *args, **kwargs):
-        if name.startswith("mpi4py"):
-            raise RuntimeError("cannot load MPI library")
-        return real_import(name, *args, **kwargs)
-    monkeypatch.setattr(builtins, "__import__", no_libmpi)
-    with pytest.raises(ImportError, match=r"no usable MPI library .*cannot load MPI library.* pip install mpi4py mpich"):
+    monkeypatch.setattr(builtins, "__import__", failing_mpi4py)
+    with pytest.raises(ImportError, match=said):
         distributed.Communicator()
 
 
