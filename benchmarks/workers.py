@@ -106,6 +106,7 @@ def bench(args, backends_for, slug_info):
         else:
             print("PyTorch is not importable: minicnn only", file=sys.stderr)
     numpy_backend = timing.Backend("numpy")
+    one_core = timing.Backend("numpy", threads=1)  # what each rank has: one core, batch / N
     repeats = args.repeats or 5
     key = f"numpy-{args.workers}-workers"
     rows = {(batch, name): {"model": name, "batch": batch, "rounds": []}
@@ -120,6 +121,14 @@ def bench(args, backends_for, slug_info):
                     t_train, _ = bench_run.torch_step(model, batch, "cpu")
                     measured[name]["torch-cpu"] = torch_backend.measure(t_train, repeats, min_time=1.0)
                 measured[name]["numpy"] = numpy_backend.measure(train, repeats, min_time=1.0)
+                share = max(1, batch // args.workers)  # one rank's part of the batch, on one core
+                model, train, _ = bench_run.minicnn_step(name, share, "numpy")
+                measured[name]["numpy-1-core"] = one_core.measure(train, repeats, min_time=1.0)
+                if torch_backend is not None:
+                    t_train, _ = bench_run.torch_step(model, share, "cpu")
+                    torch_backend.torch.set_num_threads(1)
+                    measured[name]["torch-cpu-1-thread"] = torch_backend.measure(t_train, repeats, min_time=1.0)
+                    torch_backend.torch.set_num_threads(cores)
                 del model, train
             for name, timing_ in workers_step(args.models, batch, args.workers, repeats).items():
                 measured[name][key] = timing_
@@ -152,18 +161,25 @@ def markdown(report):
     lines += [f"| {k} | {v} |" for k, v in report["machine"].items()]
     lines += ["", f"## Training step (median ms): minicnn on {n} ranks, minicnn in one process, PyTorch", "",
               f"| model | batch | minicnn {n} workers | minicnn 1 process | torch-cpu ({report['machine']['torch_threads']}"
-              f" threads) | {n} workers / torch | 1 process / torch |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+              f" threads) | {n} workers / torch | 1 process / torch | minicnn 1 core, batch / {n} | torch 1 thread, "
+              f"batch / {n} | 1 core / 1 thread |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def ms(e, engine):
+        return f"{e[engine]['median_s'] * 1e3:.1f}" if engine in e else "-"
+
+    def ratio(e, engine, against):
+        return f"{e[engine]['median_s'] / e[against]['median_s']:.2f}" if engine in e and against in e else "-"
     for e in report["steps"]:
-        torch_s = e.get("torch-cpu", {}).get("median_s")
-        ratio = (lambda s: f"{s / torch_s:.2f}") if torch_s else (lambda s: "-")
-        lines.append(f"| {e['model']} | {e['batch']} | {e[key]['median_s'] * 1e3:.1f} | "
-                     f"{e['numpy']['median_s'] * 1e3:.1f} | {torch_s * 1e3 if torch_s else float('nan'):.1f} | "
-                     f"{ratio(e[key]['median_s'])} | {ratio(e['numpy']['median_s'])} |")
+        lines.append(f"| {e['model']} | {e['batch']} | {ms(e, key)} | {ms(e, 'numpy')} | {ms(e, 'torch-cpu')} | "
+                     f"{ratio(e, key, 'torch-cpu')} | {ratio(e, 'numpy', 'torch-cpu')} | {ms(e, 'numpy-1-core')} | "
+                     f"{ms(e, 'torch-cpu-1-thread')} | {ratio(e, 'numpy-1-core', 'torch-cpu-1-thread')} |")
     lines += ["", f"{n} workers: {n} MPI ranks (mpiexec, the mpich wheel), each pinned to "
               f"{report['steps'][0][key]['cores_per_rank'] if report['steps'] else '?'} core(s), each taking "
               "1/N of the batch; the step includes the gradient all-reduce and is the slowest rank's, "
-              "between barriers. 1 process: minicnn's thread pool on every core. First calls excluded.", ""]
+              "between barriers. 1 process: minicnn's thread pool on every core. 1 core / 1 thread: one rank's share of "
+              "the batch on one core, minicnn against PyTorch: how fast each engine is per core, which bounds what "
+              "the ranks can reach. First calls excluded.", ""]
     return "\n".join(lines)
 
 
