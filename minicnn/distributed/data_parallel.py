@@ -111,8 +111,9 @@ class DataParallel:
         params: the optimizer's parameter Tensors; loss_times_n: n_r * L_r (0-d array);
         n: this rank's number of samples."""
         flat, layout, buckets = self._buffer(params)
+        reached = [p.grad is not None for p in params]
         for p, (start, stop, _) in zip(params, layout):
-            if p.grad is None:  # a weight this batch did not reach: its gradient is 0 here
+            if p.grad is None:  # a weight the graph did not reach (on every rank: the same graph)
                 flat[start:stop] = 0
             else:
                 flat[start:stop] = p.grad.reshape(-1)
@@ -120,8 +121,9 @@ class DataParallel:
         flat[-1] = n
         self.comm.allreduce_sums_(buckets)
         flat /= flat[-1:].copy()  # everything divided by N, the global batch: on the device
-        for p, (start, stop, shape) in zip(params, layout):
-            p.grad = flat[start:stop].reshape(shape)  # views: no copy back
+        for p, (start, stop, shape), has_grad in zip(params, layout, reached):
+            # views: no copy back; an unreached weight keeps no gradient, so the step skips it as in one process
+            p.grad = flat[start:stop].reshape(shape) if has_grad else None
         return flat[-2]
 
     def _buffer(self, params):
