@@ -57,18 +57,18 @@ def rank_main(argv):
         x_tensor = Tensor(x)
 
         def step():
+            """The step's time on the slowest rank, the same number on every rank (so every
+            rank takes the same decision below on whether to time another step)."""
             comm.barrier()
             begin = time.perf_counter()
             model.train_on_batch(x_tensor, y)
             comm.barrier()
-            return time.perf_counter() - begin
+            return comm.allreduce_max(time.perf_counter() - begin)
         first = step()
         times = []
         while len(times) < args.repeats or (sum(times) < args.min_time and len(times) < 50):
             times.append(step())
-        # every rank's time per repeat; the step took the longest of them
-        slowest = numpy.max(comm.mpi.allgather(times), axis=0)
-        results[name] = {"first_s": first, "median_s": float(statistics.median(slowest)),
+        results[name] = {"first_s": first, "median_s": float(statistics.median(times)),
                          "repeats": len(times), "cores_per_rank": len(cores)}
         del parallel
     if comm.is_root:
