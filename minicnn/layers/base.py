@@ -70,6 +70,11 @@ class Layer:
         shape = f" (got input shape {(None,) + tuple(input_shape)})" if input_shape is not None else ""
         return ValueError(f"{self.describe()}: {message}{shape}")
 
+    def require_images(self, input_shape):
+        """Raise unless the input is a batch of images (N, H, W, C): input_shape (H, W, C)."""
+        if len(input_shape) != 3:
+            raise self.error("expects input of rank 4 (batch, height, width, channels)", input_shape)
+
     # --- weights -------------------------------------------------------------
     def add_weight(self, name, shape, initializer, trainable=True, constraint=None):
         """Create, register and return a weight Tensor on the layer's device."""

@@ -7,8 +7,7 @@ from .base import Layer, set_weight_options, weight_options_config
 
 def _spatial_output(layer, input_shape, kh, kw, sy, sx):
     """(oh, ow) of a sliding window over (H, W, C), or a ValueError naming the layer."""
-    if len(input_shape) != 3:
-        raise layer.error("expects input of rank 4 (batch, height, width, channels)", input_shape)
+    layer.require_images(input_shape)
     try:
         return conv_geometry((None,) + tuple(input_shape), kh, kw, sy, sx, layer.padding)[1]
     except ValueError as error:

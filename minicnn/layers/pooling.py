@@ -63,8 +63,7 @@ class GlobalAveragePooling2D(Layer):
         self.keepdims = bool(keepdims)
 
     def check_input_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise self.error("expects input of rank 4 (batch, height, width, channels)", input_shape)
+        self.require_images(input_shape)
 
     def compute_output_shape(self, input_shape):
         return (1, 1, input_shape[2]) if self.keepdims else (input_shape[2],)

@@ -25,8 +25,7 @@ class ZeroPadding2D(Layer):
         self.padding = _pads(padding)
 
     def check_input_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise self.error("expects input of rank 4 (batch, height, width, channels)", input_shape)
+        self.require_images(input_shape)
 
     def compute_output_shape(self, input_shape):
         (top, bottom), (left, right) = self.padding
