@@ -121,17 +121,20 @@ class Communicator:
 
     # --- NCCL --------------------------------------------------------------------------
     def _use_nccl(self):
-        if self.gpu_transport == "host":
-            return False
-        try:
-            from cupy.cuda import nccl  # noqa: F401
-            available = True
-        except ImportError:
-            available = False
-        if self.gpu_transport == "nccl" and not available:
-            raise ImportError("gpu_transport='nccl' but this CuPy has no NCCL (cupy.cuda.nccl); install "
-                              "NCCL for CuPy, or use gpu_transport='host'")
-        return available
+        """Whether GPU arrays go by NCCL; decided once (the first GPU array), not per message."""
+        if self.gpu_transport is None:
+            try:
+                from cupy.cuda import nccl  # noqa: F401
+                self.gpu_transport = "nccl"
+            except ImportError:
+                self.gpu_transport = "host"
+        elif self.gpu_transport == "nccl" and self._nccl is None:
+            try:
+                from cupy.cuda import nccl  # noqa: F401,F811
+            except ImportError:
+                raise ImportError("gpu_transport='nccl' but this CuPy has no NCCL (cupy.cuda.nccl); install "
+                                  "NCCL for CuPy, or use gpu_transport='host'") from None
+        return self.gpu_transport == "nccl"
 
     def _nccl_channel(self):
         if self._nccl is None:
