@@ -38,7 +38,7 @@ def _assert_same(fast, reference, dtype):
 @st.composite
 def conv_cases(draw):
     return dict(n=draw(st.integers(1, 3)), h=draw(st.integers(3, 9)), w=draw(st.integers(3, 14)),
-                c=draw(st.sampled_from([1, 3, 8, 12])), f=draw(st.integers(1, 5)),
+                c=draw(st.sampled_from([1, 3, 8, 12, 20])), f=draw(st.integers(1, 5)),
                 kh=draw(st.integers(1, 3)), kw=draw(st.integers(1, 3)),
                 strides=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
                 padding=draw(st.sampled_from(["valid", "same", 1, (0, 2)])),
@@ -48,8 +48,9 @@ def conv_cases(draw):
 
 @given(case=conv_cases())
 def test_conv_fast_equals_reference(device, case):
-    """Kernel-row unrolling (C >= 8, stride 1 across), strided im2col (thin inputs) and the
-    GPU kernels against im2col + GEMM: outputs, gx (or its absence), gW and gb."""
+    """Planar im2col (thin inputs), kernel-row unrolling (C >= 12, stride 1 across),
+    blocked im2col (the rest) and the GPU kernels against im2col + GEMM: outputs, gx (or
+    its absence), gW and gb."""
     rng = numpy.random.default_rng(case["seed"])
     xp, dt = backend.xp(), case["dtype"]
     x = xp.asarray(rng.standard_normal((case["n"], case["h"], case["w"], case["c"])), dtype=dt)
@@ -66,12 +67,14 @@ def test_conv_fast_equals_reference(device, case):
 
 
 def test_each_cpu_conv_path_is_taken_where_intended():
-    """The dispatch rule: kernel rows for wide, many-channel inputs at stride 1 across;
-    strided im2col for RGB inputs, narrow images and strides across."""
-    assert conv._use_rows(C=32, kw=3, sx=1, ow=30)
-    assert not conv._use_rows(C=3, kw=3, sx=1, ow=32)     # thin input
-    assert not conv._use_rows(C=512, kw=3, sx=1, ow=4)    # 6/4 columns wasted
-    assert not conv._use_rows(C=32, kw=3, sx=2, ow=16)    # stride across
+    """The dispatch rule: planar im2col for thin inputs (RGB), any stride; kernel rows for
+    wide, many-channel inputs at stride 1 across; blocked im2col for narrow images and
+    strides across."""
+    assert conv.cpu_path(C=3, kw=3, sx=1, ow=32) == "planar"            # RGB
+    assert conv.cpu_path(C=8, kw=3, sx=2, ow=16) == "planar"            # thin, strided
+    assert conv.cpu_path(C=32, kw=3, sx=1, ow=30) == "rows"
+    assert conv.cpu_path(C=512, kw=3, sx=1, ow=4) == "im2col-blocked"   # 6/4 columns wasted
+    assert conv.cpu_path(C=32, kw=3, sx=2, ow=16) == "im2col-blocked"   # stride across
 
 
 @st.composite

@@ -108,16 +108,23 @@ def col2im(col, x_shape, sy, sx, pads):
     return gx[:, pt:H - pb, pl:W - pr, :]
 
 
-# When kernel-row unrolling pays on the CPU (see conv_cpu.py), as measured by
-# benchmarks/run.py: with fewer input channels its GEMMs are too thin for BLAS (K = kh*C)
-# and its copies too fine (the RGB layer); on narrow images the columns it computes and
-# throws away (Wp/ow: 6/4 on a 4x4 VGG block) cost more than im2col's copies save.
-ROWS_MIN_CHANNELS = 8
+# Which CPU path (see conv_cpu.py), as measured by benchmarks/run.py and tests on one core:
+# below ROWS_MIN_CHANNELS input channels (RGB, and other thin inputs) the planar im2col,
+# whose copies move whole image rows and whose GEMM carries the bias; kernel rows for
+# wider inputs at stride 1 across, unless the image is so narrow that the columns it
+# computes and throws away (Wp/ow: 6/4 on a 4x4 VGG block) cost more than im2col's
+# copies save; blocked im2col for the rest (strides across, narrow images).
+ROWS_MIN_CHANNELS = 12
 ROWS_MAX_WASTE = 1.25
 
 
-def _use_rows(C, kw, sx, ow):
-    return sx == 1 and C >= ROWS_MIN_CHANNELS and (ow + kw - 1) / ow <= ROWS_MAX_WASTE
+def cpu_path(C, kw, sx, ow):
+    """'planar', 'rows' or 'im2col-blocked': the fast CPU convolution for this shape."""
+    if C < ROWS_MIN_CHANNELS:
+        return "planar"
+    if sx == 1 and (ow + kw - 1) / ow <= ROWS_MAX_WASTE:
+        return "rows"
+    return "im2col-blocked"
 
 
 def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
@@ -136,11 +143,14 @@ def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
     pads, (oh, ow) = conv_geometry(x.shape, kh, kw, sy, sx, normalize_padding(padding))
     xp = get_array_module(x)
     if fast_kernels_enabled() and xp is numpy:
-        if _use_rows(C, kw, sx, ow):
+        path = cpu_path(C, kw, sx, ow)
+        if path == "planar":
+            y, saved = conv_cpu.conv2d_planar_forward(x, W, b, (sy, sx), pads, oh, ow)
+        elif path == "rows":
             y, saved = conv_cpu.conv2d_rows_forward(x, W, b, sy, pads, oh, ow)
-            return y, ("rows", saved, input_grad)
-        y, saved = conv_cpu.conv2d_im2col_forward(x, W, b, (sy, sx), pads, oh, ow)
-        return y, ("im2col-blocked", saved, input_grad)
+        else:
+            y, saved = conv_cpu.conv2d_im2col_forward(x, W, b, (sy, sx), pads, oh, ow)
+        return y, (path, saved, input_grad)
     if fast_kernels_enabled():
         from . import fast_gpu  # imports CuPy; only reached with GPU arrays
         if fast_gpu.handles(x, W):
@@ -162,6 +172,8 @@ def conv2d_backward(gy, cache):
     Two GEMMs and a col2im: gW = colᵀ·gy, gcol = gy·Wᵀ, gx = col2im(gcol).
     """
     method, saved, input_grad = cache
+    if method == "planar":
+        return conv_cpu.conv2d_planar_backward(gy, saved, input_grad)
     if method == "rows":
         return conv_cpu.conv2d_rows_backward(gy, saved, input_grad)
     if method == "im2col-blocked":

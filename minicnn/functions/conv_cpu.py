@@ -25,8 +25,12 @@ machine that traffic costs as much as the GEMM. Instead each core takes its shar
 the batch and runs all the steps on a few images at a time (a "chunk", sized so its
 temporaries fit in the core's L2 cache), with BLAS held to one thread per core. The
 GEMMs are then smaller, but everything they read was written a moment ago and is still
-in cache. Only x, y and the gradients travel to and from memory. The other inputs
-(thin RGB ones, strides across, narrow images) take im2col + GEMM, blocked the same way.
+in cache. Only x, y and the gradients travel to and from memory.
+
+Thin inputs (RGB, fewer than conv.ROWS_MIN_CHANNELS channels) take the planar im2col
+(conv2d_planar_forward): a patch of 27 floats is too short a row for either GEMM above.
+Strides across and narrow images take im2col + GEMM, blocked as above. conv.cpu_path
+chooses among the three.
 Measured on the 2-core test machine (benchmarks/run.py), blocking took a 32x32x32->32
 convolution from 38 to 20 ms forward and 56 to 40 ms backward at batch 128.
 
@@ -144,6 +148,84 @@ def conv2d_rows_backward(gy, cache, input_grad=True):
     gW = add_in_order([p[0] for p in parts]).reshape(kh, C, kw, F).transpose(0, 2, 1, 3)
     gb = add_in_order([p[1] for p in parts]) if has_bias else None
     return (None if gx is None else unpad_nhwc(gx, pads)), numpy.ascontiguousarray(gW), gb
+
+
+def conv2d_planar_forward(x, W, b, strides, pads, oh, ow):
+    """im2col with the patch matrix stored transposed, for thin inputs (RGB and other
+    inputs of few channels), any stride.
+
+    x (N, H, W, C), W (kh, kw, C, F), b (F,) or None -> y (N, oh, ow, F).
+
+    With C = 3, a patch row (kh*kw*C = 27 floats) is too short for either of the other
+    paths: the strided copy into col moves runs of kw*C = 9 floats, and a GEMM with
+    K = 27 spends more time packing its operands than multiplying. Here instead:
+      1. x goes channel-first ("planar"): x_planar (C, N, Hp, Wp), padded on the way;
+      2. colT (K + 1, N*oh*ow), K = kh*kw*C: row (i, j, c) is channel c of x_planar seen
+         through tap (i, j), one strided slice whose rows are ow contiguous floats; the
+         last row is all ones, so the bias rides in the GEMM as one more kernel row;
+      3. y (N*oh*ow, F) = colTᵀ @ [W; b], one GEMM (BLAS reads colTᵀ without a copy).
+    colT is kept for the backward, where gW = colT @ gy is a GEMM over every pixel: the
+    column matrix is 9x the thin input (27 floats a pixel), cheaper to keep than redo.
+    """
+    kh, kw, C, F = W.shape
+    sy, sx = strides
+    N, H, W_in, _ = x.shape
+    (pt, pb), (pl, pr) = pads
+    K, P = kh * kw * C, oh * ow
+    has_bias = b is not None
+    colT = numpy.empty((K + has_bias, N * P), dtype=x.dtype)
+    W_col = W.reshape(K, F)
+    if has_bias:
+        W_col = numpy.concatenate([W_col, b.reshape(1, F).astype(W.dtype, copy=False)])
+    y = numpy.empty((N, oh, ow, F), dtype=x.dtype)
+
+    def work(s):
+        n = s.stop - s.start
+        x_planar = numpy.zeros((C, n, H + pt + pb, W_in + pl + pr), dtype=x.dtype)
+        x_planar[:, :, pt:pt + H, pl:pl + W_in] = x[s].transpose(3, 0, 1, 2)
+        cols = colT[:, s.start * P:s.stop * P]  # this share's pixels: a view
+        taps = cols[:K].reshape(kh, kw, C, n, oh, ow)
+        for i in range(kh):
+            for j in range(kw):
+                taps[i, j] = x_planar[:, :, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx]
+        if has_bias:
+            cols[K] = 1
+        numpy.matmul(cols.T, W_col, out=y[s].reshape(-1, F))
+    over_batch(work, N, blas_threads=1)
+    return y, (colT, W, x.shape, strides, pads, has_bias)
+
+
+def conv2d_planar_backward(gy, cache, input_grad=True):
+    """gy (N, oh, ow, F) -> gx (N, H, W, C) or None, gW (kh, kw, C, F), gb (F,) or None.
+
+    [gW; gb] = colT @ gy in one GEMM (colT's row of ones gives gb). For gx, the adjoint
+    of the forward's steps: gcolT = W_col @ gyᵀ, added back tap by tap into a planar
+    gradient, which goes back to channels-last without its padding."""
+    colT, W, x_shape, (sy, sx), pads, has_bias = cache
+    kh, kw, C, F = W.shape
+    N, oh, ow, _ = gy.shape
+    _, H, W_in, _ = x_shape
+    (pt, pb), (pl, pr) = pads
+    K, P = kh * kw * C, oh * ow
+    W_col = W.reshape(K, F)
+    gx = numpy.empty(x_shape, dtype=gy.dtype) if input_grad else None
+
+    def work(s):
+        n = s.stop - s.start
+        cols = colT[:, s.start * P:s.stop * P]
+        g = gy[s].reshape(-1, F)
+        gW_and_b = cols @ g
+        if gx is not None:
+            g_taps = (W_col @ g.T).reshape(kh, kw, C, n, oh, ow)
+            g_planar = numpy.zeros((C, n, H + pt + pb, W_in + pl + pr), dtype=gy.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    g_planar[:, :, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx] += g_taps[i, j]
+            gx[s] = g_planar[:, :, pt:pt + H, pl:pl + W_in].transpose(1, 2, 3, 0)
+        return gW_and_b
+    gW_and_b = add_in_order(over_batch(work, N, blas_threads=1))
+    gb = gW_and_b[K] if has_bias else None
+    return gx, gW_and_b[:K].reshape(W.shape), gb
 
 
 def conv2d_im2col_forward(x, W, b, strides, pads, oh, ow):
