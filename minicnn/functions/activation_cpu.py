@@ -15,7 +15,10 @@ def relu_forward(x):
 
     def work(s):
         numpy.greater(x[s], 0, out=positive[s])
-        numpy.multiply(x[s], positive[s], out=y[s])  # not maximum: keeps -0.0 and NaN as the reference
+        # One pass, where a product with the bool mask would convert it to floats on the
+        # way (1.6x slower). Negatives give +0.0 here and -0.0 in the reference's product:
+        # equal numbers (PyTorch gives +0.0 too); a NaN stays NaN in both.
+        numpy.maximum(x[s], x.dtype.type(0), out=y[s])
     over_batch(work, len(x))
     return y, positive
 
