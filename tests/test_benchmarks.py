@@ -45,3 +45,39 @@ def test_run_with_workers_times_ranks_beside_one_process(tmp_path):
     assert step["numpy-2-workers"]["median_s"] > 0 and step["numpy-2-workers"]["cores_per_rank"] >= 1
     assert step["numpy"]["median_s"] > 0
     assert "| seed001_model0 | 16 |" in json_path.with_suffix(".md").read_text()
+
+
+def test_loss_gap_p_values_match_the_t_table():
+    """The two-sided p-values of Student's t at the tables' 5% critical values."""
+    import loss_gap
+    for t, df in ((12.706, 1), (4.303, 2), (2.776, 4), (2.228, 10), (1.960, 1e6)):
+        assert abs(2 * loss_gap.t_tail(t, df) - 0.05) < 2e-4, (t, df)
+    t, df, p = loss_gap.welch([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    assert t == 0 and abs(p - 1) < 1e-6
+    t, df, p = loss_gap.welch([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])  # t = -1 / sqrt(2/3), df = 4
+    assert abs(t + 1.2247) < 1e-4 and abs(df - 4) < 1e-9 and abs(p - 0.2879) < 1e-3
+
+
+def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, capsys):
+    """collect turns train_cifar.py's and torch_reference.py's outputs into records, once;
+    report puts each engine's seeds side by side, epoch by epoch."""
+    import loss_gap
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(loss_gap, "RESULTS", str(results))
+    runs = tmp_path / "runs"
+    for seed, loss, accuracy in ((0, 1.9, 0.40), (1, 1.8, 0.44), (2, 1.85, 0.42)):
+        out = runs / f"minicnn-s{seed}"
+        out.mkdir(parents=True)
+        (out / "history.json").write_text(json.dumps({"epoch": [1], "loss": [loss], "val_accuracy": [accuracy]}))
+        (out / "results.json").write_text("{}")
+        (runs / f"torch-s{seed}.jsonl").write_text(json.dumps({"epoch": 1, "loss": loss - 0.1, "val_accuracy": accuracy + 0.02}) + "\n")
+    unfinished = runs / "minicnn-s3"
+    unfinished.mkdir()
+    (unfinished / "history.json").write_text(json.dumps({"epoch": [1], "loss": [9.0], "val_accuracy": [0.1]}))
+    assert len(loss_gap.collect(str(runs))) == 6  # the unfinished run (no results.json) is left out
+    assert loss_gap.collect(str(runs)) == []      # and nothing twice
+    loss_gap.report()
+    table = capsys.readouterr().out
+    assert "| 1 | training loss | 3, 1.8500, 0.0500 | 3, 1.7500, 0.0500 | +0.1000 |" in table
+    assert "| 1 | test accuracy | 3, 0.4200, 0.0200 | 3, 0.4400, 0.0200 | -0.0200 |" in table

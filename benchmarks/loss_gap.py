@@ -1,0 +1,127 @@
+"""Is minicnn's training loss on seed003_6layer really higher than PyTorch's? (issue 17)
+
+Several seeds of each engine, trained the same way, and the difference of their means
+against the spread between seeds (Welch's t-test).
+
+    python benchmarks/loss_gap.py collect RUNS   # RUNS/minicnn-sS/ (train_cifar.py --out) and
+                                                 # RUNS/torch-sS.jsonl (torch_reference.py's output)
+    python benchmarks/loss_gap.py report         # the table, from the records
+
+collect keeps one record per run in benchmarks/results/accuracy/loss-gap-{engine}-s{S}.json
+(a run already recorded is left alone); report prints, for each epoch every record
+reaches, each engine's mean and standard deviation over its seeds of the training loss
+and the test accuracy, and the t statistic and two-sided p-value of the difference.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+
+import numpy
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "accuracy")
+RECORD = re.compile(r"^loss-gap-(minicnn|torch)-s(\d+)\.json$")
+
+
+def collect(runs):
+    """Records for the runs in ``runs`` that have none yet; returns their names."""
+    written = []
+    for path in sorted(glob.glob(os.path.join(runs, "minicnn-s*", "history.json"))):
+        seed = int(re.search(r"minicnn-s(\d+)", path).group(1))
+        if not os.path.isfile(os.path.join(os.path.dirname(path), "results.json")):
+            continue  # still training
+        with open(path) as f:
+            written += _write("minicnn", seed, {"engine": "minicnn", "seed": seed, "history": json.load(f)})
+    for path in sorted(glob.glob(os.path.join(runs, "torch-s*.jsonl"))):
+        seed = int(re.search(r"torch-s(\d+)", path).group(1))
+        with open(path) as f:
+            epochs = [json.loads(line) for line in f if line.startswith("{")]
+        written += _write("torch", seed, {"engine": "torch", "seed": seed, "epochs": epochs})
+    return written
+
+
+def _write(engine, seed, record):
+    name = os.path.join(RESULTS, f"loss-gap-{engine}-s{seed}.json")
+    if os.path.isfile(name):
+        return []
+    with open(name, "w") as f:
+        json.dump(record, f, indent=1)
+    return [name]
+
+
+def per_epoch(record):
+    """{epoch: (training loss, test accuracy)} of one record, whichever engine wrote it."""
+    if record["engine"] == "minicnn":
+        h = record["history"]
+        return {e: (l, a) for e, l, a in zip(h["epoch"], h["loss"], h["val_accuracy"])}
+    return {row["epoch"]: (row["loss"], row["val_accuracy"]) for row in record["epochs"]}
+
+
+def welch(a, b):
+    """(t, degrees of freedom, two-sided p) of mean(a) - mean(b), variances not assumed equal."""
+    a, b = numpy.asarray(a, float), numpy.asarray(b, float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:  # no spread at all: the means are equal or certainly different
+        same = a.mean() == b.mean()
+        return (0.0 if same else math.copysign(math.inf, a.mean() - b.mean())), math.nan, (1.0 if same else 0.0)
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return float(t), float(df), 2 * t_tail(abs(float(t)), df)
+
+
+def t_tail(t, df):
+    """P(T > t), t > 0, for Student's t with df degrees of freedom: the density f
+    integrated from t to infinity, written with u = 1/x as the integral of f(1/u) / u^2
+    from 0 to 1/t (a finite interval, smooth even for df = 1), by Simpson's rule."""
+    if t == 0:
+        return 0.5
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    u = numpy.linspace(0.0, 1.0 / t, 20001)[1:]  # u = 0 contributes 0 for every df >= 1
+    x = 1.0 / u
+    g = numpy.concatenate([[0.0], numpy.exp(log_norm - (df + 1) / 2 * numpy.log1p(x * x / df)) * x * x])
+    h = 1.0 / t / 20000
+    return float(h / 3 * (g[0] + g[-1] + 4 * g[1:-1:2].sum() + 2 * g[2:-1:2].sum()))
+
+
+def report():
+    found = {"minicnn": {}, "torch": {}}
+    for name in sorted(os.listdir(RESULTS)):
+        match = RECORD.match(name)
+        if match:
+            with open(os.path.join(RESULTS, name)) as f:
+                found[match.group(1)][int(match.group(2))] = per_epoch(json.load(f))
+    if not found["minicnn"] or not found["torch"]:
+        sys.exit(f"report: no loss-gap records of both engines in {RESULTS}")
+    epochs = sorted(set.union(*(set(r) for runs in found.values() for r in runs.values())))
+    print("| epoch | what | minicnn: seeds, mean, sd | PyTorch: seeds, mean, sd | difference | t (df) | p |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for epoch in epochs:
+        for column, what in ((0, "training loss"), (1, "test accuracy")):
+            values = {engine: [r[epoch][column] for r in runs.values() if epoch in r] for engine, runs in found.items()}
+            if min(len(v) for v in values.values()) < 2:
+                continue
+            t, df, p = welch(values["minicnn"], values["torch"])
+            cells = [f"{len(v)}, {numpy.mean(v):.4f}, {numpy.std(v, ddof=1):.4f}" for v in values.values()]
+            print(f"| {epoch} | {what} | {cells[0]} | {cells[1]} | "
+                  f"{numpy.mean(values['minicnn']) - numpy.mean(values['torch']):+.4f} | {t:.2f} ({df:.1f}) | {p:.3f} |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect", help="records from finished runs")
+    c.add_argument("runs", help="the folder holding minicnn-sS/ and torch-sS.jsonl")
+    sub.add_parser("report", help="the table, from the records")
+    args = p.parse_args(argv)
+    if args.command == "collect":
+        for name in collect(args.runs):
+            print(f"wrote {name}")
+    else:
+        report()
+
+
+if __name__ == "__main__":
+    main()
