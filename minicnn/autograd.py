@@ -323,8 +323,15 @@ def apply(forward, backward, *inputs, **params):
 
     ``backward(gy, cache)`` returns one gradient per input (a tuple, or a single
     array for a one-input op). Non-Tensor inputs are not allowed here: pass
-    constants through ``params``.
+    constants through ``params``. Floating inputs must share one dtype: the fast kernels
+    would otherwise compute in one input's dtype and the reference promote to the wider,
+    so a mix is refused rather than converted silently.
     """
+    floats = {t.data.dtype for t in inputs if t.data.dtype.kind == "f"}
+    if len(floats) > 1:
+        name = getattr(forward, "__name__", "op").removesuffix("_forward")
+        raise TypeError(f"{name}: inputs of several dtypes ({', '.join(sorted(map(str, floats)))}); "
+                        "minicnn does not convert silently: cast one with .astype()")
     y, cache = forward(*(t.data for t in inputs), **params)
 
     def backward_fn(gy):

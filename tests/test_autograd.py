@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import minicnn
-from minicnn import Tensor, gradcheck, no_grad
+from minicnn import Tensor, backend, gradcheck, no_grad
 from conftest import tensor
 
 shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
@@ -118,6 +118,19 @@ def test_no_silent_float64_promotion(device):
     with pytest.raises(TypeError, match="dtype mismatch"):
         x + tensor([1.0, 2.0], device)  # float32 + float64 must be explicit
     assert (x.astype("float64") + tensor([1.0, 2.0], device)).dtype == numpy.float64
+
+
+def test_layer_ops_refuse_mixed_dtypes_instead_of_converting(device):
+    """conv2d and dense on a float32 input with a float64 kernel: the fast kernels would
+    compute in float32 and the reference in float64, so the op names the mix instead."""
+    from minicnn import functional as F
+    xp = backend.xp()
+    x = Tensor(xp.ones((2, 5, 5, 3), dtype=numpy.float32))
+    with pytest.raises(TypeError, match=r"conv2d: inputs of several dtypes \(float32, float64\)"):
+        F.conv2d(x, Tensor(xp.ones((3, 3, 3, 4), dtype=numpy.float64), requires_grad=True))
+    with pytest.raises(TypeError, match="dense: inputs of several dtypes"):
+        F.dense(Tensor(xp.ones((2, 3), dtype=numpy.float64)), Tensor(xp.ones((3, 4), dtype=numpy.float32)))
+    assert F.conv2d(x, Tensor(xp.ones((3, 3, 3, 4), dtype=numpy.float32))).dtype == numpy.float32
 
 
 def test_advanced_indexing_is_refused_rather_than_wrong():
