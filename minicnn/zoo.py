@@ -251,7 +251,10 @@ RECIPES = {
                                              "no cutout augmentation"]),
     "seed004_vgg16": Recipe(optimizers.Adam, 64, 2, published=None,
                             notes=["ImageNet weights cannot be fetched here: trained from scratch, "
-                                   "so its 58.26% (frozen ImageNet base) is not comparable"]),
+                                   "so its 58.26% (frozen ImageNet base) is not comparable",
+                                   "a plain 16-layer network (no batch-norm), Glorot-initialised: the tutorial's "
+                                   "Adam at 1e-3 was meant for the new head on a pretrained base, and from scratch "
+                                   "it may not leave chance level in 2 epochs"]),
 }
 
 

@@ -34,3 +34,21 @@ def test_rows_give_each_published_point():
     held = accuracy.rows([record("seed002_cnn", 27, test_accuracy=0.61)])
     assert held[0][4] == "61.00% (held-out train 53.00%)" and held[0][5] == "-"
     assert "| model | epochs |" in accuracy.table([record("seed004_base", 2)])
+
+
+def test_notes_explain_gaps_and_models_without_a_comparable_figure():
+    """A model over 2 points from its figure gets a note with PyTorch beside it (or says none
+    ran); one within 2 points gets none; one with no comparable figure gets a note, which
+    says so when it stayed at chance level."""
+    close = record("seed004_base", 2, test_accuracy=0.655)
+    far = record("seed003_6layer", 10, test_accuracy=0.70)
+    chance = record("seed004_vgg16", 2, test_accuracy=0.10)
+    chance["history"]["loss"] = [2.3028, 2.3027]
+    torch_far = dict(record("seed003_6layer", 10, test_accuracy=0.72), engine="torch")
+    text = "\n".join(accuracy.gap_notes([close, far, chance]))
+    assert "`seed004_base`" not in text
+    assert "`seed003_6layer`: best minicnn figure 70.00% against 75.61% published (-5.61 points); " \
+           "no PyTorch run beside it yet." in text
+    assert "`seed004_vgg16`: no comparable published figure; best minicnn figure 10.00%, chance level: " \
+           "the training loss ended at 2.3027 (ln 10 = 2.3026 is guessing)" in text
+    assert "PyTorch, same recipe and data: 72.00%" in "\n".join(accuracy.gap_notes([far, torch_far]))
