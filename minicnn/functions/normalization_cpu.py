@@ -1,6 +1,13 @@
 """Faster CPU (NumPy) batch-norm for training: the same numbers as the reference in
 normalization.py (tests/test_fast_kernels.py checks that), a few images at a time on
-every core (distributed/threads.py)."""
+every core (distributed/threads.py).
+
+Wide rows. In channels-last images a per-channel vector (the mean, gamma, ...) repeats
+every C floats, and NumPy broadcasts it over (pixels, C) with an inner loop of only C
+elements: with C = 16 that costs twice a plain pass. Every pass here instead sees an
+image row (W pixels) as one row of W*C floats, against the vector tiled W times, and
+folds the W*C column sums back to C at the end (``_wide``, ``_fold``). One core, batch
+64, 32x32x16: forward 4.0 -> 2.5 ms, backward 3.6 -> 2.6 ms."""
 import numpy
 
 from ..distributed.threads import add_in_order, chunks_of, over_batch
@@ -8,9 +15,21 @@ from .normalization import BatchNormCache
 
 
 def _sum_rows(a):
-    """a (M, C) -> (C,): the column sums as a matrix-vector product, several times faster
-    than a.sum(axis=0), which NumPy runs as M small additions of C-long rows."""
+    """a (M, K) -> (K,): the column sums as a matrix-vector product, several times faster
+    than a.sum(axis=0), which NumPy runs as M small additions of K-long rows."""
     return numpy.ones(len(a), dtype=a.dtype) @ a
+
+
+def _wide(a, C):
+    """a (n, ..., W, C) -> the view (n * ..., W*C) and W: one image row per row. A dense
+    input (n, C) stays (n, C), W = 1."""
+    per_row = a.shape[-2] if a.ndim >= 3 else 1
+    return a.reshape(-1, per_row * C), per_row
+
+
+def _fold(sums, per_row):
+    """(W*C,) column sums of wide rows -> (C,) per-channel sums."""
+    return sums.reshape(per_row, -1).sum(axis=0) if per_row > 1 else sums
 
 
 def batch_norm_train_forward(x, gamma, beta, eps):
@@ -27,26 +46,30 @@ def batch_norm_train_forward(x, gamma, beta, eps):
     per_image = 2 * x[0].size * x.itemsize
     x_hat = numpy.empty_like(x)
     y = numpy.empty_like(x)
+    _, k = _wide(x[:1], C)
 
     def total(share):
-        return sum(_sum_rows(x[s].reshape(-1, C)) for s in chunks_of(share, per_image, 1))
-    mean = add_in_order(over_batch(total, N, blas_threads=1)) / m
+        return sum(_sum_rows(_wide(x[s], C)[0]) for s in chunks_of(share, per_image, 1))
+    mean = _fold(add_in_order(over_batch(total, N, blas_threads=1)), k) / m
+    mean_k = numpy.tile(mean, k)
 
     def centre(share):
-        squares = numpy.zeros(C, dtype=x.dtype)
+        squares = numpy.zeros(k * C, dtype=x.dtype)
         for s in chunks_of(share, per_image, 1):
-            d = x_hat[s].reshape(-1, C)
-            numpy.subtract(x[s].reshape(-1, C), mean, out=d)
+            d = _wide(x_hat[s], C)[0]
+            numpy.subtract(_wide(x[s], C)[0], mean_k, out=d)
             squares += numpy.einsum("ij,ij->j", d, d)
         return squares
-    var = add_in_order(over_batch(centre, N)) / m
+    var = _fold(add_in_order(over_batch(centre, N)), k) / m
     inv_std = 1 / numpy.sqrt(var + eps)
+    inv_std_k, gamma_k, beta_k = (numpy.tile(v, k) for v in (inv_std, gamma, beta))
 
     def normalise(share):
         for s in chunks_of(share, per_image, 1):
-            x_hat[s] *= inv_std
-            numpy.multiply(x_hat[s], gamma, out=y[s])
-            y[s] += beta
+            h, out = _wide(x_hat[s], C)[0], _wide(y[s], C)[0]
+            h *= inv_std_k
+            numpy.multiply(h, gamma_k, out=out)
+            out += beta_k
     over_batch(normalise, N)
     return y, BatchNormCache(x_hat, gamma, inv_std, tuple(range(x.ndim - 1)), mean, var)
 
@@ -58,26 +81,27 @@ def batch_norm_train_backward(gy, cache):
     N, C = gy.shape[0], gy.shape[-1]
     m = gy.size // C
     per_image = 3 * gy[0].size * gy.itemsize
+    _, k = _wide(gy[:1], C)
 
     def sums(share):
-        gbeta, ggamma = numpy.zeros(C, dtype=gy.dtype), numpy.zeros(C, dtype=gy.dtype)
+        gbeta, ggamma = numpy.zeros(k * C, dtype=gy.dtype), numpy.zeros(k * C, dtype=gy.dtype)
         for s in chunks_of(share, per_image, 1):
-            g, xh = gy[s].reshape(-1, C), x_hat[s].reshape(-1, C)
+            g, xh = _wide(gy[s], C)[0], _wide(x_hat[s], C)[0]
             gbeta += _sum_rows(g)
             ggamma += numpy.einsum("ij,ij->j", g, xh)
         return gbeta, ggamma
     parts = over_batch(sums, N, blas_threads=1)
-    gbeta, ggamma = add_in_order([p[0] for p in parts]), add_in_order([p[1] for p in parts])
+    gbeta = _fold(add_in_order([p[0] for p in parts]), k)
+    ggamma = _fold(add_in_order([p[1] for p in parts]), k)
     scale = gamma * inv_std  # gx = scale * gy - (x_hat * ggamma + gbeta) * scale / m
-    shift_x_hat, shift = scale * ggamma / m, scale * gbeta / m
+    scale_k, shift_x_hat_k, shift_k = (numpy.tile(v, k) for v in (scale, scale * ggamma / m, scale * gbeta / m))
     gx = numpy.empty_like(gy)
 
     def combine(share):
         for s in chunks_of(share, per_image, 1):
-            out = gx[s]
-            numpy.multiply(x_hat[s], shift_x_hat, out=out)
-            out += shift
-            numpy.subtract(gy[s] * scale, out, out=out)
+            out = _wide(gx[s], C)[0]
+            numpy.multiply(_wide(x_hat[s], C)[0], shift_x_hat_k, out=out)
+            out += shift_k
+            numpy.subtract(_wide(gy[s], C)[0] * scale_k, out, out=out)
     over_batch(combine, N)
     return gx, ggamma, gbeta
-
