@@ -258,6 +258,32 @@ def test_batch_norm_fast_equals_reference(shape, dtype, seed, offset):
         assert numpy.abs(f - e).max() <= allowed
 
 
+@pytest.mark.parametrize("layout", ["transposed x", "broadcast gy", "sliced"])
+def test_batch_norm_fast_takes_arrays_of_any_layout(layout):
+    """The fast batch-norm works on wide views of its arrays: a non-contiguous input
+    (a transposed or sliced image, the broadcast gradient a mean's backward passes on)
+    must give the reference's numbers too, not results written into a lost copy."""
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((4, 6, 5, 8))
+    gy = rng.standard_normal(x.shape)
+    if layout == "transposed x":
+        x = numpy.ascontiguousarray(x.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    elif layout == "broadcast gy":
+        gy = numpy.broadcast_to(rng.standard_normal((4, 1, 1, 8)), x.shape)
+    else:
+        x = rng.standard_normal((4, 6, 10, 8))[:, :, ::2]
+        gy = rng.standard_normal((4, 6, 10, 8))[:, :, 1::2]
+    assert not (x.flags.c_contiguous and gy.flags.c_contiguous)
+    gamma, beta = rng.standard_normal(8), rng.standard_normal(8)
+
+    def run():
+        y, cache = normalization.batch_norm_train_forward(x, gamma, beta, 1e-3)
+        return (y, cache.x_hat) + normalization.batch_norm_train_backward(gy, cache)
+    with backend.device("cpu"):
+        fast, reference = _both(run)
+    _assert_same(fast, reference, numpy.float64)
+
+
 def test_float16_runs_on_the_reference_where_no_kernel_is_built(device):
     """The GPU kernels are built for float32 and float64 only (fast_gpu.KERNEL_DTYPES): a
     float16 array must take the plain CuPy reference instead of asking CuPy to compile a

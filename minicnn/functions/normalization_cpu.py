@@ -41,11 +41,14 @@ def batch_norm_train_forward(x, gamma, beta, eps):
     y = gamma * x_hat + beta while the chunk is in cache. The partial sums are added in
     thread order, so results do not depend on timing.
     """
+    # Row-major throughout: the wide views below are views only of C-contiguous arrays (of
+    # anything else reshape makes a copy, and results written into it would be lost).
+    x = numpy.ascontiguousarray(x)
     N, C = x.shape[0], x.shape[-1]
     m = x.size // C
     per_image = 2 * x[0].size * x.itemsize
-    x_hat = numpy.empty_like(x)
-    y = numpy.empty_like(x)
+    x_hat = numpy.empty(x.shape, dtype=x.dtype)
+    y = numpy.empty(x.shape, dtype=x.dtype)
     _, k = _wide(x[:1], C)
 
     def total(share):
@@ -78,6 +81,7 @@ def batch_norm_train_backward(gy, cache):
     """gy like x -> gx, ggamma, gbeta as normalization.batch_norm_train_backward:
     gx = (gamma * inv_std / m) * (m * gy - gbeta - x_hat * ggamma), in two passes."""
     x_hat, gamma, inv_std = cache.x_hat, cache.gamma, cache.inv_std
+    gy = numpy.ascontiguousarray(gy)  # gy may be a broadcast view (a mean's backward); see above
     N, C = gy.shape[0], gy.shape[-1]
     m = gy.size // C
     per_image = 3 * gy[0].size * gy.itemsize
@@ -95,7 +99,7 @@ def batch_norm_train_backward(gy, cache):
     ggamma = _fold(add_in_order([p[1] for p in parts]), k)
     scale = gamma * inv_std  # gx = scale * gy - (x_hat * ggamma + gbeta) * scale / m
     scale_k, shift_x_hat_k, shift_k = (numpy.tile(v, k) for v in (scale, scale * ggamma / m, scale * gbeta / m))
-    gx = numpy.empty_like(gy)
+    gx = numpy.empty(gy.shape, dtype=gy.dtype)
 
     def combine(share):
         for s in chunks_of(share, per_image, 1):
