@@ -176,7 +176,7 @@ def conv2d_planar_forward(x, W, b, strides, pads, oh, ow):
     colT = numpy.empty((K + has_bias, N * P), dtype=x.dtype)
     W_col = W.reshape(K, F)
     if has_bias:
-        W_col = numpy.concatenate([W_col, b.reshape(1, F).astype(W.dtype, copy=False)])
+        W_col = numpy.concatenate([W_col, b.reshape(1, F)])
     y = numpy.empty((N, oh, ow, F), dtype=x.dtype)
 
     def work(s):
@@ -229,7 +229,8 @@ def conv2d_planar_backward(gy, cache, input_grad=True):
 
 
 def conv2d_im2col_forward(x, W, b, strides, pads, oh, ow):
-    """im2col + GEMM as in conv.py, blocked: for thin inputs (RGB) and strides across.
+    """im2col + GEMM as in conv.py, blocked: for strides across and narrow images (thin
+    inputs take the planar path above).
     x (N, H, W, C), W (kh, kw, C, F), b (F,) or None -> y (N, oh, ow, F)."""
     kh, kw, C, F = W.shape
     sy, sx = strides
