@@ -6,7 +6,7 @@ Wide rows. In channels-last images a per-channel vector (the mean, gamma, ...) r
 every C floats, and NumPy broadcasts it over (pixels, C) with an inner loop of only C
 elements: with C = 16 that costs twice a plain pass. Every pass here instead sees an
 image row (W pixels) as one row of W*C floats, against the vector tiled W times, and
-folds the W*C column sums back to C at the end (``_wide``, ``_fold``). One core, batch
+folds the W*C column sums back to C at the end (``_per_row``, ``_fold``). One core, batch
 64, 32x32x16: forward 4.0 -> 2.5 ms, backward 3.6 -> 2.6 ms."""
 import numpy
 
@@ -20,11 +20,9 @@ def _sum_rows(a):
     return numpy.ones(len(a), dtype=a.dtype) @ a
 
 
-def _wide(a, C):
-    """a (n, ..., W, C) -> the view (n * ..., W*C) and W: one image row per row. A dense
-    input (n, C) stays (n, C), W = 1."""
-    per_row = a.shape[-2] if a.ndim >= 3 else 1
-    return a.reshape(-1, per_row * C), per_row
+def _per_row(shape):
+    """How many pixels one wide row holds: W for images (n, ..., W, C), 1 for dense (n, C)."""
+    return shape[-2] if len(shape) >= 3 else 1
 
 
 def _fold(sums, per_row):
@@ -49,18 +47,21 @@ def batch_norm_train_forward(x, gamma, beta, eps):
     per_image = 2 * x[0].size * x.itemsize
     x_hat = numpy.empty(x.shape, dtype=x.dtype)
     y = numpy.empty(x.shape, dtype=x.dtype)
-    _, k = _wide(x[:1], C)
+    k = _per_row(x.shape)
+
+    def wide(a):  # one image row per row: (n * ..., W*C), a view of a C-contiguous slice
+        return a.reshape(-1, k * C)
 
     def total(share):
-        return sum(_sum_rows(_wide(x[s], C)[0]) for s in chunks_of(share, per_image, 1))
+        return sum(_sum_rows(wide(x[s])) for s in chunks_of(share, per_image, 1))
     mean = _fold(add_in_order(over_batch(total, N, blas_threads=1)), k) / m
     mean_k = numpy.tile(mean, k)
 
     def centre(share):
         squares = numpy.zeros(k * C, dtype=x.dtype)
         for s in chunks_of(share, per_image, 1):
-            d = _wide(x_hat[s], C)[0]
-            numpy.subtract(_wide(x[s], C)[0], mean_k, out=d)
+            d = wide(x_hat[s])
+            numpy.subtract(wide(x[s]), mean_k, out=d)
             squares += numpy.einsum("ij,ij->j", d, d)
         return squares
     var = _fold(add_in_order(over_batch(centre, N)), k) / m
@@ -69,7 +70,7 @@ def batch_norm_train_forward(x, gamma, beta, eps):
 
     def normalise(share):
         for s in chunks_of(share, per_image, 1):
-            h, out = _wide(x_hat[s], C)[0], _wide(y[s], C)[0]
+            h, out = wide(x_hat[s]), wide(y[s])
             h *= inv_std_k
             numpy.multiply(h, gamma_k, out=out)
             out += beta_k
@@ -85,12 +86,15 @@ def batch_norm_train_backward(gy, cache):
     N, C = gy.shape[0], gy.shape[-1]
     m = gy.size // C
     per_image = 3 * gy[0].size * gy.itemsize
-    _, k = _wide(gy[:1], C)
+    k = _per_row(gy.shape)
+
+    def wide(a):
+        return a.reshape(-1, k * C)
 
     def sums(share):
         gbeta, ggamma = numpy.zeros(k * C, dtype=gy.dtype), numpy.zeros(k * C, dtype=gy.dtype)
         for s in chunks_of(share, per_image, 1):
-            g, xh = _wide(gy[s], C)[0], _wide(x_hat[s], C)[0]
+            g, xh = wide(gy[s]), wide(x_hat[s])
             gbeta += _sum_rows(g)
             ggamma += numpy.einsum("ij,ij->j", g, xh)
         return gbeta, ggamma
@@ -103,9 +107,9 @@ def batch_norm_train_backward(gy, cache):
 
     def combine(share):
         for s in chunks_of(share, per_image, 1):
-            out = _wide(gx[s], C)[0]
-            numpy.multiply(_wide(x_hat[s], C)[0], shift_x_hat_k, out=out)
+            out = wide(gx[s])
+            numpy.multiply(wide(x_hat[s]), shift_x_hat_k, out=out)
             out += shift_k
-            numpy.subtract(_wide(gy[s], C)[0] * scale_k, out, out=out)
+            numpy.subtract(wide(gy[s]) * scale_k, out, out=out)
     over_batch(combine, N)
     return gx, ggamma, gbeta
