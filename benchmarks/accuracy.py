@@ -81,16 +81,17 @@ def run_minicnn(model, epochs, seed, extra, device, data):
 
 
 def run_torch(model, epochs, seed, extra, device, data):
-    if extra:
+    if extra and extra[0] != "--val-split":
         raise ValueError(f"{model}: torch_reference.py does not take {extra}")
     command = [sys.executable, "benchmarks/torch_reference.py", "--model", model, "--epochs", str(epochs),
-               "--seed", str(seed), "--data", data]
+               "--seed", str(seed), "--data", data, *extra]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     history = {key: [row[key] for row in rows] for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")}
-    return {"history": history, "test_accuracy": rows[-1]["val_accuracy"],
+    # With --val-split, validation was on held-out training images and the last row has the test set's.
+    return {"history": history, "test_accuracy": rows[-1].get("test_accuracy", rows[-1]["val_accuracy"]),
             "seconds_per_epoch": sum(row["train_seconds"] for row in rows) / len(rows),
             "command": "python " + " ".join(a if a != data else "DIR" for a in command[1:])}
 

@@ -7,7 +7,9 @@ The network is translated layer by layer from the minicnn model's own config, wi
 Keras's initialisers (Glorot-uniform kernels, zero biases), Keras's Adam epsilon (1e-7),
 Keras-2 SGD decay, batch-norm momentum and epsilon, and max-norm constraints, so the
 only differences left are the engine and the random draws. Images are scaled to [0, 1]
-as the tutorials did; validation is on the test set; augmentation, where the recipe has
+as the tutorials did; validation is on the test set, or with ``--val-split F`` (as
+train_cifar.py) on the last fraction F of the training images, which are then not trained
+on, and the test set is evaluated once at the end; augmentation, where the recipe has
 it, is minicnn.data's (the input pipeline, not the engine). Prints one JSON line per epoch.
 """
 import argparse
@@ -199,7 +201,11 @@ def main():
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--val-split", type=float, default=None,
+                   help="hold out the last fraction F of the training images for validation")
     args = p.parse_args()
+    if args.val_split is not None and not 0 < args.val_split < 1:
+        p.error(f"--val-split must be in (0, 1), got {args.val_split}")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -211,6 +217,10 @@ def main():
     (x, y), (xt, yt) = cifar10.load_data(args.data)
     x, xt = (torch.from_numpy(a.astype(numpy.float32) / 255) for a in (x, xt))
     y, yt = (torch.from_numpy(a[:, 0].astype(numpy.int64)) for a in (y, yt))
+    xv, yv = xt, yt  # validated on every epoch: the test set, or the held-out training images
+    if args.val_split:
+        cut = int(len(x) * (1 - args.val_split))  # the last images, as train_cifar.py holds them out
+        x, y, xv, yv = x[:cut], y[:cut], x[cut:], y[cut:]
     net, constrained = translate(zoo.MODELS[args.model]())
     opt, schedule = optimizer_for(args.model, net)
     generator = torch.Generator().manual_seed(args.seed)
@@ -235,11 +245,15 @@ def main():
             loss_sum += loss.item() * len(index)
             correct += (logits.argmax(1) == y[index]).sum().item()
         seconds = time.perf_counter() - start
-        val_loss, val_acc = evaluate(net, xt, yt)
+        val_loss, val_acc = evaluate(net, xv, yv)
+        held_out = {}
+        if args.val_split and epoch == epochs - 1:  # the test set once, after the last epoch
+            held_out = dict(zip(("test_loss", "test_accuracy"), evaluate(net, xt, yt)))
         print(json.dumps({"engine": f"torch {torch.__version__}", "model": args.model, "epoch": epoch + 1,
                           "loss": loss_sum / len(x), "accuracy": correct / len(x), "val_loss": val_loss,
                           "val_accuracy": val_acc, "train_seconds": round(seconds, 1),
-                          "threads": torch.get_num_threads()}), flush=True)
+                          "threads": torch.get_num_threads(), "images": len(x), "val_images": len(xv),
+                          **held_out}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """benchmarks/accuracy.py: README.md's accuracy table is exactly what the committed run
 records give (it cannot drift from what was measured), and the rows it derives."""
+import json
 import os
+import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
@@ -52,3 +56,24 @@ def test_notes_explain_gaps_and_models_without_a_comparable_figure():
     assert "`seed004_vgg16`: no comparable published figure; best minicnn figure 10.00%, chance level: " \
            "the training loss ended at 2.3027 (ln 10 = 2.3026 is guessing)" in text
     assert "PyTorch, same recipe and data: 72.00%" in "\n".join(accuracy.gap_notes([far, torch_far]))
+
+
+def test_torch_reference_holds_out_the_last_training_images_and_tests_at_the_end(tmp_path):
+    """seed002_cnn's recipe (--val-split 0.2) in PyTorch: trained on the first 80% of the
+    training images, validated on the last 20%, the test set evaluated once after the last
+    epoch, and accuracy.py's record takes the test set's figure, not the held-out one."""
+    pytest.importorskip("torch")
+    from conftest import write_fake_cifar
+    write_fake_cifar(tmp_path, per_batch=10)  # 50 training images, 10 test images
+    done = subprocess.run([sys.executable, "benchmarks/torch_reference.py", "--model", "seed004_base",
+                           "--epochs", "2", "--data", str(tmp_path), "--val-split", "0.2"],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(r["images"], r["val_images"]) for r in rows] == [(40, 10), (40, 10)]
+    assert "test_accuracy" not in rows[0] and 0 <= rows[-1]["test_accuracy"] <= 1
+    result = accuracy.run_torch("seed004_base", 2, 0, ["--val-split", "0.2"], "cpu", str(tmp_path))
+    assert result["test_accuracy"] == rows[-1]["test_accuracy"]  # the same seed: the same run
+    assert result["history"]["val_accuracy"][-1] == rows[-1]["val_accuracy"]
+    assert result["command"].endswith("--val-split 0.2")
+    with pytest.raises(ValueError, match="does not take"):
+        accuracy.run_torch("seed004_base", 1, 0, ["--augment", "none"], "cpu", str(tmp_path))
