@@ -70,6 +70,15 @@ def _seeded():
     minicnn.set_seed(1234)
 
 
+@pytest.fixture(autouse=True)
+def _small_work_on_the_pool_too(monkeypatch):
+    """The tests' arrays are tiny, and work under threads.POOL_MIN_BYTES runs on the calling
+    thread: here every over_batch splits, so the tests check the threaded path that a
+    training batch takes (test_small_work_stays_on_the_calling_thread checks the other)."""
+    from minicnn.distributed import threads
+    monkeypatch.setattr(threads, "POOL_MIN_BYTES", 0)
+
+
 def tensor(array, device, requires_grad=True, dtype=numpy.float64):
     """A Tensor on ``device`` from host data (float64 for gradient checks)."""
     return minicnn.Tensor(backend.to_device(numpy.asarray(array, dtype=dtype), device),

@@ -134,6 +134,27 @@ def test_over_batch_covers_every_sample_once_and_reraises():
         threads.over_batch(fail, 4)
 
 
+def test_small_work_stays_on_the_calling_thread(monkeypatch):
+    """Under POOL_MIN_BYTES the work is one call on the caller's thread (a hand-off to the
+    pool costs more than a small NumPy pass); at or over it, the batch is split."""
+    import threading
+    monkeypatch.setattr(threads, "THREADS", 2)
+    monkeypatch.setattr(threads, "POOL_MIN_BYTES", 1000)
+    calls = []
+
+    def work(s):
+        calls.append((s, threading.get_ident()))
+    threads.over_batch(work, 8, nbytes=999)
+    assert calls == [(slice(0, 8), threading.get_ident())]
+    calls.clear()
+    threads.over_batch(work, 8, nbytes=1000)
+    assert sorted(c[0].start for c in calls) == [0, 4]
+    assert all(ident != threading.get_ident() for _, ident in calls)
+    calls.clear()
+    threads.over_batch(work, 8)  # no size given: split
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64])
 def test_sum_over_batch_is_the_sum_over_all_but_the_last_axis(n):
     a = numpy.random.default_rng(n).standard_normal((n, 3, 5, 4)).astype(numpy.float32)

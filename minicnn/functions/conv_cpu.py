@@ -54,7 +54,7 @@ def pad_nhwc(x, pads):
         p = padded[s]
         p[:, :pt], p[:, pt + H:], p[:, :, :pl], p[:, :, pl + W:] = 0, 0, 0, 0
         p[:, pt:pt + H, pl:pl + W] = x[s]
-    over_batch(work, N)
+    over_batch(work, N, nbytes=padded.nbytes)
     return padded
 
 
@@ -109,7 +109,7 @@ def conv2d_rows_forward(x, W, b, sy, pads, oh, ow):
                 out[...] = Z[:, :, 0:ow, 0, :]
             for j in range(1, kw):
                 out += Z[:, :, j:j + ow, j, :]
-    over_batch(work, N, blas_threads=1)
+    over_batch(work, N, blas_threads=1, nbytes=kh * kw * x_padded.nbytes)
     # Keep the padded input, not rows: unrolling again in the backward is a copy within
     # the cache, cheaper than storing kh times the input and reading it back from memory.
     return y, (x_padded, W_rows, W.shape, sy, pads, b is not None)
@@ -144,7 +144,7 @@ def conv2d_rows_backward(gy, cache, input_grad=True):
                 for i in range(kh):
                     g[:, i:i + sy * (oh - 1) + 1:sy, :, :] += g_rows[:, :, :, i, :]
         return gW_rows, gb
-    parts = over_batch(work, N, blas_threads=1)
+    parts = over_batch(work, N, blas_threads=1, nbytes=kh * kw * x_padded.nbytes)
     gW = add_in_order([p[0] for p in parts]).reshape(kh, C, kw, F).transpose(0, 2, 1, 3)
     gb = add_in_order([p[1] for p in parts]) if has_bias else None
     return (None if gx is None else unpad_nhwc(gx, pads)), numpy.ascontiguousarray(gW), gb
@@ -191,7 +191,7 @@ def conv2d_planar_forward(x, W, b, strides, pads, oh, ow):
         if has_bias:
             cols[K] = 1
         numpy.matmul(cols.T, W_col, out=y[s].reshape(-1, F))
-    over_batch(work, N, blas_threads=1)
+    over_batch(work, N, blas_threads=1, nbytes=colT.nbytes)
     return y, (colT, W, x.shape, strides, pads, has_bias)
 
 
@@ -223,7 +223,7 @@ def conv2d_planar_backward(gy, cache, input_grad=True):
                     g_planar[:, :, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx] += g_taps[i, j]
             gx[s] = g_planar[:, :, pt:pt + H, pl:pl + W_in].transpose(1, 2, 3, 0)
         return gW_and_b
-    gW_and_b = add_in_order(over_batch(work, N, blas_threads=1))
+    gW_and_b = add_in_order(over_batch(work, N, blas_threads=1, nbytes=colT.nbytes))
     gb = gW_and_b[K] if has_bias else None
     return gx, gW_and_b[:K].reshape(W.shape), gb
 
@@ -245,7 +245,7 @@ def conv2d_im2col_forward(x, W, b, strides, pads, oh, ow):
             numpy.matmul(col.reshape(-1, kh * kw * C), W_col, out=out)
             if b is not None:
                 out += b
-    over_batch(work, x.shape[0], blas_threads=1)
+    over_batch(work, x.shape[0], blas_threads=1, nbytes=kh * kw * x_padded.nbytes)
     return y, (x_padded, W, strides, pads, b is not None)
 
 
@@ -274,7 +274,7 @@ def conv2d_im2col_backward(gy, cache, input_grad=True):
                     for j in range(kw):
                         g_x[:, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx, :] += gcol[:, :, :, i, j, :]
         return gW, gb
-    parts = over_batch(work, N, blas_threads=1)
+    parts = over_batch(work, N, blas_threads=1, nbytes=kh * kw * x_padded.nbytes)
     gW = add_in_order([p[0] for p in parts]).reshape(W.shape)
     gb = add_in_order([p[1] for p in parts]) if has_bias else None
     return (None if gx is None else unpad_nhwc(gx, pads)), gW, gb

@@ -54,7 +54,7 @@ def batch_norm_train_forward(x, gamma, beta, eps):
 
     def total(share):
         return sum(_sum_rows(wide(x[s])) for s in chunks_of(share, per_image, 1))
-    mean = _fold(add_in_order(over_batch(total, N, blas_threads=1)), k) / m
+    mean = _fold(add_in_order(over_batch(total, N, blas_threads=1, nbytes=x.nbytes)), k) / m
     mean_k = numpy.tile(mean, k)
 
     def centre(share):
@@ -64,7 +64,7 @@ def batch_norm_train_forward(x, gamma, beta, eps):
             numpy.subtract(wide(x[s]), mean_k, out=d)
             squares += numpy.einsum("ij,ij->j", d, d)
         return squares
-    var = _fold(add_in_order(over_batch(centre, N)), k) / m
+    var = _fold(add_in_order(over_batch(centre, N, nbytes=x.nbytes)), k) / m
     inv_std = 1 / numpy.sqrt(var + eps)
     inv_std_k, gamma_k, beta_k = (numpy.tile(v, k) for v in (inv_std, gamma, beta))
 
@@ -74,7 +74,7 @@ def batch_norm_train_forward(x, gamma, beta, eps):
             h *= inv_std_k
             numpy.multiply(h, gamma_k, out=out)
             out += beta_k
-    over_batch(normalise, N)
+    over_batch(normalise, N, nbytes=x.nbytes)
     return y, BatchNormCache(x_hat, gamma, inv_std, tuple(range(x.ndim - 1)), mean, var)
 
 
@@ -98,7 +98,7 @@ def batch_norm_train_backward(gy, cache):
             gbeta += _sum_rows(g)
             ggamma += numpy.einsum("ij,ij->j", g, xh)
         return gbeta, ggamma
-    parts = over_batch(sums, N, blas_threads=1)
+    parts = over_batch(sums, N, blas_threads=1, nbytes=gy.nbytes)
     gbeta = _fold(add_in_order([p[0] for p in parts]), k)
     ggamma = _fold(add_in_order([p[1] for p in parts]), k)
     scale = gamma * inv_std  # gx = scale * gy - (x_hat * ggamma + gbeta) * scale / m
@@ -111,5 +111,5 @@ def batch_norm_train_backward(gy, cache):
             numpy.multiply(wide(x_hat[s]), shift_x_hat_k, out=out)
             out += shift_k
             numpy.subtract(wide(gy[s]) * scale_k, out, out=out)
-    over_batch(combine, N)
+    over_batch(combine, N, nbytes=gy.nbytes)
     return gx, ggamma, gbeta

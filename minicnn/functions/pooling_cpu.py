@@ -24,7 +24,7 @@ def max_pool2d_tiles_forward(x, ph, pw, oh, ow):
         numpy.maximum(t[:, :, 0, :, 0, :], t[:, :, (1 // pw) % ph, :, 1 % pw, :], out=out)
         for tap in range(2, ph * pw):
             numpy.maximum(out, t[:, :, tap // pw, :, tap % pw, :], out=out)
-    over_batch(work, N)
+    over_batch(work, N, nbytes=x.nbytes)
     return y, (tiles, y, x.shape)
 
 
@@ -51,6 +51,6 @@ def max_pool2d_tiles_backward(gy, cache):
             numpy.greater(won, claimed, out=won)  # won and not claimed
             claimed |= won
             numpy.multiply(g, won, out=g_t[:, :, i, :, j, :])
-    over_batch(work, N)
+    over_batch(work, N, nbytes=gx.nbytes)
     return gx
 
