@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
@@ -81,3 +83,22 @@ def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, 
     table = capsys.readouterr().out
     assert "| 1 | training loss | 3, 1.8500, 0.0500 | 3, 1.7500, 0.0500 | +0.1000 |" in table
     assert "| 1 | test accuracy | 3, 0.4200, 0.0200 | 3, 0.4400, 0.0200 | -0.0200 |" in table
+
+
+def test_conv_ceiling_times_every_layer_three_ways(tmp_path):
+    """benchmarks/conv_ceiling.py on a tiny batch: a row per layer with PyTorch's, minicnn's
+    and the bare GEMMs' times, and the GEMM blocks are the kernels' cache blocks."""
+    pytest.importorskip("torch")
+    import conv_ceiling
+    from minicnn.distributed import threads
+    conv_ceiling.main(["--batch", "2", "--rounds", "1", "--repeats", "1", "--out", str(tmp_path)])
+    (json_path,) = tmp_path.glob("*-conv-ceiling.json")
+    rows = json.loads(json_path.read_text())["rows"]
+    assert [(r["model"], r["image"], r["C"]) for r in rows] == [l[:3] for l in conv_ceiling.LAYERS]
+    assert all(len(r["ms"]) == 6 and min(r["ms"].values()) > 0 for r in rows)
+    assert "GEMMs alone / PyTorch" in json_path.with_suffix(".md").read_text()
+    # the rows path's blocks: as many images as fit in CHUNK_BYTES, together every image once
+    path, forward, backward = conv_ceiling.gemm_shapes(64, 32, 16, 16)
+    assert path == "rows" and sum(m for m, _, _ in forward) == 64 * 32 * 34
+    assert {(k, n) for _, k, n in forward} == {(48, 48)} and len(backward) == 2 * len(
+        threads.chunks_of(slice(0, 64), 2 * 32 * 34 * 96 * 4, 32 * 34))
