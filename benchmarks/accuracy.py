@@ -12,8 +12,8 @@ records alone, so the table cannot drift from what was measured (tests/test_accu
 checks that README.md holds exactly what ``report`` writes).
 
 Long runs: on 2 CPU cores the whole plan takes many hours, minutes on a GPU. Each run is
-a separate process with its own log (runs/accuracy/); an interrupted minicnn run is
-continued by running the same command again (train_cifar.py --resume).
+a separate process with its own log (runs/accuracy/); an interrupted run is continued by
+running the same command again (train_cifar.py --resume, torch_reference.py --checkpoint).
 """
 import argparse
 import json
@@ -83,12 +83,22 @@ def run_minicnn(model, epochs, seed, extra, device, data):
 def run_torch(model, epochs, seed, extra, device, data):
     if extra and extra[0] != "--val-split":
         raise ValueError(f"{model}: torch_reference.py does not take {extra}")
+    work = os.path.join(WORK, f"torch-{model}-e{epochs}-s{seed}-{device}")
     command = [sys.executable, "benchmarks/torch_reference.py", "--model", model, "--epochs", str(epochs),
                "--seed", str(seed), "--data", data, *extra]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    os.makedirs(WORK, exist_ok=True)
+    # An interrupted run continues from its last finished epoch when run again (--checkpoint),
+    # and prints every epoch's line again, so only this attempt's lines are read.
+    with open(work + ".log", "a") as log:
+        start = log.tell()
+        done = subprocess.run(command + ["--checkpoint", work + ".pt"], cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    with open(work + ".log") as log:
+        log.seek(start)
+        output = log.read()
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}): {output[-2000:]}")
+    rows = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     history = {key: [row[key] for row in rows] for key in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")}
     # With --val-split, validation was on held-out training images and the last row has the test set's.
     return {"history": history, "test_accuracy": rows[-1].get("test_accuracy", rows[-1]["val_accuracy"]),

@@ -11,6 +11,11 @@ as the tutorials did; validation is on the test set, or with ``--val-split F`` (
 train_cifar.py) on the last fraction F of the training images, which are then not trained
 on, and the test set is evaluated once at the end; augmentation, where the recipe has
 it, is minicnn.data's (the input pipeline, not the engine). Prints one JSON line per epoch.
+
+``--checkpoint PATH`` saves the run after every epoch (weights, optimizer, schedule and
+random states, the lines printed so far); run the same command again after an interruption
+and it goes on from the last finished epoch, printing the earlier epochs' lines first, and
+ends where an uninterrupted run ends.
 """
 import argparse
 import json
@@ -193,6 +198,12 @@ def evaluate(net, x, y, batch=500):
     return loss / len(x), correct / len(x)
 
 
+def checkpoint_key(args):
+    """What a checkpoint must agree on with the run continuing it (not the epoch count:
+    a run may be continued to more epochs, as an interrupted one is)."""
+    return {"model": args.model, "seed": args.seed, "batch_size": args.batch_size, "val_split": args.val_split}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=sorted(zoo.MODELS), default="seed004_base")
@@ -201,6 +212,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--checkpoint", default=None, help="save every epoch here; continue from it if it exists")
     p.add_argument("--val-split", type=float, default=None,
                    help="hold out the last fraction F of the training images for validation")
     args = p.parse_args()
@@ -224,7 +236,21 @@ def main():
     net, constrained = translate(zoo.MODELS[args.model]())
     opt, schedule = optimizer_for(args.model, net)
     generator = torch.Generator().manual_seed(args.seed)
-    for epoch in range(epochs):
+    printed, first = [], 0
+    if args.checkpoint and os.path.isfile(args.checkpoint):
+        saved = torch.load(args.checkpoint, weights_only=False)
+        if saved["argv"] != checkpoint_key(args):
+            raise SystemExit(f"{args.checkpoint} was saved by another run ({saved['argv']}); "
+                             "delete it or give another --checkpoint")
+        net.load_state_dict(saved["net"])
+        opt.load_state_dict(saved["opt"])
+        schedule.load_state_dict(saved["schedule"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        printed, first = saved["printed"], saved["epoch"]
+        for line in printed:
+            print(line, flush=True)
+    for epoch in range(first, epochs):
         net.train()
         start, loss_sum, correct = time.perf_counter(), 0.0, 0
         order = torch.randperm(len(x), generator=generator)
@@ -249,11 +275,19 @@ def main():
         held_out = {}
         if args.val_split and epoch == epochs - 1:  # the test set once, after the last epoch
             held_out = dict(zip(("test_loss", "test_accuracy"), evaluate(net, xt, yt)))
-        print(json.dumps({"engine": f"torch {torch.__version__}", "model": args.model, "epoch": epoch + 1,
-                          "loss": loss_sum / len(x), "accuracy": correct / len(x), "val_loss": val_loss,
-                          "val_accuracy": val_acc, "train_seconds": round(seconds, 1),
-                          "threads": torch.get_num_threads(), "images": len(x), "val_images": len(xv),
-                          **held_out}), flush=True)
+        line = json.dumps({"engine": f"torch {torch.__version__}", "model": args.model, "epoch": epoch + 1,
+                           "loss": loss_sum / len(x), "accuracy": correct / len(x), "val_loss": val_loss,
+                           "val_accuracy": val_acc, "train_seconds": round(seconds, 1),
+                           "threads": torch.get_num_threads(), "images": len(x), "val_images": len(xv),
+                           **held_out})
+        print(line, flush=True)
+        printed.append(line)
+        if args.checkpoint:  # written beside, then renamed: an interruption never leaves half a file
+            torch.save({"argv": checkpoint_key(args), "epoch": epoch + 1, "printed": printed,
+                        "net": net.state_dict(), "opt": opt.state_dict(), "schedule": schedule.state_dict(),
+                        "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
+                       args.checkpoint + ".tmp")
+            os.replace(args.checkpoint + ".tmp", args.checkpoint)
 
 
 if __name__ == "__main__":

@@ -58,13 +58,14 @@ def test_notes_explain_gaps_and_models_without_a_comparable_figure():
     assert "PyTorch, same recipe and data: 72.00%" in "\n".join(accuracy.gap_notes([far, torch_far]))
 
 
-def test_torch_reference_holds_out_the_last_training_images_and_tests_at_the_end(tmp_path):
+def test_torch_reference_holds_out_the_last_training_images_and_tests_at_the_end(tmp_path, monkeypatch):
     """seed002_cnn's recipe (--val-split 0.2) in PyTorch: trained on the first 80% of the
     training images, validated on the last 20%, the test set evaluated once after the last
     epoch, and accuracy.py's record takes the test set's figure, not the held-out one."""
     pytest.importorskip("torch")
     from conftest import write_fake_cifar
     write_fake_cifar(tmp_path, per_batch=10)  # 50 training images, 10 test images
+    monkeypatch.setattr(accuracy, "WORK", str(tmp_path / "work"))  # its checkpoint and log
     done = subprocess.run([sys.executable, "benchmarks/torch_reference.py", "--model", "seed004_base",
                            "--epochs", "2", "--data", str(tmp_path), "--val-split", "0.2"],
                           cwd=ROOT, capture_output=True, text=True, check=True)
@@ -77,3 +78,29 @@ def test_torch_reference_holds_out_the_last_training_images_and_tests_at_the_end
     assert result["command"].endswith("--val-split 0.2")
     with pytest.raises(ValueError, match="does not take"):
         accuracy.run_torch("seed004_base", 1, 0, ["--augment", "none"], "cpu", str(tmp_path))
+
+
+def _torch_reference(data, *argv):
+    done = subprocess.run([sys.executable, "benchmarks/torch_reference.py", "--model", "seed004_base",
+                           "--data", str(data), *argv], cwd=ROOT, capture_output=True, text=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    for row in rows:
+        del row["train_seconds"]
+    return done, rows
+
+
+def test_torch_reference_continues_from_its_checkpoint_to_the_same_end(tmp_path):
+    """A run stopped after epoch 1 and run again with its --checkpoint prints every epoch and
+    ends exactly where a straight run ends (weights, optimizer, schedule, shuffling and
+    dropout streams all restored); a checkpoint of another run is refused by name."""
+    pytest.importorskip("torch")
+    from conftest import write_fake_cifar
+    write_fake_cifar(tmp_path, per_batch=10)
+    _, straight = _torch_reference(tmp_path, "--epochs", "3")
+    checkpoint = str(tmp_path / "run.pt")
+    _, first = _torch_reference(tmp_path, "--epochs", "1", "--checkpoint", checkpoint)
+    _, continued = _torch_reference(tmp_path, "--epochs", "3", "--checkpoint", checkpoint)
+    assert len(straight) == 3 and first == straight[:1]
+    assert continued == straight
+    done, _ = _torch_reference(tmp_path, "--epochs", "3", "--seed", "1", "--checkpoint", checkpoint)
+    assert done.returncode != 0 and "run.pt was saved by another run" in done.stderr
