@@ -85,7 +85,7 @@ def run_torch(model, epochs, seed, extra, device, data):
         raise ValueError(f"{model}: torch_reference.py does not take {extra}")
     work = os.path.join(WORK, f"torch-{model}-e{epochs}-s{seed}-{device}")
     command = [sys.executable, "benchmarks/torch_reference.py", "--model", model, "--epochs", str(epochs),
-               "--seed", str(seed), "--data", data, *extra]
+               "--seed", str(seed), "--data", data, "--device", device, *extra]
     os.makedirs(WORK, exist_ok=True)
     # An interrupted run continues from its last finished epoch when run again (--checkpoint),
     # and prints every epoch's line again, so only this attempt's lines are read.

@@ -187,14 +187,15 @@ def optimizer_for(name, net):
     return opt, schedule
 
 
-def evaluate(net, x, y, batch=500):
+def evaluate(net, x, y, device, batch=500):
     net.eval()
     correct, loss = 0, 0.0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            logits = net(x[i:i + batch])
-            loss += nn.functional.cross_entropy(logits, y[i:i + batch], reduction="sum").item()
-            correct += (logits.argmax(1) == y[i:i + batch]).sum().item()
+            labels = y[i:i + batch].to(device)
+            logits = net(x[i:i + batch].to(device))
+            loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(1) == labels).sum().item()
     return loss / len(x), correct / len(x)
 
 
@@ -212,6 +213,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                   help="gpu: CUDA, PyTorch's defaults (cuDNN convolutions may use TF32)")
     p.add_argument("--checkpoint", default=None, help="save every epoch here; continue from it if it exists")
     p.add_argument("--val-split", type=float, default=None,
                    help="hold out the last fraction F of the training images for validation")
@@ -220,7 +223,10 @@ def main():
         p.error(f"--val-split must be in (0, 1), got {args.val_split}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    if args.device == "gpu" and not torch.cuda.is_available():
+        p.error("--device gpu: this PyTorch sees no CUDA GPU")
+    device = torch.device("cuda" if args.device == "gpu" else "cpu")
+    torch.manual_seed(args.seed)  # the CPU's and every GPU's streams (dropout)
     recipe = zoo.RECIPES[args.model]
     # The recipe's augmentation is minicnn.data's (a data pipeline, on the host, not the engine
     # under test): the same random shifts, flips and rotations, drawn from the same kind of seed.
@@ -234,6 +240,7 @@ def main():
         cut = int(len(x) * (1 - args.val_split))  # the last images, as train_cifar.py holds them out
         x, y, xv, yv = x[:cut], y[:cut], x[cut:], y[cut:]
     net, constrained = translate(zoo.MODELS[args.model]())
+    net = net.to(device)  # the data stays on the host; each batch goes to the device
     opt, schedule = optimizer_for(args.model, net)
     generator = torch.Generator().manual_seed(args.seed)
     printed, first = [], 0
@@ -247,6 +254,8 @@ def main():
         schedule.load_state_dict(saved["schedule"])
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
         printed, first = saved["printed"], saved["epoch"]
         for line in printed:
             print(line, flush=True)
@@ -258,8 +267,9 @@ def main():
         for i in range(0, len(x), batch):
             index = order[i:i + batch]
             images = x[index] if augment is None else torch.from_numpy(augment(x[index].numpy(), rng))
-            logits = net(images)
-            loss = nn.functional.cross_entropy(logits, y[index])
+            labels = y[index].to(device)
+            logits = net(images.to(device))
+            loss = nn.functional.cross_entropy(logits, labels)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -269,23 +279,25 @@ def main():
                     norms = dense.weight.norm(dim=1, keepdim=True)
                     dense.weight.mul_(norms.clamp(max=max_value) / (norms + 1e-7))
             loss_sum += loss.item() * len(index)
-            correct += (logits.argmax(1) == y[index]).sum().item()
+            correct += (logits.argmax(1) == labels).sum().item()
         seconds = time.perf_counter() - start
-        val_loss, val_acc = evaluate(net, xv, yv)
+        val_loss, val_acc = evaluate(net, xv, yv, device)
         held_out = {}
         if args.val_split and epoch == epochs - 1:  # the test set once, after the last epoch
-            held_out = dict(zip(("test_loss", "test_accuracy"), evaluate(net, xt, yt)))
+            held_out = dict(zip(("test_loss", "test_accuracy"), evaluate(net, xt, yt, device)))
         line = json.dumps({"engine": f"torch {torch.__version__}", "model": args.model, "epoch": epoch + 1,
                            "loss": loss_sum / len(x), "accuracy": correct / len(x), "val_loss": val_loss,
                            "val_accuracy": val_acc, "train_seconds": round(seconds, 1),
-                           "threads": torch.get_num_threads(), "images": len(x), "val_images": len(xv),
+                           "threads": torch.get_num_threads(), "device": str(device),
+                           "images": len(x), "val_images": len(xv),
                            **held_out})
         print(line, flush=True)
         printed.append(line)
         if args.checkpoint:  # written beside, then renamed: an interruption never leaves half a file
             torch.save({"argv": checkpoint_key(args), "epoch": epoch + 1, "printed": printed,
                         "net": net.state_dict(), "opt": opt.state_dict(), "schedule": schedule.state_dict(),
-                        "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
+                        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
                        args.checkpoint + ".tmp")
             os.replace(args.checkpoint + ".tmp", args.checkpoint)
 

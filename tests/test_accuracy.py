@@ -104,3 +104,17 @@ def test_torch_reference_continues_from_its_checkpoint_to_the_same_end(tmp_path)
     assert continued == straight
     done, _ = _torch_reference(tmp_path, "--epochs", "3", "--seed", "1", "--checkpoint", checkpoint)
     assert done.returncode != 0 and "run.pt was saved by another run" in done.stderr
+
+
+@pytest.mark.gpu
+def test_torch_reference_trains_on_the_gpu(tmp_path):
+    """--device gpu (what `accuracy.py run --device gpu --engine torch` passes) trains on
+    CUDA: the GPU machine's accuracy runs must not fall back to its CPU."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this PyTorch sees no CUDA GPU")
+    from conftest import write_fake_cifar
+    write_fake_cifar(tmp_path, per_batch=10)
+    done, rows = _torch_reference(tmp_path, "--epochs", "2", "--device", "gpu", "--checkpoint", str(tmp_path / "g.pt"))
+    assert done.returncode == 0, done.stderr
+    assert [r["device"] for r in rows] == ["cuda", "cuda"] and 0 <= rows[-1]["val_accuracy"] <= 1
