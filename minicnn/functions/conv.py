@@ -71,6 +71,12 @@ def conv_geometry(x_shape, kh, kw, sy, sx, padding):
     return (rows, cols), (get_conv_outsize(H, kh, sy, *rows), get_conv_outsize(W, kw, sx, *cols))
 
 
+def tap(i, stride, count):
+    """Along one axis, the input positions kernel tap i meets for ``count`` outputs with
+    this stride: i, i + stride, ..., i + stride * (count - 1), as one strided slice."""
+    return slice(i, i + stride * (count - 1) + 1, stride)
+
+
 def im2col(x, kh, kw, sy, sx, pads, fill=0):
     """(N, H, W, C) -> (N, oh, ow, kh, kw, C) patches.
 
@@ -87,7 +93,7 @@ def im2col(x, kh, kw, sy, sx, pads, fill=0):
     col = xp.empty((N, oh, ow, kh, kw, C), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            col[:, :, :, i, j, :] = x[:, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx, :]
+            col[:, :, :, i, j, :] = x[:, tap(i, sy, oh), tap(j, sx, ow), :]
     return col
 
 
@@ -104,7 +110,7 @@ def col2im(col, x_shape, sy, sx, pads):
     gx = xp.zeros((N, H, W, C), dtype=col.dtype)
     for i in range(kh):
         for j in range(kw):
-            gx[:, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx, :] += col[:, :, :, i, j, :]
+            gx[:, tap(i, sy, oh), tap(j, sx, ow), :] += col[:, :, :, i, j, :]
     return gx[:, pt:H - pb, pl:W - pr, :]
 
 

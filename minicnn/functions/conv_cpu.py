@@ -40,6 +40,7 @@ import numpy
 from numpy.lib.stride_tricks import as_strided
 
 from ..distributed.threads import add_in_order, chunks_of, over_batch
+from . import conv  # the reference; conv.py imports this module, so only conv.tap is used, at call time
 
 
 def pad_nhwc(x, pads):
@@ -142,7 +143,7 @@ def conv2d_rows_backward(gy, cache, input_grad=True):
                 g = gx[s]
                 g[...] = 0
                 for i in range(kh):
-                    g[:, i:i + sy * (oh - 1) + 1:sy, :, :] += g_rows[:, :, :, i, :]
+                    g[:, conv.tap(i, sy, oh), :, :] += g_rows[:, :, :, i, :]
         return gW_rows, gb
     parts = over_batch(work, N, blas_threads=1, nbytes=kh * kw * x_padded.nbytes)
     gW = add_in_order([p[0] for p in parts]).reshape(kh, C, kw, F).transpose(0, 2, 1, 3)
@@ -187,7 +188,7 @@ def conv2d_planar_forward(x, W, b, strides, pads, oh, ow):
         taps = cols[:K].reshape(kh, kw, C, n, oh, ow)
         for i in range(kh):
             for j in range(kw):
-                taps[i, j] = x_planar[:, :, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx]
+                taps[i, j] = x_planar[:, :, conv.tap(i, sy, oh), conv.tap(j, sx, ow)]
         if has_bias:
             cols[K] = 1
         numpy.matmul(cols.T, W_col, out=y[s].reshape(-1, F))
@@ -220,7 +221,7 @@ def conv2d_planar_backward(gy, cache, input_grad=True):
             g_planar = numpy.zeros((C, n, H + pt + pb, W_in + pl + pr), dtype=gy.dtype)
             for i in range(kh):
                 for j in range(kw):
-                    g_planar[:, :, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx] += g_taps[i, j]
+                    g_planar[:, :, conv.tap(i, sy, oh), conv.tap(j, sx, ow)] += g_taps[i, j]
             gx[s] = g_planar[:, :, pt:pt + H, pl:pl + W_in].transpose(1, 2, 3, 0)
         return gW_and_b
     gW_and_b = add_in_order(over_batch(work, N, blas_threads=1, nbytes=colT.nbytes))
@@ -272,7 +273,7 @@ def conv2d_im2col_backward(gy, cache, input_grad=True):
                 g_x[...] = 0
                 for i in range(kh):
                     for j in range(kw):
-                        g_x[:, i:i + sy * (oh - 1) + 1:sy, j:j + sx * (ow - 1) + 1:sx, :] += gcol[:, :, :, i, j, :]
+                        g_x[:, conv.tap(i, sy, oh), conv.tap(j, sx, ow), :] += gcol[:, :, :, i, j, :]
         return gW, gb
     parts = over_batch(work, N, blas_threads=1, nbytes=kh * kw * x_padded.nbytes)
     gW = add_in_order([p[0] for p in parts]).reshape(W.shape)

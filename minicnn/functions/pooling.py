@@ -7,11 +7,11 @@ import numpy
 
 from ..backend import fast_kernels_enabled, get_array_module
 from . import pooling_cpu
-from .conv import conv_geometry, normalize_padding, pair
+from .conv import conv_geometry, normalize_padding, pair, tap
 
 
 def _tap_slices(i, j, sy, sx, oh, ow):
-    return (slice(None), slice(i, i + sy * (oh - 1) + 1, sy), slice(j, j + sx * (ow - 1) + 1, sx))
+    return (slice(None), tap(i, sy, oh), tap(j, sx, ow))
 
 
 def max_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
