@@ -24,6 +24,8 @@ within --budget seconds in all); a failure or a timeout is logged and the next s
   benchmark    benchmarks/run.py --device gpu: the seed models' steps at batch 128 beside PyTorch,
                and NumPy held to 2 threads
   speedrun     examples/speedrun.py --device gpu, one seed
+  profile      benchmarks/profile_step.py --device gpu: seed004_base's step op by op, host and
+               device time (is the step launch-bound?)
 
 Each step's whole output goes to DIR/NN-step.log; DIR/summary.md, the table of results,
 is written after every step and printed last. --bundle keeps a .tar.gz of DIR up to date
@@ -180,6 +182,20 @@ def speedrun_command(ctx):
                   "--data", ctx.cifar_folder(), *size)
 
 
+def profile_command(ctx):
+    steps = 3 if ctx.rehearse else 20
+    return python(os.path.join(ROOT, "benchmarks", "profile_step.py"), "--device", ctx.device,
+                  "--model", "seed004_base", "--batch", 128, "--steps", steps,
+                  "--out", os.path.join(ctx.out, "profile-seed004_base.md"))
+
+
+def profile_figure(ctx, log):
+    """The step's wall time and how busy the GPU was, from profile_step.py's table."""
+    wall = last_line_starting("Step (wall")(ctx, log)
+    busy = [line for line in log.splitlines() if line.startswith("Ops' device time")]
+    return "seed004_base step" + wall.split(":", 1)[1].rstrip(".") + (f"; {busy[-1]}" if busy else "")
+
+
 STEPS = [
     Step("environment", 90, environment_command, last_line_starting("environment:")),
     Step("data", 90, data_command, data_figure),
@@ -189,6 +205,7 @@ STEPS = [
     Step("train", 150, train_command, train_figure),
     Step("benchmark", 200, benchmark_command, benchmark_figure),
     Step("speedrun", 150, speedrun_command, last_line_starting("1 run(s) on")),
+    Step("profile", 60, profile_command, profile_figure),
 ]
 
 

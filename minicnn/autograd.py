@@ -329,8 +329,7 @@ def apply(forward, backward, *inputs, **params):
     """
     floats = {t.data.dtype for t in inputs if t.data.dtype.kind == "f"}
     if len(floats) > 1:
-        name = getattr(forward, "__name__", "op").removesuffix("_forward")
-        raise TypeError(f"{name}: inputs of several dtypes ({', '.join(sorted(map(str, floats)))}); "
+        raise TypeError(f"{op_name(forward)}: inputs of several dtypes ({', '.join(sorted(map(str, floats)))}); "
                         "minicnn does not convert silently: cast one with .astype()")
     y, cache = forward(*(t.data for t in inputs), **params)
 
@@ -338,6 +337,13 @@ def apply(forward, backward, *inputs, **params):
         grads = backward(gy, cache)
         return grads if isinstance(grads, tuple) else (grads,)
     return _make(y, inputs, backward_fn)
+
+
+def op_name(forward):
+    """An op's name from its forward function: 'conv2d' for conv2d_forward, also when the
+    forward is a functools.partial of one (errors and benchmarks/profile_step.py use it)."""
+    function = getattr(forward, "func", forward)
+    return getattr(function, "__name__", "op").removesuffix("_forward")
 
 
 def _sum_to_shape(g, shape):

@@ -79,7 +79,7 @@ def dropout(x, rate, rng=None, mask=None, training=True):
         if rng is None:
             raise ValueError("dropout needs a random generator (rng) or an explicit mask")
         mask = dropout_fn.dropout_mask(x.shape, rate, rng, x.dtype)
-    return apply(lambda a: dropout_fn.dropout_forward(a, mask), dropout_fn.dropout_backward, x)
+    return apply(functools.partial(dropout_fn.dropout_forward, mask=mask), dropout_fn.dropout_backward, x)
 
 
 def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, eps=1e-3,

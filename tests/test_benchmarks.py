@@ -102,3 +102,33 @@ def test_conv_ceiling_times_every_layer_three_ways(tmp_path):
     assert path == "rows" and sum(m for m, _, _ in forward) == 64 * 32 * 34
     assert {(k, n) for _, k, n in forward} == {(48, 48)} and len(backward) == 2 * len(
         threads.chunks_of(slice(0, 64), 2 * 32 * 34 * 96 * 4, 32 * 34))
+
+
+def _profile_and_check(device):
+    import profile_step
+    from minicnn import autograd, functional, zoo
+    from minicnn.layers import Conv2D
+    result = profile_step.profile("seed001_model0", 8, device, steps=2, warmup=1)
+    rows = {name: (calls, host, dev) for name, calls, host, dev in result["rows"]}
+    convs = sum(isinstance(layer, Conv2D) for layer in zoo.seed001_model0().layers)
+    assert rows["conv2d"][0] == convs and rows["conv2d (backward)"][0] == convs
+    assert rows["optimizer update"][0] == 1 and "dense" in rows and "softmax_cross_entropy" in rows
+    assert 0 < sum(host for _, host, _ in rows.values()) <= result["step"]
+    assert functional.apply is autograd.apply and autograd.apply.__module__ == "minicnn.autograd"  # put back
+    text = profile_step.markdown(result)
+    assert "| conv2d (backward) |" in text and "the rest" in text
+    return rows
+
+
+def test_profile_step_times_every_op_of_a_step():
+    """benchmarks/profile_step.py on the CPU: every apply op of a seed model's step, forward
+    and backward apart, and the update; their host times fit inside the step."""
+    rows = _profile_and_check("cpu")
+    assert all(dev is None for _, _, dev in rows.values())
+
+
+@pytest.mark.gpu
+def test_profile_step_reads_device_times_on_the_gpu():
+    rows = _profile_and_check("gpu")
+    assert rows["conv2d"][2] > 0 and rows["conv2d (backward)"][2] > 0  # CUDA events read after the steps
+    assert all(dev >= 0 for _, _, dev in rows.values())
