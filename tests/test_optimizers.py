@@ -111,3 +111,30 @@ def test_an_update_in_cache_sized_pieces_is_bitwise_the_whole_array_update(monke
             opt.step()
         results.append(w.data)
     assert numpy.array_equal(results[0], results[1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: SGD(0.1, momentum=0.9, nesterov=True),
+                                  lambda: Adam(0.01)])
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_the_fused_gpu_update_equals_the_array_code(make, dtype):
+    """On a GPU, SGD with momentum and Adam update each parameter in one kernel
+    (fast_gpu.sgd_momentum_update, adam_update); under fast_kernels(False) they run sgd.py's
+    and adam.py's array code. Both, three steps from the same start: the same weights and
+    slots, to the dtype's rounding (the kernel may fuse a multiply-add)."""
+    rng = numpy.random.default_rng(0)
+    start = rng.normal(size=(25, 40)).astype(dtype)
+    grads = [rng.normal(size=(25, 40)).astype(dtype) for _ in range(3)]
+    results = []
+    for fast in (True, False):
+        with backend.fast_kernels(fast):
+            w = Tensor(backend.to_device(start, "gpu"), requires_grad=True)
+            opt = make().build([w])
+            for g in grads:
+                w.grad = backend.to_device(g, "gpu")
+                opt.step()
+            results.append([backend.to_numpy(a) for a in (w.data, *(s[0] for s in opt.slots.values()))])
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == numpy.float32 else dict(rtol=1e-12, atol=1e-14)
+    for fused, plain in zip(*results):
+        assert fused.dtype == dtype
+        numpy.testing.assert_allclose(fused, plain, **tol)

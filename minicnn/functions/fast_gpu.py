@@ -14,6 +14,9 @@ element, that gathers what it needs:
     backward is a gather per input pixel, again without atomics, correct for
     overlapping windows too.
 The GEMMs stay 2-D (N*oh*ow, kh*kw*C) @ (kh*kw*C, F), the shape cuBLAS is fastest on.
+The optimizers' updates are one kernel per parameter too (SGD with momentum, Adam),
+where the array code of sgd.py and adam.py launches four and twelve: on a GPU a small
+network's step is mostly launches, and the update was a third of them.
 
 This module imports CuPy, so it is only imported when a CuPy array reaches an op.
 """
@@ -212,3 +215,28 @@ def relu_backward(gy, positive):
 def gelu_forward(x):
     """One kernel for x * Phi(x) and its slope Phi(x) + x phi(x) (the reference takes ten)."""
     return gelu_forward_kernel(x)
+
+
+# --- the optimizers' updates, fused (optimizers/sgd.py and adam.py hold the array code) ------
+sgd_momentum_kernel = cupy.ElementwiseKernel(
+    "T g, T lr, T mu, bool nesterov", "T w, T v",
+    "v = mu * v - lr * g; w += nesterov ? mu * v - lr * g : v;",  # Keras's SGD, v the velocity
+    "minicnn_sgd_momentum")
+
+adam_kernel = cupy.ElementwiseKernel(
+    "T g, T a1, T a2, T step, T eps", "T w, T m, T v",
+    # a1 = 1 - beta_1, a2 = 1 - beta_2; step = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+    "m += a1 * (g - m); v += a2 * (g * g - v); w -= step * m / (sqrt(v) + eps);",
+    "minicnn_adam")
+
+
+def sgd_momentum_update(w, g, v, lr, mu, nesterov):
+    """w, v in place: v = mu v - lr g; w += v (or, Nesterov, w += mu v - lr g)."""
+    t = w.dtype.type
+    sgd_momentum_kernel(g, t(lr), t(mu), bool(nesterov), w, v)
+
+
+def adam_update(w, g, m, v, a1, a2, step, eps):
+    """w, m, v in place: m += a1 (g - m); v += a2 (g^2 - v); w -= step m / (sqrt(v) + eps)."""
+    t = w.dtype.type
+    adam_kernel(g, t(a1), t(a2), t(step), t(eps), w, m, v)

@@ -2,7 +2,7 @@
 import numpy
 
 from .. import backend
-from .base import Optimizer, chunked
+from .base import Optimizer, chunked, fused_gpu
 
 
 class Adam(Optimizer):
@@ -23,6 +23,11 @@ class Adam(Optimizer):
         xp = backend.get_array_module(w)
         t = self.iterations + 1
         step = lr * numpy.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        fused = fused_gpu(w, g, self.slots["m"][i], self.slots["v"][i])
+        if fused is not None:  # the same rule as below, in one GPU kernel
+            fused.adam_update(w, g, self.slots["m"][i], self.slots["v"][i], 1 - self.beta_1, 1 - self.beta_2,
+                              step, self.epsilon)
+            return
         for w, g, m, v in chunked(w, g, self.slots["m"][i], self.slots["v"][i]):  # cache-sized pieces
             m += w.dtype.type(1 - self.beta_1) * (g - m)
             v += w.dtype.type(1 - self.beta_2) * (g * g - v)

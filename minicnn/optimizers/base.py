@@ -23,6 +23,16 @@ from . import schedules
 UPDATE_CHUNK = 1 << 15  # elements: a piece of w, g, the slots and the temporaries fits in an L2 cache
 
 
+def fused_gpu(*arrays):
+    """functions/fast_gpu, when these arrays (a parameter, its gradient, its slots) are GPU
+    arrays its one-kernel updates are built for and the fast kernels are on; else None,
+    and the update runs as the plain array code (on a GPU, one kernel per operation)."""
+    if not backend.fast_kernels_enabled() or backend.get_array_module(arrays[0]) is numpy:
+        return None
+    from ..functions import fast_gpu  # imports CuPy; only reached with GPU arrays
+    return fast_gpu if fast_gpu.handles(*arrays) else None
+
+
 def chunked(*arrays):
     """Matching pieces of same-shaped arrays (a parameter, its gradient, its slots), for an
     update rule to run one piece at a time; the arrays themselves where that cannot help.

@@ -1,5 +1,5 @@
 """Keras's SGD: plain, with momentum, or Nesterov momentum."""
-from .base import Optimizer, chunked
+from .base import Optimizer, chunked, fused_gpu
 
 
 class SGD(Optimizer):
@@ -23,6 +23,10 @@ class SGD(Optimizer):
             w -= lr * g
             return
         mu = w.dtype.type(self.momentum)
+        fused = fused_gpu(w, g, self.slots["momentum"][i])
+        if fused is not None:  # the same rule as below, in one GPU kernel
+            fused.sgd_momentum_update(w, g, self.slots["momentum"][i], lr, mu, self.nesterov)
+            return
         for w, g, v in chunked(w, g, self.slots["momentum"][i]):  # a cache-sized piece at a time
             v *= mu
             v -= lr * g
