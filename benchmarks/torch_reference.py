@@ -181,8 +181,10 @@ def optimizer_for(name, net):
         opt = torch.optim.Adam(net.parameters(), lr=keras["learning_rate"],
                                betas=(keras["beta_1"], keras["beta_2"]), eps=keras["epsilon"])
     else:
+        # Keras takes nesterov=True without momentum (seed 003's 4-layer recipe) as plain SGD;
+        # PyTorch refuses the pair, so it gets plain SGD by name.
         opt = torch.optim.SGD(net.parameters(), lr=keras["learning_rate"], momentum=keras["momentum"],
-                              nesterov=keras["nesterov"])
+                              nesterov=keras["nesterov"] and keras["momentum"] > 0)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1 / (1 + decay * it))  # Keras-2 decay
     return opt, schedule
 

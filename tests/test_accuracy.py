@@ -118,3 +118,16 @@ def test_torch_reference_trains_on_the_gpu(tmp_path):
     done, rows = _torch_reference(tmp_path, "--epochs", "2", "--device", "gpu", "--checkpoint", str(tmp_path / "g.pt"))
     assert done.returncode == 0, done.stderr
     assert [r["device"] for r in rows] == ["cuda", "cuda"] and 0 <= rows[-1]["val_accuracy"] <= 1
+
+
+def test_torch_reference_builds_every_recipes_optimizer():
+    """Every recipe of accuracy.py's plan has a PyTorch twin of its optimizer: seed003_4layer's
+    Keras SGD(nesterov=True) without momentum (plain SGD in Keras) must not be refused."""
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import torch_reference
+    net = torch.nn.Linear(2, 2)
+    for name, *_ in accuracy.PLAN:
+        opt, _ = torch_reference.optimizer_for(name, net)
+        if name == "seed003_4layer":
+            assert isinstance(opt, torch.optim.SGD) and not opt.defaults["nesterov"] and opt.defaults["momentum"] == 0
