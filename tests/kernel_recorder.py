@@ -1,6 +1,7 @@
-"""What minicnn/functions/fast_gpu.py asks CuPy to compile, read without CuPy or a GPU.
+"""What minicnn/functions/fast_gpu.py (and fast_gpu_sums.py, which it imports) asks CuPy to
+compile, read without CuPy or a GPU.
 
-fast_gpu builds its kernels with ``cupy.ElementwiseKernel(inputs, outputs, body, name)``
+Both build their kernels with ``cupy.ElementwiseKernel(inputs, outputs, body, name)``
 at import time. Importing it under a stand-in ``cupy`` module that only records those four
 strings gives every kernel's source, which the kernel tests then compile themselves: as
 C++ on the CPU (test_gpu_kernel_source.py, to check the arithmetic against the NumPy
@@ -11,10 +12,11 @@ import sys
 import types
 
 MODULE = "minicnn.functions.fast_gpu"
+MODULES = (MODULE, "minicnn.functions.fast_gpu_sums")
 
 
 def record_kernels():
-    """({name: (inputs, outputs, body)}, KERNEL_DTYPES) of fast_gpu, CuPy or not."""
+    """({name: (inputs, outputs, body)}, KERNEL_DTYPES) of MODULES, CuPy or not."""
     recorded = {}
     stand_in = types.ModuleType("cupy")
     stand_in.ElementwiseKernel = lambda inputs, outputs, body, name: recorded.setdefault(
@@ -22,11 +24,13 @@ def record_kernels():
     saved = sys.modules.get("cupy")
     sys.modules["cupy"] = stand_in
     try:
-        sys.modules.pop(MODULE, None)
+        for name in MODULES:
+            sys.modules.pop(name, None)
         module = importlib.import_module(MODULE)
         dtypes = module.KERNEL_DTYPES
     finally:
-        sys.modules.pop(MODULE, None)  # a real CuPy gets a fresh import
+        for name in MODULES:
+            sys.modules.pop(name, None)  # a real CuPy gets a fresh import
         if saved is None:
             sys.modules.pop("cupy")
         else:

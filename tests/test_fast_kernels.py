@@ -13,7 +13,7 @@ import minicnn
 from minicnn import backend, functional as F
 from minicnn.distributed import threads
 from minicnn.functions import activation, conv, conv_cpu, normalization, pooling
-from conftest import tensor
+from conftest import requires_gpu, tensor
 
 
 def _both(fn):
@@ -248,31 +248,34 @@ def test_blas_threads_are_given_back_after_a_blocked_convolution():
     assert blas_threads() == before
 
 
-@given(shape=st.sampled_from([(1, 5), (7, 33), (3, 4, 5, 6), (9, 2, 3, 8)]),
+@given(shape=st.sampled_from([(1, 5), (7, 33), (3, 4, 5, 6), (9, 2, 3, 8), (40, 3, 3, 2)]),
        dtype=st.sampled_from([numpy.float64, numpy.float32]), seed=st.integers(0, 99),
        offset=st.sampled_from([0.0, 100.0]))
-def test_batch_norm_fast_equals_reference(shape, dtype, seed, offset):
-    """Threaded batch-norm (CPU) against the reference: y, the batch statistics the layer
-    averages, and gx, ggamma, gbeta. offset: a mean far from zero, where a one-pass
-    variance (E[x^2] - E[x]^2) would lose the digits the two-pass one keeps."""
+def test_batch_norm_fast_equals_reference(device, shape, dtype, seed, offset):
+    """Threaded batch-norm (CPU) and the per-channel-sum kernels (GPU, fast_gpu_sums.py)
+    against the reference: y, the batch statistics the layer averages, and gx, ggamma,
+    gbeta. offset: a mean far from zero, where a plain one-pass variance (E[x^2] - E[x]^2)
+    would lose the digits the two-pass and the shifted one-pass ones keep. (40, 3, 3, 2):
+    360 rows, enough for the GPU sums to split them into interleaved shares."""
     rng = numpy.random.default_rng(seed)
     x = (rng.standard_normal(shape) + offset).astype(dtype)
     gamma, beta = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
     gy = rng.standard_normal(shape).astype(dtype)
+    xp = backend.xp()
 
     def run(x, gamma, gy):
-        y, cache = normalization.batch_norm_train_forward(x, gamma, beta.astype(x.dtype), 1e-3)
+        x, gamma, gy = xp.asarray(x), xp.asarray(gamma), xp.asarray(gy)
+        y, cache = normalization.batch_norm_train_forward(x, gamma, xp.asarray(beta, dtype=x.dtype), 1e-3)
         return (y, cache.mean, cache.var) + normalization.batch_norm_train_backward(gy, cache)
-    with backend.device("cpu"):
-        fast, reference = _both(lambda: run(x, gamma, gy))
-        if dtype == numpy.float64:
-            _assert_same(fast, reference, dtype)
-            return
-        # float32: both round differently (sums in another order), so each is compared with
-        # the float64 result: the fast one may be off by twice the reference's own error, or by
-        # float32 tolerance (1e-4 of the largest value), whichever is larger.
-        with backend.fast_kernels(False):
-            exact = run(x.astype(numpy.float64), gamma.astype(numpy.float64), gy.astype(numpy.float64))
+    fast, reference = _both(lambda: run(x, gamma, gy))
+    if dtype == numpy.float64:
+        _assert_same(fast, reference, dtype)
+        return
+    # float32: both round differently (sums in another order), so each is compared with
+    # the float64 result: the fast one may be off by twice the reference's own error, or by
+    # float32 tolerance (1e-4 of the largest value), whichever is larger.
+    with backend.device("cpu"), backend.fast_kernels(False):
+        exact = run(x.astype(numpy.float64), gamma.astype(numpy.float64), gy.astype(numpy.float64))
     for f, r, e in zip(fast, reference, exact):
         assert f.dtype == r.dtype == numpy.float32 and f.shape == e.shape
         allowed = max(2 * numpy.abs(r - e).max(), 1e-4 * (1 + numpy.abs(e).max()))
@@ -280,29 +283,45 @@ def test_batch_norm_fast_equals_reference(shape, dtype, seed, offset):
 
 
 @pytest.mark.parametrize("layout", ["transposed x", "broadcast gy", "sliced"])
-def test_batch_norm_fast_takes_arrays_of_any_layout(layout):
-    """The fast batch-norm works on wide views of its arrays: a non-contiguous input
-    (a transposed or sliced image, the broadcast gradient a mean's backward passes on)
-    must give the reference's numbers too, not results written into a lost copy."""
+def test_batch_norm_fast_takes_arrays_of_any_layout(device, layout):
+    """The fast batch-norm works on wide views of its arrays (CPU) or flat copies of them
+    (GPU): a non-contiguous input (a transposed or sliced image, the broadcast gradient a
+    mean's backward passes on) must give the reference's numbers too, not results written
+    into a lost copy."""
     rng = numpy.random.default_rng(3)
     x = rng.standard_normal((4, 6, 5, 8))
     gy = rng.standard_normal(x.shape)
+    xp = backend.xp()
     if layout == "transposed x":
-        x = numpy.ascontiguousarray(x.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+        x = xp.ascontiguousarray(xp.asarray(x).transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+        gy = xp.asarray(gy)
     elif layout == "broadcast gy":
-        gy = numpy.broadcast_to(rng.standard_normal((4, 1, 1, 8)), x.shape)
+        x = xp.asarray(x)
+        gy = xp.broadcast_to(xp.asarray(rng.standard_normal((4, 1, 1, 8))), x.shape)
     else:
-        x = rng.standard_normal((4, 6, 10, 8))[:, :, ::2]
-        gy = rng.standard_normal((4, 6, 10, 8))[:, :, 1::2]
+        x = xp.asarray(rng.standard_normal((4, 6, 10, 8)))[:, :, ::2]
+        gy = xp.asarray(rng.standard_normal((4, 6, 10, 8)))[:, :, 1::2]
     assert not (x.flags.c_contiguous and gy.flags.c_contiguous)
-    gamma, beta = rng.standard_normal(8), rng.standard_normal(8)
+    gamma, beta = xp.asarray(rng.standard_normal(8)), xp.asarray(rng.standard_normal(8))
 
     def run():
         y, cache = normalization.batch_norm_train_forward(x, gamma, beta, 1e-3)
         return (y, cache.x_hat) + normalization.batch_norm_train_backward(gy, cache)
-    with backend.device("cpu"):
-        fast, reference = _both(run)
+    fast, reference = _both(run)
     _assert_same(fast, reference, numpy.float64)
+
+
+@requires_gpu
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (4096, 32), (70001, 3), (300, 2, 2, 200), (2, 16, 16, 64)])
+def test_channel_sums_on_the_gpu_equal_numpy(shape):
+    """fast_gpu_sums.channel_sums (a conv's bias gradient): every row counted once, from one
+    share to MAX_PARTS of them. Small integers, so float32 sums are exact in any order."""
+    import cupy
+    from minicnn.functions import fast_gpu_sums
+    a = numpy.random.default_rng(0).integers(-8, 9, shape).astype(numpy.float32)
+    got = fast_gpu_sums.channel_sums(cupy.asarray(a))
+    assert got.dtype == numpy.float32 and got.shape == (shape[-1],)
+    numpy.testing.assert_array_equal(cupy.asnumpy(got), a.reshape(-1, shape[-1]).sum(axis=0))
 
 
 def test_float16_runs_on_the_reference_where_no_kernel_is_built(device):

@@ -148,3 +148,62 @@ def test_adam_kernel_equals_the_optimizer(kernels):
         numpy.testing.assert_allclose(w, p.data, rtol=1e-13, atol=1e-15)
         numpy.testing.assert_allclose(m, optimizer.slots["m"][0], rtol=1e-13, atol=1e-15)
         numpy.testing.assert_allclose(v, optimizer.slots["v"][0], rtol=1e-13, atol=1e-15)
+
+
+def _partial_sums(kernel, arrays, C, K, parts):
+    """fast_gpu_sums._sum_rows on the C++ kernel: the partial rows (parts, K, C), then their
+    sum (NumPy here, CuPy's reduction there)."""
+    rows = arrays[0].size // C
+    partial = numpy.empty((parts, K, C))
+    _call(kernel, *arrays, rows, C, parts, partial)
+    return partial.sum(axis=0)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 7, 64])
+def test_channel_sums_kernel_adds_every_row_once(kernels, parts):
+    """Interleaved shares, rows not a multiple of parts, more parts than rows: each row of
+    each channel is counted exactly once (integers: any double or missed row shows)."""
+    rng = numpy.random.default_rng(parts)
+    for rows, C in [(1, 1), (5, 3), (333, 4), (64, 17)]:
+        a = rng.integers(-1000, 1000, (rows, C)).astype(numpy.float64)
+        sums = _partial_sums(kernels.minicnn_channel_sums, [a], C, 1, parts)
+        numpy.testing.assert_array_equal(sums[0], a.sum(axis=0))
+
+
+@pytest.mark.parametrize("parts", [1, 5, 32])
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_batch_norm_kernels_equal_the_reference(kernels, parts, offset):
+    """fast_gpu_sums' batch-norm, kernel by kernel as it runs them, against the reference
+    array code of normalization.py: the shifted one-pass moments keep the digits of a
+    mean 1e4 away from zero that E[x^2] - E[x]^2 would lose."""
+    from minicnn.functions import normalization
+    rng = numpy.random.default_rng(int(offset) + parts)
+    for shape in [(1, 3), (6, 4), (3, 5, 7, 2), (40, 3, 3, 8)]:
+        x = rng.standard_normal(shape) * 2 + offset
+        gy = rng.standard_normal(shape)
+        C = shape[-1]
+        rows = x.size // C
+        gamma, beta = rng.standard_normal(C), rng.standard_normal(C)
+        with backend.fast_kernels(False):
+            y_ref, cache = normalization.batch_norm_train_forward(x, gamma, beta, 1e-3)
+            gx_ref, ggamma_ref, gbeta_ref = normalization.batch_norm_train_backward(gy, cache)
+
+        moments = _partial_sums(kernels.minicnn_batch_norm_moments, [x], C, 2, parts)
+        mean, var, inv_std = numpy.empty(C), numpy.empty(C), numpy.empty(C)
+        _call(kernels.minicnn_batch_norm_statistics, moments[0], moments[1], x.reshape(-1)[:C].copy(),
+              rows, numpy.full(C, 1e-3), mean, var, inv_std)
+        x_hat, y = numpy.empty(shape), numpy.empty(shape)
+        _call(kernels.minicnn_batch_norm_normalise, x, mean, inv_std, gamma, beta, C, x_hat, y)
+        scale = 1 + abs(offset)
+        numpy.testing.assert_allclose(mean, cache.mean, rtol=1e-14, atol=1e-14 * scale)
+        numpy.testing.assert_allclose(var, cache.var, rtol=1e-10, atol=1e-12)
+        numpy.testing.assert_allclose(inv_std, cache.inv_std, rtol=1e-10)
+        numpy.testing.assert_allclose(x_hat, cache.x_hat, rtol=1e-9, atol=1e-9)
+        numpy.testing.assert_allclose(y, y_ref, rtol=1e-9, atol=1e-9)
+
+        sums = _partial_sums(kernels.minicnn_batch_norm_grad_sums, [gy, x_hat], C, 2, parts)
+        gx = numpy.empty(shape)
+        _call(kernels.minicnn_batch_norm_input_grad, gy, x_hat, gamma, inv_std, sums[0], sums[1], rows, C, gx)
+        numpy.testing.assert_allclose(sums[0], gbeta_ref, rtol=1e-12, atol=1e-12)
+        numpy.testing.assert_allclose(sums[1], ggamma_ref, rtol=1e-9, atol=1e-9)
+        numpy.testing.assert_allclose(gx, gx_ref, rtol=1e-8, atol=1e-9)

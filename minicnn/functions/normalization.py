@@ -18,6 +18,10 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-3):
     if fast_kernels_enabled() and xp is numpy:
         from .normalization_cpu import batch_norm_train_forward as fast  # same numbers, on every core
         return fast(x, gamma, beta, eps)
+    if fast_kernels_enabled():
+        from . import fast_gpu, fast_gpu_sums  # import CuPy; only reached with GPU arrays
+        if fast_gpu.handles(x, gamma, beta) and x.dtype == gamma.dtype == beta.dtype:
+            return fast_gpu_sums.batch_norm_train_forward(x, gamma, beta, eps)
     axes = tuple(range(x.ndim - 1))
     mean = x.mean(axis=axes)
     var = x.var(axis=axes)
@@ -35,6 +39,10 @@ def batch_norm_train_backward(gy, cache):
     if fast_kernels_enabled() and get_array_module(gy) is numpy:
         from .normalization_cpu import batch_norm_train_backward as fast
         return fast(gy, cache)
+    if fast_kernels_enabled():
+        from . import fast_gpu, fast_gpu_sums
+        if fast_gpu.handles(gy, cache.x_hat, cache.gamma) and gy.dtype == cache.x_hat.dtype == cache.gamma.dtype:
+            return fast_gpu_sums.batch_norm_train_backward(gy, cache)
     x_hat, gamma, inv_std, axes = cache.x_hat, cache.gamma, cache.inv_std, cache.axes
     m = x_hat.size // x_hat.shape[-1]
     gbeta = gy.sum(axis=axes)

@@ -1,0 +1,146 @@
+"""Per-channel sums on the GPU (CuPy), and the training batch-norm built on them. Same
+numbers as the reference code in normalization.py and conv.py, to float32 rounding
+(tests/test_fast_kernels.py, wherever a GPU is present); read those first.
+
+Why not ``a.sum(axis=0)``: CuPy's reduction gives each block of 512 threads at least 32
+outputs (its ``_get_block_specs``), so summing an activation (M, C) over its M = N*H*W
+rows into C = 32 or 64 channel sums runs on one or two blocks: one or two of an H100's
+132 streaming multiprocessors read every byte. A conv's bias gradient and batch-norm's
+four sums are such reductions. Here the rows are split into ``parts`` interleaved
+shares: one thread per (part, channel) adds up its share (thread (p, c) reads rows p,
+p + parts, p + 2*parts, ... of channel c; neighbouring threads read neighbouring floats,
+so the reads coalesce), which keeps every multiprocessor busy; then CuPy's reduction
+adds the few partial rows, (parts, C), where its block layout costs little.
+
+Batch-norm's training step then takes 4 kernels forward and 3 backward, where the array
+code of normalization.py launches about 14 and 10 (each a pass over the activation).
+
+This module imports CuPy, so it is only imported when a CuPy array reaches an op.
+"""
+import cupy
+
+from .normalization import BatchNormCache
+
+THREADS = 1 << 18  # enough threads for full occupancy on an H100's 132 multiprocessors
+MIN_ROWS_PER_THREAD = 32  # below this a thread's loop is shorter than the launch is worth
+MAX_PARTS = 1024  # the partial rows CuPy's reduction adds afterwards: keep that pass small
+
+
+def _partial_sums_kernel(name, inputs, terms, prologue=""):
+    """A kernel with one thread per element (part, k, c) of partial (parts, K, C): thread
+    (part, k, c) adds ``terms[k]`` over rows part, part + parts, ... of channel c. A term
+    is a C expression of ``at``, the flat index of (row, c) in the (rows, C) inputs."""
+    if len(terms) == 1:
+        which, term = "", terms[0]
+    else:  # every thread of one k takes the same branch: no divergence within a warp
+        which = f"const int k = (i / C) % {len(terms)};"
+        term = " : ".join(f"k == {k} ? ({t})" for k, t in enumerate(terms[:-1])) + f" : ({terms[-1]})"
+    return cupy.ElementwiseKernel(
+        inputs + ", int32 rows, int32 C, int32 parts", "T partial",
+        f"""
+        const int c = i % C;
+        {which}
+        const int part = i / ((long long)C * {len(terms)});
+        {prologue}
+        T total = 0;
+        for (long long r = part; r < rows; r += parts) {{
+            const long long at = r * C + c;
+            total += {term};
+        }}
+        partial = total;
+        """,
+        name)
+
+
+channel_sums_kernel = _partial_sums_kernel("minicnn_channel_sums", "raw T a", ["a[at]"])
+
+# The batch's mean and variance in one pass over x. A one-pass variance, E[x^2] - E[x]^2,
+# loses every digit when the mean is large against the spread; sums of d = x - shift with a
+# shift near the mean do not (the "shifted data" algorithm). Each channel's first value is
+# such a shift: d is then of the order of the spread.
+batch_norm_moments_kernel = _partial_sums_kernel(
+    "minicnn_batch_norm_moments", "raw T x", ["x[at] - shift", "(x[at] - shift) * (x[at] - shift)"],
+    prologue="const T shift = x[c];")
+
+batch_norm_grad_sums_kernel = _partial_sums_kernel(
+    "minicnn_batch_norm_grad_sums", "raw T gy, raw T x_hat", ["gy[at]", "gy[at] * x_hat[at]"])
+
+batch_norm_statistics_kernel = cupy.ElementwiseKernel(
+    "T shifted_sum, T shifted_squares, T shift, int32 m, T eps", "T mean, T var, T inv_std",
+    """
+    const T d = shifted_sum / (T)m;         // mean - shift
+    const T v = shifted_squares / (T)m - d * d;
+    mean = shift + d;
+    var = v > (T)0 ? v : (T)0;              // rounding can leave a tiny negative
+    inv_std = (T)1 / sqrt(var + eps);
+    """,
+    "minicnn_batch_norm_statistics")
+
+batch_norm_normalise_kernel = cupy.ElementwiseKernel(
+    "T x, raw T mean, raw T inv_std, raw T gamma, raw T beta, int32 C", "T x_hat, T y",
+    """
+    const int c = i % C;
+    x_hat = (x - mean[c]) * inv_std[c];
+    y = gamma[c] * x_hat + beta[c];
+    """,
+    "minicnn_batch_norm_normalise")
+
+batch_norm_input_grad_kernel = cupy.ElementwiseKernel(
+    "T gy, T x_hat, raw T gamma, raw T inv_std, raw T gbeta, raw T ggamma, int32 m, int32 C", "T gx",
+    """
+    const int c = i % C;
+    gx = gamma[c] * inv_std[c] / (T)m * ((T)m * gy - gbeta[c] - x_hat * ggamma[c]);
+    """,
+    "minicnn_batch_norm_input_grad")
+
+
+def parts_for(rows, width):
+    """How many interleaved shares to split ``rows`` rows into, for partial sums ``width``
+    wide (K*C): enough threads, each with a loop worth its launch, and few partial rows."""
+    return max(1, min(rows // MIN_ROWS_PER_THREAD, THREADS // width, MAX_PARTS))
+
+
+def _sum_rows(kernel, arrays, rows, C, K):
+    """Run a partial-sums kernel over (rows, C) arrays, then add its partial rows: (K, C)."""
+    if rows >= 1 << 31:
+        raise ValueError(f"{rows} rows: the sums index rows with 32-bit integers")
+    parts = parts_for(rows, K * C)
+    partial = cupy.empty((parts, K, C), dtype=arrays[0].dtype)
+    kernel(*arrays, rows, C, parts, partial)
+    return partial[0] if parts == 1 else partial.sum(axis=0)
+
+
+def channel_sums(a):
+    """a (..., C) -> (C,): the sum over every axis but the last (a bias gradient)."""
+    C = a.shape[-1]
+    return _sum_rows(channel_sums_kernel, [cupy.ascontiguousarray(a).reshape(-1)], a.size // C, C, 1)[0]
+
+
+def batch_norm_train_forward(x, gamma, beta, eps):
+    """x (N, ..., C), gamma, beta (C,) -> y like x, and the cache the backward needs.
+
+    Kernels: the shifted moments (and CuPy's sum of their partial rows), the statistics
+    (C threads), then x_hat and y in one pass."""
+    x = cupy.ascontiguousarray(x)
+    C = x.shape[-1]
+    rows = x.size // C
+    flat = x.reshape(-1)
+    moments = _sum_rows(batch_norm_moments_kernel, [flat], rows, C, 2)
+    mean, var, inv_std = batch_norm_statistics_kernel(
+        moments[0], moments[1], flat[:C], rows, x.dtype.type(eps))
+    x_hat, y = batch_norm_normalise_kernel(x, mean, inv_std, cupy.ascontiguousarray(gamma),
+                                           cupy.ascontiguousarray(beta), C)
+    return y, BatchNormCache(x_hat, gamma, inv_std, tuple(range(x.ndim - 1)), mean, var)
+
+
+def batch_norm_train_backward(gy, cache):
+    """gy like x -> gx, ggamma, gbeta (the formula of normalization.py's reference)."""
+    gy = cupy.ascontiguousarray(gy)
+    C = gy.shape[-1]
+    rows = gy.size // C
+    x_hat = cupy.ascontiguousarray(cache.x_hat)
+    sums = _sum_rows(batch_norm_grad_sums_kernel, [gy.reshape(-1), x_hat.reshape(-1)], rows, C, 2)
+    gbeta, ggamma = sums[0], sums[1]
+    gx = batch_norm_input_grad_kernel(gy, x_hat, cupy.ascontiguousarray(cache.gamma), cache.inv_std,
+                                      gbeta, ggamma, rows, C)
+    return gx, ggamma, gbeta
