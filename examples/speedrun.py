@@ -298,6 +298,9 @@ def check_args(p, args):
 
 def parse_args(argv):
     p = make_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--tf32", choices=["on", "off"], default="on",
+                   help="on a GPU, float32 matrix products on its tensor cores in TF32 (on; the PyTorch "
+                        "reference computes in float16); off: full float32. No effect on the CPU")
     return check_args(p, p.parse_args(argv))
 
 
@@ -323,6 +326,9 @@ def main(argv=None):
         minicnn.set_device(args.device)
     except RuntimeError as error:  # no GPU here: say so and how to run on the CPU
         sys.exit(f"speedrun: {error}")
+    if args.device == "gpu":
+        backend.set_tf32(args.tf32 == "on")
+        why += f"; TF32 {args.tf32}"
     print(why, flush=True)
     hyp = {**HYP, "epochs": args.epochs}
     x_train, y_train, x_test, y_test, load_seconds = load(args.data, args.device, args.limit)
@@ -337,7 +343,7 @@ def main(argv=None):
         print(f"run {run + 1}/{args.runs} (seed {seed})", flush=True)
         results.append(train(x_train, y_train, x_test, y_test, seed, hyp, verbose=not args.quiet))
         report(run, results[-1])
-    summarize(results, args.device, load_seconds)
+    summarize(results, f"{args.device}, TF32 {args.tf32}" if args.device == "gpu" else args.device, load_seconds)
     return results
 
 

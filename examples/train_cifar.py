@@ -68,6 +68,9 @@ def parse_args(argv=None):
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                    help="auto (default): the GPU when CuPy sees one, else the CPU")
+    p.add_argument("--tf32", choices=["on", "off"], default="on",
+                   help="on a GPU, float32 matrix products on its tensor cores in TF32, as Keras and "
+                        "PyTorch's convolutions do by default (on); off: full float32. No effect on the CPU")
     p.add_argument("--model", choices=sorted(zoo.MODELS), default=None, help="default: seed004_base")
     p.add_argument("--epochs", type=int, default=None, help="default: the tutorial's")
     p.add_argument("--batch-size", type=int, default=None, help="default: the tutorial's")
@@ -310,6 +313,9 @@ def main(argv=None):
         minicnn.set_device(args.device)
     except RuntimeError as error:  # no CuPy, or no GPU: the message says which and what to do
         raise RunError(str(error)) from None
+    if args.device == "gpu":
+        backend.set_tf32(args.tf32 == "on")
+        why += "; float32 products in TF32 (--tf32 off: full float32)" if args.tf32 == "on" else "; TF32 off"
     print(why, flush=True)
     settings, model, run = prepare_run(args)
     out = args.out or os.path.join("runs", f"{settings['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -392,6 +398,7 @@ def report(model, settings, device, history, test, test_images, names, out):
     print(metrics.format_confusion_matrix(matrix, names))
     results = {"model": settings["model"], "epochs": settings["epochs"], "device": device,
                "test_accuracy": accuracy, "seconds_per_epoch": float(numpy.mean(seconds)),
+               "tf32": device == "gpu" and backend.tf32_enabled(),  # float32 products rounded to TF32
                "published_accuracy": published, "settings": settings,
                "per_class_accuracy": dict(zip(names, map(float, per_class))),
                "confusion_matrix": matrix.tolist()}

@@ -98,6 +98,30 @@ def xp():
     return _cupy if _current_device == "gpu" else numpy
 
 
+# --- TF32: float32 matrix products on the GPU's tensor cores ----------------------------
+def set_tf32(enabled):
+    """Let the GPU's float32 matrix products (the GEMMs of every convolution and dense
+    layer) run on its tensor cores in TF32: each input rounded to 10 mantissa bits, the sums
+    kept in float32; several times float32's speed on an A100 or H100. TensorFlow (so Keras)
+    does this by default on those GPUs, and PyTorch for its cuDNN convolutions; CuPy does
+    not unless asked, and minicnn's tests leave it off so that CPU and GPU agree to float32
+    rounding. The examples turn it on for the GPU (``--tf32 off`` to keep full float32).
+    No effect on the CPU."""
+    os.environ["CUPY_TF32"] = "1" if enabled else "0"  # what CuPy reads at its first float32 product
+    if _cupy is not None:  # ...and after one: set the compute type directly, as CuPy's own tests do
+        try:
+            from cupy._core import _routines_linalg as linalg
+            mode = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
+        except (ImportError, AttributeError):  # another CuPy layout: the variable alone must do
+            return
+        linalg.set_compute_type(numpy.float32, mode)
+
+
+def tf32_enabled():
+    """Whether set_tf32(True) (or CUPY_TF32=1 in the environment) asked for TF32."""
+    return os.environ.get("CUPY_TF32", "0").strip() not in ("", "0")
+
+
 # --- fast kernels or the plain reference ----------------------------------------------
 # Conv, pooling and the fused activations have a plain reference implementation (im2col,
 # one loop over window taps) that is the one to read first, and faster versions for each

@@ -1,3 +1,5 @@
+import os
+
 import numpy
 import pytest
 
@@ -51,3 +53,36 @@ def test_to_device_and_to_numpy_are_explicit_round_trips(device):
     there = backend.to_device(host, device)
     assert backend.device_of(there) == device
     numpy.testing.assert_array_equal(backend.to_numpy(there), host)
+
+
+def test_tf32_switch_sets_what_cupy_reads(monkeypatch):
+    """set_tf32 sets CUPY_TF32, which CuPy reads at its first float32 product."""
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    assert not backend.tf32_enabled()
+    try:
+        backend.set_tf32(True)
+        assert backend.tf32_enabled() and os.environ["CUPY_TF32"] == "1"
+        backend.set_tf32(False)
+        assert not backend.tf32_enabled()
+    finally:
+        backend.set_tf32(False)
+
+
+@pytest.mark.gpu
+def test_tf32_switch_changes_the_gpu_matrix_product_at_once(monkeypatch):
+    """On the GPU, after a float32 product has run: 1 + 2^-12 is a float32 number but not a
+    TF32 one (10 mantissa bits), so 256 such products sum to 256.0625 in float32 and to 256
+    with TF32 on. The switch must take effect at once, both ways."""
+    import cupy
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    a = cupy.full((64, 256), 1 + 2.0 ** -12, dtype=numpy.float32)
+    b = cupy.ones((256, 64), dtype=numpy.float32)
+    try:
+        backend.set_tf32(False)
+        assert float((a @ b)[0, 0]) == 256.0625
+        backend.set_tf32(True)
+        assert float((a @ b)[0, 0]) == 256.0
+        backend.set_tf32(False)
+        assert float((a @ b)[0, 0]) == 256.0625
+    finally:
+        backend.set_tf32(False)

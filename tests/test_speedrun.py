@@ -270,6 +270,13 @@ def test_warm_up_runs_a_short_untimed_run_of_the_same_recipe():
     assert speedrun.parse_args([]).no_warmup is False and speedrun.parse_args(["--no-warmup"]).no_warmup
 
 
+def test_tf32_is_on_for_the_gpu_unless_turned_off(capsys):
+    assert speedrun.parse_args([]).tf32 == "on" and speedrun.parse_args(["--tf32", "off"]).tf32 == "off"
+    with pytest.raises(SystemExit):
+        speedrun.parse_args(["--tf32", "maybe"])
+    assert "invalid choice: 'maybe'" in capsys.readouterr().err
+
+
 def test_speedrun_refuses_bad_flags(capsys):
     with pytest.raises(SystemExit):
         speedrun.parse_args(["--runs", "0"])

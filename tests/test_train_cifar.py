@@ -49,6 +49,8 @@ def test_a_run_writes_every_output_and_predict_reads_its_model(learnable_cifar, 
     results = json.loads((out / "results.json").read_text())
     assert numpy.array(results["confusion_matrix"]).sum() == 120
     assert results["test_accuracy"] > 0.3  # colours are easy: well above 10% chance
+    assert results["tf32"] is (device == "gpu")  # --tf32 on, the default, only means something there
+    assert ("float32 products in TF32" in done.stdout) is (device == "gpu")
     assert f"Test accuracy: {results['test_accuracy']:.4f}" in done.stdout
     best = load_model(out / "best_model.npz")
     assert best.metadata["epoch"] == numpy.argmax(history["val_accuracy"]) + 1
