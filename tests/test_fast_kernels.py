@@ -324,6 +324,27 @@ def test_channel_sums_on_the_gpu_equal_numpy(shape):
     numpy.testing.assert_array_equal(cupy.asnumpy(got), a.reshape(-1, shape[-1]).sum(axis=0))
 
 
+@requires_gpu
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_softmax_cross_entropy_and_dropout_fused_on_the_gpu_equal_the_reference(reduction, dtype):
+    """fast_gpu's one-kernel loss (and its gradient) and dropout mask against loss.py's and
+    dropout.py's CuPy array code: the same loss, gradient and mask."""
+    import cupy
+    from minicnn.functions import dropout, loss as loss_fn
+    rng = numpy.random.default_rng(6)
+    logits = cupy.asarray(rng.standard_normal((33, 10)) * 4, dtype=dtype)
+    labels = cupy.asarray(rng.integers(0, 10, 33))
+
+    def run():
+        value, cache = loss_fn.softmax_cross_entropy_forward(logits, labels, 0.1, reduction, check=False)
+        mask = dropout.dropout_mask((4, 5, 6), 0.3, cupy.random.default_rng(7), numpy.dtype(dtype))
+        return value, loss_fn.softmax_cross_entropy_backward(cupy.asarray(0.5, dtype=dtype), cache), mask
+    with minicnn.device("gpu"):
+        fast, reference = _both(run)
+    _assert_same(fast, reference, dtype)
+
+
 def test_float16_runs_on_the_reference_where_no_kernel_is_built(device):
     """The GPU kernels are built for float32 and float64 only (fast_gpu.KERNEL_DTYPES): a
     float16 array must take the plain CuPy reference instead of asking CuPy to compile a

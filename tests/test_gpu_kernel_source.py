@@ -207,3 +207,46 @@ def test_batch_norm_kernels_equal_the_reference(kernels, parts, offset):
         numpy.testing.assert_allclose(sums[0], gbeta_ref, rtol=1e-12, atol=1e-12)
         numpy.testing.assert_allclose(sums[1], ggamma_ref, rtol=1e-9, atol=1e-9)
         numpy.testing.assert_allclose(gx, gx_ref, rtol=1e-8, atol=1e-9)
+
+
+def test_dropout_mask_kernel_equals_the_reference(kernels):
+    """The same uniform draws give the same mask: 0 below the rate (ties at the rate kept),
+    1/(1-rate) elsewhere."""
+    from minicnn.functions import dropout
+
+    class Draws:  # a Generator stand-in that hands the reference these very numbers
+        def random(self, shape, dtype):
+            return u.copy()
+    u = numpy.concatenate([numpy.random.default_rng(4).random(997), [0.0, 0.25, 0.2500001, 0.9999]])
+    for rate in (0.0, 0.25, 0.5):
+        mask = numpy.empty_like(u)
+        _call(kernels.minicnn_dropout_mask, u, numpy.full_like(u, rate), numpy.full_like(u, 1 / (1 - rate)), mask)
+        with backend.fast_kernels(False):
+            expected = dropout.dropout_mask(u.shape, rate, Draws(), u.dtype)
+        numpy.testing.assert_array_equal(mask, expected)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_softmax_cross_entropy_kernels_equal_the_reference(kernels, reduction):
+    """The per-row kernel (max, log-sum-exp, loss) and the gradient kernel against loss.py's
+    array code, on logits with rows far apart (a 1000-logit gap that a naive softmax
+    overflows on), one-hot and smoothed targets."""
+    from minicnn.functions import loss as loss_fn
+    rng = numpy.random.default_rng(5)
+    for N, K, smoothing in [(1, 1, 0.0), (7, 10, 0.0), (5, 3, 0.2), (64, 100, 0.1)]:
+        logits = rng.standard_normal((N, K)) * 5
+        logits[0, 0] += 1000.0
+        labels = rng.integers(0, K, N)
+        with backend.fast_kernels(False):
+            expected, cache = loss_fn.softmax_cross_entropy_forward(logits, labels, smoothing, reduction)
+            expected_g = loss_fn.softmax_cross_entropy_backward(numpy.float64(0.7), cache)
+        targets = cache[1][1]
+        row_loss, top, log_sum = numpy.empty(N), numpy.empty(N), numpy.empty(N)
+        scale = 1 / N if reduction == "mean" else 1.0
+        _call(kernels.minicnn_softmax_cross_entropy_rows, logits, targets, K, numpy.full(N, scale),
+              row_loss, top, log_sum)
+        numpy.testing.assert_allclose(row_loss.sum(), expected, rtol=1e-13)
+        g = numpy.empty((N, K))
+        _call(kernels.minicnn_softmax_cross_entropy_grad, targets, logits, top, log_sum, numpy.full((N, K), 0.7),
+              numpy.full((N, K), float(N) if reduction == "mean" else 1.0), K, g)
+        numpy.testing.assert_allclose(g, expected_g, rtol=1e-13, atol=1e-15)

@@ -1,5 +1,8 @@
 """Inverted dropout: zero a fraction ``rate`` of x and scale the rest by 1/(1-rate),
 so nothing needs rescaling at inference, where dropout is the identity."""
+import numpy
+
+from ..backend import fast_kernels_enabled, get_array_module
 
 
 def dropout_mask(shape, rate, rng, dtype):
@@ -7,7 +10,12 @@ def dropout_mask(shape, rate, rng, dtype):
 
     rng: a numpy or cupy ``Generator`` (explicit, so runs are reproducible).
     """
-    keep = rng.random(shape, dtype=dtype) >= rate
+    u = rng.random(shape, dtype=dtype)
+    if fast_kernels_enabled() and get_array_module(u) is not numpy:
+        from . import fast_gpu  # imports CuPy; only reached with GPU arrays
+        if fast_gpu.handles(u):
+            return fast_gpu.dropout_mask(u, rate)  # the two lines below in one kernel
+    keep = u >= rate
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
 
 

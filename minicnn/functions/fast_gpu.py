@@ -16,7 +16,10 @@ element, that gathers what it needs:
 The GEMMs stay 2-D (N*oh*ow, kh*kw*C) @ (kh*kw*C, F), the shape cuBLAS is fastest on.
 The optimizers' updates are one kernel per parameter too (SGD with momentum, Adam),
 where the array code of sgd.py and adam.py launches four and twelve: on a GPU a small
-network's step is mostly launches, and the update was a third of them.
+network's step is mostly launches, and the update was a third of them. For the same
+reason dropout's mask is one kernel after the random draws (the reference: three), and
+the softmax cross-entropy one kernel per row and a sum forward (fourteen) and one backward
+(three). Per-channel sums (bias gradients, batch-norm) are in fast_gpu_sums.py.
 
 This module imports CuPy, so it is only imported when a CuPy array reaches an op.
 """
@@ -217,6 +220,68 @@ def relu_backward(gy, positive):
 def gelu_forward(x):
     """One kernel for x * Phi(x) and its slope Phi(x) + x phi(x) (the reference takes ten)."""
     return gelu_forward_kernel(x)
+
+
+# --- dropout's mask and the softmax cross-entropy, fused (dropout.py and loss.py hold the array code)
+dropout_mask_kernel = cupy.ElementwiseKernel(
+    "T u, T rate, T scale", "T mask",
+    "mask = u >= rate ? scale : (T)0;",  # the reference's (u >= rate).astype(T) * scale
+    "minicnn_dropout_mask")
+
+# One thread per row of logits (N, K): the row's maximum, log of its shifted exponentials'
+# sum, and its loss, in the reference's order of operations. A small network's loss was 14
+# launches (most on a (N, K) array of a few kilobytes); now the one-hot targets, this and
+# the sum of the rows' losses.
+softmax_cross_entropy_rows_kernel = cupy.ElementwiseKernel(
+    "raw T logits, raw T targets, int32 K, T scale", "T row_loss, T top, T log_sum",
+    f"""
+    const {_INDEX} row = i * ({_INDEX})K;
+    T best = logits[row];
+    for (int k = 1; k < K; ++k) best = logits[row + k] > best ? logits[row + k] : best;
+    T total = 0;
+    for (int k = 0; k < K; ++k) total += exp(logits[row + k] - best);
+    const T log_total = log(total);
+    T loss = 0;
+    for (int k = 0; k < K; ++k) loss -= targets[row + k] * ((logits[row + k] - best) - log_total);
+    row_loss = loss * scale;
+    top = best;
+    log_sum = log_total;
+    """,
+    "minicnn_softmax_cross_entropy_rows")
+
+softmax_cross_entropy_grad_kernel = cupy.ElementwiseKernel(
+    "T targets, raw T logits, raw T top, raw T log_sum, T gloss, T divisor, int32 K", "T g",
+    f"""
+    const {_INDEX} n = i / K;
+    g = ((exp((logits[i] - top[n]) - log_sum[n]) - targets) * gloss) / divisor;
+    """,
+    "minicnn_softmax_cross_entropy_grad")
+
+
+def dropout_mask(u, rate):
+    """u uniform in [0, 1) -> the scaled keep-mask: 0 where u < rate, else 1/(1-rate)."""
+    t = u.dtype.type
+    return dropout_mask_kernel(u, t(rate), t(1.0 / (1.0 - rate)))
+
+
+def softmax_cross_entropy_forward(logits, targets, reduction):
+    """logits, targets (N, K) -> the loss (0-d) and what the backward needs."""
+    logits, targets = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(targets)
+    N, K = logits.shape
+    t = logits.dtype.type
+    row_loss, top, log_sum = (cupy.empty(N, dtype=logits.dtype) for _ in range(3))
+    softmax_cross_entropy_rows_kernel(logits, targets, K, t(1.0 / N if reduction == "mean" else 1.0),
+                                      row_loss, top, log_sum)
+    return row_loss.sum(), (logits, targets, top, log_sum, reduction)
+
+
+def softmax_cross_entropy_backward(gloss, saved):
+    """gloss (0-d) -> glogits (N, K) = (softmax - targets) * gloss [/ N]."""
+    logits, targets, top, log_sum, reduction = saved
+    N, K = logits.shape
+    t = logits.dtype.type
+    gloss = gloss.astype(logits.dtype, copy=False) if isinstance(gloss, cupy.ndarray) else t(gloss)
+    return softmax_cross_entropy_grad_kernel(targets, logits, top, log_sum, gloss, t(N if reduction == "mean" else 1), K)
 
 
 # --- the optimizers' updates, fused (optimizers/sgd.py and adam.py hold the array code) ------

@@ -3,7 +3,9 @@
 Computing log(softmax(z)) as z - logsumexp(z) never takes the log of an
 underflowed probability, and the fused gradient is simply softmax(z) - target.
 """
-from ..backend import get_array_module
+import numpy
+
+from ..backend import fast_kernels_enabled, get_array_module
 
 
 def one_hot_targets(labels, num_classes, dtype, label_smoothing=0.0, check=True):
@@ -45,16 +47,25 @@ def softmax_cross_entropy_forward(logits, labels, label_smoothing=0.0, reduction
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     targets = one_hot_targets(labels, logits.shape[1], logits.dtype, label_smoothing, check)
+    if fast_kernels_enabled() and xp is not numpy:
+        from . import fast_gpu  # imports CuPy; only reached with GPU arrays
+        if fast_gpu.handles(logits, targets):  # the lines below in one kernel, and a sum
+            loss, saved = fast_gpu.softmax_cross_entropy_forward(logits, targets, reduction)
+            return loss, ("gpu", saved)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
     loss = -(targets * log_probs).sum()
     if reduction == "mean":
         loss = loss / logits.dtype.type(len(logits))
-    return loss, (xp.exp(log_probs), targets, reduction)
+    return loss, ("reference", (xp.exp(log_probs), targets, reduction))
 
 
 def softmax_cross_entropy_backward(gloss, cache):
     """gloss (0-d) -> glogits (N, K) = (softmax - targets) * gloss [/ N]."""
-    probs, targets, reduction = cache
+    method, saved = cache
+    if method == "gpu":
+        from . import fast_gpu
+        return fast_gpu.softmax_cross_entropy_backward(gloss, saved)
+    probs, targets, reduction = saved
     g = (probs - targets) * gloss
     return g / probs.dtype.type(len(probs)) if reduction == "mean" else g
