@@ -119,22 +119,32 @@ class Tensor:
                 raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has {self.shape}")
 
         grads = {id(self): grad}
+        own = {}  # id -> array, for the arrays in grads that this walk made for one tensor alone
         for node in reversed(_topological_order(self)):
             gy = grads.pop(id(node), None)
             if gy is None:
                 continue
+            made_here = own.pop(id(gy), None) is gy
             if node._backward is None:  # a leaf: keep its gradient, accumulating
-                if node.grad is None:
-                    node.grad = gy.copy()  # own it: gy may be shared with other nodes
+                if node.grad is None:  # own it: copy unless this walk made it for this leaf alone
+                    node.grad = gy if made_here else gy.copy()
                 else:
                     node.grad += gy
                 continue
-            for parent, g in zip(node._parents, node._backward(gy)):
+            results = node._backward(gy)
+            # (a kept graph's op may hand out the same array again: then every leaf copies)
+            made = _made_by_op(results, gy) if not retain_graph and _minicnn_op(node._backward) else set()
+            for parent, g in zip(node._parents, results):
                 if g is None or not parent.requires_grad:
                     continue
-                g = _sum_to_shape(g, parent.shape)
+                summed = _sum_to_shape(g, parent.shape)
                 key = id(parent)
-                grads[key] = g if key not in grads else grads[key] + g
+                if key in grads:
+                    own.pop(id(grads[key]), None)
+                    summed = grads[key] + summed
+                if summed is not g or id(g) in made:
+                    own[id(summed)] = summed
+                grads[key] = summed
             if not retain_graph:
                 node._backward, node._parents = _graph_freed, ()
 
@@ -336,6 +346,7 @@ def apply(forward, backward, *inputs, **params):
     def backward_fn(gy):
         grads = backward(gy, cache)
         return grads if isinstance(grads, tuple) else (grads,)
+    backward_fn.op_module = getattr(backward, "__module__", None) or ""  # whose op: see _minicnn_op
     return _make(y, inputs, backward_fn)
 
 
@@ -344,6 +355,25 @@ def op_name(forward):
     forward is a functools.partial of one (errors and benchmarks/profile_step.py use it)."""
     function = getattr(forward, "func", forward)
     return getattr(function, "__name__", "op").removesuffix("_forward")
+
+
+def _made_by_op(results, gy):
+    """The ids of an op's input gradients that the op made itself and gave to one input
+    only: not gy passed on, not a view, not the same array twice. A leaf may keep such an
+    array as its .grad; any other must be copied (PyTorch's AccumulateGrad steals a
+    gradient on the same condition), or a later ``grad += ...`` would change another's.
+    The copy it saves is a pass over every weight's gradient in every step."""
+    seen = {}
+    for g in results:
+        if g is not None and g is not gy and getattr(g, "base", None) is None:
+            seen[id(g)] = seen.get(id(g), 0) + 1
+    return {key for key, count in seen.items() if count == 1}
+
+
+def _minicnn_op(backward):
+    """minicnn's own ops return gradients they have just computed (or views). An op of
+    yours, made with apply(), might return an array it keeps: its results are copied."""
+    return getattr(backward, "op_module", backward.__module__).startswith("minicnn.")
 
 
 def _sum_to_shape(g, shape):

@@ -141,3 +141,65 @@ def test_advanced_indexing_is_refused_rather_than_wrong():
 def test_only_floating_tensors_take_gradients():
     with pytest.raises(TypeError, match="floating-point"):
         Tensor(numpy.arange(3), requires_grad=True)
+
+
+def test_a_leaf_keeps_a_gradient_made_for_it_alone_and_copies_any_other():
+    """The copy a leaf makes of its gradient is skipped only for an array the walk made for
+    that leaf alone (autograd._made_by_op): an array handed to two inputs, the caller's own
+    gradient and a kept graph's arrays are copied, so no .grad is shared with anything."""
+    from minicnn.autograd import apply
+    made = []
+
+    def forward(a, b):
+        return a * b, (a, b)
+
+    def fresh_backward(gy, cache):
+        made[:] = [gy * cache[1], gy * cache[0]]
+        return tuple(made)
+    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0], requires_grad=True)
+    apply(forward, fresh_backward, a, b).sum().backward()
+    assert a.grad is not made[0] and b.grad is not made[1]  # an op of the user's: copied
+    a.zero_grad(), b.zero_grad()
+    fresh_backward.__module__ = "minicnn.functions.test"  # as if it were one of minicnn's ops
+    apply(forward, fresh_backward, a, b).sum().backward()
+    assert a.grad is made[0] and b.grad is made[1]  # kept: no copy
+
+    same = numpy.array([5.0, 6.0], dtype=numpy.float32)
+
+    def same_twice(gy, cache):
+        return same, same
+    same_twice.__module__ = "minicnn.functions.test"
+    a.zero_grad(), b.zero_grad()
+    apply(forward, same_twice, a, b).sum().backward()
+    assert a.grad is not same and b.grad is not same and a.grad is not b.grad
+    a.grad += 1
+    assert b.grad.tolist() == same.tolist() == [5.0, 6.0]
+
+    caller = numpy.ones(2, dtype=numpy.float32)
+    a.zero_grad()
+    (a + 0).backward(caller)  # add passes the caller's gradient on unchanged
+    assert a.grad is not caller
+    a.grad += 1
+    assert caller.tolist() == [1.0, 1.0]
+
+
+def test_a_kept_graph_accumulates_without_touching_what_its_ops_hand_out():
+    """An op whose backward returns an array it keeps (here a constant) must find that array
+    unchanged when later backwards add into the leaf: through a kept graph, and from an op
+    of the user's own (which minicnn cannot inspect) with the graph freed."""
+    from minicnn.autograd import apply
+    constant = numpy.array([2.0, 3.0], dtype=numpy.float32)
+
+    def keeps(gy, cache):
+        return constant
+    for module in ("minicnn.functions.test", __name__):
+        keeps.__module__ = module
+        a = Tensor([1.0, 1.0], requires_grad=True)
+        y = apply(lambda x: (x * constant, None), keeps, a)
+        if module.startswith("minicnn"):  # minicnn's ops never do this; a kept graph still copies
+            y.backward(numpy.ones(2, dtype=numpy.float32), retain_graph=True)
+            y.backward(numpy.ones(2, dtype=numpy.float32))
+        else:
+            y.backward(numpy.ones(2, dtype=numpy.float32))
+            apply(lambda x: (x * constant, None), keeps, a).backward(numpy.ones(2, dtype=numpy.float32))
+        assert a.grad.tolist() == [4.0, 6.0] and constant.tolist() == [2.0, 3.0]
