@@ -215,10 +215,13 @@ def gap_notes(found):
         best = max(measured)
         if published is not None and abs(best - published) <= 0.02:
             continue
-        torch = [r["history"]["accuracy"][-1] if model.startswith("seed001") else r["test_accuracy"]
-                 for r in found if r["model"] == model and r["engine"] == "torch"]
+        theirs = [r for r in found if r["model"] == model and r["engine"] == "torch"]
+        torch = [r["history"]["accuracy"][-1] if model.startswith("seed001") else r["test_accuracy"] for r in theirs]
         beside = (f"; PyTorch, same recipe and data: {100 * max(torch):.2f}%" if torch
                   else "" if published is not None and best > published else "; no PyTorch run beside it yet")
+        if torch and max(torch) < 0.12:  # PyTorch guessing too: the recipe, not the engine
+            beside += (f", chance level too (its training loss ended at "
+                       f"{min(r['history']['loss'][-1] for r in theirs):.4f})")
         why = " ".join(n[0].upper() + n[1:].rstrip(".") + "." for n in zoo.RECIPES[model].notes
                        if n != zoo.KERAS_BATCH_NOTE)
         if published is None:
