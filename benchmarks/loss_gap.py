@@ -8,7 +8,8 @@ against the spread between seeds (Welch's t-test).
     python benchmarks/loss_gap.py report         # the table, from the records
 
 collect keeps one record per run in benchmarks/results/accuracy/loss-gap-{engine}-s{S}.json
-(a run already recorded is left alone); report prints, for each epoch every record
+(a run already recorded is left alone); report takes each seed's longest run (a
+loss-gap record, or accuracy.py's record of seed003_6layer) and prints, for each epoch a run
 reaches, each engine's mean and standard deviation over its seeds of the training loss
 and the test accuracy, and the t statistic and two-sided p-value of the difference.
 """
@@ -24,6 +25,8 @@ import numpy
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "accuracy")
 RECORD = re.compile(r"^loss-gap-(minicnn|torch)-s(\d+)\.json$")
+# accuracy.py's runs of the same recipe count too: a seed's longest run is the one reported
+ACCURACY_RUN = re.compile(r"^(minicnn|torch)-seed003_6layer-e\d+-s(\d+)-(cpu|gpu)\.json$")
 
 
 def collect(runs):
@@ -54,7 +57,7 @@ def _write(engine, seed, record):
 
 def per_epoch(record):
     """{epoch: (training loss, test accuracy)} of one record, whichever engine wrote it."""
-    if record["engine"] == "minicnn":
+    if "history" in record and record["history"].get("epoch"):  # minicnn's, or an accuracy.py record
         h = record["history"]
         return {e: (l, a) for e, l, a in zip(h["epoch"], h["loss"], h["val_accuracy"])}
     return {row["epoch"]: (row["loss"], row["val_accuracy"]) for row in record["epochs"]}
@@ -89,10 +92,13 @@ def t_tail(t, df):
 def report():
     found = {"minicnn": {}, "torch": {}}
     for name in sorted(os.listdir(RESULTS)):
-        match = RECORD.match(name)
+        match = RECORD.match(name) or ACCURACY_RUN.match(name)
         if match:
             with open(os.path.join(RESULTS, name)) as f:
-                found[match.group(1)][int(match.group(2))] = per_epoch(json.load(f))
+                run = per_epoch(json.load(f))
+            engine, seed = match.group(1), int(match.group(2))
+            if len(run) > len(found[engine].get(seed, {})):  # one run per seed: its longest
+                found[engine][seed] = run
     if not found["minicnn"] or not found["torch"]:
         sys.exit(f"report: no loss-gap records of both engines in {RESULTS}")
     epochs = sorted(set.union(*(set(r) for runs in found.values() for r in runs.values())))

@@ -84,6 +84,18 @@ def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, 
     assert "| 1 | training loss | 3, 1.8500, 0.0500 | 3, 1.7500, 0.0500 | +0.1000 |" in table
     assert "| 1 | test accuracy | 3, 0.4200, 0.0200 | 3, 0.4400, 0.0200 | -0.0200 |" in table
 
+    # accuracy.py's longer runs of the recipe: each seed's longest run counts, once
+    for engine, seed, losses in (("minicnn", 0, [1.9, 1.0]), ("minicnn", 1, [1.8, 1.2]),
+                                 ("torch", 0, [1.8, 0.9]), ("torch", 1, [1.7, 0.7])):
+        history = {"epoch": [1, 2], "loss": losses, "val_accuracy": [0.5, 0.6]}
+        (results / f"{engine}-seed003_6layer-e2-s{seed}-cpu.json").write_text(
+            json.dumps({"engine": engine, "seed": seed, "history": history}))
+    (results / "torch-seed003_4layer-e2-s1-cpu.json").write_text("not this model's: never read")
+    loss_gap.report()
+    table = capsys.readouterr().out
+    assert "| 1 | training loss | 3, 1.8500, 0.0500 | 3, 1.7500, 0.0500 | +0.1000 |" in table  # seed 0, 1 replaced
+    assert "| 2 | training loss | 2, 1.1000, 0.1414 | 2, 0.8000, 0.1414 | +0.3000 |" in table
+
 
 def test_conv_ceiling_times_every_layer_three_ways(tmp_path):
     """benchmarks/conv_ceiling.py on a tiny batch: a row per layer with PyTorch's, minicnn's
