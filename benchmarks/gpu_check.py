@@ -116,7 +116,9 @@ def last_line_starting(prefix):
 
 
 def tests_command(ctx):
-    return python("-m", "pytest", "-q", "-ra", "--device-half", ctx.device, os.path.join(ROOT, "tests"))
+    # -v: a line per test as it ends, so a run killed at its time limit still says which
+    # tests passed and failed (pytest -q would print the failures only at the end)
+    return python("-m", "pytest", "-v", "--tb=short", "-ra", "--device-half", ctx.device, os.path.join(ROOT, "tests"))
 
 
 def train_command(ctx):
