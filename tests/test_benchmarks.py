@@ -144,3 +144,25 @@ def test_profile_step_reads_device_times_on_the_gpu():
     rows = _profile_and_check("gpu")
     assert rows["conv2d"][2] > 0 and rows["conv2d (backward)"][2] > 0  # CUDA events read after the steps
     assert all(dev >= 0 for _, _, dev in rows.values())
+
+
+def test_dropout_loss_compares_both_engines_on_the_same_weights(tmp_path, capsys):
+    """benchmarks/dropout_loss.py on a fresh seed003_6layer: the two engines' evaluation-mode
+    losses agree (same weights, no dropout), and their training-mode losses differ from it
+    by dropout's effect, the same on both within the draws' error."""
+    pytest.importorskip("torch")
+    import dropout_loss
+    import minicnn
+    from minicnn import zoo
+    from conftest import write_fake_cifar
+    write_fake_cifar(tmp_path, per_batch=40, learnable=True)
+    minicnn.set_seed(0)
+    model, recipe = zoo.build("seed003_6layer")
+    model.compile(recipe.optimizer(), "sparse_categorical_crossentropy")
+    model.save(tmp_path / "model.npz")
+    found = dropout_loss.main(["--model", str(tmp_path / "model.npz"), "--data", str(tmp_path / "cifar-10-batches-py"),
+                               "--images", "64", "--draws", "4"])
+    (ours_eval, ours), (theirs_eval, theirs) = found["minicnn"], found["torch"]
+    assert ours_eval == pytest.approx(theirs_eval, rel=1e-5)
+    assert len(ours) == len(theirs) == 4 and ours.std() > 0 and theirs.std() > 0  # the masks vary
+    assert "training-mode difference (minicnn - torch)" in capsys.readouterr().out
