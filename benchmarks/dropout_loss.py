@@ -28,13 +28,7 @@ def twins(path):
     """The saved minicnn model and its PyTorch translation, holding the same weights."""
     model = load_model(path)
     net, _ = torch_reference.translate(model)
-    params = [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        for module, layer in zip(params, [l for l in model.layers if hasattr(l, "kernel")]):
-            kernel = layer.kernel.data
-            module.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T))
-            module.bias.copy_(torch.from_numpy(layer.bias.data))
-    return model, net
+    return model, torch_reference.copy_weights(model, net)
 
 
 def losses(model, net, x, y, draws):

@@ -3,15 +3,22 @@
 Several seeds of each engine, trained the same way, and the difference of their means
 against the spread between seeds (Welch's t-test).
 
-    python benchmarks/loss_gap.py collect RUNS   # RUNS/minicnn-sS/ (train_cifar.py --out) and
+    python benchmarks/loss_gap.py collect RUNS   # RUNS/minicnn-sS/ (train_cifar.py --out),
                                                  # RUNS/torch-sS.jsonl (torch_reference.py's output)
-    python benchmarks/loss_gap.py report         # the table, from the records
+                                                 # and RUNS/torch-sameDraws-sS.jsonl (its --draws minicnn)
+    python benchmarks/loss_gap.py report         # the tables, from the records
 
 collect keeps one record per run in benchmarks/results/accuracy/loss-gap-{engine}-s{S}.json
 (a run already recorded is left alone); report takes each seed's longest run (a
 loss-gap record, or accuracy.py's record of seed003_6layer) and prints, for each epoch a run
 reaches, each engine's mean and standard deviation over its seeds of the training loss
 and the test accuracy, and the t statistic and two-sided p-value of the difference.
+
+The gap between the engines has two possible sources, and the PyTorch runs with
+``--draws minicnn`` (the same initial weights, batch order and dropout masks as minicnn's
+run of that seed) tell them apart: minicnn against PyTorch on minicnn's draws, seed by seed
+(a paired t-test), is what the engines compute differently; PyTorch on minicnn's draws
+against PyTorch on its own (Welch) is what the draws themselves do.
 """
 import argparse
 import glob
@@ -24,7 +31,8 @@ import sys
 import numpy
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "accuracy")
-RECORD = re.compile(r"^loss-gap-(minicnn|torch)-s(\d+)\.json$")
+ENGINES = ("minicnn", "torch", "torch-minicnn-draws")  # the last: torch_reference.py --draws minicnn
+RECORD = re.compile(r"^loss-gap-(minicnn|torch|torch-minicnn-draws)-s(\d+)\.json$")
 # accuracy.py's runs of the same recipe count too: a seed's longest run is the one reported
 ACCURACY_RUN = re.compile(r"^(minicnn|torch)-seed003_6layer-e\d+-s(\d+)-(cpu|gpu)\.json$")
 
@@ -38,11 +46,13 @@ def collect(runs):
             continue  # still training
         with open(path) as f:
             written += _write("minicnn", seed, {"engine": "minicnn", "seed": seed, "history": json.load(f)})
-    for path in sorted(glob.glob(os.path.join(runs, "torch-s*.jsonl"))):
-        seed = int(re.search(r"torch-s(\d+)", path).group(1))
-        with open(path) as f:
-            epochs = [json.loads(line) for line in f if line.startswith("{")]
-        written += _write("torch", seed, {"engine": "torch", "seed": seed, "epochs": epochs})
+    for pattern, engine in (("torch-s*.jsonl", "torch"), ("torch-sameDraws-s*.jsonl", "torch-minicnn-draws")):
+        for path in sorted(glob.glob(os.path.join(runs, pattern))):
+            seed = int(re.search(r"-s(\d+)\.jsonl$", path).group(1))
+            with open(path) as f:
+                epochs = [json.loads(line) for line in f if line.startswith("{")]
+            if epochs:  # an empty file is a run that has not finished an epoch
+                written += _write(engine, seed, {"engine": engine, "seed": seed, "epochs": epochs})
     return written
 
 
@@ -89,8 +99,20 @@ def t_tail(t, df):
     return float(h / 3 * (g[0] + g[-1] + 4 * g[1:-1:2].sum() + 2 * g[2:-1:2].sum()))
 
 
-def report():
-    found = {"minicnn": {}, "torch": {}}
+def paired(a, b):
+    """(mean difference, sd of the differences, t, two-sided p) of paired samples a - b."""
+    d = numpy.asarray(a, float) - numpy.asarray(b, float)
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return float(d.mean()), 0.0, (0.0 if d.mean() == 0 else math.copysign(math.inf, d.mean())), \
+            (1.0 if d.mean() == 0 else 0.0)
+    t = d.mean() / (sd / math.sqrt(len(d)))
+    return float(d.mean()), float(sd), float(t), 2 * t_tail(abs(float(t)), len(d) - 1)
+
+
+def load_records():
+    """{engine: {seed: {epoch: (training loss, test accuracy)}}}, each seed's longest run."""
+    found = {engine: {} for engine in ENGINES}
     for name in sorted(os.listdir(RESULTS)):
         match = RECORD.match(name) or ACCURACY_RUN.match(name)
         if match:
@@ -99,20 +121,57 @@ def report():
             engine, seed = match.group(1), int(match.group(2))
             if len(run) > len(found[engine].get(seed, {})):  # one run per seed: its longest
                 found[engine][seed] = run
+    return found
+
+
+def report():
+    found = load_records()
     if not found["minicnn"] or not found["torch"]:
         sys.exit(f"report: no loss-gap records of both engines in {RESULTS}")
-    epochs = sorted(set.union(*(set(r) for runs in found.values() for r in runs.values())))
-    print("| epoch | what | minicnn: seeds, mean, sd | PyTorch: seeds, mean, sd | difference | t (df) | p |")
+    print("Each engine with its own draws:\n")
+    unpaired_table(found, "minicnn", "torch", "minicnn", "PyTorch")
+    if found["torch-minicnn-draws"]:
+        print("\nThe engines on the same draws (PyTorch with --draws minicnn), seed by seed:\n")
+        paired_table(found)
+        print("\nThe draws in one engine (PyTorch on minicnn's draws against PyTorch on its own):\n")
+        unpaired_table(found, "torch-minicnn-draws", "torch", "PyTorch, minicnn's draws", "PyTorch, its own")
+
+
+def _epochs(found, *engines):
+    return sorted(set().union(*(set(r) for engine in engines for r in found[engine].values())))
+
+
+def unpaired_table(found, first, second, first_name, second_name):
+    """Per epoch, each of two engines' seeds (mean, sd) and Welch's test of the difference."""
+    print(f"| epoch | what | {first_name}: seeds, mean, sd | {second_name}: seeds, mean, sd | difference | t (df) | p |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for epoch in epochs:
+    for epoch in _epochs(found, first, second):
         for column, what in ((0, "training loss"), (1, "test accuracy")):
-            values = {engine: [r[epoch][column] for r in runs.values() if epoch in r] for engine, runs in found.items()}
-            if min(len(v) for v in values.values()) < 2:
+            values = [[r[epoch][column] for r in found[engine].values() if epoch in r] for engine in (first, second)]
+            if min(len(v) for v in values) < 2:
                 continue
-            t, df, p = welch(values["minicnn"], values["torch"])
-            cells = [f"{len(v)}, {numpy.mean(v):.4f}, {numpy.std(v, ddof=1):.4f}" for v in values.values()]
+            t, df, p = welch(*values)
+            cells = [f"{len(v)}, {numpy.mean(v):.4f}, {numpy.std(v, ddof=1):.4f}" for v in values]
             print(f"| {epoch} | {what} | {cells[0]} | {cells[1]} | "
-                  f"{numpy.mean(values['minicnn']) - numpy.mean(values['torch']):+.4f} | {t:.2f} ({df:.1f}) | {p:.3f} |")
+                  f"{numpy.mean(values[0]) - numpy.mean(values[1]):+.4f} | {t:.2f} ({df:.1f}) | {p:.3f} |")
+
+
+def paired_table(found):
+    """Per epoch, the seeds both minicnn and PyTorch-on-minicnn's-draws reached: the mean and
+    sd of their differences, the paired t-test, and the sd between seeds for scale."""
+    print("| epoch | what | seeds | minicnn mean | PyTorch (same draws) mean | mean difference | "
+          "sd of differences | sd between seeds | t (df) | p |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    ours, theirs = found["minicnn"], found["torch-minicnn-draws"]
+    for epoch in _epochs(found, "torch-minicnn-draws"):
+        seeds = sorted(s for s in ours if s in theirs and epoch in ours[s] and epoch in theirs[s])
+        if len(seeds) < 2:
+            continue
+        for column, what in ((0, "training loss"), (1, "test accuracy")):
+            a, b = [ours[s][epoch][column] for s in seeds], [theirs[s][epoch][column] for s in seeds]
+            mean, sd, t, p = paired(a, b)
+            print(f"| {epoch} | {what} | {len(seeds)} | {numpy.mean(a):.4f} | {numpy.mean(b):.4f} | {mean:+.4f} | "
+                  f"{sd:.4f} | {numpy.std(b, ddof=1):.4f} | {t:.2f} ({len(seeds) - 1}) | {p:.3f} |")
 
 
 def main(argv=None):

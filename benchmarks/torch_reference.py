@@ -16,6 +16,12 @@ it, is minicnn.data's (the input pipeline, not the engine). Prints one JSON line
 random states, the lines printed so far); run the same command again after an interruption
 and it goes on from the last finished epoch, printing the earlier epochs' lines first, and
 ends where an uninterrupted run ends.
+
+``--draws minicnn`` takes every random draw from minicnn instead of PyTorch: the initial
+weights ``examples/train_cifar.py --seed S`` starts from, its batch order (and
+augmentation), and the dropout masks of its Dropout layers' streams, batch for batch. The
+two engines then train the same run, and what is left between their results is the
+engines' arithmetic (float32 rounding), not the luck of the draws (issue 17).
 """
 import argparse
 import json
@@ -31,8 +37,10 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+import minicnn  # noqa: E402
 from minicnn import data, zoo  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
+from minicnn.functions import dropout as dropout_fn  # noqa: E402
 
 
 class NHWCtoNCHW(nn.Module):
@@ -44,6 +52,25 @@ class FlattenNHWC(nn.Module):
     """Flatten in channels-last order, as Keras (and minicnn) do."""
     def forward(self, x):
         return x.permute(0, 2, 3, 1).flatten(1)
+
+
+class DropoutFrom(nn.Module):
+    """nn.Dropout whose masks are minicnn's: drawn from a minicnn Dropout layer's own
+    stream (reseeded per epoch by ``model.reseed``), one draw per call in training mode, of
+    the layer's NHWC shape, and laid onto this NCHW x. x: (N, C, H, W) or (N, D)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        if not self.training or self.layer.rate == 0:
+            return x
+        channels_last = tuple(x.permute(0, 2, 3, 1).shape) if x.dim() == 4 else tuple(x.shape)
+        rng = self.layer.rng(numpy.empty(0, numpy.float32))  # the layer's host Generator
+        mask = torch.from_numpy(dropout_fn.dropout_mask(channels_last, self.layer.rate, rng,
+                                                        numpy.dtype(numpy.float32))).to(x.device)
+        return x * (mask.permute(0, 3, 1, 2) if x.dim() == 4 else mask)
 
 
 def activation(name):
@@ -130,10 +157,11 @@ class GraphNet(nn.Module):
         return self
 
 
-def translate(model):
+def translate(model, masks_from_model=False):
     """A torch module equal in architecture to a built minicnn model (nn.Sequential for a
     Sequential, GraphNet for a functional Model); the final softmax is left out
-    (CrossEntropyLoss takes logits). Returns (net, max-norm list)."""
+    (CrossEntropyLoss takes logits). Returns (net, max-norm list). masks_from_model: its
+    Dropout layers draw their masks from the minicnn model's (DropoutFrom)."""
     from minicnn.models import Sequential
     if not isinstance(model, Sequential):
         return GraphNet(model), []
@@ -156,7 +184,7 @@ def translate(model):
             if config["kernel_constraint"]:
                 constrained.append((dense, config["kernel_constraint"]["config"]["max_value"]))
         elif kind == "Dropout":
-            layers.append(nn.Dropout(config["rate"]))
+            layers.append(DropoutFrom(layer) if masks_from_model else nn.Dropout(config["rate"]))
         elif kind == "Activation":
             act = activation(config["activation"])
             if act:
@@ -172,6 +200,51 @@ def translate(model):
             nn.init.xavier_uniform_(module.weight)
             nn.init.zeros_(module.bias)
     return net, constrained
+
+
+def copy_weights(model, net):
+    """Give a translated Sequential net the minicnn model's weights (and batch-norm
+    statistics), layer for layer in order; a GraphNet copies its own. Returns net."""
+    if isinstance(net, GraphNet):
+        return net.load_weights(model)
+    parts = [m for m in net if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d))]
+    layers = [l for l in model.layers if type(l).__name__ in ("Conv2D", "Dense", "BatchNormalization")]
+    if len(parts) != len(layers):
+        raise ValueError(f"copy_weights: {len(layers)} minicnn layers with weights, {len(parts)} torch modules")
+    with torch.no_grad():
+        for part, layer in zip(parts, layers):
+            weights = layer.get_weights()
+            if isinstance(part, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                targets = (part.weight, part.bias, part.running_mean, part.running_var)
+            else:
+                kernel = weights[0]
+                weights = [kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T, *weights[1:]]
+                targets = (part.weight, part.bias)[:len(weights)]
+            for target, value in zip(targets, weights):
+                target.copy_(torch.from_numpy(numpy.ascontiguousarray(value)))
+    return net
+
+
+class MinicnnDraws:
+    """The random draws of ``train_cifar.py --seed S`` for a zoo model, in the order it makes
+    them: the seed set, the training Loader built (it draws nothing), the model built (its
+    initial weights). ``batches(epoch)`` yields that run's batches of that epoch as host
+    arrays (x scaled to [0, 1], y (B,) int64), after reseeding the model's Dropout streams
+    as ``fit`` does, so a net from ``translate(draws.model, masks_from_model=True)`` drops
+    what minicnn drops. x: (N, 32, 32, 3) uint8 images; y: their (N, 1) labels."""
+
+    def __init__(self, name, seed, x, y, batch_size, augment=None):
+        minicnn.set_seed(seed)
+        self.seed = seed
+        self.loader = data.Loader(x, y, batch_size, shuffle=True, seed=seed, augment=augment,
+                                  mean=numpy.zeros(3, numpy.float32), std=numpy.full(3, 255, numpy.float32),
+                                  device="cpu")
+        self.model, _ = zoo.build(name)
+
+    def batches(self, epoch):
+        self.model.reseed(self.seed, epoch)
+        for xb, yb in self.loader.batches(epoch):
+            yield xb, numpy.asarray(yb).reshape(-1).astype(numpy.int64)
 
 
 def optimizer_for(name, net):
@@ -204,7 +277,23 @@ def evaluate(net, x, y, device, batch=500):
 def checkpoint_key(args):
     """What a checkpoint must agree on with the run continuing it (not the epoch count:
     a run may be continued to more epochs, as an interrupted one is)."""
-    return {"model": args.model, "seed": args.seed, "batch_size": args.batch_size, "val_split": args.val_split}
+    return {"model": args.model, "seed": args.seed, "batch_size": args.batch_size, "val_split": args.val_split,
+            "draws": args.draws}
+
+
+def epoch_batches(x, y, batch, epoch, seed, generator, augment, draws=None):
+    """One epoch's (images (B, 32, 32, 3) float32 in [0, 1], labels (B,) int64) as torch
+    tensors: PyTorch's own shuffle (and minicnn.data's augmentation, drawn from (seed,
+    epoch)), or with ``draws`` (a MinicnnDraws) minicnn's batches, draw for draw."""
+    if draws is not None:
+        for xb, yb in draws.batches(epoch):
+            yield torch.from_numpy(xb), torch.from_numpy(yb)
+        return
+    order = torch.randperm(len(x), generator=generator)
+    rng = numpy.random.default_rng(data.epoch_seed(seed, epoch))
+    for i in range(0, len(x), batch):
+        index = order[i:i + batch]
+        yield (x[index] if augment is None else torch.from_numpy(augment(x[index].numpy(), rng))), y[index]
 
 
 def main():
@@ -220,6 +309,8 @@ def main():
     p.add_argument("--checkpoint", default=None, help="save every epoch here; continue from it if it exists")
     p.add_argument("--val-split", type=float, default=None,
                    help="hold out the last fraction F of the training images for validation")
+    p.add_argument("--draws", choices=["torch", "minicnn"], default="torch",
+                   help="minicnn: train_cifar.py's initial weights, batch order and dropout masks for this seed")
     args = p.parse_args()
     if args.val_split is not None and not 0 < args.val_split < 1:
         p.error(f"--val-split must be in (0, 1), got {args.val_split}")
@@ -235,13 +326,21 @@ def main():
     augment = data.augmentation(recipe.augment)
     epochs, batch = args.epochs or recipe.epochs, args.batch_size or recipe.batch_size
     (x, y), (xt, yt) = cifar10.load_data(args.data)
+    draws = None
+    if args.draws == "minicnn":  # the images train_cifar.py's Loader holds: all, or those before --val-split's cut
+        cut = int(len(x) * (1 - args.val_split)) if args.val_split else len(x)
+        draws = MinicnnDraws(args.model, args.seed, x[:cut], y[:cut], batch, augment)
     x, xt = (torch.from_numpy(a.astype(numpy.float32) / 255) for a in (x, xt))
     y, yt = (torch.from_numpy(a[:, 0].astype(numpy.int64)) for a in (y, yt))
     xv, yv = xt, yt  # validated on every epoch: the test set, or the held-out training images
     if args.val_split:
         cut = int(len(x) * (1 - args.val_split))  # the last images, as train_cifar.py holds them out
         x, y, xv, yv = x[:cut], y[:cut], x[cut:], y[cut:]
-    net, constrained = translate(zoo.MODELS[args.model]())
+    if draws is None:
+        net, constrained = translate(zoo.MODELS[args.model]())
+    else:
+        net, constrained = translate(draws.model, masks_from_model=True)
+        copy_weights(draws.model, net)
     net = net.to(device)  # the data stays on the host; each batch goes to the device
     opt, schedule = optimizer_for(args.model, net)
     generator = torch.Generator().manual_seed(args.seed)
@@ -264,12 +363,8 @@ def main():
     for epoch in range(first, epochs):
         net.train()
         start, loss_sum, correct = time.perf_counter(), 0.0, 0
-        order = torch.randperm(len(x), generator=generator)
-        rng = numpy.random.default_rng(data.epoch_seed(args.seed, epoch))
-        for i in range(0, len(x), batch):
-            index = order[i:i + batch]
-            images = x[index] if augment is None else torch.from_numpy(augment(x[index].numpy(), rng))
-            labels = y[index].to(device)
+        for images, labels in epoch_batches(x, y, batch, epoch, args.seed, generator, augment, draws):
+            labels = labels.to(device)
             logits = net(images.to(device))
             loss = nn.functional.cross_entropy(logits, labels)
             opt.zero_grad()
@@ -280,7 +375,7 @@ def main():
                 for dense, max_value in constrained:  # Keras's max_norm on each unit's incoming weights
                     norms = dense.weight.norm(dim=1, keepdim=True)
                     dense.weight.mul_(norms.clamp(max=max_value) / (norms + 1e-7))
-            loss_sum += loss.item() * len(index)
+            loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
         seconds = time.perf_counter() - start
         val_loss, val_acc = evaluate(net, xv, yv, device)
@@ -291,7 +386,7 @@ def main():
                            "loss": loss_sum / len(x), "accuracy": correct / len(x), "val_loss": val_loss,
                            "val_accuracy": val_acc, "train_seconds": round(seconds, 1),
                            "threads": torch.get_num_threads(), "device": str(device),
-                           "images": len(x), "val_images": len(xv),
+                           "images": len(x), "val_images": len(xv), "draws": args.draws,
                            **held_out})
         print(line, flush=True)
         printed.append(line)

@@ -131,3 +131,29 @@ def test_torch_reference_builds_every_recipes_optimizer():
         opt, _ = torch_reference.optimizer_for(name, net)
         if name == "seed003_4layer":
             assert isinstance(opt, torch.optim.SGD) and not opt.defaults["nesterov"] and opt.defaults["momentum"] == 0
+
+
+def test_torch_reference_on_minicnns_draws_trains_train_cifars_run(tmp_path):
+    """issue 17: with --draws minicnn, PyTorch starts from train_cifar.py's initial weights and
+    takes its batches and dropout masks, so the two engines train the same run: per-epoch
+    losses and accuracies agree to float32 rounding (seed003_6layer: five Dropout layers,
+    max-norm, a last batch of 4). PyTorch's own draws give another run, so the agreement is
+    the draws', not a loose tolerance."""
+    pytest.importorskip("torch")
+    from conftest import write_fake_cifar
+    write_fake_cifar(tmp_path, per_batch=20, learnable=True)  # 100 training images, 20 test images
+    subprocess.run([sys.executable, "examples/train_cifar.py", "--device", "cpu", "--model", "seed003_6layer",
+                    "--epochs", "2", "--seed", "3", "--data", str(tmp_path), "--out", str(tmp_path / "run")],
+                   cwd=ROOT, capture_output=True, text=True, check=True)
+    with open(tmp_path / "run" / "history.json") as f:
+        ours = json.load(f)
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    argv = ["--epochs", "2", "--seed", "3", "--data", str(tmp_path)]
+    for draws, same in (("minicnn", True), ("torch", False)):
+        done = subprocess.run([sys.executable, "benchmarks/torch_reference.py", "--model", "seed003_6layer",
+                               *argv, "--draws", draws], cwd=ROOT, capture_output=True, text=True, check=True)
+        rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        assert [r["draws"] for r in rows] == [draws, draws]
+        alike = all(abs(r[k] - ours[k][e]) <= 1e-5 * max(1.0, abs(ours[k][e]))
+                    for e, r in enumerate(rows) for k in keys)
+        assert alike == same, (draws, rows, ours)

@@ -96,6 +96,19 @@ def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, 
     assert "| 1 | training loss | 3, 1.8500, 0.0500 | 3, 1.7500, 0.0500 | +0.1000 |" in table  # seed 0, 1 replaced
     assert "| 2 | training loss | 2, 1.1000, 0.1414 | 2, 0.8000, 0.1414 | +0.3000 |" in table
 
+    # PyTorch on minicnn's draws (torch_reference.py --draws minicnn): paired with minicnn's seeds
+    for seed, loss in ((0, 1.92), (1, 1.79), (2, 1.87)):
+        (runs / f"torch-sameDraws-s{seed}.jsonl").write_text(
+            json.dumps({"epoch": 1, "loss": loss, "val_accuracy": 0.43}) + "\n")
+    (runs / "torch-sameDraws-s9.jsonl").write_text("")  # started, no epoch finished: no record
+    assert len(loss_gap.collect(str(runs))) == 3
+    loss_gap.report()
+    table = capsys.readouterr().out
+    paired, draws = table.split("seed by seed")[1].split("The draws in one engine")
+    # minicnn's seeds 0, 1, 2 (1.9, 1.8, 1.85) minus these: -0.02, +0.01, -0.02
+    assert "| 1 | training loss | 3 | 1.8500 | 1.8600 | -0.0100 | 0.0173 | 0.0656 | -1.00 (2) |" in paired
+    assert "| 1 | training loss | 3, 1.8600, 0.0656 | 3, 1.7500, 0.0500 | +0.1100 |" in draws
+
 
 def test_conv_ceiling_times_every_layer_three_ways(tmp_path):
     """benchmarks/conv_ceiling.py on a tiny batch: a row per layer with PyTorch's, minicnn's

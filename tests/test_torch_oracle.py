@@ -219,12 +219,8 @@ def test_seed003_6layer_trains_step_for_step_as_its_pytorch_twin():
             layer.rate = 0.0
     model.compile(recipe.optimizer(), "sparse_categorical_crossentropy")
     net, constrained = torch_reference.translate(model)
+    torch_reference.copy_weights(model, net)
     params = [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        for module, layer in zip(params, [l for l in model.layers if hasattr(l, "kernel")]):
-            kernel = layer.kernel.data
-            module.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T))
-            module.bias.copy_(torch.from_numpy(layer.bias.data))
     opt, schedule = torch_reference.optimizer_for("seed003_6layer", net)
     data = numpy.random.default_rng(3)
     for step in range(4):
