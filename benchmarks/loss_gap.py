@@ -12,7 +12,9 @@ collect keeps one record per run in benchmarks/results/accuracy/loss-gap-{engine
 (a run already recorded is left alone); report takes each seed's longest run (a
 loss-gap record, or accuracy.py's record of seed003_6layer) and prints, for each epoch a run
 reaches, each engine's mean and standard deviation over its seeds of the training loss
-and the test accuracy, and the t statistic and two-sided p-value of the difference.
+and the test accuracy, and the t statistic and two-sided p-value of the difference,
+with the medians and a rank test beside them (a seed that starts slowly is an outlier
+that a mean over a dozen seeds feels strongly).
 
 The gap between the engines has two possible sources, and the PyTorch runs with
 ``--draws minicnn`` (the same initial weights, batch order and dropout masks as minicnn's
@@ -85,6 +87,53 @@ def welch(a, b):
     return float(t), float(df), 2 * t_tail(abs(float(t)), df)
 
 
+def ranks(values):
+    """1-based ranks of values, ties given the mean of the ranks they share."""
+    values = numpy.asarray(values, float)
+    order = values.argsort(kind="stable")
+    result = numpy.empty(len(values))
+    result[order] = numpy.arange(1, len(values) + 1)
+    for v in numpy.unique(values):  # ties: the mean of their ranks
+        same = values == v
+        result[same] = result[same].mean()
+    return result
+
+
+def normal_p(z):
+    """Two-sided p-value of a standard normal z."""
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def mann_whitney(a, b):
+    """(U of a, z, two-sided p) of the rank-sum test, by the normal approximation without
+    continuity correction (ties lower the variance). Unlike the t-test it does not let
+    one slow-starting seed (a run stuck near ln 10 for a while) decide the comparison."""
+    n1, n2 = len(a), len(b)
+    r = ranks(numpy.concatenate([numpy.asarray(a, float), numpy.asarray(b, float)]))
+    u = r[:n1].sum() - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    _, counts = numpy.unique(r, return_counts=True)
+    var = n1 * n2 / 12 * ((n + 1) - (counts ** 3 - counts).sum() / (n * (n - 1)))
+    z = 0.0 if var == 0 else (u - n1 * n2 / 2) / math.sqrt(var)
+    return float(u), float(z), normal_p(z)
+
+
+def wilcoxon(a, b):
+    """(W+, z, two-sided p) of the signed-rank test of paired a - b (zero differences
+    dropped), by the normal approximation."""
+    d = numpy.asarray(a, float) - numpy.asarray(b, float)
+    d = d[d != 0]
+    n = len(d)
+    if n == 0:
+        return 0.0, 0.0, 1.0
+    r = ranks(numpy.abs(d))
+    w = r[d > 0].sum()
+    _, counts = numpy.unique(r, return_counts=True)
+    var = n * (n + 1) * (2 * n + 1) / 24 - (counts ** 3 - counts).sum() / 48
+    z = (w - n * (n + 1) / 4) / math.sqrt(var)
+    return float(w), float(z), normal_p(z)
+
+
 def t_tail(t, df):
     """P(T > t), t > 0, for Student's t with df degrees of freedom: the density f
     integrated from t to infinity, written with u = 1/x as the integral of f(1/u) / u^2
@@ -143,8 +192,9 @@ def _epochs(found, *engines):
 
 def unpaired_table(found, first, second, first_name, second_name):
     """Per epoch, each of two engines' seeds (mean, sd) and Welch's test of the difference."""
-    print(f"| epoch | what | {first_name}: seeds, mean, sd | {second_name}: seeds, mean, sd | difference | t (df) | p |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| epoch | what | {first_name}: seeds, mean, sd | {second_name}: seeds, mean, sd | difference | t (df) | p "
+          "| medians | rank-sum p |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for epoch in _epochs(found, first, second):
         for column, what in ((0, "training loss"), (1, "test accuracy")):
             values = [[r[epoch][column] for r in found[engine].values() if epoch in r] for engine in (first, second)]
@@ -153,15 +203,16 @@ def unpaired_table(found, first, second, first_name, second_name):
             t, df, p = welch(*values)
             cells = [f"{len(v)}, {numpy.mean(v):.4f}, {numpy.std(v, ddof=1):.4f}" for v in values]
             print(f"| {epoch} | {what} | {cells[0]} | {cells[1]} | "
-                  f"{numpy.mean(values[0]) - numpy.mean(values[1]):+.4f} | {t:.2f} ({df:.1f}) | {p:.3f} |")
+                  f"{numpy.mean(values[0]) - numpy.mean(values[1]):+.4f} | {t:.2f} ({df:.1f}) | {p:.3f} | "
+                  f"{numpy.median(values[0]):.4f}, {numpy.median(values[1]):.4f} | {mann_whitney(*values)[2]:.3f} |")
 
 
 def paired_table(found):
     """Per epoch, the seeds both minicnn and PyTorch-on-minicnn's-draws reached: the mean and
     sd of their differences, the paired t-test, and the sd between seeds for scale."""
     print("| epoch | what | seeds | minicnn mean | PyTorch (same draws) mean | mean difference | "
-          "sd of differences | sd between seeds | t (df) | p |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "sd of differences | sd between seeds | t (df) | p | signed-rank p |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     ours, theirs = found["minicnn"], found["torch-minicnn-draws"]
     for epoch in _epochs(found, "torch-minicnn-draws"):
         seeds = sorted(s for s in ours if s in theirs and epoch in ours[s] and epoch in theirs[s])
@@ -171,7 +222,8 @@ def paired_table(found):
             a, b = [ours[s][epoch][column] for s in seeds], [theirs[s][epoch][column] for s in seeds]
             mean, sd, t, p = paired(a, b)
             print(f"| {epoch} | {what} | {len(seeds)} | {numpy.mean(a):.4f} | {numpy.mean(b):.4f} | {mean:+.4f} | "
-                  f"{sd:.4f} | {numpy.std(b, ddof=1):.4f} | {t:.2f} ({len(seeds) - 1}) | {p:.3f} |")
+                  f"{sd:.4f} | {numpy.std(b, ddof=1):.4f} | {t:.2f} ({len(seeds) - 1}) | {p:.3f} | "
+                  f"{wilcoxon(a, b)[2]:.3f} |")
 
 
 def main(argv=None):

@@ -60,6 +60,20 @@ def test_loss_gap_p_values_match_the_t_table():
     assert abs(t + 1.2247) < 1e-4 and abs(df - 4) < 1e-9 and abs(p - 0.2879) < 1e-3
 
 
+def test_loss_gap_rank_tests_match_worked_values():
+    """Mann-Whitney and Wilcoxon by the normal approximation, against values worked by hand
+    (and given by scipy.stats with method='asymptotic', no continuity correction)."""
+    import loss_gap
+    u, z, p = loss_gap.mann_whitney([1, 2, 3], [4, 5, 6])  # U = 0, sd = sqrt(9 * 7 / 12)
+    assert u == 0 and abs(z + 1.9640) < 1e-4 and abs(p - 0.0495) < 1e-4
+    assert loss_gap.mann_whitney([4, 5, 6], [1, 2, 3])[0] == 9
+    assert list(loss_gap.ranks([3.0, 1.0, 3.0, 2.0])) == [3.5, 1.0, 3.5, 2.0]
+    assert loss_gap.mann_whitney([1, 2], [1, 2])[2] == 1.0
+    w, z, p = loss_gap.wilcoxon([2, 4, 6, 8, 10], [1, 2, 3, 4, 5])  # all 5 up: W+ = 15, sd = sqrt(5*6*11/24)
+    assert w == 15 and abs(z - 2.0226) < 1e-4 and abs(p - 0.0431) < 1e-4
+    assert loss_gap.wilcoxon([1, 2], [1, 2]) == (0.0, 0.0, 1.0)
+
+
 def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, capsys):
     """collect turns train_cifar.py's and torch_reference.py's outputs into records, once;
     report puts each engine's seeds side by side, epoch by epoch."""
