@@ -48,9 +48,12 @@ def collect(runs):
             continue  # still training
         with open(path) as f:
             written += _write("minicnn", seed, {"engine": "minicnn", "seed": seed, "history": json.load(f)})
-    for pattern, engine in (("torch-s*.jsonl", "torch"), ("torch-sameDraws-s*.jsonl", "torch-minicnn-draws")):
-        for path in sorted(glob.glob(os.path.join(runs, pattern))):
-            seed = int(re.search(r"-s(\d+)\.jsonl$", path).group(1))
+    for pattern, engine in ((r"torch-s(\d+)\.jsonl", "torch"), (r"torch-sameDraws-s(\d+)\.jsonl", "torch-minicnn-draws")):
+        for path in sorted(glob.glob(os.path.join(runs, "torch-*.jsonl"))):
+            match = re.fullmatch(pattern, os.path.basename(path))
+            if match is None:
+                continue
+            seed = int(match.group(1))
             with open(path) as f:
                 epochs = [json.loads(line) for line in f if line.startswith("{")]
             if epochs:  # an empty file is a run that has not finished an epoch

@@ -115,7 +115,11 @@ def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, 
         (runs / f"torch-sameDraws-s{seed}.jsonl").write_text(
             json.dumps({"epoch": 1, "loss": loss, "val_accuracy": 0.43}) + "\n")
     (runs / "torch-sameDraws-s9.jsonl").write_text("")  # started, no epoch finished: no record
-    assert len(loss_gap.collect(str(runs))) == 3
+    (runs / "torch-sameDraws-s7.jsonl").write_text(json.dumps({"epoch": 1, "loss": 2.1, "val_accuracy": 0.3}))
+    assert sorted(os.path.basename(n) for n in loss_gap.collect(str(runs))) == [
+        f"loss-gap-torch-minicnn-draws-s{s}.json" for s in (0, 1, 2, 7)]  # none taken for PyTorch's own
+    os.remove(results / "loss-gap-torch-minicnn-draws-s7.json")  # no minicnn run of seed 7 here
+    (runs / "torch-sameDraws-s7.jsonl").unlink()
     loss_gap.report()
     table = capsys.readouterr().out
     paired, draws = table.split("seed by seed")[1].split("The draws in one engine")
