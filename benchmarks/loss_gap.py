@@ -185,6 +185,10 @@ def report():
     if found["torch-minicnn-draws"]:
         print("\nThe engines on the same draws (PyTorch with --draws minicnn), seed by seed:\n")
         paired_table(found)
+        for seed in sorted(found["torch-minicnn-draws"]):
+            if len(found["torch-minicnn-draws"][seed]) > 1 and len(found["minicnn"].get(seed, {})) > 1:
+                print(f"\nSeed {seed}, epoch by epoch, on the same draws:\n")
+                seed_table(found, seed)
         print("\nThe draws in one engine (PyTorch on minicnn's draws against PyTorch on its own):\n")
         unpaired_table(found, "torch-minicnn-draws", "torch", "PyTorch, minicnn's draws", "PyTorch, its own")
 
@@ -208,6 +212,16 @@ def unpaired_table(found, first, second, first_name, second_name):
             print(f"| {epoch} | {what} | {cells[0]} | {cells[1]} | "
                   f"{numpy.mean(values[0]) - numpy.mean(values[1]):+.4f} | {t:.2f} ({df:.1f}) | {p:.3f} | "
                   f"{numpy.median(values[0]):.4f}, {numpy.median(values[1]):.4f} | {mann_whitney(*values)[2]:.3f} |")
+
+
+def seed_table(found, seed):
+    """One seed's longer run in minicnn and in PyTorch on the same draws, epoch by epoch."""
+    ours, theirs = found["minicnn"][seed], found["torch-minicnn-draws"][seed]
+    print("| epoch | training loss: minicnn, PyTorch (same draws) | test accuracy: minicnn, PyTorch (same draws) |")
+    print("| --- | --- | --- |")
+    for epoch in sorted(set(ours) & set(theirs)):
+        (la, aa), (lb, ab) = ours[epoch], theirs[epoch]
+        print(f"| {epoch} | {la:.4f}, {lb:.4f} | {aa:.2%}, {ab:.2%} |")
 
 
 def paired_table(found):

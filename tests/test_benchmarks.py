@@ -125,6 +125,13 @@ def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, 
     paired, draws = table.split("seed by seed")[1].split("The draws in one engine")
     # minicnn's seeds 0, 1, 2 (1.9, 1.8, 1.85) minus these: -0.02, +0.01, -0.02
     assert "| 1 | training loss | 3 | 1.8500 | 1.8600 | -0.0100 | 0.0173 | 0.0656 | -1.00 (2) |" in paired
+    assert "Seed 0, epoch by epoch" not in table  # one epoch on PyTorch's side: no such table
+    (runs / "torch-sameDraws-s0.jsonl").write_text("".join(json.dumps(
+        {"epoch": e, "loss": loss, "val_accuracy": 0.5}) + "\n" for e, loss in ((1, 1.92), (2, 1.05))))
+    os.remove(results / "loss-gap-torch-minicnn-draws-s0.json")
+    loss_gap.collect(str(runs))
+    loss_gap.report()
+    assert "| 2 | 1.0000, 1.0500 | 60.00%, 50.00% |" in capsys.readouterr().out.split("Seed 0, epoch by epoch")[1]
     assert "| 1 | training loss | 3, 1.8600, 0.0656 | 3, 1.7500, 0.0500 | +0.1100 |" in draws
 
 
