@@ -14,7 +14,8 @@ loss-gap record, or accuracy.py's record of seed003_6layer) and prints, for each
 reaches, each engine's mean and standard deviation over its seeds of the training loss
 and the test accuracy, and the t statistic and two-sided p-value of the difference,
 with the medians and a rank test beside them (a seed that starts slowly is an outlier
-that a mean over a dozen seeds feels strongly).
+that a mean over a dozen seeds feels strongly), and a test of whether the two spread
+differently (Brown-Forsythe: do slow starts come more often in one of them?).
 
 The gap between the engines has two possible sources, and the PyTorch runs with
 ``--draws minicnn`` (the same initial weights, batch order and dropout masks as minicnn's
@@ -137,6 +138,15 @@ def wilcoxon(a, b):
     return float(w), float(z), normal_p(z)
 
 
+def spread_test(a, b):
+    """(t, df, two-sided p) of whether a and b spread differently: Brown and Forsythe's
+    test, Welch's t on each value's absolute deviation from its own group's median. A
+    shift of one group leaves it unchanged; a few slow-starting seeds in one group show
+    up here even where the medians agree."""
+    a, b = numpy.asarray(a, float), numpy.asarray(b, float)
+    return welch(numpy.abs(a - numpy.median(a)), numpy.abs(b - numpy.median(b)))
+
+
 def t_tail(t, df):
     """P(T > t), t > 0, for Student's t with df degrees of freedom: the density f
     integrated from t to infinity, written with u = 1/x as the integral of f(1/u) / u^2
@@ -200,8 +210,8 @@ def _epochs(found, *engines):
 def unpaired_table(found, first, second, first_name, second_name):
     """Per epoch, each of two engines' seeds (mean, sd) and Welch's test of the difference."""
     print(f"| epoch | what | {first_name}: seeds, mean, sd | {second_name}: seeds, mean, sd | difference | t (df) | p "
-          "| medians | rank-sum p |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| medians | rank-sum p | spread p |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for epoch in _epochs(found, first, second):
         for column, what in ((0, "training loss"), (1, "test accuracy")):
             values = [[r[epoch][column] for r in found[engine].values() if epoch in r] for engine in (first, second)]
@@ -211,7 +221,8 @@ def unpaired_table(found, first, second, first_name, second_name):
             cells = [f"{len(v)}, {numpy.mean(v):.4f}, {numpy.std(v, ddof=1):.4f}" for v in values]
             print(f"| {epoch} | {what} | {cells[0]} | {cells[1]} | "
                   f"{numpy.mean(values[0]) - numpy.mean(values[1]):+.4f} | {t:.2f} ({df:.1f}) | {p:.3f} | "
-                  f"{numpy.median(values[0]):.4f}, {numpy.median(values[1]):.4f} | {mann_whitney(*values)[2]:.3f} |")
+                  f"{numpy.median(values[0]):.4f}, {numpy.median(values[1]):.4f} | {mann_whitney(*values)[2]:.3f} | "
+                  f"{spread_test(*values)[2]:.3f} |")
 
 
 def seed_table(found, seed):

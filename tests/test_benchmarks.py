@@ -1,6 +1,7 @@
 """benchmarks/run.py end to end on a tiny setting: it must run and write its three outputs
 with the numbers they claim (the real runs are committed in benchmarks/results/)."""
 import json
+import math
 import os
 import sys
 
@@ -73,6 +74,16 @@ def test_loss_gap_rank_tests_match_worked_values():
     assert w == 15 and abs(z - 2.0226) < 1e-4 and abs(p - 0.0431) < 1e-4
     assert loss_gap.wilcoxon([1, 2], [1, 2]) == (0.0, 0.0, 1.0)
 
+
+def test_loss_gap_spread_test_is_welch_on_deviations_from_the_median():
+    """Brown-Forsythe: a shifted copy spreads the same (t = 0); [0, 1, 2] against [0, 2, 4]
+    is Welch's t of their deviations [1, 0, 1] and [2, 0, 2]: t = -(2/3) / sqrt(5/9), df = 50/17."""
+    import loss_gap
+    t, df, p = loss_gap.spread_test([1.0, 2.0, 3.0], [11.0, 12.0, 13.0])
+    assert t == 0 and p == 1.0
+    t, df, p = loss_gap.spread_test([0.0, 1.0, 2.0], [0.0, 2.0, 4.0])
+    assert abs(t + (2 / 3) / math.sqrt(5 / 9)) < 1e-12 and abs(df - 50 / 17) < 1e-12
+    assert 0.3 < p < 0.5
 
 def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, capsys):
     """collect turns train_cifar.py's and torch_reference.py's outputs into records, once;
