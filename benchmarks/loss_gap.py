@@ -201,6 +201,10 @@ def report():
                 seed_table(found, seed)
         print("\nThe draws in one engine (PyTorch on minicnn's draws against PyTorch on its own):\n")
         unpaired_table(found, "torch-minicnn-draws", "torch", "PyTorch, minicnn's draws", "PyTorch, its own")
+    last = max(_epochs(found, *ENGINES))
+    if last > 1:
+        print(f"\nEvery run that reached epoch {last}: where it started and where it ended:\n")
+        start_table(found, last)
 
 
 def _epochs(found, *engines):
@@ -223,6 +227,31 @@ def unpaired_table(found, first, second, first_name, second_name):
                   f"{numpy.mean(values[0]) - numpy.mean(values[1]):+.4f} | {t:.2f} ({df:.1f}) | {p:.3f} | "
                   f"{numpy.median(values[0]):.4f}, {numpy.median(values[1]):.4f} | {mann_whitney(*values)[2]:.3f} | "
                   f"{spread_test(*values)[2]:.3f} |")
+
+
+def start_table(found, last):
+    """Each run that reached epoch ``last``: its first epoch's loss beside its last epoch's
+    loss and test accuracy, and Pearson's r between them over the runs. A high r says a
+    comparison at epoch ``last`` carries the luck of the first epoch's start with it."""
+    names = {"minicnn": "minicnn", "torch": "PyTorch", "torch-minicnn-draws": "PyTorch, minicnn's draws"}
+    print(f"| run | seed | epoch 1 training loss | epoch {last} training loss | epoch {last} test accuracy |")
+    print("| --- | --- | --- | --- | --- |")
+    rows = [(engine, seed, run) for engine in ENGINES for seed, run in sorted(found[engine].items())
+            if 1 in run and last in run]
+    for engine, seed, run in rows:
+        print(f"| {names[engine]} | {seed} | {run[1][0]:.4f} | {run[last][0]:.4f} | {run[last][1]:.2%} |")
+    if len(rows) > 2:
+        first = [run[1][0] for _, _, run in rows]
+        r_loss, r_acc = (pearson(first, [run[last][column] for _, _, run in rows]) for column in (0, 1))
+        print(f"\nPearson r over these {len(rows)} runs, epoch 1 loss against epoch {last}: "
+              f"{r_loss:+.2f} (loss), {r_acc:+.2f} (test accuracy).")
+
+
+def pearson(a, b):
+    """Pearson's correlation of a and b; nan where either does not vary at all."""
+    a, b = numpy.asarray(a, float) - numpy.mean(a), numpy.asarray(b, float) - numpy.mean(b)
+    scale = math.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / scale) if scale > 0 else math.nan
 
 
 def seed_table(found, seed):

@@ -142,7 +142,14 @@ def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, 
     os.remove(results / "loss-gap-torch-minicnn-draws-s0.json")
     loss_gap.collect(str(runs))
     loss_gap.report()
-    assert "| 2 | 1.0000, 1.0500 | 60.00%, 50.00% |" in capsys.readouterr().out.split("Seed 0, epoch by epoch")[1]
+    table = capsys.readouterr().out
+    assert "| 2 | 1.0000, 1.0500 | 60.00%, 50.00% |" in table.split("Seed 0, epoch by epoch")[1]
+    # the five runs that reached epoch 2, where each started and ended; r of (1.9, 1.8, 1.8,
+    # 1.7, 1.92) against (1.0, 1.2, 0.9, 0.7, 1.05) is 0.600
+    starts = table.split("Every run that reached epoch 2")[1]
+    assert "| minicnn | 1 | 1.8000 | 1.2000 | 60.00% |" in starts
+    assert "| PyTorch, minicnn's draws | 0 | 1.9200 | 1.0500 | 50.00% |" in starts
+    assert "over these 5 runs, epoch 1 loss against epoch 2: +0.60 (loss)" in starts
     assert "| 1 | training loss | 3, 1.8600, 0.0656 | 3, 1.7500, 0.0500 | +0.1100 |" in draws
 
 
