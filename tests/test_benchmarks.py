@@ -5,6 +5,7 @@ import math
 import os
 import sys
 
+import numpy
 import pytest
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -200,6 +201,31 @@ def test_profile_step_reads_device_times_on_the_gpu():
     rows = _profile_and_check("gpu")
     assert rows["conv2d"][2] > 0 and rows["conv2d (backward)"][2] > 0  # CUDA events read after the steps
     assert all(dev >= 0 for _, _, dev in rows.values())
+
+
+def test_init_draws_starts_minicnns_weights_where_minicnn_does(tmp_path, capsys):
+    """benchmarks/init_draws.py: minicnn's side is minicnn's own initial model (its loss,
+    computed by minicnn, is the one measured through PyTorch), PyTorch's side other weights."""
+    pytest.importorskip("torch")
+    import init_draws
+    import minicnn
+    from minicnn import Tensor, no_grad, zoo
+    from minicnn.datasets import cifar10
+    from conftest import write_fake_cifar
+    write_fake_cifar(tmp_path, per_batch=40, learnable=True)
+    found = init_draws.main(["--data", str(tmp_path / "cifar-10-batches-py"), "--model", "seed001_model0",
+                             "--seeds", "3", "--images", "16"])
+    (x, y), _ = cifar10.load_data(str(tmp_path / "cifar-10-batches-py"))
+    x, y = x[:16].astype(numpy.float32) / 255, y[:16, 0]
+    for seed in range(3):
+        minicnn.set_seed(seed)
+        model, _ = zoo.build("seed001_model0")
+        with no_grad():
+            p = model(Tensor(x), training=False).data  # the model ends in a softmax
+        assert found["minicnn"][seed, 0] == pytest.approx(-numpy.log(p[numpy.arange(16), y]).mean(), rel=1e-5)
+    assert found["minicnn"].shape == found["torch"].shape == (3, 3)
+    assert not numpy.allclose(found["minicnn"][:, 2], found["torch"][:, 2])  # other draws, other gradients
+    assert "| initial loss |" in capsys.readouterr().out
 
 
 def test_dropout_loss_compares_both_engines_on_the_same_weights(tmp_path, capsys):
