@@ -86,6 +86,7 @@ def test_loss_gap_spread_test_is_welch_on_deviations_from_the_median():
     assert abs(t + (2 / 3) / math.sqrt(5 / 9)) < 1e-12 and abs(df - 50 / 17) < 1e-12
     assert 0.3 < p < 0.5
 
+
 def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, capsys):
     """collect turns train_cifar.py's and torch_reference.py's outputs into records, once;
     report puts each engine's seeds side by side, epoch by epoch."""
