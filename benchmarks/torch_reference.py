@@ -22,6 +22,14 @@ weights ``examples/train_cifar.py --seed S`` starts from, its batch order (and
 augmentation), and the dropout masks of its Dropout layers' streams, batch for batch. The
 two engines then train the same run, and what is left between their results is the
 engines' arithmetic (float32 rounding), not the luck of the draws (issue 17).
+
+``--draws`` also takes any of those three draws alone, or a comma list of them
+(``init``, ``order``, ``masks``), PyTorch drawing the rest as it does on its own. As
+PyTorch's own draws come from three separate streams (the initial weights from the
+global generator after ``torch.manual_seed(S)``, the batch order from its own generator,
+the dropout masks from the global one after the weights), a run with ``--draws order``
+differs from PyTorch's own run of the same seed in its batch order alone, and likewise for
+the others: what one kind of draw does to a run is seen seed by seed.
 """
 import argparse
 import json
@@ -247,6 +255,28 @@ class MinicnnDraws:
             yield xb, numpy.asarray(yb).reshape(-1).astype(numpy.int64)
 
 
+DRAWN = ("init", "order", "masks")  # what --draws can take from minicnn, in this order
+
+
+def draws_argument(text):
+    """--draws's value as the canonical name of the draws taken from minicnn: "torch" (none),
+    "minicnn" (all three), or a comma list of some of DRAWN in DRAWN's order."""
+    if text in ("torch", "minicnn"):
+        return text
+    parts = [part.strip() for part in text.split(",")]
+    unknown = [part for part in parts if part not in DRAWN]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(
+            f"unknown draws {', '.join(map(repr, unknown))}: give torch, minicnn or a comma list of {', '.join(DRAWN)}")
+    taken = [part for part in DRAWN if part in parts]
+    return "minicnn" if len(taken) == len(DRAWN) else ",".join(taken)
+
+
+def drawn_parts(name):
+    """The set of DRAWN that a canonical --draws name takes from minicnn."""
+    return set() if name == "torch" else set(DRAWN) if name == "minicnn" else set(name.split(","))
+
+
 def optimizer_for(name, net):
     keras = zoo.RECIPES[name].optimizer().get_config()
     decay = keras.get("decay") or 0.0
@@ -285,7 +315,7 @@ def epoch_batches(x, y, batch, epoch, seed, generator, augment, draws=None):
     """One epoch's (images (B, 32, 32, 3) float32 in [0, 1], labels (B,) int64) as torch
     tensors: PyTorch's own shuffle (and minicnn.data's augmentation, drawn from (seed,
     epoch)), or with ``draws`` (a MinicnnDraws) minicnn's batches, draw for draw."""
-    if draws is not None:
+    if draws is not None:  # (this also reseeds the model's dropout streams, as fit does)
         for xb, yb in draws.batches(epoch):
             yield torch.from_numpy(xb), torch.from_numpy(yb)
         return
@@ -296,7 +326,7 @@ def epoch_batches(x, y, batch, epoch, seed, generator, augment, draws=None):
         yield (x[index] if augment is None else torch.from_numpy(augment(x[index].numpy(), rng))), y[index]
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=sorted(zoo.MODELS), default="seed004_base")
     p.add_argument("--data", default=None)
@@ -309,9 +339,10 @@ def main():
     p.add_argument("--checkpoint", default=None, help="save every epoch here; continue from it if it exists")
     p.add_argument("--val-split", type=float, default=None,
                    help="hold out the last fraction F of the training images for validation")
-    p.add_argument("--draws", choices=["torch", "minicnn"], default="torch",
-                   help="minicnn: train_cifar.py's initial weights, batch order and dropout masks for this seed")
-    args = p.parse_args()
+    p.add_argument("--draws", type=draws_argument, default="torch",
+                   help="minicnn: train_cifar.py's initial weights, batch order and dropout masks for this seed; "
+                        "or some of them, a comma list of init, order, masks")
+    args = p.parse_args(argv)
     if args.val_split is not None and not 0 < args.val_split < 1:
         p.error(f"--val-split must be in (0, 1), got {args.val_split}")
     if args.threads:
@@ -326,8 +357,8 @@ def main():
     augment = data.augmentation(recipe.augment)
     epochs, batch = args.epochs or recipe.epochs, args.batch_size or recipe.batch_size
     (x, y), (xt, yt) = cifar10.load_data(args.data)
-    draws = None
-    if args.draws == "minicnn":  # the images train_cifar.py's Loader holds: all, or those before --val-split's cut
+    draws, taken = None, drawn_parts(args.draws)
+    if taken:  # the images train_cifar.py's Loader holds: all, or those before --val-split's cut
         cut = int(len(x) * (1 - args.val_split)) if args.val_split else len(x)
         draws = MinicnnDraws(args.model, args.seed, x[:cut], y[:cut], batch, augment)
     x, xt = (torch.from_numpy(a.astype(numpy.float32) / 255) for a in (x, xt))
@@ -336,10 +367,10 @@ def main():
     if args.val_split:
         cut = int(len(x) * (1 - args.val_split))  # the last images, as train_cifar.py holds them out
         x, y, xv, yv = x[:cut], y[:cut], x[cut:], y[cut:]
-    if draws is None:
-        net, constrained = translate(zoo.MODELS[args.model]())
-    else:
-        net, constrained = translate(draws.model, masks_from_model=True)
+    # translate always draws PyTorch's initial weights (from the global generator, so the
+    # dropout masks that follow are the same draws with or without "init"); "init" replaces them.
+    net, constrained = translate(draws.model if draws else zoo.MODELS[args.model](), masks_from_model="masks" in taken)
+    if "init" in taken:
         copy_weights(draws.model, net)
     net = net.to(device)  # the data stays on the host; each batch goes to the device
     opt, schedule = optimizer_for(args.model, net)
@@ -363,7 +394,10 @@ def main():
     for epoch in range(first, epochs):
         net.train()
         start, loss_sum, correct = time.perf_counter(), 0.0, 0
-        for images, labels in epoch_batches(x, y, batch, epoch, args.seed, generator, augment, draws):
+        if "masks" in taken and "order" not in taken:  # minicnn's masks on PyTorch's batches: reseed as fit does
+            draws.model.reseed(args.seed, epoch)
+        order_from = draws if "order" in taken else None
+        for images, labels in epoch_batches(x, y, batch, epoch, args.seed, generator, augment, order_from):
             labels = labels.to(device)
             logits = net(images.to(device))
             loss = nn.functional.cross_entropy(logits, labels)

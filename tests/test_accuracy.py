@@ -157,3 +157,43 @@ def test_torch_reference_on_minicnns_draws_trains_train_cifars_run(tmp_path):
         alike = all(abs(r[k] - ours[k][e]) <= 1e-5 * max(1.0, abs(ours[k][e]))
                     for e, r in enumerate(rows) for k in keys)
         assert alike == same, (draws, rows, ours)
+
+
+def _torch_rows(capsys, data, model, draws):
+    """torch_reference.py's epoch lines for one run on ``data``, in this process (an import
+    of torch per run would cost seconds)."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import torch_reference
+    torch_reference.main(["--model", model, "--epochs", "1", "--seed", "3", "--data", str(data), "--draws", draws])
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def test_torch_reference_takes_one_kind_of_minicnns_draws_at_a_time(tmp_path, capsys):
+    """issue 17: --draws init / order / masks takes one of minicnn's draws and leaves PyTorch's
+    other streams as they are. On seed001_model0 (no Dropout layer) masks draw nothing, so
+    --draws masks is PyTorch's own run and --draws init,order is minicnn's whole run; on
+    seed003_6layer (five Dropout layers) each draw alone makes a run unlike both, and the
+    three together are --draws minicnn. An unknown draw is refused by name."""
+    pytest.importorskip("torch")
+    from conftest import write_fake_cifar
+    write_fake_cifar(tmp_path, per_batch=20, learnable=True)
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+    def numbers(rows):
+        return [[r[k] for k in keys] for r in rows]
+
+    runs = {d: _torch_rows(capsys, tmp_path, "seed001_model0", d) for d in ("torch", "masks", "minicnn", "init,order")}
+    assert numbers(runs["masks"]) == numbers(runs["torch"]) and runs["masks"][0]["draws"] == "masks"
+    assert numbers(runs["init,order"]) == numbers(runs["minicnn"])
+    assert numbers(runs["minicnn"]) != numbers(runs["torch"])
+
+    runs = {d: _torch_rows(capsys, tmp_path, "seed003_6layer", d) for d in ("torch", "minicnn", "init", "order", "masks")}
+    for single in ("init", "order", "masks"):
+        assert runs[single][0]["draws"] == single
+        assert numbers(runs[single]) != numbers(runs["torch"]) and numbers(runs[single]) != numbers(runs["minicnn"])
+    rows = _torch_rows(capsys, tmp_path, "seed003_6layer", "masks,init,order")
+    assert rows[0]["draws"] == "minicnn" and numbers(rows) == numbers(runs["minicnn"])
+
+    with pytest.raises(SystemExit) as refused:
+        _torch_rows(capsys, tmp_path, "seed003_6layer", "init,shuffle")
+    assert refused.value.code == 2 and "unknown draws 'shuffle'" in capsys.readouterr().err
