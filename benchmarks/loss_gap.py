@@ -4,8 +4,10 @@ Several seeds of each engine, trained the same way, and the difference of their 
 against the spread between seeds (Welch's t-test).
 
     python benchmarks/loss_gap.py collect RUNS   # RUNS/minicnn-sS/ (train_cifar.py --out),
-                                                 # RUNS/torch-sS.jsonl (torch_reference.py's output)
-                                                 # and RUNS/torch-sameDraws-sS.jsonl (its --draws minicnn)
+                                                 # RUNS/torch-sS.jsonl (torch_reference.py's output),
+                                                 # RUNS/torch-sameDraws-sS.jsonl (its --draws minicnn)
+                                                 # and RUNS/torch-draws-D-sS.jsonl (its --draws D,
+                                                 # D one of init, order, masks)
     python benchmarks/loss_gap.py report         # the tables, from the records
 
 collect keeps one record per run in benchmarks/results/accuracy/loss-gap-{engine}-s{S}.json
@@ -22,6 +24,10 @@ The gap between the engines has two possible sources, and the PyTorch runs with
 run of that seed) tell them apart: minicnn against PyTorch on minicnn's draws, seed by seed
 (a paired t-test), is what the engines compute differently; PyTorch on minicnn's draws
 against PyTorch on its own (Welch) is what the draws themselves do.
+
+The runs with one of minicnn's draws alone (``--draws init``, ``order`` or ``masks``) differ
+from PyTorch's own run of the same seed in that one draw, so each is compared with it seed
+by seed (a paired test): which of the three, if any, carries what minicnn's draws do.
 """
 import argparse
 import glob
@@ -34,8 +40,12 @@ import sys
 import numpy
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "accuracy")
-ENGINES = ("minicnn", "torch", "torch-minicnn-draws")  # the last: torch_reference.py --draws minicnn
-RECORD = re.compile(r"^loss-gap-(minicnn|torch|torch-minicnn-draws)-s(\d+)\.json$")
+DRAWN = ("init", "order", "masks")  # torch_reference.py --draws D: one of minicnn's draws
+SINGLE = tuple(f"torch-minicnn-{d}" for d in DRAWN)
+ENGINES = ("minicnn", "torch", "torch-minicnn-draws") + SINGLE  # torch-minicnn-draws: --draws minicnn
+NAMES = {"minicnn": "minicnn", "torch": "PyTorch", "torch-minicnn-draws": "PyTorch, minicnn's draws",
+         **{f"torch-minicnn-{d}": f"PyTorch, minicnn's {d} only" for d in DRAWN}}
+RECORD = re.compile(r"^loss-gap-(" + "|".join(ENGINES) + r")-s(\d+)\.json$")
 # accuracy.py's runs of the same recipe count too: a seed's longest run is the one reported
 ACCURACY_RUN = re.compile(r"^(minicnn|torch)-seed003_6layer-e\d+-s(\d+)-(cpu|gpu)\.json$")
 
@@ -49,7 +59,9 @@ def collect(runs):
             continue  # still training
         with open(path) as f:
             written += _write("minicnn", seed, {"engine": "minicnn", "seed": seed, "history": json.load(f)})
-    for pattern, engine in ((r"torch-s(\d+)\.jsonl", "torch"), (r"torch-sameDraws-s(\d+)\.jsonl", "torch-minicnn-draws")):
+    patterns = [(r"torch-s(\d+)\.jsonl", "torch"), (r"torch-sameDraws-s(\d+)\.jsonl", "torch-minicnn-draws")]
+    patterns += [(rf"torch-draws-{d}-s(\d+)\.jsonl", f"torch-minicnn-{d}") for d in DRAWN]
+    for pattern, engine in patterns:
         for path in sorted(glob.glob(os.path.join(runs, "torch-*.jsonl"))):
             match = re.fullmatch(pattern, os.path.basename(path))
             if match is None:
@@ -194,13 +206,20 @@ def report():
     unpaired_table(found, "minicnn", "torch", "minicnn", "PyTorch")
     if found["torch-minicnn-draws"]:
         print("\nThe engines on the same draws (PyTorch with --draws minicnn), seed by seed:\n")
-        paired_table(found)
+        paired_table(found, "minicnn", "torch-minicnn-draws")
         for seed in sorted(found["torch-minicnn-draws"]):
             if len(found["torch-minicnn-draws"][seed]) > 1 and len(found["minicnn"].get(seed, {})) > 1:
                 print(f"\nSeed {seed}, epoch by epoch, on the same draws:\n")
                 seed_table(found, seed)
         print("\nThe draws in one engine (PyTorch on minicnn's draws against PyTorch on its own):\n")
         unpaired_table(found, "torch-minicnn-draws", "torch", "PyTorch, minicnn's draws", "PyTorch, its own")
+    singles = [engine for engine in SINGLE if found[engine]]
+    if singles:
+        print("\nOne of minicnn's draws at a time: each against PyTorch's own run of the same seed:\n")
+        for engine in singles:
+            paired_table(found, engine, "torch")
+        print("\nThe same, seed by seed, after epoch 1 (training loss):\n")
+        draws_seed_table(found, singles)
     last = max(_epochs(found, *ENGINES))
     if last > 1:
         print(f"\nEvery run that reached epoch {last}: where it started and where it ended:\n")
@@ -233,13 +252,12 @@ def start_table(found, last):
     """Each run that reached epoch ``last``: its first epoch's loss beside its last epoch's
     loss and test accuracy, and Pearson's r between them over the runs. A high r says a
     comparison at epoch ``last`` carries the luck of the first epoch's start with it."""
-    names = {"minicnn": "minicnn", "torch": "PyTorch", "torch-minicnn-draws": "PyTorch, minicnn's draws"}
     print(f"| run | seed | epoch 1 training loss | epoch {last} training loss | epoch {last} test accuracy |")
     print("| --- | --- | --- | --- | --- |")
     rows = [(engine, seed, run) for engine in ENGINES for seed, run in sorted(found[engine].items())
             if 1 in run and last in run]
     for engine, seed, run in rows:
-        print(f"| {names[engine]} | {seed} | {run[1][0]:.4f} | {run[last][0]:.4f} | {run[last][1]:.2%} |")
+        print(f"| {NAMES[engine]} | {seed} | {run[1][0]:.4f} | {run[last][0]:.4f} | {run[last][1]:.2%} |")
     if len(rows) > 2:
         first = [run[1][0] for _, _, run in rows]
         r_loss, r_acc = (pearson(first, [run[last][column] for _, _, run in rows]) for column in (0, 1))
@@ -264,23 +282,40 @@ def seed_table(found, seed):
         print(f"| {epoch} | {la:.4f}, {lb:.4f} | {aa:.2%}, {ab:.2%} |")
 
 
-def paired_table(found):
-    """Per epoch, the seeds both minicnn and PyTorch-on-minicnn's-draws reached: the mean and
-    sd of their differences, the paired t-test, and the sd between seeds for scale."""
-    print("| epoch | what | seeds | minicnn mean | PyTorch (same draws) mean | mean difference | "
-          "sd of differences | sd between seeds | t (df) | p | signed-rank p |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    ours, theirs = found["minicnn"], found["torch-minicnn-draws"]
-    for epoch in _epochs(found, "torch-minicnn-draws"):
+def paired_table(found, first, second):
+    """Per epoch, the seeds both engines ``first`` and ``second`` reached: the mean and sd of
+    their differences (first - second), the paired t-test, and the sd of ``second`` between
+    seeds for scale. Nothing where no epoch has two such seeds."""
+    ours, theirs, rows = found[first], found[second], []
+    for epoch in _epochs(found, first):
         seeds = sorted(s for s in ours if s in theirs and epoch in ours[s] and epoch in theirs[s])
         if len(seeds) < 2:
             continue
         for column, what in ((0, "training loss"), (1, "test accuracy")):
             a, b = [ours[s][epoch][column] for s in seeds], [theirs[s][epoch][column] for s in seeds]
             mean, sd, t, p = paired(a, b)
-            print(f"| {epoch} | {what} | {len(seeds)} | {numpy.mean(a):.4f} | {numpy.mean(b):.4f} | {mean:+.4f} | "
-                  f"{sd:.4f} | {numpy.std(b, ddof=1):.4f} | {t:.2f} ({len(seeds) - 1}) | {p:.3f} | "
-                  f"{wilcoxon(a, b)[2]:.3f} |")
+            rows.append(f"| {epoch} | {what} | {len(seeds)} | {numpy.mean(a):.4f} | {numpy.mean(b):.4f} | {mean:+.4f} | "
+                        f"{sd:.4f} | {numpy.std(b, ddof=1):.4f} | {t:.2f} ({len(seeds) - 1}) | {p:.3f} | "
+                        f"{wilcoxon(a, b)[2]:.3f} |")
+    if rows:
+        print(f"| epoch | what | seeds | {NAMES[first]} mean | {NAMES[second]} mean | mean difference | "
+              "sd of differences | sd between seeds | t (df) | p | signed-rank p |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print("\n".join(rows) + "\n")
+
+
+def draws_seed_table(found, singles):
+    """Each seed with a single-draw run: its epoch-1 training loss on PyTorch's own draws,
+    with each of minicnn's draws alone, and with all three (--draws minicnn), slowest
+    all-three start first: does one draw alone carry a slow start?"""
+    columns = ["torch", *singles, "torch-minicnn-draws"]
+    seeds = sorted({s for engine in singles for s, run in found[engine].items() if 1 in run},
+                   key=lambda s: -found["torch-minicnn-draws"].get(s, {}).get(1, (0,))[0])
+    print("| seed | " + " | ".join(NAMES[c] for c in columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for seed in seeds:
+        cells = [f"{found[c][seed][1][0]:.4f}" if 1 in found[c].get(seed, {}) else "" for c in columns]
+        print(f"| {seed} | " + " | ".join(cells) + " |")
 
 
 def main(argv=None):

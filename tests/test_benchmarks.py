@@ -154,6 +154,21 @@ def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, 
     assert "over these 5 runs, epoch 1 loss against epoch 2: +0.60 (loss)" in starts
     assert "| 1 | training loss | 3, 1.8600, 0.0656 | 3, 1.7500, 0.0500 | +0.1100 |" in draws
 
+    # one of minicnn's draws at a time (--draws order / init), each paired with PyTorch's own
+    # run of the seed (1.8, 1.7, 1.75 after epoch 1): order's differences +0.05, 0, +0.05
+    for part, seed, loss in (("order", 0, 1.85), ("order", 1, 1.70), ("order", 2, 1.80), ("init", 2, 1.60)):
+        (runs / f"torch-draws-{part}-s{seed}.jsonl").write_text(
+            json.dumps({"epoch": 1, "loss": loss, "val_accuracy": 0.4}) + "\n")
+    assert sorted(os.path.basename(n) for n in loss_gap.collect(str(runs))) == [
+        "loss-gap-torch-minicnn-init-s2.json"] + [f"loss-gap-torch-minicnn-order-s{s}.json" for s in (0, 1, 2)]
+    loss_gap.report()
+    singles = capsys.readouterr().out.split("One of minicnn's draws at a time")[1]
+    assert "| 1 | training loss | 3 | 1.7833 | 1.7500 | +0.0333 | 0.0289 |" in singles
+    assert "minicnn's init only mean" not in singles  # one seed: no paired test
+    seeds = singles.split("seed by seed, after epoch 1")[1]  # slowest start on all three of minicnn's draws first
+    assert ("| 0 | 1.8000 |  | 1.8500 | 1.9200 |\n| 2 | 1.7500 | 1.6000 | 1.8000 | 1.8700 |\n"
+            "| 1 | 1.7000 |  | 1.7000 | 1.7900 |") in seeds
+
 
 def test_conv_ceiling_times_every_layer_three_ways(tmp_path):
     """benchmarks/conv_ceiling.py on a tiny batch: a row per layer with PyTorch's, minicnn's
