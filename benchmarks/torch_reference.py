@@ -236,10 +236,10 @@ def copy_weights(model, net):
 class MinicnnDraws:
     """The random draws of ``train_cifar.py --seed S`` for a zoo model, in the order it makes
     them: the seed set, the training Loader built (it draws nothing), the model built (its
-    initial weights). ``batches(epoch)`` yields that run's batches of that epoch as host
-    arrays (x scaled to [0, 1], y (B,) int64), after reseeding the model's Dropout streams
-    as ``fit`` does, so a net from ``translate(draws.model, masks_from_model=True)`` drops
-    what minicnn drops. x: (N, 32, 32, 3) uint8 images; y: their (N, 1) labels."""
+    initial weights). ``start_epoch(epoch)`` reseeds the model's Dropout streams as ``fit``
+    does, so a net from ``translate(draws.model, masks_from_model=True)`` drops what minicnn
+    drops; ``batches(epoch)`` yields that run's batches of that epoch as host arrays (x
+    scaled to [0, 1], y (B,) int64). x: (N, 32, 32, 3) uint8 images; y: their (N, 1) labels."""
 
     def __init__(self, name, seed, x, y, batch_size, augment=None):
         minicnn.set_seed(seed)
@@ -249,8 +249,10 @@ class MinicnnDraws:
                                   device="cpu")
         self.model, _ = zoo.build(name)
 
-    def batches(self, epoch):
+    def start_epoch(self, epoch):
         self.model.reseed(self.seed, epoch)
+
+    def batches(self, epoch):
         for xb, yb in self.loader.batches(epoch):
             yield xb, numpy.asarray(yb).reshape(-1).astype(numpy.int64)
 
@@ -265,7 +267,7 @@ def draws_argument(text):
         return text
     parts = [part.strip() for part in text.split(",")]
     unknown = [part for part in parts if part not in DRAWN]
-    if unknown or not parts:
+    if unknown:
         raise argparse.ArgumentTypeError(
             f"unknown draws {', '.join(map(repr, unknown))}: give torch, minicnn or a comma list of {', '.join(DRAWN)}")
     taken = [part for part in DRAWN if part in parts]
@@ -315,7 +317,7 @@ def epoch_batches(x, y, batch, epoch, seed, generator, augment, draws=None):
     """One epoch's (images (B, 32, 32, 3) float32 in [0, 1], labels (B,) int64) as torch
     tensors: PyTorch's own shuffle (and minicnn.data's augmentation, drawn from (seed,
     epoch)), or with ``draws`` (a MinicnnDraws) minicnn's batches, draw for draw."""
-    if draws is not None:  # (this also reseeds the model's dropout streams, as fit does)
+    if draws is not None:
         for xb, yb in draws.batches(epoch):
             yield torch.from_numpy(xb), torch.from_numpy(yb)
         return
@@ -394,8 +396,8 @@ def main(argv=None):
     for epoch in range(first, epochs):
         net.train()
         start, loss_sum, correct = time.perf_counter(), 0.0, 0
-        if "masks" in taken and "order" not in taken:  # minicnn's masks on PyTorch's batches: reseed as fit does
-            draws.model.reseed(args.seed, epoch)
+        if draws:  # its Dropout streams (read only with "masks") start the epoch as fit starts them
+            draws.start_epoch(epoch)
         order_from = draws if "order" in taken else None
         for images, labels in epoch_batches(x, y, batch, epoch, args.seed, generator, augment, order_from):
             labels = labels.to(device)
