@@ -170,6 +170,47 @@ def test_loss_gap_collects_both_engines_runs_and_reports(tmp_path, monkeypatch, 
             "| 1 | 1.7000 |  | 1.7000 | 1.7900 |") in seeds
 
 
+def test_loss_gap_fisher_test_matches_worked_values():
+    """Fisher's exact test, one-sided: with the hits dealt at random, the chance the first
+    group gets as many or more. 4 of 20 against 0 of 20: all four hits in the first
+    group, C(20, 4) / C(40, 4) = 4845 / 91390."""
+    import loss_gap
+    assert abs(loss_gap.fisher_greater(4, 20, 0, 20) - 4845 / 91390) < 1e-12
+    assert loss_gap.fisher_greater(0, 20, 4, 20) == 1.0  # none in the first: as many or more is certain
+    assert loss_gap.fisher_greater(1, 1, 0, 1) == 0.5
+    # 2 of 3 against 1 of 3: P(2) + P(3) = (C(3,2) C(3,1) + C(3,3) C(3,0)) / C(6,3) = 10 / 20
+    assert abs(loss_gap.fisher_greater(2, 3, 1, 3) - 0.5) < 1e-12
+    assert loss_gap.fisher_greater(0, 5, 0, 5) == 1.0  # no hits at all
+
+
+def test_loss_gap_tests_the_tail_on_the_fresh_seeds_apart(tmp_path, monkeypatch, capsys):
+    """report counts the slow starts of the seeds before FRESH_FROM and of the fresh seeds
+    apart, only over seeds both engines finished, and never mixes the two samples."""
+    import loss_gap
+    monkeypatch.setattr(loss_gap, "RESULTS", str(tmp_path))
+    first = loss_gap.FRESH_FROM
+    losses = {  # seed: (PyTorch's own, PyTorch on minicnn's draws)
+        0: (1.80, 1.95), 1: (1.82, 1.81), 2: (1.79, 1.90),            # picked after looking: 2 of 3 against 0
+        first: (1.81, 1.85), first + 1: (1.90, 1.89), first + 2: (1.83, 1.84), first + 3: (1.80, 1.99)}
+    for seed, (own, theirs) in losses.items():
+        for engine, loss in (("torch", own), ("torch-minicnn-draws", theirs)):
+            (tmp_path / f"loss-gap-{engine}-s{seed}.json").write_text(json.dumps(
+                {"engine": engine, "seed": seed, "epochs": [{"epoch": 1, "loss": loss, "val_accuracy": 0.4}]}))
+    (tmp_path / f"loss-gap-torch-minicnn-draws-s{first + 4}.json").write_text(json.dumps(  # no own run: left out
+        {"engine": "torch-minicnn-draws", "seed": first + 4, "epochs": [{"epoch": 1, "loss": 2.5, "val_accuracy": 0.1}]}))
+    (tmp_path / "loss-gap-minicnn-s0.json").write_text(json.dumps(
+        {"engine": "minicnn", "seed": 0, "history": {"epoch": [1], "loss": [1.8], "val_accuracy": [0.4]}}))
+    loss_gap.report()
+    tail = capsys.readouterr().out.split("Slow starts")[1]
+    # seeds 0-2: 2 of 3 against 0 of 3, p = C(3,2) C(3,0) / C(6,2) = 3 / 15; paired +0.0833
+    assert "| 0-2, threshold picked after looking | 3 | 2 | 0 | 0.200 |" in tail
+    assert "| +0.0833 |" in tail
+    # fresh seeds: 2 (1.89, 1.99) against 1 (1.90) of 4: p = P(2) + P(3)
+    # = (C(4,2) C(4,1) + C(4,3) C(4,0)) / C(8,3) = 28 / 56; paired +0.0575
+    fresh = f"| {first}-{first + 3}, declared beforehand | 4 | 2 | 1 | 0.500 |"
+    assert fresh in tail and "| +0.0575 |" in tail
+
+
 def test_conv_ceiling_times_every_layer_three_ways(tmp_path):
     """benchmarks/conv_ceiling.py on a tiny batch: a row per layer with PyTorch's, minicnn's
     and the bare GEMMs' times, and the GEMM blocks are the kernels' cache blocks."""
