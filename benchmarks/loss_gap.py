@@ -218,7 +218,7 @@ def report():
     if not found["minicnn"] or not found["torch"]:
         sys.exit(f"report: no loss-gap records of both engines in {RESULTS}")
     print("Each engine with its own draws:\n")
-    unpaired_table(found, "minicnn", "torch", "minicnn", "PyTorch")
+    unpaired_table(found, "minicnn", "torch")
     if found["torch-minicnn-draws"]:
         print("\nThe engines on the same draws (PyTorch with --draws minicnn), seed by seed:\n")
         paired_table(found, "minicnn", "torch-minicnn-draws")
@@ -227,7 +227,7 @@ def report():
                 print(f"\nSeed {seed}, epoch by epoch, on the same draws:\n")
                 seed_table(found, seed)
         print("\nThe draws in one engine (PyTorch on minicnn's draws against PyTorch on its own):\n")
-        unpaired_table(found, "torch-minicnn-draws", "torch", "PyTorch, minicnn's draws", "PyTorch, its own")
+        unpaired_table(found, "torch-minicnn-draws", "torch", second_name="PyTorch, its own")
     singles = [engine for engine in SINGLE if found[engine]]
     if singles:
         print("\nOne of minicnn's draws at a time: each against PyTorch's own run of the same seed:\n")
@@ -249,8 +249,10 @@ def _epochs(found, *engines):
     return sorted(set().union(*(set(r) for engine in engines for r in found[engine].values())))
 
 
-def unpaired_table(found, first, second, first_name, second_name):
-    """Per epoch, each of two engines' seeds (mean, sd) and Welch's test of the difference."""
+def unpaired_table(found, first, second, second_name=None):
+    """Per epoch, each of two engines' seeds (mean, sd) and Welch's test of the difference;
+    the columns are headed by NAMES (second_name in place of the second's, where given)."""
+    first_name, second_name = NAMES[first], second_name or NAMES[second]
     print(f"| epoch | what | {first_name}: seeds, mean, sd | {second_name}: seeds, mean, sd | difference | t (df) | p "
           "| medians | rank-sum p | spread p |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
