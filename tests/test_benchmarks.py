@@ -202,11 +202,11 @@ def test_loss_gap_tests_the_tail_on_the_fresh_seeds_apart(tmp_path, monkeypatch,
         {"engine": "minicnn", "seed": 0, "history": {"epoch": [1], "loss": [1.8], "val_accuracy": [0.4]}}))
     loss_gap.report()
     tail = capsys.readouterr().out.split("Slow starts")[1]
-    # seeds 0-2: 2 of 3 against 0 of 3, p = C(3,2) C(3,0) / C(6,2) = 3 / 15; paired +0.0833
+    # seeds 0-2: 2 of 3 against 0 of 3, p = C(3,2) C(3,0) / C(6,2) = 3 / 15; means 1.8867 - 1.8033
     assert "| 0-2, threshold picked after looking | 3 | 2 | 0 | 0.200 |" in tail
     assert "| +0.0833 |" in tail
     # fresh seeds: 2 (1.89, 1.99) against 1 (1.90) of 4: p = P(2) + P(3)
-    # = (C(4,2) C(4,1) + C(4,3) C(4,0)) / C(8,3) = 28 / 56; paired +0.0575
+    # = (C(4,2) C(4,1) + C(4,3) C(4,0)) / C(8,3) = 28 / 56; means 1.8925 - 1.8350
     fresh = f"| {first}-{first + 3}, declared beforehand | 4 | 2 | 1 | 0.500 |"
     assert fresh in tail and "| +0.0575 |" in tail
 
