@@ -51,9 +51,9 @@ ENGINES = ("minicnn", "torch", "torch-minicnn-draws") + SINGLE  # torch-minicnn-
 NAMES = {"minicnn": "minicnn", "torch": "PyTorch", "torch-minicnn-draws": "PyTorch, minicnn's draws",
          **{f"torch-minicnn-{d}": f"PyTorch, minicnn's {d} only" for d in DRAWN}}
 RECORD = re.compile(r"^loss-gap-(" + "|".join(ENGINES) + r")-s(\d+)\.json$")
-# accuracy.py's runs of the same recipe count too: a seed's longest run is the one reported
 SLOW_START = 1.88  # epoch-1 training loss above which a run counts as starting slowly
 FRESH_FROM = 37    # the first seed of the test declared before its runs
+# accuracy.py's runs of the same recipe count too: a seed's longest run is the one reported
 ACCURACY_RUN = re.compile(r"^(minicnn|torch)-seed003_6layer-e\d+-s(\d+)-(cpu|gpu)\.json$")
 
 
