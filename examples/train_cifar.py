@@ -380,7 +380,7 @@ def diverged(model, out, record):
 
 def report(model, settings, device, history, test, test_images, names, out):
     """Test accuracy, per-class accuracy and the confusion matrix, printed and plotted."""
-    scores = model.predict(test)
+    scores = backend.to_numpy(model.predict(test))  # a device Loader predicts on the device
     predicted, truth = scores.argmax(axis=1), test.labels()
     matrix = metrics.confusion_matrix(truth, predicted, len(names))
     accuracy = float((predicted == truth).mean())

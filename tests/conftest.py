@@ -23,6 +23,10 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 GPU_REASON = backend.gpu_unavailable_reason()
+# The CPU stand-in for CuPy (tests/cupy_stand_in, on PYTHONPATH) runs the GPU halves without a
+# GPU; the few tests of what only the hardware does (TF32, say) skip under it, saying so.
+STAND_IN = GPU_REASON is None and getattr(__import__("cupy"), "STAND_IN", False)
+needs_real_gpu = pytest.mark.skipif(STAND_IN, reason="needs a real GPU: `cupy` is the CPU stand-in")
 # A test (or a test's 'gpu' half) that runs on the GPU carries the mark `gpu`: skipped with
 # the reason where there is none, and selected alone by `pytest -m gpu` or `--device-half gpu`.
 requires_gpu = pytest.mark.gpu

@@ -89,7 +89,7 @@ def test_backward_rules(device):
     with pytest.raises(RuntimeError, match="one-element"):
         (x * 2.0).backward()
     with pytest.raises(ValueError, match="shape"):
-        (x * 2.0).backward(numpy.ones(3))
+        (x * 2.0).backward(backend.to_device(numpy.ones(3), device))  # same device, wrong shape
     with pytest.raises(RuntimeError, match="does not require grad"):
         Tensor([1.0]).backward()
     y = (x * 2.0).sum()

@@ -5,7 +5,7 @@ import pytest
 
 import minicnn
 from minicnn import backend
-from conftest import GPU_REASON
+from conftest import GPU_REASON, needs_real_gpu
 
 
 def test_cpu_is_default_and_xp_is_numpy():
@@ -69,6 +69,7 @@ def test_tf32_switch_sets_what_cupy_reads(monkeypatch):
 
 
 @pytest.mark.gpu
+@needs_real_gpu
 def test_tf32_switch_changes_the_gpu_matrix_product_at_once(monkeypatch):
     """On the GPU, after a float32 product has run: 1 + 2^-12 is a float32 number but not a
     TF32 one (10 mantissa bits), so 256 such products sum to 256.0625 in float32 and to 256

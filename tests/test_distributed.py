@@ -84,12 +84,14 @@ def gpu_count():
 @needs_mpi
 @pytest.mark.gpu
 @pytest.mark.parametrize("transport, gpus_needed", [("nccl", 2), ("host", 1)])
-def test_two_ranks_on_gpus_train_as_one_cpu_process(tmp_path, transport, gpus_needed):
+def test_two_ranks_on_gpus_train_as_one_gpu_process(tmp_path, transport, gpus_needed):
     """NCCL needs a GPU per rank (it refuses two ranks on one device); the host transport
-    (explicit copies, MPI between) runs two ranks on one GPU."""
+    (explicit copies, MPI between) runs two ranks on one GPU. The one process runs on the GPU
+    too: fit shuffles with the device's random generator, and CuPy's stream for a seed is not
+    NumPy's, so a CPU process would see the batches in another order."""
     if gpu_count() < gpus_needed:
         pytest.skip(f"needs {gpus_needed} GPU(s) for gpu_transport={transport!r}; this machine has {gpu_count()}")
-    single = run_worker(tmp_path / "one", 0, "--batchnorm")
+    single = run_worker(tmp_path / "one", 0, "--batchnorm", "--device", "gpu")
     parallel = run_worker(tmp_path / "two", 2, "--batchnorm", "--sync-batchnorm", "--device", "gpu",
                           "--gpu-transport", transport)
     assert_same_training(single, parallel, atol=1e-5)

@@ -261,9 +261,7 @@ def test_batch_norm_fast_equals_reference(device, shape, dtype, seed, offset):
     x = (rng.standard_normal(shape) + offset).astype(dtype)
     gamma, beta = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
     gy = rng.standard_normal(shape).astype(dtype)
-    xp = backend.xp()
-
-    def run(x, gamma, gy):
+    def run(x, gamma, gy, xp=backend.xp()):
         x, gamma, gy = xp.asarray(x), xp.asarray(gamma), xp.asarray(gy)
         y, cache = normalization.batch_norm_train_forward(x, gamma, xp.asarray(beta, dtype=x.dtype), 1e-3)
         return (y, cache.mean, cache.var) + normalization.batch_norm_train_backward(gy, cache)
@@ -275,7 +273,7 @@ def test_batch_norm_fast_equals_reference(device, shape, dtype, seed, offset):
     # the float64 result: the fast one may be off by twice the reference's own error, or by
     # float32 tolerance (1e-4 of the largest value), whichever is larger.
     with backend.device("cpu"), backend.fast_kernels(False):
-        exact = run(x.astype(numpy.float64), gamma.astype(numpy.float64), gy.astype(numpy.float64))
+        exact = run(x.astype(numpy.float64), gamma.astype(numpy.float64), gy.astype(numpy.float64), numpy)
     for f, r, e in zip(fast, reference, exact):
         assert f.dtype == r.dtype == numpy.float32 and f.shape == e.shape
         allowed = max(2 * numpy.abs(r - e).max(), 1e-4 * (1 + numpy.abs(e).max()))

@@ -407,6 +407,9 @@ class ElementwiseKernel:
 
     def _compile(self, dtypes, kinds):
         T = next((d for (_, t, _, _), d in zip(self.params, dtypes) if t == "T"), numpy.dtype("float64"))
+        for dtype in dtypes:
+            if dtype.name not in _C_TYPES:
+                raise NotImplementedError(f"{self.name}: the stand-in compiles no kernel for {dtype}")
         params, binds = [], []
         for (raw, type_, name, _), dtype, kind in zip(self.params, dtypes, kinds):
             ctype = "T" if type_ == "T" else _C_TYPES[dtype.name][0]
