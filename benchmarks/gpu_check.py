@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_check.py --kit KIT --out DIR [--bundle FILE.tar.gz]
     python benchmarks/gpu_check.py --kit KIT --out DIR --rehearse     # the same, on the CPU
+    python benchmarks/gpu_check.py --kit KIT --out DIR --stand-in     # the GPU path, on a fake CuPy
 
 KIT holds ../shared/data's cifar10-jpeg.tar.xz, cifar10-order.npz and
 make_cifar10_batches.py (CIFAR-10 is rebuilt from them into DIR/cifar10 first); or give
@@ -35,6 +36,13 @@ when the command is cut off.
 --rehearse runs every step on the CPU (NumPy) instead, at a smaller size: the tests' CPU
 twins, a short training run, one benchmarked model, a few speedrun steps. It proves the
 script and everything it calls work, so that on a GPU machine only the GPU is unknown.
+
+--stand-in runs the GPU path itself (--device gpu everywhere), at the rehearsal's sizes, on
+tests/cupy_stand_in: a CPU stand-in for CuPy with CuPy's separate array type, its refusals
+of implicit host/device copies and its ElementwiseKernel (compiled as C++). It finds what
+the GPU path gets wrong in Python (a host array in a device operation, a device array
+printed or plotted, a kernel given the wrong arguments) before a GPU's minutes are spent on
+it. Its timings and memory figures are NumPy's and mean nothing.
 """
 import argparse
 import json
@@ -48,6 +56,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
                "test_batch", "batches.meta"]
+STAND_IN = os.path.join(ROOT, "tests", "cupy_stand_in")  # --stand-in: a CPU `cupy` module
 DATA_FOLDER = "cifar10"  # under --out: CIFAR-10 rebuilt from the kit (left out of the bundle)
 TRAIN_OUTPUTS = ["checkpoint.npz", "best_model.npz", "model.npz", "history.json", "history.csv",
                  "results.json", "accuracy.png", "loss.png", "confusion_matrix.png", "predictions.png"]
@@ -122,7 +131,7 @@ def tests_command(ctx):
 
 
 def train_command(ctx):
-    size = ["--epochs", 1, "--limit", 2000] if ctx.rehearse else []  # else the tutorial's 2 epochs
+    size = ["--epochs", 1, "--limit", 2000] if ctx.small else []  # else the tutorial's 2 epochs
     return python(os.path.join(ROOT, "examples", "train_cifar.py"), "--device", ctx.device,
                   "--model", "seed004_base", "--seed", 0, "--data", ctx.cifar_folder(),
                   "--out", os.path.join(ctx.out, "train-seed004_base"), *size)
@@ -148,7 +157,7 @@ def train_figure(ctx, log):
 
 
 def benchmark_command(ctx):
-    if ctx.rehearse:
+    if ctx.small:
         size = ["--models", "seed001_model0", "--repeats", 1, "--skip-layers", "--numpy-threads", 1]
     else:
         size = ["--repeats", 5]
@@ -179,13 +188,16 @@ def benchmark_figure(ctx, log):
 
 
 def speedrun_command(ctx):
-    size = ["--epochs", 2, "--limit", 2048] if ctx.rehearse else []
+    if ctx.stand_in:  # one step, no warm-up run (the same code again): NumPy-speed convolutions
+        size = ["--epochs", 1, "--limit", 1024, "--no-warmup"]
+    else:
+        size = ["--epochs", 2, "--limit", 2048] if ctx.rehearse else []
     return python(os.path.join(ROOT, "examples", "speedrun.py"), "--device", ctx.device, "--runs", 1,
                   "--data", ctx.cifar_folder(), *size)
 
 
 def profile_command(ctx):
-    steps = 3 if ctx.rehearse else 20
+    steps = 3 if ctx.small else 20
     return python(os.path.join(ROOT, "benchmarks", "profile_step.py"), "--device", ctx.device,
                   "--model", "seed004_base", "--batch", 128, "--steps", steps,
                   "--out", os.path.join(ctx.out, "profile-seed004_base.md"))
@@ -215,7 +227,11 @@ STEPS = [
 class Context:
     def __init__(self, args):
         self.rehearse, self.out, self.kit, self.data = args.rehearse, os.path.abspath(args.out), args.kit, args.data
+        self.stand_in = args.stand_in
+        self.small = args.rehearse or args.stand_in  # the rehearsal's sizes: CPU speed
         self.device = "cpu" if args.rehearse else "gpu"
+        # the stand-in goes first on the steps' path, so their `import cupy` finds it
+        self.path = [STAND_IN] if args.stand_in else []
         self.built_data_parent = os.path.join(self.out, DATA_FOLDER)
 
     def cifar_folder(self):
@@ -241,7 +257,7 @@ def run_step(index, step, ctx, seconds_left):
             return row
         log.write(f"$ {shlex.join(map(str, command))}\n(limit {limit:.0f} s)\n\n")
         log.flush()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*ctx.path, ROOT, os.environ.get("PYTHONPATH")])),
                    PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
         start = time.perf_counter()
         try:
@@ -272,7 +288,8 @@ def run_step(index, step, ctx, seconds_left):
 
 
 def summary(rows, ctx, total_seconds):
-    where = "CPU rehearsal (NumPy)" if ctx.rehearse else "GPU"
+    where = ("CPU rehearsal (NumPy)" if ctx.rehearse else
+             "the GPU path on the CPU stand-in for CuPy (not a GPU; its times are NumPy's)" if ctx.stand_in else "GPU")
     lines = [f"# GPU check: {where}", "",
              f"`{ctx.command}`, {time.strftime('%Y-%m-%d %H:%M:%S')}, {total_seconds:.0f} s in all", "",
              "| step | result | seconds | figure | log |", "| --- | --- | --- | --- | --- |"]
@@ -303,6 +320,8 @@ def main(argv=None):
                    f"into OUT/{DATA_FOLDER})")
     p.add_argument("--data", default=None, help="a cifar-10-batches-py folder, instead of --kit")
     p.add_argument("--rehearse", action="store_true", help="run every step on the CPU (NumPy), smaller")
+    p.add_argument("--stand-in", action="store_true", help="run the GPU path on tests/cupy_stand_in, a CPU "
+                   "stand-in for CuPy, at the rehearsal's sizes (finds Python errors; measures nothing)")
     p.add_argument("--budget", type=float, default=540, help="seconds for all steps together (default 540)")
     p.add_argument("--steps", nargs="+", choices=[s.name for s in STEPS], default=None,
                    help="run only these steps (default: all)")
@@ -316,6 +335,8 @@ def main(argv=None):
         p.error("--out DIR is required: the folder for the logs and the summary")
     if (args.kit is None) == (args.data is None):
         p.error("give one of --kit KIT (the CIFAR-10 kit from ../shared/data) or --data DIR")
+    if args.rehearse and args.stand_in:
+        p.error("--rehearse (NumPy, device cpu) and --stand-in (the GPU path on a fake CuPy) exclude each other")
     if args.budget <= 0:
         p.error(f"--budget must be positive, got {args.budget}")
     os.makedirs(args.out, exist_ok=True)

@@ -467,6 +467,11 @@ def plot(report, path):
     fig.savefig(path, dpi=100)
 
 
+def torch_has_cuda():
+    import torch
+    return torch.cuda.is_available()
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["cpu", "gpu"], required=True)
@@ -506,10 +511,13 @@ def main(argv=None):
     os.environ["CUPY_TF32"] = "1" if args.tf32 == "on" else "0"
     names = ["cupy", "numpy"] if args.device == "gpu" else ["numpy", "numpy-ref"]
     if args.against == "torch":
-        if importlib.util.find_spec("torch") is not None:
-            names.append("torch-cuda" if args.device == "gpu" else "torch-cpu")
-        else:
+        if importlib.util.find_spec("torch") is None:
             print("PyTorch is not importable: minicnn only", file=sys.stderr)
+        elif args.device == "gpu" and not torch_has_cuda():
+            print("PyTorch is installed without CUDA (torch.cuda.is_available() is False): minicnn only",
+                  file=sys.stderr)
+        else:
+            names.append("torch-cuda" if args.device == "gpu" else "torch-cpu")
     backends = [timing.Backend(n, threads=numpy_threads) for n in names]
     if "torch-cuda" in names:
         torch = backends[-1].torch

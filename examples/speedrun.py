@@ -293,6 +293,8 @@ def check_args(p, args):
         p.error("--runs must be at least 1")
     if args.epochs <= 0:
         p.error("--epochs must be positive")
+    if args.limit is not None and args.limit < HYP["batch_size"]:  # else no step would run
+        p.error(f"--limit must be at least one batch, {HYP['batch_size']} images; got {args.limit}")
     return args
 
 

@@ -66,3 +66,22 @@ def test_it_needs_data_and_an_output_folder(tmp_path, capsys):
     with pytest.raises(SystemExit):
         gpu_check.main(["--kit", str(tmp_path)])
     assert "--out DIR is required" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("shutil").which("g++") is None, reason="the CuPy stand-in needs g++")
+def test_on_the_cupy_stand_in_the_steps_take_the_gpu_path(fake_cifar, tmp_path):
+    """--stand-in: the same steps with --device gpu, on tests/cupy_stand_in (a CPU `cupy`):
+    the agreement step trains on both devices and runs a step with host waits forbidden."""
+    root, _ = fake_cifar
+    out = tmp_path / "check"
+    code = gpu_check.main(["--stand-in", "--data", str(root / "cifar-10-batches-py"), "--out", str(out),
+                           "--steps", "environment", "agreement"])
+    summary = (out / "summary.md").read_text()
+    result = rows(summary)
+    assert code == 0, summary
+    assert "CPU stand-in for CuPy (not a GPU" in summary
+    assert "CuPy CPU stand-in" in result["environment"][1]
+    assert "within float32 tolerance" in result["agreement"][1]
+    assert "host synchronisation inside a training step: none detected" in result["agreement"][1]
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--stand-in", "--rehearse", "--data", str(tmp_path), "--out", str(out)])

@@ -283,3 +283,7 @@ def test_speedrun_refuses_bad_flags(capsys):
     with pytest.raises(SystemExit):
         speedrun.parse_args(["--epochs", "-1"])
     assert "--runs must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # fewer images than one batch: no step would run
+        speedrun.parse_args(["--limit", "256"])
+    assert "--limit must be at least one batch, 1024 images; got 256" in capsys.readouterr().err
+    assert speedrun.parse_args(["--limit", "1024"]).limit == 1024

@@ -47,6 +47,28 @@ import numpy
 __version__ = "0.0+cpu-stand-in"
 STAND_IN = True  # how the tests and gpu_check tell this from the real CuPy
 
+# --- which of NumPy's names the GPU path reaches through the stand-in ---------------------------
+# CuPy has most of NumPy's functions and methods, not all. With CUPY_STAND_IN_RECORD=FILE set,
+# each name reached through NumPy (cupy.<name>, array.<name>, a NumPy function or ufunc called on
+# device arrays) is appended to FILE at exit; compare_with_cupy.py checks them against a real CuPy.
+_reached = set()
+
+
+def _reach(kind, name):
+    if _record_file:
+        _reached.add(f"{kind} {name}")
+
+
+def _write_reached():
+    with open(_record_file, "a") as f:
+        f.writelines(f"{entry}\n" for entry in sorted(_reached))
+
+
+_record_file = os.environ.get("CUPY_STAND_IN_RECORD")
+if _record_file:
+    import atexit
+    atexit.register(_write_reached)
+
 # --- host waits, for cupyx.allow_synchronize -------------------------------------------------
 _thread = threading.local()
 
@@ -99,7 +121,13 @@ def _wrap(value):
     return value
 
 
+# functions whose result's size depends on the data: CuPy must wait for the device to know it
+_SIZED_BY_DATA = {"nonzero", "flatnonzero", "argwhere", "unique", "compress", "extract"}
+
+
 def _call(function, where, args, kwargs):
+    if where.rstrip("()").rsplit(".", 1)[-1] in _SIZED_BY_DATA:
+        _synchronizes(f"{where} (its result's size)")
     return _wrap(function(*_unwrap(args, where), **_unwrap(kwargs, where)))
 
 
@@ -156,6 +184,7 @@ class ndarray:
     # NumPy functions and ufuncs called on device arrays run on the device (CuPy implements both)
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         where = f"numpy.{ufunc.__name__}"
+        _reach("cupy", ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}")
         out = kwargs.get("out")
         result = getattr(ufunc, method)(*_unwrap(inputs, where), **_unwrap(kwargs, where))
         if out is not None:
@@ -163,6 +192,7 @@ class ndarray:
         return _wrap(result)
 
     def __array_function__(self, function, types_, args, kwargs):
+        _reach("cupy", function.__name__)
         return _call(function, f"numpy.{function.__name__}", args, kwargs)
 
     # everything else: NumPy's attribute, results wrapped
@@ -170,6 +200,7 @@ class ndarray:
         if name.startswith("__") or name == "_host":
             raise AttributeError(name)
         value = getattr(self._host, name)
+        _reach("ndarray", name)
         if callable(value):
             return lambda *args, **kwargs: _call(value, f"ndarray.{name}()", args, kwargs)
         return _wrap(value)
@@ -294,6 +325,7 @@ class _Proxy:
 
 
 def _expose(value, where):
+    _reach("cupy", where.split(".", 1)[1])
     if isinstance(value, _PASSED_THROUGH) or not (callable(value) or isinstance(value, types.ModuleType)):
         return value  # dtypes, scalar types, constants
     return _Proxy(value, where)
@@ -428,7 +460,9 @@ class ElementwiseKernel:
             "using std::erf; using std::exp; using std::log; using std::sqrt; using std::fabs;\n"
             f"typedef {_C_TYPES[T.name][0]} T;\n{self.preamble}\n"
             f'extern "C" void {self.name}({", ".join(params)}, long long _size) {{\n'
-            f"  for (ptrdiff_t i = 0; i < _size; ++i) {{\n    {' '.join(binds)}\n{self.operation}\n  }}\n}}\n")
+            # every i is independent (on a GPU each is a thread of its own): the loop splits over cores
+            "  #pragma omp parallel for schedule(static)\n"
+            f"  for (ptrdiff_t i = 0; i < _size; ++i) {{\n    {' '.join(binds)}\n{self.operation};\n  }}\n}}\n")  # CuPy adds the ; too
         library = _build(source)
         function = getattr(library, self.name)
         function.restype = None
@@ -449,7 +483,7 @@ def _build(source):
             with open(cpp, "w") as f:
                 f.write(source)
             partial = f"{library}.{os.getpid()}"
-            done = subprocess.run(["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Werror",
+            done = subprocess.run(["g++", "-O2", "-fopenmp", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Werror",
                                    "-o", partial, cpp], capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"the stand-in could not compile a kernel:\n{done.stderr}\n{source}")
