@@ -28,7 +28,7 @@ pytestmark = [
 
 def run_pytest(*args, timeout):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [FOLDER, ROOT, os.environ.get("PYTHONPATH")])),
-               MPLBACKEND="Agg")
+               MPLBACKEND="Agg", CUPY_STAND_IN_FLOAT64="raise")  # float32 work must stay float32
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout[-6000:] + done.stderr[-2000:]
@@ -41,7 +41,9 @@ def test_the_stand_in_refuses_what_cupy_refuses():
 
 def test_the_gpu_half_passes_on_the_stand_in():
     """Every test marked gpu and every gpu half, as `pytest --device-half gpu` runs them on a
-    GPU machine (its only skips: what needs real hardware, or MPI where it is missing)."""
+    GPU machine (its only skips: what needs real hardware, or MPI where it is missing), with
+    the stand-in's float64 rule on: no float32 array on the device turns float64 because a
+    float64 NumPy scalar met it."""
     returncode, output = run_pytest("--device-half", "gpu", "-rs", os.path.join(ROOT, "tests"), timeout=1200)
     assert returncode == 0, output
     assert " passed" in output and " failed" not in output, output

@@ -106,3 +106,15 @@ def test_memory_hook_sees_allocations_and_frees():
         a = cupy.zeros(1000, dtype=numpy.float32)
         del a
     assert seen["malloc"] == seen["free"] == 4096  # 4000 bytes, rounded up to 512 as CuPy's pool
+
+
+def test_float64_rule_catches_a_silent_promotion(monkeypatch):
+    monkeypatch.setattr(cupy, "_float64_rule", True)  # what CUPY_STAND_IN_FLOAT64=raise sets
+    x = cupy.ones(3, dtype=numpy.float32)
+    assert (x * 0.5).dtype == numpy.float32 and (x * numpy.float32(0.5)).dtype == numpy.float32
+    for promote in (lambda: x * numpy.float64(0.5), lambda: numpy.float64(0.5) + x,
+                    lambda: numpy.maximum(x, numpy.float64(0)), lambda: cupy.where(x > 0, x, numpy.float64(0))):
+        with pytest.raises(TypeError, match="promoted to float64"):
+            promote()
+    assert (cupy.ones(3) * x).dtype == numpy.float64  # a float64 array asked for it: allowed
+    assert numpy.exp(x, dtype=numpy.float64).dtype == numpy.float64  # and so did this call

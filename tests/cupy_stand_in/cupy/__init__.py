@@ -26,6 +26,10 @@ gets this module. What it keeps of CuPy, because that is where CPU-only code goe
 * ``cupy.cuda``: one device, streams and events (timed with the host clock), and a
   MemoryHook that sees each array the stand-in allocates.
 
+And one rule of minicnn's own, with CUPY_STAND_IN_FLOAT64=raise: an operation whose array
+operands are float32 (none float64) and whose result is float64, not asked for with dtype=,
+raises TypeError (a float64 NumPy scalar promoted it: silent, and slow on a GPU).
+
 What it does not have: cuBLAS's rounding, NVRTC, ``cupy._core``, NCCL, CUDA graphs, TF32,
 real memory figures or timings. Anything measured under it measures NumPy.
 """
@@ -128,7 +132,11 @@ _SIZED_BY_DATA = {"nonzero", "flatnonzero", "argwhere", "unique", "compress", "e
 def _call(function, where, args, kwargs):
     if where.rstrip("()").rsplit(".", 1)[-1] in _SIZED_BY_DATA:
         _synchronizes(f"{where} (its result's size)")
-    return _wrap(function(*_unwrap(args, where), **_unwrap(kwargs, where)))
+    args = _unwrap(args, where)
+    result = function(*args, **_unwrap(kwargs, where))
+    if "dtype" not in kwargs:  # float64 asked for is not a silent promotion
+        result = _promoted(result, args, where)
+    return _wrap(result)
 
 
 class ndarray:
@@ -186,7 +194,10 @@ class ndarray:
         where = f"numpy.{ufunc.__name__}"
         _reach("cupy", ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}")
         out = kwargs.get("out")
-        result = getattr(ufunc, method)(*_unwrap(inputs, where), **_unwrap(kwargs, where))
+        inputs = _unwrap(inputs, where)
+        result = getattr(ufunc, method)(*inputs, **_unwrap(kwargs, where))
+        if "dtype" not in kwargs:  # float64 asked for is not a silent promotion
+            result = _promoted(result, inputs, where)
         if out is not None:
             return out[0] if len(out) == 1 else out
         return _wrap(result)
@@ -243,12 +254,28 @@ def _has_boolean_mask(key):
     return any(isinstance(k, numpy.ndarray) and k.dtype == numpy.bool_ for k in keys)
 
 
+def _promoted(result, operands, where):
+    """With CUPY_STAND_IN_FLOAT64=raise: a float64 result from float32 arrays and no float64
+    array (a float64 NumPy scalar did it) is an error: the silent promotion minicnn rules out."""
+    if _float64_rule and isinstance(result, numpy.ndarray) and result.dtype == numpy.float64:
+        dtypes = [o.dtype for o in operands if isinstance(o, numpy.ndarray)]
+        if numpy.float32 in dtypes and numpy.float64 not in dtypes:
+            raise TypeError(f"{where}: float32 arrays promoted to float64 by "
+                            f"{[type(o).__name__ for o in operands if not isinstance(o, numpy.ndarray)]}")
+    return result
+
+
+_float64_rule = os.environ.get("CUPY_STAND_IN_FLOAT64") == "raise"
+
+
 def _binary(op):
     def forward(self, other):
-        return _wrap(op(self._host, _unwrap(other, f"operator {op.__name__}")))
+        other = _unwrap(other, f"operator {op.__name__}")
+        return _wrap(_promoted(op(self._host, other), (self._host, other), f"operator {op.__name__}"))
 
     def reflected(self, other):
-        return _wrap(op(_unwrap(other, f"operator {op.__name__}"), self._host))
+        other = _unwrap(other, f"operator {op.__name__}")
+        return _wrap(_promoted(op(other, self._host), (other, self._host), f"operator {op.__name__}"))
     return forward, reflected
 
 
