@@ -14,6 +14,8 @@ def missing(lines, cupy):
     gaps = []
     for line in sorted(set(lines)):
         kind, name = line.split()
+        if kind == "kernel":  # a kernel call: compile_with_cupy.py's
+            continue
         target = cupy.ndarray if kind == "ndarray" else cupy
         for part in name.split("."):
             if not hasattr(target, part):
@@ -32,7 +34,8 @@ def main(path):
     with open(path) as f:
         lines = [line.strip() for line in f if line.strip()]
     gaps = missing(lines, cupy)
-    print(f"{len(set(lines))} names reached; CuPy {cupy.__version__} lacks {len(gaps)}"
+    names = {line for line in lines if not line.startswith("kernel ")}
+    print(f"{len(names)} names reached; CuPy {cupy.__version__} lacks {len(gaps)}"
           + "".join(f"\n  {gap}" for gap in gaps))
     return 1 if gaps else 0
 

@@ -429,6 +429,8 @@ class ElementwiseKernel:
                 values.append(dtype.type(given))
                 kinds.append("scalar")
             keep.append(dtype)
+        if _record_file:
+            self._reach(args, shape, keep, kinds)
         function = self._compile(keep, kinds)
         c_args = [v.ctypes.data_as(ctypes.c_void_p) if isinstance(v, numpy.ndarray)
                   else _C_TYPES[d.name][1](v) for v, d in zip(values, keep)]
@@ -438,6 +440,21 @@ class ElementwiseKernel:
                 given._host[...] = host
         results = [given for given, _ in outputs]
         return results[0] if len(results) == 1 else tuple(results)
+
+    def _reach(self, args, shape, dtypes, kinds):
+        """Record this call as CuPy would compile it (compile_with_cupy.py builds it so): each
+        argument's kind and dtype, the arrays' dimensions after CuPy's reduce_dims (all
+        non-raw arrays C-contiguous and of the loop's shape: one dimension), 32-bit indexing."""
+        arrays = [a for a, (raw, _, _, _) in zip(args, self.params) if isinstance(a, ndarray) and not raw]
+        flat = all(a.flags.c_contiguous and a.shape == shape for a in arrays)
+        parts = []
+        for index, (kind, dtype) in enumerate(zip(kinds, dtypes)):
+            given = args[index] if index < len(args) else None
+            ndim = (given.ndim if kind == "raw" else 1 if flat else len(shape)) if kind != "scalar" else 0
+            parts.append(f"{kind}:{dtype.name}:{ndim}")
+        small = all(a._host.nbytes < 2 ** 31 for a in args if isinstance(a, ndarray))
+        T = next((d.name for (_, t, _, _), d in zip(self.params, dtypes) if t == "T"), "-")
+        _reach("kernel", f"{self.name}|{T}|{','.join(parts)}|{int(small)}|{1 if flat else len(shape)}")
 
     def _resolve_T(self, args):
         found = set()
