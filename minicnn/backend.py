@@ -108,7 +108,9 @@ def set_tf32(enabled):
     rounding. The examples turn it on for the GPU (``--tf32 off`` to keep full float32).
     No effect on the CPU."""
     os.environ["CUPY_TF32"] = "1" if enabled else "0"  # what CuPy reads at its first float32 product
-    if _cupy is not None:  # ...and after one: set the compute type directly, as CuPy's own tests do
+    # ...and after one: set the compute type directly, as CuPy's own tests do. Only with a GPU to
+    # use: CuPy asks the CUDA runtime here, which raises where CuPy is installed without a GPU.
+    if _cupy is not None and gpu_unavailable_reason() is None:
         try:
             from cupy._core import _routines_linalg as linalg
             mode = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
