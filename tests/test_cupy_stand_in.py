@@ -94,7 +94,8 @@ def test_cupy_has_every_numpy_name_the_gpu_half_reached(gpu_half):
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (the CUDA compiler) is not on the PATH")
 def test_every_kernel_call_builds_as_cupy_renders_it(gpu_half):
     """Each kernel call of the GPU half (its argument kinds, dtypes and dimensions), rendered
-    by CuPy's own code generator and built by nvcc for sm_90 with no warning."""
+    by CuPy's own code generator and built for sm_90 with no warning by nvcc and, where its
+    library loads, by NVRTC as CuPy calls it."""
     record = gpu_half[2]
     assert record.exists(), gpu_half[1]
     returncode, output = real_cupy_tool("compile_with_cupy.py", record)
