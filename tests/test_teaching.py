@@ -129,7 +129,7 @@ def test_saliency_is_the_gradient_of_the_class_score():
     assert saliency.shape == (2, 6, 6)
 
 
-def test_visualize_writes_every_picture(tmp_path):
+def test_visualize_writes_every_picture(tmp_path, device):
     write_fake_cifar(tmp_path / "data", per_batch=30, learnable=True)
     model, _ = zoo.build("seed001_model0")
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -137,7 +137,7 @@ def test_visualize_writes_every_picture(tmp_path):
                metadata={"class_names": names, "model": "seed001_model0",
                          "preprocessing": {"mean": [0.0] * 3, "std": [255.0] * 3}})
     out = tmp_path / "pictures"
-    assert visualize.main([str(tmp_path / "model.npz"), "--data", str(tmp_path / "data"),
+    assert visualize.main([str(tmp_path / "model.npz"), "--data", str(tmp_path / "data"), "--device", device,
                            "--out", str(out), "--image", "3", "--wrong", "5"]) == 0
     expected = ["filters.png", "feature_maps_1_conv2d.png", "feature_maps_2_conv2d_1.png",
                 "feature_maps_3_conv2d_2.png", "saliency.png", "misclassified.png",

@@ -59,8 +59,8 @@ def test_a_run_writes_every_output_and_predict_reads_its_model(learnable_cifar, 
     image = numpy.zeros((50, 70, 3), numpy.uint8) + numpy.uint8([200, 30, 30])
     Image.fromarray(image).save(tmp_path / "red.png")
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    predicted = subprocess.run([sys.executable, os.path.join(EXAMPLES, "predict.py"), out / "model.npz",
-                                tmp_path / "red.png", tmp_path / "broken.jpg"],
+    predicted = subprocess.run([sys.executable, os.path.join(EXAMPLES, "predict.py"), "--device", device,
+                                out / "model.npz", tmp_path / "red.png", tmp_path / "broken.jpg"],
                                capture_output=True, text=True, timeout=300)
     assert predicted.returncode == 1  # one image could not be read
     line = predicted.stdout.strip()
