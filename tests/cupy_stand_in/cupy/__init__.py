@@ -54,7 +54,9 @@ STAND_IN = True  # how the tests and gpu_check tell this from the real CuPy
 # --- which of NumPy's names the GPU path reaches through the stand-in ---------------------------
 # CuPy has most of NumPy's functions and methods, not all. With CUPY_STAND_IN_RECORD=FILE set,
 # each name reached through NumPy (cupy.<name>, array.<name>, a NumPy function or ufunc called on
-# device arrays) is appended to FILE at exit; compare_with_cupy.py checks them against a real CuPy.
+# device arrays), each such call's count of positional arguments and its keywords, and each
+# kernel call are appended to FILE at exit; compare_with_cupy.py and compile_with_cupy.py check
+# them against a real CuPy.
 _reached = set()
 
 
@@ -132,6 +134,7 @@ _SIZED_BY_DATA = {"nonzero", "flatnonzero", "argwhere", "unique", "compress", "e
 def _call(function, where, args, kwargs):
     if where.rstrip("()").rsplit(".", 1)[-1] in _SIZED_BY_DATA:
         _synchronizes(f"{where} (its result's size)")
+    _reach("call", f"{where.rstrip('()')}|{len(args)}|{','.join(sorted(kwargs))}")  # for the arity check
     args = _unwrap(args, where)
     result = function(*args, **_unwrap(kwargs, where))
     if "dtype" not in kwargs:  # float64 asked for is not a silent promotion
