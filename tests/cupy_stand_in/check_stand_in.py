@@ -109,7 +109,7 @@ def test_memory_hook_sees_allocations_and_frees():
 
 
 def test_float64_rule_catches_a_silent_promotion(monkeypatch):
-    monkeypatch.setattr(cupy, "_float64_rule", True)  # what CUPY_STAND_IN_FLOAT64=raise sets
+    monkeypatch.setattr(cupy._array, "_float64_rule", True)  # what CUPY_STAND_IN_FLOAT64=raise sets
     x = cupy.ones(3, dtype=numpy.float32)
     assert (x * 0.5).dtype == numpy.float32 and (x * numpy.float32(0.5)).dtype == numpy.float32
     for promote in (lambda: x * numpy.float64(0.5), lambda: numpy.float64(0.5) + x,
