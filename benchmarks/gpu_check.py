@@ -190,8 +190,10 @@ def benchmark_figure(ctx, log):
 def speedrun_command(ctx):
     if ctx.stand_in:  # one step, no warm-up run (the same code again): NumPy-speed convolutions
         size = ["--epochs", 1, "--limit", 1024, "--no-warmup"]
+    elif ctx.rehearse:
+        size = ["--epochs", 2, "--limit", 2048]
     else:
-        size = ["--epochs", 2, "--limit", 2048] if ctx.rehearse else []
+        size = []
     return python(os.path.join(ROOT, "examples", "speedrun.py"), "--device", ctx.device, "--runs", 1,
                   "--data", ctx.cifar_folder(), *size)
 

@@ -129,22 +129,6 @@ class ndarray:
         _synchronizes("ndarray.tolist()")
         return self._host.tolist()
 
-    def __float__(self):
-        _synchronizes("float() of an array")
-        return float(self._host)
-
-    def __int__(self):
-        _synchronizes("int() of an array")
-        return int(self._host)
-
-    def __complex__(self):
-        _synchronizes("complex() of an array")
-        return complex(self._host)
-
-    def __bool__(self):
-        _synchronizes("bool() of an array")
-        return bool(self._host)
-
     def __array__(self, dtype=None, copy=None):
         raise TypeError(_IMPLICIT)
 
@@ -245,6 +229,16 @@ def _in_place(op):
     return method
 
 
+def _host_value(convert):
+    """float(), int(), complex(), bool() of an array: a host wait for its value, as in CuPy."""
+    def method(self):
+        _synchronizes(f"{convert.__name__}() of an array")
+        return convert(self._host)
+    return method
+
+
+for _convert in (float, int, complex, bool):
+    setattr(ndarray, f"__{_convert.__name__}__", _host_value(_convert))
 for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or",
               "xor", "lshift", "rshift"):
     _op = getattr(operator, _name + "_" if _name in ("and", "or") else _name)
