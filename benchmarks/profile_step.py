@@ -65,6 +65,9 @@ class OpTimer:
 
         def timed_backward(gy, cache):
             return self._timed(name + " (backward)", backward, gy, cache)
+        # still the op's own backward to autograd, which keeps the gradients of minicnn's ops
+        # without copying them (autograd._minicnn_op): timing must not add copies to the step
+        timed_backward.__module__ = getattr(backward, "__module__", None) or ""
         return self._timed(name, self._original_apply, forward, timed_backward, *inputs, **params)
 
     def collect(self):

@@ -203,3 +203,49 @@ def test_a_kept_graph_accumulates_without_touching_what_its_ops_hand_out():
             y.backward(numpy.ones(2, dtype=numpy.float32))
             apply(lambda x: (x * constant, None), keeps, a).backward(numpy.ones(2, dtype=numpy.float32))
         assert a.grad.tolist() == [4.0, 6.0] and constant.tolist() == [2.0, 3.0]
+
+
+def test_a_training_step_keeps_the_weight_gradients_its_ops_made_without_copying(device, monkeypatch):
+    """Convolution (each CPU path and the GPU's), batch-norm and dense hand back weight
+    gradients that are arrays of their own, not views (a reshaped product, rows of one
+    sums array), so each weight keeps the array its op made as .grad: a copy would be one
+    more pass, and on a GPU one more kernel launch, per weight per step. The one exception:
+    the CPU's planar first-layer path, whose single GEMM gives [gW; gb] as one array."""
+    from minicnn import autograd, functional
+    from minicnn.functions import conv
+    from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
+    from minicnn.models import Sequential
+    handed_out = []
+    original = autograd.apply
+
+    def recording_apply(forward, backward, *inputs, **params):
+        def recorded(gy, cache):
+            grads = backward(gy, cache)
+            handed_out.extend(grads if isinstance(grads, tuple) else (grads,))
+            return grads
+        recorded.__module__ = backward.__module__  # still minicnn's op (autograd._minicnn_op)
+        return original(forward, recorded, *inputs, **params)
+    monkeypatch.setattr(autograd, "apply", recording_apply)
+    monkeypatch.setattr(functional, "apply", recording_apply)
+    model = Sequential([
+        Conv2D(12, (3, 3), padding="same", activation="relu", input_shape=(8, 8, 3), name="first"),
+        BatchNormalization(name="norm"),
+        Conv2D(12, (3, 3), padding="same", activation="relu", name="rows"),  # CPU: kernel rows
+        Conv2D(12, (3, 3), strides=2, name="strided"),  # CPU: blocked im2col
+        MaxPooling2D((2, 2)),
+        Flatten(),
+        Dense(10, activation="softmax", name="dense"),
+    ])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.build((8, 8, 3), device)
+    if device == "cpu":
+        assert [conv.cpu_path(c, 3, s, w) for c, s, w in [(3, 1, 8), (12, 1, 8), (12, 2, 3)]] == \
+            ["planar", "rows", "im2col-blocked"]
+    rng = numpy.random.default_rng(0)
+    x = Tensor(backend.to_device(rng.standard_normal((4, 8, 8, 3), dtype=numpy.float32), device))
+    y = backend.to_device(rng.integers(0, 10, 4), device)
+    out, logits = model._forward_logits(x, training=True)
+    model.loss(y, out, logits, check=False).backward()
+    copied = [w.name for w in model.trainable_weights if not any(w.grad is g for g in handed_out)]
+    assert copied == (["first/kernel", "first/bias"] if device == "cpu" else [])
+    assert len(model.trainable_weights) == 10

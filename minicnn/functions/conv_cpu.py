@@ -259,12 +259,13 @@ def conv2d_im2col_backward(gy, cache, input_grad=True):
     gx = numpy.empty(x_padded.shape, dtype=gy.dtype) if input_grad else None
 
     def work(share):
-        gW = numpy.zeros_like(W_col)
+        gW = numpy.zeros_like(W)  # in W's shape, added to through a 2-D view (no reshape after)
+        gW_col = gW.reshape(-1, F)
         gb = numpy.zeros(F, dtype=gy.dtype)
         for s in chunks_of(share, oh * ow * 2 * (kh * kw * C + F) * gy.itemsize, oh * ow):
             col = im2col_strided(x_padded[s], kh, kw, sy, sx, oh, ow)
             g = gy[s].reshape(-1, F)
-            gW += col.reshape(-1, kh * kw * C).T @ g
+            gW_col += col.reshape(-1, kh * kw * C).T @ g
             if has_bias:  # a matrix-vector product sums over pixels far faster than sum(axis=0)
                 gb += numpy.ones(len(g), dtype=g.dtype) @ g
             if gx is not None:  # col2im of gcol, as in conv.py
@@ -276,7 +277,7 @@ def conv2d_im2col_backward(gy, cache, input_grad=True):
                         g_x[:, conv.tap(i, sy, oh), conv.tap(j, sx, ow), :] += gcol[:, :, :, i, j, :]
         return gW, gb
     parts = over_batch(work, N, blas_threads=1, nbytes=kh * kw * x_padded.nbytes)
-    gW = add_in_order([p[0] for p in parts]).reshape(W.shape)
+    gW = add_in_order([p[0] for p in parts])  # an array of its own: autograd keeps it as .grad
     gb = add_in_order([p[1] for p in parts]) if has_bias else None
     return (None if gx is None else unpad_nhwc(gx, pads)), gW, gb
 

@@ -168,7 +168,10 @@ def conv2d_backward(gy, saved, input_grad=True):
     col, W, x_shape, strides, pads, oh, ow, has_bias = saved
     kh, kw, C, F = W.shape
     gy2 = cupy.ascontiguousarray(gy).reshape(-1, F)
-    gW = (col.T @ gy2).reshape(W.shape)
+    # gW made in its own shape (colᵀ·gy written through a 2-D view of it), not a reshaped view
+    # of the product: autograd keeps an array of its own as .grad, and copies a view
+    gW = cupy.empty(W.shape, dtype=gy2.dtype)
+    cupy.matmul(col.T, gy2, out=gW.reshape(-1, F))
     gb = channel_sums(gy2) if has_bias else None  # not gy2.sum(axis=0): see fast_gpu_sums
     if not input_grad:
         return None, gW, gb

@@ -12,8 +12,11 @@ p + parts, p + 2*parts, ... of channel c; neighbouring threads read neighbouring
 so the reads coalesce), which keeps every multiprocessor busy; then CuPy's reduction
 adds the few partial rows, (parts, C), where its block layout costs little.
 
-Batch-norm's training step then takes 4 kernels forward and 3 backward, where the array
-code of normalization.py launches about 14 and 10 (each a pass over the activation).
+Batch-norm's training step then takes 4 kernels forward and 4 backward, where the array
+code of normalization.py launches about 14 and 10 (each a pass over the activation). The
+gradients these sums give (a bias's, batch-norm's gamma's and beta's) are arrays of their
+own, not views of one array: autograd keeps such an array as a weight's .grad, where it
+would copy a view (one more kernel per weight per step).
 
 This module imports CuPy, so it is only imported when a CuPy array reaches an op.
 """
@@ -100,20 +103,41 @@ def parts_for(rows, width):
     return max(1, min(rows // MIN_ROWS_PER_THREAD, THREADS // width, MAX_PARTS))
 
 
-def _sum_rows(kernel, arrays, rows, C, K):
-    """Run a partial-sums kernel over (rows, C) arrays, then add its partial rows: (K, C)."""
+def _partial_sums(kernel, arrays, rows, C, K, parts):
+    """Run a partial-sums kernel over (rows, C) arrays: its partial rows (parts, K, C)."""
     if rows >= 1 << 31:
         raise ValueError(f"{rows} rows: the sums index rows with 32-bit integers")
-    parts = parts_for(rows, K * C)
     partial = cupy.empty((parts, K, C), dtype=arrays[0].dtype)
     kernel(*arrays, rows, C, parts, partial)
+    return partial
+
+
+def _sum_rows(kernel, arrays, rows, C, K):
+    """Run a partial-sums kernel over (rows, C) arrays, then add its partial rows: (K, C)."""
+    parts = parts_for(rows, K * C)
+    partial = _partial_sums(kernel, arrays, rows, C, K, parts)
     return partial[0] if parts == 1 else partial.sum(axis=0)
 
 
+def _separate_sums(kernel, arrays, rows, C, K):
+    """Like _sum_rows, as K arrays (C,) each of its own, not views of one (K, C): gradients
+    that autograd can keep as the weights' .grad without copying them (autograd.py)."""
+    parts = parts_for(rows, K * C)
+    partial = _partial_sums(kernel, arrays, rows, C, K, parts)
+    return [partial[:, k].sum(axis=0) for k in range(K)]
+
+
 def channel_sums(a):
-    """a (..., C) -> (C,): the sum over every axis but the last (a bias gradient)."""
+    """a (..., C) -> (C,): the sum over every axis but the last (a bias gradient), an array
+    of its own (not a view)."""
     C = a.shape[-1]
-    return _sum_rows(channel_sums_kernel, [cupy.ascontiguousarray(a).reshape(-1)], a.size // C, C, 1)[0]
+    flat = cupy.ascontiguousarray(a).reshape(-1)
+    rows = a.size // C
+    if parts_for(rows, C) > 1:
+        return _separate_sums(channel_sums_kernel, [flat], rows, C, 1)[0]
+    sums = cupy.empty(C, dtype=a.dtype)  # one part: the kernel writes the sums themselves
+    channel_sums_kernel(flat, rows, C, 1, sums.reshape(1, 1, C))
+    return sums
 
 
 def batch_norm_train_forward(x, gamma, beta, eps):
@@ -139,8 +163,8 @@ def batch_norm_train_backward(gy, cache):
     C = gy.shape[-1]
     rows = gy.size // C
     x_hat = cupy.ascontiguousarray(cache.x_hat)
-    sums = _sum_rows(batch_norm_grad_sums_kernel, [gy.reshape(-1), x_hat.reshape(-1)], rows, C, 2)
-    gbeta, ggamma = sums[0], sums[1]
+    gbeta, ggamma = _separate_sums(batch_norm_grad_sums_kernel, [gy.reshape(-1), x_hat.reshape(-1)],
+                                   rows, C, 2)
     gx = batch_norm_input_grad_kernel(gy, x_hat, cupy.ascontiguousarray(cache.gamma), cache.inv_std,
                                       gbeta, ggamma, rows, C)
     return gx, ggamma, gbeta
