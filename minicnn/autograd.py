@@ -314,6 +314,11 @@ class Tensor:
             if other.dtype != self.dtype:
                 raise TypeError(f"dtype mismatch: {self.dtype} and array of {other.dtype}")
             return Tensor(other)
+        if isinstance(other, (int, float, numpy.generic)):
+            # A number stays a number, a NumPy scalar of this dtype: NumPy and CuPy pass it to
+            # the kernel as an argument. Made an array, it would be a host->device copy at every
+            # call (x.mean() divides so), and from pageable memory the host waits for the GPU.
+            return _make(self.dtype.type(other), (), None)
         xp = backend.get_array_module(self.data)
         return Tensor(xp.asarray(other, dtype=self.dtype))
 

@@ -101,15 +101,12 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, eps=
         train_forward = functools.partial(sync.sync_batch_norm_train_forward, comm=comm)
         backward = sync.sync_batch_norm_train_backward
 
-    def forward(x_, gamma_, beta_):
+    def batch_norm_forward(x_, gamma_, beta_):  # named so: the op's name in errors and profiles
         y, cache = train_forward(x_, gamma_, beta_, eps)
         caches.append(cache)
         return y, cache
-    out = apply(forward, backward, x, gamma, beta)
-    keep = x.dtype.type(momentum)
-    for moving, batch in ((moving_mean, caches[0].mean), (moving_variance, caches[0].var)):
-        moving.data *= keep
-        moving.data += (1 - keep) * batch
+    out = apply(batch_norm_forward, backward, x, gamma, beta)
+    bn.update_moving_averages(moving_mean.data, moving_variance.data, caches[0].mean, caches[0].var, momentum)
     return out
 
 

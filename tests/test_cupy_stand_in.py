@@ -59,6 +59,20 @@ def gpu_half(tmp_path_factory):
     return returncode, output, record
 
 
+def test_the_committed_launch_counts_are_current():
+    """benchmarks/results/launches-stand-in.md, the device operations per training step of
+    the seed models, must say what benchmarks/launches.py counts now: a change to the GPU path
+    that adds (or saves) launches shows in that table's diff. Two of its models here, one
+    with batch-norm and dropout (the whole table: python benchmarks/launches.py --out ...)."""
+    table = open(os.path.join(ROOT, "benchmarks", "results", "launches-stand-in.md")).read()
+    models = ["seed000_sequential", "seed004_base"]
+    returncode, output = run([os.path.join(ROOT, "benchmarks", "launches.py"), "--models", *models], 300)
+    assert returncode == 0, output
+    for model in models:
+        now = next(line for line in output.splitlines() if line.startswith(f"| {model} |"))
+        assert now in table.splitlines(), f"launches.py now counts {now!r}; rerun it with --out"
+
+
 # Only a real CuPy knows which of NumPy's names it lacks and how it renders a kernel; it
 # imports without a GPU (pip install cupy-cuda13x; .ci/run installs it where it can).
 needs_real_cupy = pytest.mark.skipif(importlib.util.find_spec("cupy") is None,

@@ -280,6 +280,23 @@ def test_batch_norm_fast_equals_reference(device, shape, dtype, seed, offset):
         assert numpy.abs(f - e).max() <= allowed
 
 
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_moving_averages_in_one_kernel_equal_the_array_code(device, dtype):
+    """normalization.update_moving_averages: the GPU's one kernel for both averages against
+    the array code (moving = moving * momentum + batch * (1 - momentum)), in place."""
+    rng = numpy.random.default_rng(3)
+    start = [rng.standard_normal(7).astype(dtype) for _ in range(4)]
+
+    def run():
+        moving_mean, moving_var, mean, var = (backend.to_device(a.copy(), device) for a in start)
+        normalization.update_moving_averages(moving_mean, moving_var, mean, var, 0.9)
+        return moving_mean, moving_var
+    fast, reference = _both(run)
+    _assert_same(fast, reference, dtype)
+    numpy.testing.assert_allclose(reference[0], start[0] * 0.9 + start[2] * 0.1, rtol=1e-6)
+    numpy.testing.assert_allclose(reference[1], start[1] * 0.9 + start[3] * 0.1, rtol=1e-6)
+
+
 @pytest.mark.parametrize("layout", ["transposed x", "broadcast gy", "sliced"])
 def test_batch_norm_fast_takes_arrays_of_any_layout(device, layout):
     """The fast batch-norm works on wide views of its arrays (CPU) or flat copies of them
@@ -325,14 +342,21 @@ def test_channel_sums_on_the_gpu_equal_numpy(shape):
 @requires_gpu
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
-def test_softmax_cross_entropy_and_dropout_fused_on_the_gpu_equal_the_reference(reduction, dtype):
-    """fast_gpu's one-kernel loss (and its gradient) and dropout mask against loss.py's and
-    dropout.py's CuPy array code: the same loss, gradient and mask."""
+@pytest.mark.parametrize("label_dtype", [numpy.int64, numpy.int32, numpy.uint8])
+def test_softmax_cross_entropy_and_dropout_fused_on_the_gpu_equal_the_reference(reduction, dtype, label_dtype):
+    """fast_gpu's one-kernel loss (and its gradient), its one-hot targets from integer labels
+    of any integer dtype, and its dropout mask against loss.py's and dropout.py's CuPy array
+    code: the same loss, gradient, targets and mask."""
     import cupy
     from minicnn.functions import dropout, loss as loss_fn
     rng = numpy.random.default_rng(6)
     logits = cupy.asarray(rng.standard_normal((33, 10)) * 4, dtype=dtype)
-    labels = cupy.asarray(rng.integers(0, 10, 33))
+    labels = cupy.asarray(rng.integers(0, 10, 33).astype(label_dtype))
+    for columns in (labels, labels[:, None]):  # (N,) and (N, 1)
+        with minicnn.device("gpu"):
+            fast, reference = _both(lambda: [loss_fn.one_hot_targets(columns, 10, numpy.dtype(dtype))])
+        numpy.testing.assert_array_equal(fast[0], reference[0])
+        assert fast[0].dtype == dtype and fast[0].sum() == 33
 
     def run():
         value, cache = loss_fn.softmax_cross_entropy_forward(logits, labels, 0.1, reduction, check=False)

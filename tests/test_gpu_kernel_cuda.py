@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA compiler) i
 
 ARCH = "sm_90"  # the H100 and H200
 _CUDA_TYPES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}
-_SCALAR_TYPES = {"int32": "int", "bool": "bool"}
+_SCALAR_TYPES = {"int32": "int", "int64": "long long", "bool": "bool"}  # and of raw arrays
 
 
 def as_cuda(name, inputs, outputs, body):

@@ -18,7 +18,7 @@ from minicnn.functions import activation, conv, pooling
 from kernel_recorder import parameters, record_kernels
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
-_CTYPES = {"T": "double", "int32": "int", "bool": "bool"}
+_CTYPES = {"T": "double", "int32": "int", "int64": "long long", "bool": "bool"}
 
 
 def _as_cpp(name, inputs, outputs, body):

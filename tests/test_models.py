@@ -8,7 +8,7 @@ from minicnn.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, 
 from minicnn.losses import CategoricalCrossentropy
 from minicnn.models import Sequential
 from minicnn.optimizers import SGD, Adam
-from conftest import tensor
+from conftest import STAND_IN, requires_gpu, tensor
 
 # Seed 000's printed Keras summary (its separators and the layer rows).
 SEED000_SUMMARY = """\
@@ -245,3 +245,26 @@ def test_verbose_output_is_one_line_per_epoch_off_a_terminal(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Epoch 1/2" and out[1].startswith("2/2 - ") and "accuracy:" in out[1]
     assert len(out) == 4
+
+
+@requires_gpu
+@pytest.mark.skipif(not STAND_IN, reason="counts the device operations of tests/cupy_stand_in")
+def test_a_training_step_on_the_gpu_copies_nothing_between_host_and_device():
+    """A step's numbers (x.mean()'s 1/count, the optimizer's rates) go to the kernels as
+    arguments, never as arrays copied to the device: such a copy, from pageable memory,
+    makes the host wait for the GPU at every step. Counted on the stand-in, which tallies
+    every host->device and device->host copy (cupy.stand_in_launches)."""
+    import cupy
+    from minicnn.layers import GlobalAveragePooling2D
+    with minicnn.device("gpu"):
+        model = Sequential([Conv2D(8, (3, 3), padding="same", activation="relu", input_shape=(8, 8, 3)),
+                            BatchNormalization(), Dropout(0.3), GlobalAveragePooling2D(), Dense(10, activation="softmax")])
+        model.compile(Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        rng = numpy.random.default_rng(0)
+        x = backend.to_device(rng.standard_normal((4, 8, 8, 3), dtype=numpy.float32), "gpu")
+        y = backend.to_device(rng.integers(0, 10, 4), "gpu")
+        model.train_on_batch(Tensor(x), y)
+        cupy.stand_in_launches.clear()
+        model.train_on_batch(Tensor(x), y)
+    copies = {k: v for k, v in cupy.stand_in_launches.items() if k.startswith("copy")}
+    assert copies == {} and sum(cupy.stand_in_launches.values()) > 20

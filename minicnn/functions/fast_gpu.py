@@ -267,6 +267,19 @@ def dropout_mask(u, rate):
     return dropout_mask_kernel(u, t(rate), t(1.0 / (1.0 - rate)))
 
 
+one_hot_kernel = cupy.ElementwiseKernel(
+    "raw int64 labels, int32 K", "T targets",
+    "targets = labels[i / K] == i % K ? (T)1 : (T)0;",  # thread i: row i / K, class i % K
+    "minicnn_one_hot")
+
+
+def one_hot(labels, K, dtype):
+    """labels (N,) integers -> (N, K) rows of dtype, 1 at each label: one kernel, where
+    ``(labels[:, None] == arange(K)).astype(dtype)`` launches three."""
+    labels = cupy.ascontiguousarray(labels.astype(cupy.int64, copy=False))
+    return one_hot_kernel(labels, K, cupy.empty((len(labels), K), dtype=dtype))
+
+
 def softmax_cross_entropy_forward(logits, targets, reduction):
     """logits, targets (N, K) -> the loss (0-d) and what the backward needs."""
     logits, targets = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(targets)

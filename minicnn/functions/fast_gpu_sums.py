@@ -79,6 +79,14 @@ batch_norm_statistics_kernel = cupy.ElementwiseKernel(
     """,
     "minicnn_batch_norm_statistics")
 
+moving_averages_kernel = cupy.ElementwiseKernel(  # normalization.update_moving_averages
+    "T mean, T var, T keep", "T moving_mean, T moving_var",
+    """
+    moving_mean = moving_mean * keep + mean * ((T)1 - keep);
+    moving_var = moving_var * keep + var * ((T)1 - keep);
+    """,
+    "minicnn_batch_norm_moving_averages")
+
 batch_norm_normalise_kernel = cupy.ElementwiseKernel(
     "T x, raw T mean, raw T inv_std, raw T gamma, raw T beta, int32 C", "T x_hat, T y",
     """

@@ -65,6 +65,22 @@ def batch_norm_eval_backward(gy, cache):
     return gx, (gy * cache.x_hat).sum(axis=cache.axes), gy.sum(axis=cache.axes)
 
 
+def update_moving_averages(moving_mean, moving_var, mean, var, momentum):
+    """In place, Keras-style: moving = moving * momentum + batch * (1 - momentum), for the
+    mean and the variance (C,) each. On the GPU one kernel for both: the array code takes
+    three per average (a multiply in place, a product, an add), each a launch, twice for
+    every batch-norm layer in every training step."""
+    keep = moving_mean.dtype.type(momentum)
+    if fast_kernels_enabled() and get_array_module(moving_mean) is not numpy:
+        from . import fast_gpu, fast_gpu_sums  # import CuPy; only reached with GPU arrays
+        if fast_gpu.handles(moving_mean, moving_var, mean, var):
+            fast_gpu_sums.moving_averages_kernel(mean, var, keep, moving_mean, moving_var)
+            return
+    for moving, batch in ((moving_mean, mean), (moving_var, var)):
+        moving *= keep
+        moving += (1 - keep) * batch
+
+
 class BatchNormCache:
     __slots__ = ("x_hat", "gamma", "inv_std", "axes", "mean", "var")
 

@@ -118,3 +118,26 @@ def test_float64_rule_catches_a_silent_promotion(monkeypatch):
             promote()
     assert (cupy.ones(3) * x).dtype == numpy.float64  # a float64 array asked for it: allowed
     assert numpy.exp(x, dtype=numpy.float64).dtype == numpy.float64  # and so did this call
+
+
+def test_counts_one_launch_per_device_operation_and_none_for_views():
+    launches = cupy.stand_in_launches
+    a = cupy.asarray(numpy.arange(12, dtype=numpy.float32).reshape(3, 4))
+    double = cupy.ElementwiseKernel("T x", "T y", "y = 2 * x", "stand_in_check_double")
+    launches.clear()
+    a.reshape(4, 3), a.T, a[1:], cupy.ascontiguousarray(a), cupy.empty((2, 2)), a.astype(a.dtype, copy=False)
+    assert sum(launches.values()) == 0  # views, an allocation, the same array: no work on the device
+    b = a + 1
+    b *= 2
+    numpy.exp(b), b.sum(axis=0), a @ a.T, double(a), cupy.zeros(3), a[cupy.asarray(numpy.array([0, 2]))]
+    a[0] = 0
+    c = cupy.empty((3, 3), dtype=a.dtype)
+    cupy.matmul(a, a.T, out=c)
+    cupy.ascontiguousarray(a.T)
+    assert launches == {"operator add": 1, "operator imul": 1, "numpy.exp": 1, "ndarray.sum": 1,
+                        "operator matmul": 1, "kernel stand_in_check_double": 1, "cupy.zeros": 1,
+                        "copy host->device": 1, "indexing (a gather)": 1, "assignment into an array": 1,
+                        "cupy.matmul": 1, "cupy.ascontiguousarray (a copy)": 1}
+    launches.clear()
+    float(b[0, 0]), b.get()
+    assert launches == {"copy device->host": 2}

@@ -43,8 +43,9 @@ import types
 import numpy
 
 from . import cuda, random  # noqa: F401
-from ._array import (DeviceSynchronized, _IMPLICIT, _call, _from_host, _reach, _thread,  # noqa: F401
-                     ndarray)
+from ._array import (DeviceSynchronized, _IMPLICIT, _call, _from_host, _launched, _reach,  # noqa: F401
+                     _thread, ndarray)
+from ._array import launches as stand_in_launches  # noqa: F401  (the stand-in's own: see _array.py)
 from ._kernel import ElementwiseKernel  # noqa: F401
 
 __version__ = "0.0+cpu-stand-in"
@@ -56,12 +57,15 @@ def asarray(a, dtype=None, order=None, *, blocking=False):
     """Host data (a NumPy array, a list, a number) copied to the device; a device array as is."""
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+    _launched("copy host->device")
     return _from_host(numpy.array(_unwrap_host_side(a), dtype=dtype, order=order or "K"))
 
 
 def array(obj, dtype=None, copy=True, order="K", ndmin=0):
     if isinstance(obj, ndarray):
+        _launched("cupy.array (a copy)")
         return _from_host(numpy.array(obj._host, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
+    _launched("copy host->device")
     return _from_host(numpy.array(_unwrap_host_side(obj), dtype=dtype, order=order, ndmin=ndmin))
 
 
@@ -84,7 +88,11 @@ def get_array_module(*args):
 def ascontiguousarray(a, dtype=None):
     if not isinstance(a, ndarray):
         raise TypeError(f"Unsupported type {type(a)} in ascontiguousarray")
-    return _from_host(numpy.ascontiguousarray(a._host, dtype=dtype))
+    host = numpy.ascontiguousarray(a._host, dtype=dtype)
+    if host is a._host:
+        return a  # as CuPy: already contiguous, the same array
+    _launched("cupy.ascontiguousarray (a copy)")
+    return _from_host(host)
 
 
 _PASSED_THROUGH = (type, numpy.dtype)

@@ -1,5 +1,6 @@
 """The stand-in's array: a NumPy array behind a type of its own, which refuses every implicit
 crossing of the host/device line as CuPy's does; the host-wait detector; what a run records."""
+import collections
 import operator
 import os
 import threading
@@ -30,6 +31,29 @@ _record_file = os.environ.get("CUPY_STAND_IN_RECORD")
 if _record_file:
     import atexit
     atexit.register(_write_reached)
+
+# --- device operations: what a step costs a GPU that waits for Python -------------------------
+# A small step on a GPU is bound by launches: each costs the host microseconds, however little
+# the kernel does. Every operation that would put work on a real GPU's stream (a kernel, a
+# cuBLAS call, a memset, a copy within the device) adds one to launches[its name]; views,
+# reshapes and allocations add none; copies between host and device count under "copy
+# host->device" and "copy device->host". About one per operation: CuPy's own count may differ
+# by a kernel here and there (a reduction done in two passes). benchmarks/launches.py reads it.
+launches = collections.Counter()
+
+_ALLOCATE_ONLY = {"empty", "empty_like"}  # no kernel: memory from the pool, left as it is
+
+
+def _launched(name):
+    launches[name] += 1
+
+
+def _owns_new_data(value, inputs):
+    """Whether a NumPy result is new memory (a copy, a computed array), not an input or a view;
+    a NumPy scalar is a reduction's result (CuPy's is a 0-d array a kernel wrote)."""
+    return isinstance(value, numpy.generic) or (
+        isinstance(value, numpy.ndarray) and value.base is None and not any(value is a for a in inputs))
+
 
 # --- host waits, for cupyx.allow_synchronize -------------------------------------------------
 _thread = threading.local()
@@ -95,6 +119,11 @@ def _call(function, where, args, kwargs):
     result = function(*args, **_unwrap(kwargs, where))
     if "dtype" not in kwargs:  # float64 asked for is not a silent promotion
         result = _promoted(result, args, where)
+    name, inputs = where.rstrip("()"), (*args, getattr(function, "__self__", None))  # a method's array too
+    if name.rsplit(".", 1)[-1] not in _ALLOCATE_ONLY and (
+            kwargs.get("out") is not None
+            or any(_owns_new_data(r, inputs) for r in (result if isinstance(result, tuple) else (result,)))):
+        _launched(name)
     return _wrap(result)
 
 
@@ -111,6 +140,7 @@ class ndarray:
     # explicit copies and host waits
     def get(self, stream=None, order="C", out=None):
         _synchronizes("ndarray.get()")
+        _launched("copy device->host")
         if out is not None:
             out[...] = self._host
             return out
@@ -119,14 +149,17 @@ class ndarray:
     def set(self, array, stream=None):
         if not isinstance(array, numpy.ndarray):
             raise TypeError(f"set() takes a numpy.ndarray, not {type(array)}")
+        _launched("copy host->device")
         self._host[...] = array
 
     def item(self, *args):
         _synchronizes("ndarray.item()")
+        _launched("copy device->host")
         return self._host.item(*args)
 
     def tolist(self):
         _synchronizes("ndarray.tolist()")
+        _launched("copy device->host")
         return self._host.tolist()
 
     def __array__(self, dtype=None, copy=None):
@@ -137,6 +170,7 @@ class ndarray:
         where = f"numpy.{ufunc.__name__}"
         _reach("cupy", ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}")
         out = kwargs.get("out")
+        _launched(where if method == "__call__" else f"{where}.{method}")
         inputs = _unwrap(inputs, where)
         result = getattr(ufunc, method)(*inputs, **_unwrap(kwargs, where))
         if "dtype" not in kwargs:  # float64 asked for is not a silent promotion
@@ -163,12 +197,16 @@ class ndarray:
         key = _unwrap(key, "an index")
         if _has_boolean_mask(key):
             _synchronizes("indexing with a boolean mask (the result's size)")
-        return _wrap(self._host[key])
+        result = self._host[key]
+        if isinstance(result, numpy.ndarray) and not numpy.may_share_memory(result, self._host):
+            _launched("indexing (a gather)")  # an integer array's index: a copy (CuPy: a view)
+        return _wrap(result)
 
     def __setitem__(self, key, value):
         key = _unwrap(key, "an index")
         if _has_boolean_mask(key):
             _synchronizes("indexing with a boolean mask")
+        _launched("assignment into an array")
         self._host[key] = _unwrap(value, "an assignment")
 
     def __len__(self):
@@ -214,16 +252,19 @@ _float64_rule = os.environ.get("CUPY_STAND_IN_FLOAT64") == "raise"
 def _binary(op):
     def forward(self, other):
         other = _unwrap(other, f"operator {op.__name__}")
+        _launched(f"operator {op.__name__}")
         return _wrap(_promoted(op(self._host, other), (self._host, other), f"operator {op.__name__}"))
 
     def reflected(self, other):
         other = _unwrap(other, f"operator {op.__name__}")
+        _launched(f"operator {op.__name__}")
         return _wrap(_promoted(op(other, self._host), (other, self._host), f"operator {op.__name__}"))
     return forward, reflected
 
 
 def _in_place(op):
     def method(self, other):
+        _launched(f"operator {op.__name__}")
         op(self._host, _unwrap(other, f"operator {op.__name__}"))  # writes into self._host
         return self
     return method
@@ -233,6 +274,7 @@ def _host_value(convert):
     """float(), int(), complex(), bool() of an array: a host wait for its value, as in CuPy."""
     def method(self):
         _synchronizes(f"{convert.__name__}() of an array")
+        _launched("copy device->host")
         return convert(self._host)
     return method
 
@@ -249,7 +291,8 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"
 for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
     setattr(ndarray, f"__{_name}__", _binary(getattr(operator, _name))[0])
 for _name in ("neg", "pos", "abs", "invert"):
-    setattr(ndarray, f"__{_name}__", (lambda op: lambda self: _wrap(op(self._host)))(getattr(operator, _name)))
+    setattr(ndarray, f"__{_name}__", (lambda op: lambda self: (_launched(f"operator {op.__name__}"),
+                                                             _wrap(op(self._host)))[1])(getattr(operator, _name)))
 
 
 # --- memory hooks (cupy.cuda.MemoryHook): told of each array the stand-in allocates -------------

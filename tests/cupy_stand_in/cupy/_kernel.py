@@ -79,6 +79,7 @@ class ElementwiseKernel:
         if _array._record_file:
             self._reach(args, shape, keep, kinds)
         function = self._compile(keep, kinds)
+        _array._launched(f"kernel {self.name}")
         c_args = [v.ctypes.data_as(ctypes.c_void_p) if isinstance(v, numpy.ndarray)
                   else _C_TYPES[d.name][1](v) for v, d in zip(values, keep)]
         function(*c_args, ctypes.c_longlong(int(numpy.prod(shape))))
