@@ -132,6 +132,29 @@ def test_a_layer_that_owns_layers_registers_their_weights_and_trains(tmp_path):
     numpy.testing.assert_array_equal(again.predict(x), model.predict(x))
 
 
+def test_sublayers_follow_every_way_a_layer_holds_and_lets_go_of_layers():
+    """Layer.__setattr__ notes which attributes may hold layers; what sublayers finds from
+    those notes must equal a scan of every attribute, in assignment order."""
+    def scan(layer):
+        return [item for value in vars(layer).values()
+                for item in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(item, Layer)]
+
+    block = Residual(2)
+    block.later = None                      # first assigned as no layer...
+    block.stages = []                       # ...an empty list, filled after it is assigned
+    block.pair = (Dense(1), "not a layer")  # a tuple with a layer in it
+    block.stages.append(Dense(2))
+    block.later = Dense(3)                  # ...then a layer: it keeps its place in the order
+    assert block.sublayers == scan(block)
+    assert [layer.units for layer in block.sublayers[3:]] == [3, 2, 1]
+    block.relu = "replaced"                 # a layer replaced by something else
+    del block.norm                          # a layer deleted
+    block.pair = (1, 2)
+    assert block.sublayers == scan(block) == [block.conv, block.later, block.stages[0]]
+    block.trainable = False                 # freezing walks the same tree
+    assert not block.conv.trainable and not block.later.trainable and not block.stages[0].trainable
+
+
 def test_wiring_errors_name_the_problem():
     x = Input((4,))
     with pytest.raises(ValueError, match="adds inputs of one shape"):

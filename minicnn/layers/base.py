@@ -85,14 +85,32 @@ class Layer:
         self._weights.append(weight)
         return weight
 
+    def __setattr__(self, name, value):
+        """Assign as usual, and note the name if the value may hold sub-layers: a layer, a
+        list (it may be filled later) or a tuple with a layer in it. As in PyTorch's Module,
+        walking the layer tree (every training step does, for the regularizers' penalties)
+        then reads those few attributes instead of testing each of a layer's twenty-odd."""
+        object.__setattr__(self, name, value)
+        holders = self.__dict__.setdefault("_sublayer_holders", set())
+        if isinstance(value, (Layer, list)) or (isinstance(value, tuple) and any(isinstance(v, Layer) for v in value)):
+            holders.add(name)
+        else:
+            holders.discard(name)
+
+    def __delattr__(self, name):
+        object.__delattr__(self, name)
+        self.__dict__.get("_sublayer_holders", set()).discard(name)
+
     @property
     def sublayers(self):
         """Layers this layer owns as attributes (or in lists of them), in the order they
         were assigned: a residual block written as a class holds its convolutions so."""
-        found = []
-        for value in vars(self).values():
-            items = value if isinstance(value, (list, tuple)) else [value]
-            found += [item for item in items if isinstance(item, Layer)]
+        found, attributes = [], self.__dict__
+        holders = attributes.get("_sublayer_holders", ())
+        for name, value in attributes.items():
+            if name in holders:  # a set lookup per attribute: cheap beside isinstance
+                items = value if isinstance(value, (list, tuple)) else (value,)
+                found += [item for item in items if isinstance(item, Layer)]
         return found
 
     @property
