@@ -19,7 +19,8 @@ Each model runs one step to build everything, then one counted step (SGD with mo
 a random batch, as benchmarks/run.py times it). Columns: the ops' forward and backward
 (autograd.apply: convolution, pooling, batch-norm, dense, activations, dropout, the loss),
 the optimizer's update, and the rest (Tensor arithmetic, the metrics, the loss bookkeeping).
-Writes the tables with --out (benchmarks/results/launches-stand-in.md holds them for the
+The table's last column counts the same step with the reference kernels, the plain array code
+that the fused ones replace. Writes the tables with --out (benchmarks/results/launches-stand-in.md holds them for the
 seed models; tests/test_cupy_stand_in.py checks that it is current).
 """
 import argparse
@@ -88,10 +89,11 @@ class PhaseCounter:
         del self.model.optimizer.step  # the class's method again
 
 
-def count(name, batch):
-    """{phase: Counter(operation -> launches)} for one training step of zoo model ``name``."""
+def count(name, batch, fast=True):
+    """{phase: Counter(operation -> launches)} for one training step of zoo model ``name``;
+    fast=False: with the reference kernels, the plain array code that the fused kernels replace."""
     import run as bench
-    model, train, _ = bench.minicnn_step(name, batch, "cupy")
+    model, train, _ = bench.minicnn_step(name, batch, "cupy", fast=fast)
     train()  # builds the optimizer's slots, compiles the kernels
     with PhaseCounter(model) as counter:
         train()
@@ -110,16 +112,19 @@ def totals(counts):
     return forward, backward, optimizer, rest, forward + backward + optimizer + rest, transfers
 
 
-def markdown(results, batch):
+def markdown(results, batch, plain=None):
+    """The tables of count()'s results; plain: {name: all launches with the reference kernels}."""
     lines = [f"# Device operations per training step (batch {batch}), counted on the CuPy stand-in", "",
              "`python benchmarks/launches.py --out benchmarks/results/launches-stand-in.md`: one SGD-with-momentum",
              "step of each model on the GPU path, counted by tests/cupy_stand_in (one per kernel, cuBLAS call",
              "or device copy; none for views and allocations). Not a timing: on a GPU each launch costs the",
-             "host microseconds, so in a launch-bound step this is the count to cut.", "",
-             "| model | forward | backward | optimizer | the rest | all | host<->device copies |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "host microseconds, so in a launch-bound step this is the count to cut. The last column is",
+             "the same step with the reference kernels (`backend.fast_kernels(False)`): the plain array",
+             "code that minicnn's fused kernels replace.", "",
+             "| model | forward | backward | optimizer | the rest | all | host<->device copies | as plain array code |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, counts in results.items():
-        lines.append(f"| {name} | " + " | ".join(str(v) for v in totals(counts)) + " |")
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in totals(counts)) + f" | {plain[name]} |")
     for name, counts in results.items():
         lines += ["", f"## {name}", "", "| op | launches | of which |", "| --- | --- | --- |"]
         for phase, ops in sorted(counts.items(), key=lambda item: -sum(item[1].values())):
@@ -139,7 +144,9 @@ def main(argv=None):
     unknown = sorted(set(args.models) - set(zoo.MODELS))
     if unknown:
         p.error(f"--models: no such zoo model {unknown}; choose from {sorted(zoo.MODELS)}")
-    text = markdown({name: count(name, args.batch) for name in args.models}, args.batch)
+    results = {name: count(name, args.batch) for name in args.models}
+    plain = {name: totals(count(name, args.batch, fast=False))[4] for name in args.models}
+    text = markdown(results, args.batch, plain)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)
