@@ -8,6 +8,7 @@ Shapes:
   col (N, oh, ow, kh, kw, C): every kh x kw x C patch, flattened to one GEMM row
   y   (N, oh, ow, F)
 """
+import functools
 import math
 
 import numpy
@@ -60,6 +61,7 @@ def get_conv_outsize(size, k, s, pad_before, pad_after):
     return (size + pad_before + pad_after - k) // s + 1
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of a few ints, asked twice per conv per step
 def conv_geometry(x_shape, kh, kw, sy, sx, padding):
     """Padding per side ((pt, pb), (pl, pr)) and output size (oh, ow) for an (N, H, W, C) input."""
     _, H, W, _ = x_shape

@@ -220,7 +220,9 @@ class Layer:
         if self.built and x.device != self.device:
             raise TypeError(f"{self.describe()}: weights are on {self.device} but the input is on "
                             f"{x.device}; move one of them explicitly (model.to(...), backend.to_device)")
-        self.build_for(x.shape[1:], x.device)
+        shape = x.shape[1:]
+        if not (self.built and shape == self.input_shape):  # that shape was checked at the build
+            self.build_for(shape, x.device)
         return self.call(x, self.training if training is None else training)
 
     def call(self, x, training):
