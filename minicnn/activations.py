@@ -6,9 +6,11 @@ def linear(x):
     return x
 
 
+relu = Tensor.relu  # what activation='relu' means (layers recognise it: functional.fuses_bias_relu)
+
 _BY_NAME = {
     "linear": linear,
-    "relu": Tensor.relu,
+    "relu": relu,
     "sigmoid": Tensor.sigmoid,
     "tanh": Tensor.tanh,
     "gelu": Tensor.gelu,  # exact (erf), as Keras's gelu and PyTorch's GELU() default

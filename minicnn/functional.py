@@ -4,6 +4,8 @@ Layers call these; so can you, on Tensors you own (like torch.nn.functional).
 """
 import functools
 
+import numpy
+
 from . import backend
 from .autograd import Tensor, apply
 from .functions import activation as act, average_pooling, conv, dense as dense_fn, dropout as dropout_fn
@@ -123,6 +125,20 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean",
 
 def relu(x):
     return x.relu()
+
+
+def bias_relu(x, bias):
+    """max(0, x + bias), bias (C,) added along x's last axis, as one op: what a Conv2D or
+    Dense layer with activation='relu' computes, its bias taken out of its conv or matmul."""
+    return apply(act.bias_relu_forward, act.bias_relu_backward, x, bias)
+
+
+def fuses_bias_relu(x):
+    """True where a layer with a ReLU should add its bias with bias_relu rather than in its
+    conv or matmul: on a GPU with the fast kernels on, where that is one kernel each way
+    instead of a bias add and a ReLU (and two more for the bias's gradient). The CPU's
+    convolutions add the bias more cheaply inside their GEMM."""
+    return backend.fast_kernels_enabled() and backend.get_array_module(x.data) is not numpy
 
 
 def sigmoid(x):

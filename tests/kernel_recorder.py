@@ -1,7 +1,7 @@
-"""What minicnn/functions/fast_gpu.py (and fast_gpu_sums.py, which it imports) asks CuPy to
+"""What minicnn/functions/fast_gpu.py, fast_gpu_sums.py and fast_gpu_updates.py ask CuPy to
 compile, read without CuPy or a GPU.
 
-Both build their kernels with ``cupy.ElementwiseKernel(inputs, outputs, body, name)``
+Each builds their kernels with ``cupy.ElementwiseKernel(inputs, outputs, body, name)``
 at import time. Importing it under a stand-in ``cupy`` module that only records those four
 strings gives every kernel's source, which the kernel tests then compile themselves: as
 C++ on the CPU (test_gpu_kernel_source.py, to check the arithmetic against the NumPy
@@ -12,7 +12,7 @@ import sys
 import types
 
 MODULE = "minicnn.functions.fast_gpu"
-MODULES = (MODULE, "minicnn.functions.fast_gpu_sums")
+MODULES = (MODULE, "minicnn.functions.fast_gpu_sums", "minicnn.functions.fast_gpu_updates")
 
 
 def record_kernels():
@@ -26,8 +26,9 @@ def record_kernels():
     try:
         for name in MODULES:
             sys.modules.pop(name, None)
-        module = importlib.import_module(MODULE)
-        dtypes = module.KERNEL_DTYPES
+        for name in MODULES:
+            importlib.import_module(name)
+        dtypes = sys.modules[MODULE].KERNEL_DTYPES
     finally:
         for name in MODULES:
             sys.modules.pop(name, None)  # a real CuPy gets a fresh import
@@ -40,7 +41,8 @@ def record_kernels():
 
 def parameters(inputs, outputs):
     """[(kind, type, name)] of a kernel's signature: kind is 'raw' (the whole array,
-    indexed by the body), 'in' (element i of an array), 'scalar' or 'out'."""
+    indexed by the body), 'in' (element i of an array), 'scalar', 'out' (element i of an
+    output) or 'rawout' (a whole output array, indexed and written by the body)."""
     params = []
     for words in (s.strip().split() for s in inputs.split(",")):
         if words[0] == "raw":
@@ -49,6 +51,9 @@ def parameters(inputs, outputs):
             params.append(("in", words[0], words[1]))
         else:
             params.append(("scalar", words[0], words[1]))
-    for kind, name in (s.strip().split() for s in outputs.split(",")):
-        params.append(("out", kind, name))
+    for words in (s.strip().split() for s in outputs.split(",")):
+        if words[0] == "raw":
+            params.append(("rawout", words[1], words[2]))
+        else:
+            params.append(("out", words[0], words[1]))
     return params

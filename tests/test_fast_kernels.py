@@ -120,6 +120,24 @@ def test_relu_fast_equals_reference(device, shape, seed):
     _assert_same(fast, reference, numpy.float64)
 
 
+@given(shape=st.sampled_from([(5, 3), (2, 4, 4, 3), (3, 2, 5, 1), (64, 8, 8, 4)]), seed=st.integers(0, 99))
+def test_bias_relu_fast_equals_reference(device, shape, seed):
+    """A layer's bias and ReLU as one op: on a GPU one kernel forward and one pass backward
+    (the bias gradient's partial sums: one share of rows for the small shapes, 128 for
+    4,096 rows), against activation.py's array code. x + b is exactly 0 in places."""
+    rng = numpy.random.default_rng(seed)
+    x = backend.xp().asarray(numpy.round(rng.standard_normal(shape), 1))
+    b = backend.xp().asarray(numpy.round(rng.standard_normal(shape[-1]), 1))
+    gy = backend.xp().asarray(rng.standard_normal(shape))
+
+    def run():
+        y, mask = activation.bias_relu_forward(x, b)
+        return (y, *activation.bias_relu_backward(gy, mask))
+    fast, reference = _both(run)
+    _assert_same(fast, reference, numpy.float64)
+    assert fast[1].shape == shape and fast[2].shape == shape[-1:]
+
+
 def test_over_batch_covers_every_sample_once_and_reraises():
     seen = numpy.zeros(10, dtype=int)
 

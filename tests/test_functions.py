@@ -138,6 +138,16 @@ def test_dense_gradients(device, n, d_in, d_out, bias):
     gradcheck(F.dense, inputs)
 
 
+@given(shape=st.sampled_from([(4, 3), (2, 3, 3, 5), (40, 6)]), seed=st.integers(0, 99))
+def test_bias_relu_gradients(device, shape, seed):
+    """max(0, x + b), the op a Conv2D or Dense layer with a ReLU runs on a GPU: x + b kept
+    at least 0.1 from the kink, so finite differences never cross it."""
+    rng = numpy.random.default_rng(seed)
+    b = rng.standard_normal(shape[-1])
+    x = away_from_zero(rng, shape) - b  # x + b = away_from_zero's values
+    gradcheck(F.bias_relu, [tensor(x, device), tensor(b, device)])
+
+
 @given(n=st.integers(1, 6), k=st.integers(2, 6), one_hot=st.booleans(), column=st.booleans(),
        smoothing=st.sampled_from([0.0, 0.1, 0.2]), reduction=st.sampled_from(["mean", "sum"]),
        seed=st.integers(0, 999))

@@ -37,7 +37,7 @@ def as_cuda(name, inputs, outputs, body):
     params, bind = [], []
     for kind, type_, arg in parameters(inputs, outputs):
         ctype = "T" if type_ == "T" else _SCALAR_TYPES[type_]
-        if kind == "raw":
+        if kind in ("raw", "rawout"):
             params.append(f"{ctype}* {arg}")
         elif kind == "scalar":
             params.append(f"{ctype} {arg}")

@@ -113,28 +113,69 @@ def test_an_update_in_cache_sized_pieces_is_bitwise_the_whole_array_update(monke
     assert numpy.array_equal(results[0], results[1])
 
 
+FUSED_RULES = [lambda **k: SGD(0.1, **k), lambda **k: SGD(0.1, momentum=0.9, **k),
+               lambda **k: SGD(0.1, momentum=0.9, nesterov=True, **k), lambda **k: Adam(0.01, **k)]
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: SGD(0.1, momentum=0.9, nesterov=True),
-                                  lambda: Adam(0.01)])
+@pytest.mark.parametrize("make", FUSED_RULES)
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_the_fused_gpu_update_equals_the_array_code(make, dtype):
-    """On a GPU, SGD with momentum and Adam update each parameter in one kernel
-    (fast_gpu.sgd_momentum_update, adam_update); under fast_kernels(False) they run sgd.py's
-    and adam.py's array code. Both, three steps from the same start: the same weights and
-    slots, to the dtype's rounding (the kernel may fuse a multiply-add)."""
+    """On a GPU, SGD and Adam update every parameter of a step in a few kernels
+    (functions/fast_gpu_updates, up to 16 parameters a launch); under fast_kernels(False)
+    they run sgd.py's and adam.py's array code, one parameter at a time. Both, three steps
+    from the same start, for 21 parameters of 1 to 4 dimensions (two launches), in groups
+    with their own lr_scale, decoupled decay and L2 factor, one without a gradient at the
+    second step, one with a constraint: the same weights and slots, to the dtype's rounding
+    (the kernel may fuse a multiply-add)."""
+    from minicnn.constraints import MaxNorm
     rng = numpy.random.default_rng(0)
-    start = rng.normal(size=(25, 40)).astype(dtype)
-    grads = [rng.normal(size=(25, 40)).astype(dtype) for _ in range(3)]
+    shapes = [(3, 3, 2, 4), (4,), (5, 7), (7,), (2, 3, 4)] * 4 + [(6, 2)]
+    starts = [rng.normal(size=s).astype(dtype) for s in shapes]
+    grads = [[rng.normal(size=s).astype(dtype) for s in shapes] for _ in range(3)]
     results = []
     for fast in (True, False):
         with backend.fast_kernels(fast):
-            w = Tensor(backend.to_device(start, "gpu"), requires_grad=True)
-            opt = make().build([w])
-            for g in grads:
-                w.grad = backend.to_device(g, "gpu")
+            params = [Tensor(backend.to_device(w, "gpu"), requires_grad=True) for w in starts]
+            params[2].constraint = MaxNorm(1.0)
+            groups = [{"params": params[:7], "lr_scale": 2.0, "l2": 0.01},
+                      {"params": params[7:15], "weight_decay": 0.1},
+                      *params[15:]]
+            opt = make(weight_decay=0.05).build(groups)
+            for step, gs in enumerate(grads):
+                for p, g in zip(params, gs):
+                    p.grad = None if (step == 1 and p is params[9]) else backend.to_device(g, "gpu")
                 opt.step()
-            results.append([backend.to_numpy(a) for a in (w.data, *(s[0] for s in opt.slots.values()))])
+            results.append([backend.to_numpy(a) for a in [p.data for p in params]
+                            + [s for slots in opt.slots.values() for s in slots]])
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == numpy.float32 else dict(rtol=1e-12, atol=1e-14)
+    assert len(results[0]) == len(shapes) * (1 + len(opt.slot_names))
     for fused, plain in zip(*results):
         assert fused.dtype == dtype
         numpy.testing.assert_allclose(fused, plain, **tol)
+
+
+@pytest.mark.gpu
+def test_the_fused_gpu_update_takes_few_launches_and_leaves_a_changed_rule_alone():
+    """Counted on the CuPy stand-in (which tallies launches): 21 parameters with SGD's
+    momentum are two launches, where the array code takes four per parameter; a subclass
+    that writes its own _update runs that rule, not its parent's kernel."""
+    cupy = pytest.importorskip("cupy")
+    if not getattr(cupy, "STAND_IN", False):
+        pytest.skip("counts launches on the CuPy stand-in (tests/cupy_stand_in)")
+    params = [Tensor(backend.to_device(numpy.ones((3, 2), numpy.float32), "gpu"), requires_grad=True)
+              for _ in range(21)]
+
+    class Halving(SGD):
+        def _update(self, i, w, g, lr):
+            w *= w.dtype.type(0.5)
+
+    for make, launches in ((lambda: SGD(0.1, momentum=0.9), 2), (lambda: Halving(0.1, momentum=0.9), 21)):
+        opt = make().build(params)
+        for p in params:
+            p.grad = backend.to_device(numpy.ones((3, 2), numpy.float32), "gpu")
+        before = dict(cupy.stand_in_launches)
+        opt.step()
+        counts = {k: v - before.get(k, 0) for k, v in cupy.stand_in_launches.items() if v != before.get(k, 0)}
+        assert sum(counts.values()) == launches, counts
+    numpy.testing.assert_allclose(backend.to_numpy(params[0].data), (1 - 0.1 * 1) * 0.5)

@@ -48,6 +48,32 @@ def relu_backward(gy, positive):
     return gy * positive
 
 
+def bias_relu_forward(x, b):
+    """x (..., C), b (C,) -> y = max(0, x + b) like x, and its mask: a conv or dense
+    layer's bias and its ReLU as one op. On a GPU that is one kernel each way (fast_gpu),
+    where a bias add and a ReLU are two launches forward and three backward with the bias's
+    gradient; the CPU's convolutions add their bias inside their GEMM, so layers use this
+    only on a GPU (functional.fuses_bias_relu)."""
+    if fast_kernels_enabled() and get_array_module(x) is not numpy:
+        from . import fast_gpu  # imports CuPy; only reached with GPU arrays
+        if fast_gpu.handles(x, b):
+            return fast_gpu.bias_relu_forward(x, b)
+    z = x + b
+    positive = z > 0
+    return z * positive, positive
+
+
+def bias_relu_backward(gy, positive):
+    """gy (..., C) -> gx = gy * mask (relu_backward), gb (C,) = gx summed over every axis
+    but the last (a bias's gradient)."""
+    if fast_kernels_enabled() and get_array_module(gy) is not numpy:
+        from . import fast_gpu, fast_gpu_sums
+        if fast_gpu.handles(gy):
+            return fast_gpu_sums.relu_backward_bias_sums(gy, positive)
+    gx = gy * positive
+    return gx, gx.sum(axis=tuple(range(gx.ndim - 1)))
+
+
 def relu_family_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
     """Keras's ReLU layer (LeakyReLU too): x for threshold <= x < max_value, max_value
     above it, negative_slope * (x - threshold) below the threshold. Cache: the slope

@@ -14,12 +14,11 @@ element, that gathers what it needs:
     backward is a gather per input pixel, again without atomics, correct for
     overlapping windows too.
 The GEMMs stay 2-D (N*oh*ow, kh*kw*C) @ (kh*kw*C, F), the shape cuBLAS is fastest on.
-The optimizers' updates are one kernel per parameter too (SGD with momentum, Adam),
-where the array code of sgd.py and adam.py launches four and twelve: on a GPU a small
-network's step is mostly launches, and the update was a third of them. For the same
-reason dropout's mask is one kernel after the random draws (the reference: three), and
-the softmax cross-entropy one kernel per row and a sum forward (fourteen) and one backward
-(three). Per-channel sums (bias gradients, batch-norm) are in fast_gpu_sums.py.
+On a GPU a small network's step is mostly launches, each costing the host microseconds
+whatever its size, so dropout's mask is one kernel after the random draws (the reference:
+three), and the softmax cross-entropy one kernel per row and a sum forward (fourteen) and
+one backward (three). Per-channel sums (bias gradients, batch-norm) are in fast_gpu_sums.py;
+the optimizers' updates, every parameter in a few launches, in fast_gpu_updates.py.
 
 This module imports CuPy, so it is only imported when a CuPy array reaches an op.
 """
@@ -217,6 +216,17 @@ gelu_forward_kernel = cupy.ElementwiseKernel(
     "minicnn_gelu_forward")
 
 
+bias_relu_forward_kernel = cupy.ElementwiseKernel(  # activation.bias_relu_forward's three lines
+    "T x, T b", "T y, bool positive",
+    "const T z = x + b; positive = z > (T)0; y = z * (T)positive;",  # b broadcast along the last axis
+    "minicnn_bias_relu_forward")
+
+
+def bias_relu_forward(x, b):
+    """x (..., C), b (C,) -> max(0, x + b) and its mask, in one kernel."""
+    return bias_relu_forward_kernel(x, b)
+
+
 def relu_forward(x):
     """One kernel for y = max(0, x) and its mask (the reference takes two)."""
     return relu_forward_kernel(x)
@@ -304,28 +314,3 @@ def softmax_cross_entropy_backward(gloss, saved):
     t = logits.dtype.type
     gloss = gloss.astype(logits.dtype, copy=False) if isinstance(gloss, cupy.ndarray) else t(gloss)
     return softmax_cross_entropy_grad_kernel(targets, logits, top, log_sum, gloss, t(N if reduction == "mean" else 1), K)
-
-
-# --- the optimizers' updates, fused (optimizers/sgd.py and adam.py hold the array code) ------
-sgd_momentum_kernel = cupy.ElementwiseKernel(
-    "T g, T lr, T mu, bool nesterov", "T w, T v",
-    "v = mu * v - lr * g; w += nesterov ? mu * v - lr * g : v;",  # Keras's SGD, v the velocity
-    "minicnn_sgd_momentum")
-
-adam_kernel = cupy.ElementwiseKernel(
-    "T g, T a1, T a2, T step, T eps", "T w, T m, T v",
-    # a1 = 1 - beta_1, a2 = 1 - beta_2; step = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
-    "m += a1 * (g - m); v += a2 * (g * g - v); w -= step * m / (sqrt(v) + eps);",
-    "minicnn_adam")
-
-
-def sgd_momentum_update(w, g, v, lr, mu, nesterov):
-    """w, v in place: v = mu v - lr g; w += v (or, Nesterov, w += mu v - lr g)."""
-    t = w.dtype.type
-    sgd_momentum_kernel(g, t(lr), t(mu), bool(nesterov), w, v)
-
-
-def adam_update(w, g, m, v, a1, a2, step, eps):
-    """w, m, v in place: m += a1 (g - m); v += a2 (g^2 - v); w -= step m / (sqrt(v) + eps)."""
-    t = w.dtype.type
-    adam_kernel(g, t(a1), t(a2), t(step), t(eps), w, m, v)

@@ -68,6 +68,25 @@ batch_norm_moments_kernel = _partial_sums_kernel(
 batch_norm_grad_sums_kernel = _partial_sums_kernel(
     "minicnn_batch_norm_grad_sums", "raw T gy, raw T x_hat", ["gy[at]", "gy[at] * x_hat[at]"])
 
+# ReLU's backward and its bias's gradient in one pass over gy (activation.bias_relu_backward):
+# thread (part, c) writes gx = gy * mask on its share of channel c's rows and adds up what it
+# wrote. Every (row, c) belongs to one thread's share, so gx is written once everywhere.
+relu_backward_bias_sums_kernel = cupy.ElementwiseKernel(
+    "raw T gy, raw bool positive, int32 rows, int32 C, int32 parts", "raw T gx, T partial",
+    """
+    const int c = i % C;
+    const int part = i / C;
+    T total = 0;
+    for (long long r = part; r < rows; r += parts) {
+        const long long at = r * C + c;
+        const T g = gy[at] * (T)positive[at];   // relu_backward: gy * mask
+        gx[at] = g;
+        total += g;
+    }
+    partial = total;
+    """,
+    "minicnn_relu_backward_bias_sums")
+
 batch_norm_statistics_kernel = cupy.ElementwiseKernel(
     "T shifted_sum, T shifted_squares, T shift, int32 m, T eps", "T mean, T var, T inv_std",
     """
@@ -146,6 +165,26 @@ def channel_sums(a):
     sums = cupy.empty(C, dtype=a.dtype)  # one part: the kernel writes the sums themselves
     channel_sums_kernel(flat, rows, C, 1, sums.reshape(1, 1, C))
     return sums
+
+
+def relu_backward_bias_sums(gy, positive):
+    """gy, positive (..., C) -> gx = gy * positive like gy, and gb (C,), gx summed over every
+    axis but the last: one pass over gy, then CuPy's sum of the partial rows if there are
+    several. gb is an array of its own (not a view), as channel_sums'."""
+    gy, positive = cupy.ascontiguousarray(gy), cupy.ascontiguousarray(positive)
+    C = gy.shape[-1]
+    rows = gy.size // C
+    if rows >= 1 << 31:
+        raise ValueError(f"{rows} rows: the sums index rows with 32-bit integers")
+    parts = parts_for(rows, C)
+    gx = cupy.empty_like(gy)
+    if parts == 1:  # one part: the kernel writes the sums themselves
+        gb = cupy.empty(C, dtype=gy.dtype)
+        relu_backward_bias_sums_kernel(gy, positive, rows, C, 1, gx, gb.reshape(1, C))
+        return gx, gb
+    partial = cupy.empty((parts, C), dtype=gy.dtype)
+    relu_backward_bias_sums_kernel(gy, positive, rows, C, parts, gx, partial)
+    return gx, partial.sum(axis=0)
 
 
 def batch_norm_train_forward(x, gamma, beta, eps):

@@ -2,7 +2,7 @@
 import numpy
 
 from .. import backend
-from .base import Optimizer, chunked, fused_gpu
+from .base import Optimizer, chunked
 
 
 class Adam(Optimizer):
@@ -19,19 +19,24 @@ class Adam(Optimizer):
                              f"got {beta_1}, {beta_2}, {epsilon}")
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
+    def _step_size(self, lr):
+        """lr * sqrt(1 - beta_2^t) / (1 - beta_1^t), t the step about to be taken."""
+        t = self.iterations + 1
+        return lr * numpy.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+
     def _update(self, i, w, g, lr):
         xp = backend.get_array_module(w)
-        t = self.iterations + 1
-        step = lr * numpy.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        fused = fused_gpu(w, g, self.slots["m"][i], self.slots["v"][i])
-        if fused is not None:  # the same rule as below, in one GPU kernel
-            fused.adam_update(w, g, self.slots["m"][i], self.slots["v"][i], 1 - self.beta_1, 1 - self.beta_2,
-                              step, self.epsilon)
-            return
+        step = self._step_size(lr)
         for w, g, m, v in chunked(w, g, self.slots["m"][i], self.slots["v"][i]):  # cache-sized pieces
             m += w.dtype.type(1 - self.beta_1) * (g - m)
             v += w.dtype.type(1 - self.beta_2) * (g * g - v)
             w -= w.dtype.type(step) * m / (xp.sqrt(v) + w.dtype.type(self.epsilon))
+
+    def _update_all_fused(self, kernels, tensors):
+        """The rule above for every parameter, in a few GPU kernels (fast_gpu_updates)."""
+        kernels.adam_update([(w, g, slots, self._step_size(rate), decay, l2)
+                             for w, g, slots, rate, decay, l2 in tensors],
+                            1 - self.beta_1, 1 - self.beta_2, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

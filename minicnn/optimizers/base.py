@@ -2,7 +2,9 @@
 
 One interface: ``build(params)`` once, then per step ``zero_grad()``, backward,
 ``step()``. Each optimizer only writes ``_update(i, w, g, lr)``, an in-place update of
-one parameter's array from its gradient. State (``iterations`` and per-parameter
+one parameter's array from its gradient; SGD and Adam also write ``_update_all_fused``,
+the same rule for all parameters at once in a few GPU kernels (functions/fast_gpu_updates.py),
+which ``step`` takes on a GPU. State (``iterations`` and per-parameter
 slots such as momenta) is exposed by ``state_dict()``/``load_state_dict()`` so a run
 can resume exactly where it stopped.
 
@@ -23,14 +25,23 @@ from . import schedules
 UPDATE_CHUNK = 1 << 15  # elements: a piece of w, g, the slots and the temporaries fits in an L2 cache
 
 
-def fused_gpu(*arrays):
-    """functions/fast_gpu, when these arrays (a parameter, its gradient, its slots) are GPU
-    arrays its one-kernel updates are built for and the fast kernels are on; else None,
-    and the update runs as the plain array code (on a GPU, one kernel per operation)."""
-    if not backend.fast_kernels_enabled() or backend.get_array_module(arrays[0]) is numpy:
+def fused_gpu(optimizer, due):
+    """functions/fast_gpu_updates, when the optimizer has a fused rule for every due
+    parameter: each array (the parameter, its gradient, its slots) a GPU array of one dtype
+    its kernels are built for, with the fast kernels on; else None, and ``step`` runs the
+    rule as array code, parameter by parameter (on a GPU, one kernel per operation)."""
+    if not backend.fast_kernels_enabled() or not due or not optimizer._has_fused_rule():
         return None
-    from ..functions import fast_gpu  # imports CuPy; only reached with GPU arrays
-    return fast_gpu if fast_gpu.handles(*arrays) else None
+    first = optimizer.params[due[0]].data
+    if backend.get_array_module(first) is numpy:
+        return None
+    from ..functions import fast_gpu, fast_gpu_updates  # imports CuPy; only reached with GPU arrays
+    for i in due:
+        p = optimizer.params[i]
+        arrays = (p.data, p.grad, *(optimizer.slots[name][i] for name in optimizer.slot_names))
+        if not fast_gpu.handles(*arrays) or any(a.dtype != p.data.dtype for a in arrays):
+            return None
+    return fast_gpu_updates
 
 
 def chunked(*arrays):
@@ -151,19 +162,45 @@ class Optimizer:
             self.build(params)
         lr = self.current_learning_rate
         with no_grad():
-            for i, p in enumerate(self.params):
-                if p.grad is None or not p.requires_grad:
-                    continue
-                w, g = p.data, p.grad
-                lr_scale, weight_decay, l2 = self.options[i]
-                if l2:  # PyTorch's weight_decay: l2 * w joins the gradient (and the momentum)
-                    g = g + w.dtype.type(l2) * w
-                if weight_decay:  # decoupled, as Keras 3: w -= lr * wd * w
-                    w -= w.dtype.type(lr * lr_scale * weight_decay) * w
-                self._update(i, w, g, lr * lr_scale)
+            due = [i for i, p in enumerate(self.params) if p.grad is not None and p.requires_grad]
+            kernels = fused_gpu(self, due)
+            if kernels is not None:  # on a GPU: all of them in a few kernels, the same arithmetic
+                self._update_all_fused(kernels, [self._fused_inputs(i, lr) for i in due])
+            else:
+                for i in due:
+                    self._update_with_penalties(i, lr)
+            for i in due:
+                p = self.params[i]
                 if getattr(p, "constraint", None) is not None:
-                    w[...] = p.constraint(w)
+                    p.data[...] = p.constraint(p.data)
         self.iterations += 1
+
+    def _update_with_penalties(self, i, lr):
+        """Parameter i's update as array code: its L2 term and decoupled decay, then the rule."""
+        p = self.params[i]
+        w, g = p.data, p.grad
+        lr_scale, weight_decay, l2 = self.options[i]
+        if l2:  # PyTorch's weight_decay: l2 * w joins the gradient (and the momentum)
+            g = g + w.dtype.type(l2) * w
+        if weight_decay:  # decoupled, as Keras 3: w -= lr * wd * w
+            w -= w.dtype.type(lr * lr_scale * weight_decay) * w
+        self._update(i, w, g, lr * lr_scale)
+
+    def _fused_inputs(self, i, lr):
+        """(w, g, slots, rate, decay, l2) of parameter i for functions/fast_gpu_updates:
+        the numbers _update_with_penalties works with, for the kernel to do the same."""
+        p = self.params[i]
+        lr_scale, weight_decay, l2 = self.options[i]
+        slots = tuple(self.slots[name][i] for name in self.slot_names)
+        return (p.data, p.grad, slots, lr * lr_scale, lr * lr_scale * weight_decay if weight_decay else 0.0, l2)
+
+    def _has_fused_rule(self):
+        """True if the class whose ``_update`` is in use also wrote ``_update_all_fused``:
+        a subclass with an update rule of its own runs that rule, never its parent's kernel."""
+        for cls in type(self).__mro__:
+            if "_update" in vars(cls):
+                return "_update_all_fused" in vars(cls)
+        return False
 
     def apply_gradients(self, grads_and_vars):
         """Keras-style: ``[(grad, param), ...]``."""
@@ -176,6 +213,10 @@ class Optimizer:
 
     def _update(self, i, w, g, lr):
         raise NotImplementedError
+
+    # A subclass may add, beside _update, the same rule for every parameter at once:
+    # def _update_all_fused(self, kernels, tensors): tensors as _fused_inputs gives them,
+    # kernels the module functions/fast_gpu_updates.
 
     # --- state for exact resumption ----------------------------------------------
     def state_dict(self):

@@ -1,5 +1,5 @@
 """Keras's SGD: plain, with momentum, or Nesterov momentum."""
-from .base import Optimizer, chunked, fused_gpu
+from .base import Optimizer, chunked
 
 
 class SGD(Optimizer):
@@ -23,10 +23,6 @@ class SGD(Optimizer):
             w -= lr * g
             return
         mu = w.dtype.type(self.momentum)
-        fused = fused_gpu(w, g, self.slots["momentum"][i])
-        if fused is not None:  # the same rule as below, in one GPU kernel
-            fused.sgd_momentum_update(w, g, self.slots["momentum"][i], lr, mu, self.nesterov)
-            return
         for w, g, v in chunked(w, g, self.slots["momentum"][i]):  # a cache-sized piece at a time
             v *= mu
             v -= lr * g
@@ -34,6 +30,13 @@ class SGD(Optimizer):
                 w += mu * v - lr * g
             else:
                 w += v
+
+    def _update_all_fused(self, kernels, tensors):
+        """The rule above for every parameter, in a few GPU kernels (fast_gpu_updates)."""
+        if self.momentum:
+            kernels.sgd_momentum_update(tensors, self.momentum, self.nesterov)
+        else:
+            kernels.sgd_update(tensors)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 ARCH = "sm_90"
-KINDS = {"raw": 1, "in": 1, "out": 1, "scalar": 3}  # CuPy's _ArgKind: NDARRAY = 1, INDEXER, SCALAR
+KINDS = {"raw": 1, "rawout": 1, "in": 1, "out": 1, "scalar": 3}  # CuPy's _ArgKind: NDARRAY = 1, INDEXER, SCALAR
 INDEXER = 2
 
 
@@ -35,7 +35,7 @@ def cupy_source(kernel, T, args, small, loop_ndim, numpy, cupy, internals):
         kind, dtype, ndim = part.split(":")
         kind_number = KINDS[kind]
         type_ = scalar.CScalar if kind == "scalar" else cupy.ndarray
-        contiguous = kind == "raw" or loop_ndim == "1"
+        contiguous = kind in ("raw", "rawout") or loop_ndim == "1"
         infos.append(kernel_module._ArgInfo(kind_number, type_, numpy.dtype(dtype).type, int(ndim),
                                             contiguous, small == "1"))
     infos.append(kernel_module._ArgInfo(INDEXER, carray.Indexer, None, int(loop_ndim), True, small == "1"))
@@ -80,8 +80,8 @@ def main(path):
         include = [f"-I{core._get_header_dir_path()}", *core._get_cccl_include_options()]
     except (ImportError, AttributeError) as error:
         sys.exit(f"CuPy {cupy.__version__} has moved the internals this uses ({error})")
-    from minicnn.functions import fast_gpu, fast_gpu_sums
-    kernels = {k.name: k for module in (fast_gpu, fast_gpu_sums) for k in vars(module).values()
+    from minicnn.functions import fast_gpu, fast_gpu_sums, fast_gpu_updates
+    kernels = {k.name: k for module in (fast_gpu, fast_gpu_sums, fast_gpu_updates) for k in vars(module).values()
                if isinstance(k, cupy.ElementwiseKernel)}
     seen = variants(path)
     nvrtc_version = nvrtc_available()

@@ -52,9 +52,16 @@ class ElementwiseKernel:
         for index, (raw, type_, name, is_out) in enumerate(self.params):
             dtype = numpy.dtype(T if type_ == "T" else type_)
             given = args[index] if index < len(args) else None
-            if is_out:
-                if raw:
-                    raise NotImplementedError(f"{self.name}: raw outputs are not emulated")
+            if is_out and raw:  # an array the body indexes and writes, as CuPy: it must be given
+                if not isinstance(given, ndarray):
+                    raise ValueError(f"{self.name}: raw output {name} must be given as an array")
+                if type_ != "T" and given.dtype != dtype:
+                    raise TypeError(f"{self.name}: {name} must be {dtype}, got {given.dtype}")
+                host = given._host if given._host.flags.c_contiguous else numpy.ascontiguousarray(given._host)
+                outputs.append((given, host))
+                values.append(host)
+                kinds.append("rawout")
+            elif is_out:
                 if given is None:
                     given = ndarray(shape, dtype)
                 elif given.dtype != dtype or given.shape != shape:
@@ -98,7 +105,7 @@ class ElementwiseKernel:
         parts = []
         for index, (kind, dtype) in enumerate(zip(kinds, dtypes)):
             given = args[index] if index < len(args) else None
-            ndim = (given.ndim if kind == "raw" else 1 if flat else len(shape)) if kind != "scalar" else 0
+            ndim = (given.ndim if kind in ("raw", "rawout") else 1 if flat else len(shape)) if kind != "scalar" else 0
             parts.append(f"{kind}:{dtype.name}:{ndim}")
         small = all(a._host.nbytes < 2 ** 31 for a in args if isinstance(a, ndarray))
         T = next((d.name for (_, t, _, _), d in zip(self.params, dtypes) if t == "T"), "-")
@@ -139,6 +146,8 @@ class ElementwiseKernel:
             ctype = "T" if type_ == "T" else _C_TYPES[dtype.name][0]
             if kind == "raw":
                 params.append(f"const {ctype}* {name}")
+            elif kind == "rawout":
+                params.append(f"{ctype}* {name}")
             elif kind == "scalar":
                 params.append(f"const {ctype} {name}")
             elif kind == "in":

@@ -1,0 +1,124 @@
+"""The optimizers' updates on a GPU: every parameter of a step in a few kernel launches.
+
+optimizers/sgd.py and adam.py write each rule as array code for one parameter at a time;
+read them first. On a GPU that array code is one kernel per operation: four launches per
+parameter for SGD with momentum, twelve for Adam, two more for an L2 penalty and two for
+decoupled weight decay. A small network's whole step is under a hundred launches, each
+costing the host microseconds whatever its size, so here one kernel updates up to
+TENSORS_PER_LAUNCH parameters at once, as PyTorch's "foreach" optimizers and Apex's
+multi-tensor apply do:
+
+* the launch has one thread per element of all its parameters, end to end; ``end{k}``
+  is where parameter k's elements end, so thread i works on parameter k where
+  end{k-1} <= i < end{k}, at element j = i - end{k-1} of it;
+* each parameter has its own learning rate (parameter groups' lr_scale), decoupled decay
+  and L2 factor, so one launch serves every group;
+* the arithmetic is the array code's, in its order: the L2 term joins the gradient, the
+  decoupled decay shrinks w, then the rule (tests compare the two).
+
+Each kernel is built once, at import, for exactly TENSORS_PER_LAUNCH parameters, which is
+what lets the tests build it with nvcc and run its body as C++; a launch with fewer fills
+the other places with one-element spare arrays no thread reaches (their end is the last
+real end). Each array is passed as one kernel argument (a pointer, its size, shape and
+strides: at most 80 bytes for a 4-D array), so a full Adam launch needs at most about
+5.5 kB of arguments: above the classic 4 kB, within the 32 kB that CUDA 12.1 and later
+allow on Volta and newer GPUs (the H100 and H200 run CUDA 13).
+"""
+import cupy
+
+TENSORS_PER_LAUNCH = 16
+_INDEX = "long long"
+
+
+def _update_kernel(name, shared, slots, rule):
+    """An ElementwiseKernel updating TENSORS_PER_LAUNCH parameters. Inputs: the ``shared``
+    scalars of the rule, then per parameter k its gradient g{k}, rate{k} (the learning
+    rate, or Adam's step size), decay{k}, l2{k} and end{k}; outputs: per parameter w{k} and
+    its optimizer ``slots`` ({slot}{k}). ``rule`` is C for one element, in w, g, rate and
+    the slots (each a reference to the element)."""
+    count = range(TENSORS_PER_LAUNCH)
+    inputs = [shared] if shared else []
+    inputs += [f"raw T g{k}, T rate{k}, T decay{k}, T l2{k}, int64 end{k}" for k in count]
+    outputs = [", ".join(f"raw T {array}{k}" for array in ("w", *slots)) for k in count]
+    blocks = []
+    for k in count:
+        start = f"end{k - 1}" if k else "0"
+        slot_refs = " ".join(f"T& {slot} = {slot}{k}[j];" for slot in slots)
+        blocks.append(f"""if (i < end{k}) {{
+            const {_INDEX} j = i - {start};
+            T& w = w{k}[j]; {slot_refs}
+            T g = g{k}[j];
+            if (l2{k} != (T)0) g += l2{k} * w;          // the L2 penalty's gradient, l2 * w
+            if (decay{k} != (T)0) w -= decay{k} * w;    // decoupled weight decay, before the rule
+            const T rate = rate{k};
+            {rule}
+        }}""")
+    return cupy.ElementwiseKernel(", ".join(inputs), ", ".join(outputs), " else ".join(blocks), name)
+
+
+sgd_kernel = _update_kernel("minicnn_sgd_many", "", (), "w -= rate * g;")
+
+sgd_momentum_kernel = _update_kernel(  # Keras's SGD, v the velocity
+    "minicnn_sgd_momentum_many", "T mu, bool nesterov", ("v",),
+    "v = mu * v - rate * g; w += nesterov ? mu * v - rate * g : v;")
+
+adam_kernel = _update_kernel(  # a1 = 1 - beta_1, a2 = 1 - beta_2; rate = adam.py's step size
+    "minicnn_adam_many", "T a1, T a2, T eps", ("m", "v"),
+    "m += a1 * (g - m); v += a2 * (g * g - v); w -= rate * m / (sqrt(v) + eps);")
+
+
+def sgd_update(tensors):
+    """tensors: [(w, g, (), rate, decay, l2)], each w updated in place: w -= rate * g."""
+    _launch(sgd_kernel, tensors, lambda t: ())
+
+
+def sgd_momentum_update(tensors, mu, nesterov):
+    """tensors: [(w, g, (v,), rate, decay, l2)], w and v in place: v = mu v - rate g;
+    w += v (or, Nesterov, w += mu v - rate g)."""
+    _launch(sgd_momentum_kernel, tensors, lambda t: (t(mu), bool(nesterov)))
+
+
+def adam_update(tensors, a1, a2, eps):
+    """tensors: [(w, g, (m, v), step, decay, l2)], in place: m += a1 (g - m);
+    v += a2 (g^2 - v); w -= step m / (sqrt(v) + eps)."""
+    _launch(adam_kernel, tensors, lambda t: (t(a1), t(a2), t(eps)))
+
+
+def _launch(kernel, tensors, shared):
+    """Run kernel over the tensors, TENSORS_PER_LAUNCH at a time, a launch for each run of
+    one dtype (a kernel has one T)."""
+    for group in _groups(tensors):
+        t = group[0][0].dtype.type
+        inputs, outputs, end = list(shared(t)), [], 0
+        for w, g, slots, rate, decay, l2 in group:
+            end += w.size
+            inputs += [g, t(rate), t(decay), t(l2), end]
+            outputs += [w, *slots]
+        spares = iter(_spares(group[0][0].dtype))
+        for _ in range(TENSORS_PER_LAUNCH - len(group)):  # places no thread reaches: i < end always
+            inputs += [next(spares), t(0), t(0), t(0), end]
+            outputs += [next(spares) for _ in range(1 + len(group[0][2]))]
+        kernel(*inputs, *outputs, size=end)
+
+
+def _groups(tensors):
+    """Consecutive runs of at most TENSORS_PER_LAUNCH tensors of one dtype."""
+    group = []
+    for tensor in tensors:
+        if group and (len(group) == TENSORS_PER_LAUNCH or tensor[0].dtype != group[0][0].dtype):
+            yield group
+            group = []
+        group.append(tensor)
+    if group:
+        yield group
+
+
+_spare_arrays = {}
+
+
+def _spares(dtype):
+    """Distinct one-element arrays of dtype, enough for every unused place of a launch (no
+    array is passed twice: outputs that alias one another are best avoided)."""
+    if dtype not in _spare_arrays:
+        _spare_arrays[dtype] = [cupy.zeros(1, dtype=dtype) for _ in range(4 * TENSORS_PER_LAUNCH)]
+    return _spare_arrays[dtype]
