@@ -102,7 +102,7 @@ BUGS = {
         "would, instead of sending it all to the maximum."), check_maxpool),
     "conv": (Bug(
         "conv", conv.conv2d_backward,
-        "gb = gy2.sum(axis=0)", "gb = gy2.mean(axis=0)",
+        "gb = accurate_sum(gy2, axis=0)", "gb = gy2.mean(axis=0)",
         "Averages the bias gradient over the output positions instead of summing it: "
         "the bias is added at every position, so each position contributes."), check_conv),
 }

@@ -48,14 +48,14 @@ import numpy
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a checkout too
 
 import minicnn  # noqa: E402
-from minicnn import backend, data, metrics, optimizers, plots, random as mrandom, zoo  # noqa: E402
+from minicnn import backend, data, metrics, mixed_precision, optimizers, plots, random as mrandom, zoo  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
 from minicnn.callbacks import CSVLogger, Callback, ModelCheckpoint, TerminateOnNaN  # noqa: E402
 from minicnn.saving import ModelFileError, atomic_write, load_model_or_previous, previous_path  # noqa: E402
 
 # Settings that define a run: a resumed run must keep them (epochs may be raised).
 RUN_SETTINGS = ("model", "epochs", "batch_size", "optimizer", "lr", "augment", "normalize",
-                "seed", "limit", "val_split")
+                "seed", "limit", "val_split", "precision")
 
 
 class RunError(Exception):
@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--tf32", choices=["on", "off"], default="on",
                    help="on a GPU, float32 matrix products on its tensor cores in TF32, as Keras and "
                         "PyTorch's convolutions do by default (on); off: full float32. No effect on the CPU")
+    p.add_argument("--precision", choices=["float32", "mixed_float16"], default=None,
+                   help="mixed_float16: float16 arithmetic on float32 weights, with loss scaling "
+                        "(docs/13-mixed-precision.md; for GPUs). Default: float32")
     p.add_argument("--model", choices=sorted(zoo.MODELS), default=None, help="default: seed004_base")
     p.add_argument("--epochs", type=int, default=None, help="default: the tutorial's")
     p.add_argument("--batch-size", type=int, default=None, help="default: the tutorial's")
@@ -112,7 +115,7 @@ def fresh_settings(args):
     given = {k: getattr(args, k) for k in RUN_SETTINGS}
     defaults = {"model": name, "epochs": recipe.epochs, "batch_size": recipe.batch_size,
                 "optimizer": "recipe", "lr": None, "augment": recipe.augment, "normalize": "unit",
-                "seed": 0, "limit": None, "val_split": 0.0}
+                "seed": 0, "limit": None, "val_split": 0.0, "precision": "float32"}
     return {k: defaults[k] if given[k] is None else given[k] for k in RUN_SETTINGS}
 
 
@@ -120,6 +123,7 @@ def resumed_settings(args, saved):
     """The checkpoint's settings; a flag that contradicts them is an error, except a
     larger --epochs, which extends the run, and --lr, which sets the learning rate from
     here on (the way to continue a run that diverged)."""
+    saved = {"precision": "float32", **saved}  # runs started before --precision were float32
     clashes = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {saved[k]})" for k in RUN_SETTINGS
                if k not in ("epochs", "lr") and getattr(args, k) is not None and getattr(args, k) != saved[k]]
     if clashes:
@@ -130,6 +134,17 @@ def resumed_settings(args, saved):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
     return settings
+
+
+def build_model(settings):
+    """The zoo model of the run, its layers made under the run's dtype policy (a resumed
+    run's layers come back from the checkpoint with theirs)."""
+    before = mixed_precision.global_policy()
+    mixed_precision.set_global_policy(settings["precision"])
+    try:
+        return zoo.build(settings["model"])[0]
+    finally:
+        mixed_precision.set_global_policy(before)
 
 
 def make_optimizer(settings):
@@ -318,6 +333,9 @@ def main(argv=None):
         why += "; float32 products in TF32 (--tf32 off: full float32)" if args.tf32 == "on" else "; TF32 off"
     print(why, flush=True)
     settings, model, run = prepare_run(args)
+    if settings["precision"] == "mixed_float16" and args.device == "cpu":
+        print("Note: mixed_float16 on the CPU is many times slower than float32 (NumPy has no fast "
+              "float16 matrix product); it is meant for GPUs", flush=True)
     out = args.out or os.path.join("runs", f"{settings['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
     if comm is not None:
         out = comm.broadcast_object(out)  # rank 0's clock names the folder
@@ -327,7 +345,7 @@ def main(argv=None):
     meta = {"preprocessing": preprocessing, "class_names": names, "model": settings["model"]}
 
     if model is None:
-        model, _ = zoo.build(settings["model"])
+        model = build_model(settings)
         model.compile(optimizer=make_optimizer(settings), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         history, best, done = {}, None, 0
@@ -339,7 +357,7 @@ def main(argv=None):
     model.summary()
     workers = "" if comm is None else f", {comm.size} workers of {settings['batch_size'] // comm.size}+ images"
     print(f"Training {settings['model']} on {train.num_samples} images for {settings['epochs']} epochs "
-          f"(batch {settings['batch_size']}{workers}, {type(model.optimizer).__name__}, augment "
+          f"(batch {settings['batch_size']}{workers}, {settings['precision']}, {type(model.optimizer).__name__}, augment "
           f"{settings['augment']}, {args.device}); writing into {out}", flush=True)
     record, callbacks = run_callbacks(out, settings, meta, history, best, resumed=run is not None)
     if comm is not None:
@@ -399,6 +417,7 @@ def report(model, settings, device, history, test, test_images, names, out):
     results = {"model": settings["model"], "epochs": settings["epochs"], "device": device,
                "test_accuracy": accuracy, "seconds_per_epoch": float(numpy.mean(seconds)),
                "tf32": device == "gpu" and backend.tf32_enabled(),  # float32 products rounded to TF32
+               "precision": settings.get("precision", "float32"),
                "published_accuracy": published, "settings": settings,
                "per_class_accuracy": dict(zip(names, map(float, per_class))),
                "confusion_matrix": matrix.tolist()}

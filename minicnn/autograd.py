@@ -265,7 +265,7 @@ class Tensor:
             if axis is not None and not keepdims:
                 gy = xp.expand_dims(gy, axis)
             return (xp.broadcast_to(gy, shape),)
-        return _make(self.data.sum(axis=axis, keepdims=keepdims), (self,), backward)
+        return _make(backend.accurate_sum(self.data, axis=axis, keepdims=keepdims), (self,), backward)
 
     def mean(self, axis=None, keepdims=False):
         axes = range(self.ndim) if axis is None else numpy.atleast_1d(axis)
@@ -387,10 +387,10 @@ def _sum_to_shape(g, shape):
         return g
     extra = g.ndim - len(shape)
     if extra > 0:
-        g = g.sum(axis=tuple(range(extra)))
+        g = backend.accurate_sum(g, axis=tuple(range(extra)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     if stretched:
-        g = g.sum(axis=stretched, keepdims=True)
+        g = backend.accurate_sum(g, axis=stretched, keepdims=True)
     return g
 
 

@@ -170,6 +170,16 @@ def keep_freed_memory():
 keep_freed_memory()
 
 
+def accurate_sum(a, axis=None, keepdims=False):
+    """a.sum(axis), but a float16 array is summed in float32 and the sum rounded once to
+    float16 (as PyTorch and CuPy's kernels do): NumPy adds float16 in float16, where from
+    2048 on adding 1 changes nothing, so a bias gradient over a batch's 4096 pixels came
+    out 2% low. Other dtypes are summed as they are."""
+    if a.dtype == numpy.float16:
+        return a.sum(axis=axis, keepdims=keepdims, dtype=numpy.float32).astype(numpy.float16)
+    return a.sum(axis=axis, keepdims=keepdims)
+
+
 def get_array_module(*arrays):
     """numpy or cupy, whichever the given arrays belong to."""
     if _cupy is not None:

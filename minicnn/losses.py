@@ -5,8 +5,17 @@ the model's last step is a softmax, ``Sequential`` hands the loss the logits bef
 it instead, and the fused, numerically stable softmax cross-entropy is used: the
 same value, without ever taking log of a rounded-to-zero probability.
 """
+import numpy
+
 from . import functional as F
 from .functions.loss import one_hot_targets
+
+
+def _widened(scores):
+    """float16 scores (a Tensor) as float32; others, and None, as they are."""
+    if scores is not None and scores.dtype == numpy.float16:
+        return scores.astype(numpy.float32)
+    return scores
 
 
 class CategoricalCrossentropy:
@@ -19,7 +28,10 @@ class CategoricalCrossentropy:
         self.from_logits, self.label_smoothing, self.reduction = from_logits, label_smoothing, reduction
 
     def __call__(self, y_true, y_pred, logits=None, check=True):
-        """y_pred: model output (N, K); logits: pre-softmax Tensor when known."""
+        """y_pred: model output (N, K); logits: pre-softmax Tensor when known. A float16
+        model's scores are taken as float32 (as Keras's losses do): float16's exponent and
+        logarithm lose too much for a loss, and the cast's gradient goes back as float16."""
+        y_pred, logits = _widened(y_pred), _widened(logits)
         if self.from_logits or logits is not None:
             return F.softmax_cross_entropy(y_pred if self.from_logits else logits, y_true,
                                            self.label_smoothing, self.reduction, check)

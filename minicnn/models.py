@@ -7,7 +7,8 @@ import time
 
 import numpy
 
-from . import backend, losses as losses_mod, metrics as metrics_mod, optimizers as optimizers_mod, training
+from . import backend, losses as losses_mod, metrics as metrics_mod, mixed_precision, optimizers as optimizers_mod
+from . import training
 from .autograd import Tensor, no_grad
 from .callbacks import History  # noqa: F401  (fit returns one; its home was here)
 from .functions.loss import one_hot_targets
@@ -205,7 +206,8 @@ class Model:
 
     # --- training -------------------------------------------------------------------
     def compile(self, optimizer=None, loss=None, metrics=None):
-        """optimizer: 'sgd', 'adam' or an Optimizer; loss: a name such as
+        """optimizer: 'sgd', 'adam' or an Optimizer (wrapped in a LossScaleOptimizer when a
+        layer's policy is "mixed_float16", as Keras does); loss: a name such as
         'categorical_crossentropy' or a minicnn.losses object; metrics: a list of
         'accuracy' (or 'acc') and 'top5' (or Keras's 'top_k_categorical_accuracy')."""
         if optimizer is None or loss is None:
@@ -219,6 +221,10 @@ class Model:
                              "the softmax, the numerically stable way. Or end the model without a softmax.")
         counters = {name: metrics_mod.batch_metric(name) for name in (metrics or [])}
         self.optimizer = optimizers_mod.get(optimizer)
+        if mixed_precision.uses_mixed_float16(self.layers) and not isinstance(
+                self.optimizer, optimizers_mod.LossScaleOptimizer):
+            # float16 gradients need loss scaling (optimizers/loss_scale.py), as Keras 3 adds it
+            self.optimizer = optimizers_mod.LossScaleOptimizer(self.optimizer)
         self.loss = loss
         self.metrics = list(metrics or [])
         self.metric_counters = counters

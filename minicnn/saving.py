@@ -9,7 +9,7 @@ names the file and what is wrong.
 Layout of the zip:
   ``minicnn.json``          {"format", "version", "model": {name, input_shape, layers},
                              "compile": {optimizer, loss, metrics} | null,
-                             "optimizer_state": {iterations, slots: {name: count}} | null,
+                             "optimizer_state": {iterations, slots: {name: count}, loss_scale?} | null,
                              "metadata": {...}}   (a 0-d unicode array)
   ``weights/0000`` ...      the model's weights in Keras order (``get_weights()``)
   ``optimizer/<slot>/0000`` the optimizer's per-parameter state, when saved
@@ -138,6 +138,8 @@ def save_model(model, path, include_optimizer=True, metadata=None, keep_previous
             header["optimizer_state"] = {"iterations": state["iterations"], "params": order,
                                          "options": state["options"],
                                          "slots": {k: len(v) for k, v in state["slots"].items()}}
+            if "loss_scale" in state:  # a LossScaleOptimizer's scale and its count of good steps
+                header["optimizer_state"]["loss_scale"] = state["loss_scale"]
             for name, slot in state["slots"].items():
                 arrays.update({f"optimizer/{name}/{i:04d}": a for i, a in enumerate(slot)})
     try:
@@ -319,6 +321,7 @@ def _restore_compile(model, header, arrays, path):
             if order is not None:
                 model.optimizer.build([weights[i] for i in order])  # refuses a parameter named twice
             model.optimizer.load_state_dict({"iterations": state["iterations"], "slots": slots,
-                                             "options": state.get("options")})
+                                             "options": state.get("options"),
+                                             "loss_scale": state.get("loss_scale")})
         except (KeyError, ValueError, TypeError, IndexError) as error:  # a malformed header
             raise ModelFileError(f"{path}: optimizer state does not fit the model: {error}") from None

@@ -44,12 +44,12 @@ def call(layer, inputs):
         raise TypeError(f"{layer.describe()}: a functional model's layers take Input(...) or the outputs "
                         f"of other layers, not {type(strangers[0]).__name__} (mix no arrays in)")
     for item in items:
-        if item.dtype != layer.dtype:
+        if not layer.takes_dtype(item.dtype):  # the casts a call would make (Layer.takes_dtype)
             raise TypeError(f"{layer.describe()}: its input {item.name} is {item.dtype} but the layer computes in "
-                            f"{layer.dtype}; give both the same dtype")
+                            f"{layer.compute_dtype}; give both the same dtype")
     shapes = [item.shape for item in items] if many else items[0].shape
     output_shape = layer.build_for(shapes, layer.device if layer.built else backend.get_device())
-    return Symbol(output_shape, layer.dtype, layer, items)
+    return Symbol(output_shape, layer.compute_dtype, layer, items)
 
 
 def graph(inputs, outputs):

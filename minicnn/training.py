@@ -43,11 +43,12 @@ def train_step(model, x, y):
     loss = with_penalties(model, model.loss(y, out, logits, check=False))
     model.optimizer.zero_grad()
     parallel, value = model.parallel, loss.data
+    scale = getattr(model.optimizer, "scale", None)  # a LossScaleOptimizer's (mixed precision)
     if parallel is None:
-        loss.backward()
+        loss.backward() if scale is None else model.optimizer.scale_loss(loss).backward()
     else:  # the gradient of this shard's summed loss; the all-reduce makes it the global mean's
         n = len(y)
-        loss.backward(loss.data * 0 + loss.data.dtype.type(n))
+        loss.backward(loss.data * 0 + loss.data.dtype.type(n * (scale or 1)))
         value = parallel.allreduce_gradients(model.optimizer.params or model.trainable_weights, loss.data * n, n)
     model.optimizer.step()
     scores = (logits if out is None else out).data

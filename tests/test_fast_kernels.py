@@ -385,16 +385,23 @@ def test_softmax_cross_entropy_and_dropout_fused_on_the_gpu_equal_the_reference(
     _assert_same(fast, reference, dtype)
 
 
-def test_float16_runs_on_the_reference_where_no_kernel_is_built(device):
-    """The GPU kernels are built for float32 and float64 only (fast_gpu.KERNEL_DTYPES): a
-    float16 array must take the plain CuPy reference instead of asking CuPy to compile a
-    kernel for it. Results keep float16 and equal the float32 ones to float16 precision."""
+def test_float16_kernels_equal_the_float16_reference_and_float32(device):
+    """float16 (mixed precision) runs the same kernels (fast_gpu.KERNEL_DTYPES) with CuPy's
+    float16, which computes in float between loads and stores, its sums in float
+    (fast_gpu_sums.ACCUMULATOR). On each device the fast path must equal the reference to
+    float16's precision, keep float16, and stay near the float32 results. A bias gradient
+    summed over 131072 rows, where float16 running sums would be off by percents, is among
+    them."""
     rng = numpy.random.default_rng(0)
     xp = backend.xp()
     x32 = xp.asarray(rng.standard_normal((2, 6, 6, 8)), dtype=numpy.float32)
     W32 = xp.asarray(rng.standard_normal((3, 3, 8, 4)) * 0.2, dtype=numpy.float32)
+    b32 = xp.asarray(rng.standard_normal(8), dtype=numpy.float32)
+    # 131072 rows: each thread of the bias sums adds 128 of them, 1024 partial sums follow, and
+    # the totals (about 32768) are where float16's steps are 32
+    g32 = xp.asarray(rng.random((131072, 8)) * 0.25 + 0.125, dtype=numpy.float32)
 
-    def ops(x, W):
+    def ops(x, W, b, g):
         y, cache = conv.conv2d_forward(x, W, None, 1, "same")
         gx, gW, _ = conv.conv2d_backward(y, cache)
         pooled, pool_cache = pooling.max_pool2d_forward(x, 2)
@@ -402,11 +409,32 @@ def test_float16_runs_on_the_reference_where_no_kernel_is_built(device):
         relu, positive = activation.relu_forward(x)
         g_relu = activation.relu_backward(x, positive)
         gelu, slope = activation.gelu_forward(x)
-        return [y, gx, gW, pooled, g_pool, relu, g_relu, gelu, slope]
-    half = ops(x32.astype(numpy.float16), W32.astype(numpy.float16))
-    single = ops(x32, W32)
-    for h, s in zip(half, single):
-        assert h.dtype == numpy.float16
+        biased, mask = activation.bias_relu_forward(x, b)
+        g_biased, g_bias = activation.bias_relu_backward(x, mask)
+        _, g_long_bias = activation.bias_relu_backward(g, g > 0)
+        return [y, gx, gW, pooled, g_pool, relu, g_relu, gelu, slope, biased, g_biased, g_bias, g_long_bias]
+
+    def half():
+        return ops(*(a.astype(numpy.float16) for a in (x32, W32, b32, g32)))
+    fast, reference = _both(half)
+    single = [backend.to_numpy(a) for a in ops(x32, W32, b32, g32)]
+    for f, r, s in zip(fast, reference, single):
+        assert f.dtype == r.dtype == numpy.float16
         scale = float(abs(s).max()) + 1
-        numpy.testing.assert_allclose(backend.to_numpy(h).astype(numpy.float32), backend.to_numpy(s),
-                                      atol=1e-2 * scale)
+        numpy.testing.assert_allclose(f.astype(numpy.float32), r.astype(numpy.float32), atol=2e-3 * scale)
+        numpy.testing.assert_allclose(f.astype(numpy.float32), s, atol=2e-3 * scale)
+    exact = backend.to_numpy(g32.astype(numpy.float16)).astype(numpy.float64).sum(axis=0)
+    numpy.testing.assert_allclose(fast[-1], exact, rtol=1e-3)  # float sums, rounded once to half
+
+@requires_gpu
+def test_float16_kernels_keep_their_running_sums_in_float():
+    """One thread adding 4096 float16 values of 0.2: a float16 running sum stops at 256,
+    where float16's steps (0.25 apart) are wider than twice what it adds; a float one
+    reaches 819.2, rounded once to float16 at the store (fast_gpu_sums.ACCUMULATOR)."""
+    import cupy
+    from minicnn.functions import fast_gpu_sums
+    with minicnn.device("gpu"):
+        a = cupy.full(4096, 0.2, dtype=numpy.float16)
+        total = cupy.empty((1, 1, 1), dtype=numpy.float16)
+        fast_gpu_sums.channel_sums_kernel(a, 4096, 1, 1, total)  # rows, C, parts: one thread
+        assert float(total[0, 0, 0]) == pytest.approx(819.2, rel=1e-3)

@@ -91,6 +91,25 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(learnable
     assert_runs_end_alike(tmp_path / "straight", killed, ("model.npz", "checkpoint.npz"))
 
 
+def test_a_mixed_precision_run_keeps_its_policy_and_loss_scale_through_a_resume(learnable_cifar, tmp_path, device):
+    out = tmp_path / "mixed"
+    settings = ["--device", device, "--data", learnable_cifar, "--model", "seed001_model0", "--limit", 96,
+                "--batch-size", 32, "--augment", "none", "--out", out]
+    first = train_cifar(*settings, "--epochs", 1, "--precision", "mixed_float16")
+    assert first.returncode == 0, first.stderr
+    assert "mixed_float16, LossScaleOptimizer" in first.stdout
+    assert ("mixed_float16 on the CPU is many times slower" in first.stdout) is (device == "cpu")
+    clash = train_cifar("--resume", "--out", out, "--data", learnable_cifar, "--precision", "float32")
+    assert clash.returncode != 0 and "--precision float32 (the run has mixed_float16)" in clash.stderr
+    resumed = train_cifar("--resume", "--out", out, "--data", learnable_cifar, "--device", device, "--epochs", 2)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "results.json").read_text())["precision"] == "mixed_float16"
+    model = load_model(out / "checkpoint.npz")
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer" and model.optimizer.iterations == 6
+    assert {layer.dtype_policy.name for layer in model.layers} == {"mixed_float16"}
+    assert all(w.dtype == numpy.float32 for w in model.weights)
+
+
 def test_an_existing_run_is_never_overwritten_and_resume_keeps_its_settings(learnable_cifar, tmp_path):
     out = tmp_path / "run"
     first = train_cifar("--data", learnable_cifar, "--model", "seed001_model0", "--epochs", 1,

@@ -3,7 +3,7 @@ import math
 
 import numpy
 
-from ..backend import fast_kernels_enabled, get_array_module
+from ..backend import accurate_sum, fast_kernels_enabled, get_array_module
 from . import activation_cpu
 
 
@@ -71,7 +71,7 @@ def bias_relu_backward(gy, positive):
         if fast_gpu.handles(gy):
             return fast_gpu_sums.relu_backward_bias_sums(gy, positive)
     gx = gy * positive
-    return gx, gx.sum(axis=tuple(range(gx.ndim - 1)))
+    return gx, accurate_sum(gx, axis=tuple(range(gx.ndim - 1)))
 
 
 def relu_family_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):

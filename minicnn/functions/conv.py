@@ -13,7 +13,7 @@ import math
 
 import numpy
 
-from ..backend import fast_kernels_enabled, get_array_module
+from ..backend import accurate_sum, fast_kernels_enabled, get_array_module
 from . import conv_cpu
 
 
@@ -193,7 +193,7 @@ def conv2d_backward(gy, cache):
     kh, kw, C, F = W.shape
     gy2 = gy.reshape(-1, F)
     gW = (col.reshape(-1, kh * kw * C).T @ gy2).reshape(W.shape)
-    gb = gy2.sum(axis=0) if has_bias else None
+    gb = accurate_sum(gy2, axis=0) if has_bias else None
     if not input_grad:
         return None, gW, gb
     gcol = (gy2 @ W.reshape(-1, F).T).reshape(col.shape)

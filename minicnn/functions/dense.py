@@ -2,6 +2,7 @@
 
 x (N, D_in), W (D_in, D_out) (Keras layout), b (D_out,) or None -> y (N, D_out).
 """
+from ..backend import accurate_sum
 
 
 def dense_forward(x, W, b=None):
@@ -16,4 +17,4 @@ def dense_forward(x, W, b=None):
 def dense_backward(gy, cache):
     """gy (N, D_out) -> gx (N, D_in), gW (D_in, D_out), gb (D_out,) or None."""
     x, W, has_bias = cache
-    return gy @ W.T, x.T @ gy, gy.sum(axis=0) if has_bias else None
+    return gy @ W.T, x.T @ gy, accurate_sum(gy, axis=0) if has_bias else None

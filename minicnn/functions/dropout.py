@@ -8,10 +8,13 @@ from ..backend import fast_kernels_enabled, get_array_module
 def dropout_mask(shape, rate, rng, dtype):
     """The scaled keep-mask: 0 with probability ``rate``, else 1/(1-rate).
 
-    rng: a numpy or cupy ``Generator`` (explicit, so runs are reproducible).
+    rng: a numpy or cupy ``Generator`` (explicit, so runs are reproducible). For float16
+    (mixed precision) the uniform draws are float32, which is what the generators make:
+    the same draws, and so the same mask, as a float32 model's.
     """
-    u = rng.random(shape, dtype=dtype)
-    if fast_kernels_enabled() and get_array_module(u) is not numpy:
+    dtype = numpy.dtype(dtype)
+    u = rng.random(shape, dtype=numpy.float32 if dtype == numpy.float16 else dtype)
+    if fast_kernels_enabled() and get_array_module(u) is not numpy and u.dtype == dtype:
         from . import fast_gpu  # imports CuPy; only reached with GPU arrays
         if fast_gpu.handles(u):
             return fast_gpu.dropout_mask(u, rate)  # the two lines below in one kernel

@@ -26,13 +26,14 @@ import numpy
 
 import cupy
 
-from .fast_gpu_sums import channel_sums
+from .fast_gpu_sums import ACCUMULATOR, channel_sums
 
 # The dtypes these kernels are compiled for and used with: float32 for training, float64 for
-# the gradient checks. Arrays of other dtypes (float16, say) take the reference code, which
-# is plain CuPy array code; tests/test_gpu_kernel_cuda.py builds every kernel in each of these
-# with nvcc.
-KERNEL_DTYPES = (numpy.float32, numpy.float64)
+# the gradient checks, float16 for mixed precision (mixed_precision.py; the running sums of a
+# float16 kernel are float: fast_gpu_sums.ACCUMULATOR). Arrays of other dtypes take the
+# reference code, which is plain CuPy array code; tests/test_gpu_kernel_cuda.py builds every
+# kernel in each of these with nvcc.
+KERNEL_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 _KERNEL_DTYPE_SET = frozenset(map(numpy.dtype, KERNEL_DTYPES))
 
 
@@ -81,7 +82,8 @@ def _gather_over_windows(inputs, term, name):
         const int x_ = rest % W; rest /= W;
         const int y = rest % H;
         const {_INDEX} n = rest / H;
-        T sum = 0;
+        {ACCUMULATOR}
+        A sum = 0;
         for (int ki = 0; ki < kh; ++ki) {{
             const int ry = y + pt - ki;       // = r * sy for the output row r whose tap ki reads y
             if (ry < 0 || ry % sy != 0 || ry / sy >= oh) continue;
@@ -210,9 +212,11 @@ def max_pool2d_backward(gy, saved):
 
 gelu_forward_kernel = cupy.ElementwiseKernel(
     "T x", "T y, T slope",
-    """const T cdf = (T)0.5 * ((T)1 + erf(x * (T)0.70710678118654752));
+    ACCUMULATOR + """
+    // constants as A, float for float16: (T)0.5 would convert a double to half at run time
+    const T cdf = (A)0.5 * ((A)1 + erf(x * (A)0.70710678118654752));
     y = x * cdf;
-    slope = cdf + x * (T)0.39894228040143268 * exp((T)-0.5 * x * x);""",  # 1/sqrt(2), 1/sqrt(2 pi)
+    slope = cdf + x * (A)0.39894228040143268 * exp((A)-0.5 * x * x);""",  # 1/sqrt(2), 1/sqrt(2 pi)
     "minicnn_gelu_forward")
 
 
@@ -257,10 +261,11 @@ softmax_cross_entropy_rows_kernel = cupy.ElementwiseKernel(
     const {_INDEX} row = i * ({_INDEX})K;
     T best = logits[row];
     for (int k = 1; k < K; ++k) best = logits[row + k] > best ? logits[row + k] : best;
-    T total = 0;
+    {ACCUMULATOR}
+    A total = 0;
     for (int k = 0; k < K; ++k) total += exp(logits[row + k] - best);
     const T log_total = log(total);
-    T loss = 0;
+    A loss = 0;
     for (int k = 0; k < K; ++k) loss -= targets[row + k] * ((logits[row + k] - best) - log_total);
     row_loss = loss * scale;
     top = best;

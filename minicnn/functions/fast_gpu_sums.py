@@ -22,7 +22,15 @@ This module imports CuPy, so it is only imported when a CuPy array reaches an op
 """
 import cupy
 
+from ..backend import accurate_sum  # float16 partial rows added in float32
 from .normalization import BatchNormCache
+
+# CuPy's float16 (cupy/float16.cuh) converts to float for every operation and rounds back to
+# half where it is stored, so a float16 kernel computes in float32 between loads and stores.
+# A sum kept in a T variable would still round at each step, losing digits as it grows (from
+# 2048 on, adding 1 to a float16 changes nothing), so every kernel's running sums are of type
+# A: float for float16 (what T + float gives), T itself for float32 and float64.
+ACCUMULATOR = "typedef decltype(T() + 0.0f) A;"
 
 THREADS = 1 << 18  # enough threads for full occupancy on an H100's 132 multiprocessors
 MIN_ROWS_PER_THREAD = 32  # below this a thread's loop is shorter than the launch is worth
@@ -37,7 +45,9 @@ def _partial_sums_kernel(name, inputs, terms, prologue=""):
         which, term = "", terms[0]
     else:  # every thread of one k takes the same branch: no divergence within a warp
         which = f"const int k = (i / C) % {len(terms)};"
-        term = " : ".join(f"k == {k} ? ({t})" for k, t in enumerate(terms[:-1])) + f" : ({terms[-1]})"
+        # each term as A: with T = float16 one would be float16 and another float (a product),
+        # and C++ refuses a ?: between two types that convert both ways
+        term = " : ".join(f"k == {k} ? (A)({t})" for k, t in enumerate(terms[:-1])) + f" : (A)({terms[-1]})"
     return cupy.ElementwiseKernel(
         inputs + ", int32 rows, int32 C, int32 parts", "T partial",
         f"""
@@ -45,7 +55,8 @@ def _partial_sums_kernel(name, inputs, terms, prologue=""):
         {which}
         const int part = i / ((long long)C * {len(terms)});
         {prologue}
-        T total = 0;
+        {ACCUMULATOR}
+        A total = 0;
         for (long long r = part; r < rows; r += parts) {{
             const long long at = r * C + c;
             total += {term};
@@ -76,7 +87,8 @@ relu_backward_bias_sums_kernel = cupy.ElementwiseKernel(
     """
     const int c = i % C;
     const int part = i / C;
-    T total = 0;
+    """ + ACCUMULATOR + """
+    A total = 0;
     for (long long r = part; r < rows; r += parts) {
         const long long at = r * C + c;
         const T g = gy[at] * (T)positive[at];   // relu_backward: gy * mask
@@ -143,7 +155,7 @@ def _sum_rows(kernel, arrays, rows, C, K):
     """Run a partial-sums kernel over (rows, C) arrays, then add its partial rows: (K, C)."""
     parts = parts_for(rows, K * C)
     partial = _partial_sums(kernel, arrays, rows, C, K, parts)
-    return partial[0] if parts == 1 else partial.sum(axis=0)
+    return partial[0] if parts == 1 else accurate_sum(partial, axis=0)
 
 
 def _separate_sums(kernel, arrays, rows, C, K):
@@ -151,7 +163,7 @@ def _separate_sums(kernel, arrays, rows, C, K):
     that autograd can keep as the weights' .grad without copying them (autograd.py)."""
     parts = parts_for(rows, K * C)
     partial = _partial_sums(kernel, arrays, rows, C, K, parts)
-    return [partial[:, k].sum(axis=0) for k in range(K)]
+    return [accurate_sum(partial[:, k], axis=0) for k in range(K)]
 
 
 def channel_sums(a):
@@ -184,7 +196,7 @@ def relu_backward_bias_sums(gy, positive):
         return gx, gb
     partial = cupy.empty((parts, C), dtype=gy.dtype)
     relu_backward_bias_sums_kernel(gy, positive, rows, C, parts, gx, partial)
-    return gx, partial.sum(axis=0)
+    return gx, accurate_sum(partial, axis=0)
 
 
 def batch_norm_train_forward(x, gamma, beta, eps):

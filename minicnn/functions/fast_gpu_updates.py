@@ -60,7 +60,7 @@ sgd_kernel = _update_kernel("minicnn_sgd_many", "", (), "w -= rate * g;")
 
 sgd_momentum_kernel = _update_kernel(  # Keras's SGD, v the velocity
     "minicnn_sgd_momentum_many", "T mu, bool nesterov", ("v",),
-    "v = mu * v - rate * g; w += nesterov ? mu * v - rate * g : v;")
+    "v = mu * v - rate * g; w += nesterov ? (T)(mu * v - rate * g) : v;")  # (T): one type for ?: (float16)
 
 adam_kernel = _update_kernel(  # a1 = 1 - beta_1, a2 = 1 - beta_2; rate = adam.py's step size
     "minicnn_adam_many", "T a1, T a2, T eps", ("m", "v"),

@@ -6,7 +6,7 @@ mean and var have shape (D,) or (C,). In training the batch's own mean and
 """
 import numpy
 
-from ..backend import fast_kernels_enabled, get_array_module
+from ..backend import accurate_sum, fast_kernels_enabled, get_array_module
 
 
 def batch_norm_train_forward(x, gamma, beta, eps=1e-3):
@@ -45,8 +45,8 @@ def batch_norm_train_backward(gy, cache):
             return fast_gpu_sums.batch_norm_train_backward(gy, cache)
     x_hat, gamma, inv_std, axes = cache.x_hat, cache.gamma, cache.inv_std, cache.axes
     m = x_hat.size // x_hat.shape[-1]
-    gbeta = gy.sum(axis=axes)
-    ggamma = (gy * x_hat).sum(axis=axes)
+    gbeta = accurate_sum(gy, axis=axes)
+    ggamma = accurate_sum(gy * x_hat, axis=axes)
     gx = (gamma * inv_std / m) * (m * gy - gbeta - x_hat * ggamma)
     return gx, ggamma, gbeta
 
@@ -62,7 +62,7 @@ def batch_norm_eval_forward(x, gamma, beta, mean, var, eps=1e-3):
 def batch_norm_eval_backward(gy, cache):
     """gy -> gx, ggamma, gbeta (mean and var are state, not differentiated)."""
     gx = gy * (cache.gamma * cache.inv_std)
-    return gx, (gy * cache.x_hat).sum(axis=cache.axes), gy.sum(axis=cache.axes)
+    return gx, accurate_sum(gy * cache.x_hat, axis=cache.axes), accurate_sum(gy, axis=cache.axes)
 
 
 def update_moving_averages(moving_mean, moving_var, mean, var, momentum):

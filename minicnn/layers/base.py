@@ -4,7 +4,7 @@ import re
 
 import numpy
 
-from .. import backend, constraints, initializers, regularizers, symbolic
+from .. import backend, constraints, initializers, mixed_precision, regularizers, symbolic
 from ..autograd import Tensor, no_grad
 
 
@@ -42,15 +42,21 @@ def _named(initializer):
 class Layer:
     """Subclasses define ``build(input_shape)`` (create weights with ``add_weight``),
     ``compute_output_shape(input_shape)``, ``check_input_shape(input_shape)`` and
-    ``call(x, training)``. Shapes given to these exclude the batch axis."""
+    ``call(x, training)``. Shapes given to these exclude the batch axis.
+
+    dtype: a dtype policy (mixed_precision.py) or its name, "float32" unless the global
+    policy says otherwise. ``self.dtype`` is the dtype of the weights, ``self.compute_dtype``
+    the dtype of the arithmetic and the output: the same but under "mixed_float16"."""
 
     activation_name = None  # layers that end in an activation say which
 
-    def __init__(self, name=None, input_shape=None, trainable=True, dtype="float32"):
+    def __init__(self, name=None, input_shape=None, trainable=True, dtype=None):
         self._name = name
         self.input_shape_hint = tuple(input_shape) if input_shape is not None else None
         self._trainable = trainable
-        self.dtype = numpy.dtype(dtype)
+        self.dtype_policy = mixed_precision.get(dtype)
+        self.dtype = self.dtype_policy.variable_dtype
+        self.compute_dtype = self.dtype_policy.compute_dtype
         self.built = False
         self.training = True
         self.input_shape = None  # per-example shape the layer was built for
@@ -84,6 +90,13 @@ class Layer:
         weight.trainable, weight.constraint = trainable, constraint
         self._weights.append(weight)
         return weight
+
+    def compute_weight(self, weight):
+        """A weight as ``call`` computes with it: itself, or under a mixed policy its
+        float16 copy, a differentiable cast whose gradient arrives in the weight's float32."""
+        if weight is None or weight.dtype == self.compute_dtype:
+            return weight
+        return weight.astype(self.compute_dtype)
 
     def __setattr__(self, name, value):
         """Assign as usual, and note the name if the value may hold sub-layers: a layer, a
@@ -188,7 +201,7 @@ class Layer:
         if self.sublayers:
             xp = backend.get_array_module(backend.to_device(numpy.zeros(1), self.device))
             with no_grad():
-                out = self.call(Tensor(xp.zeros((1,) + tuple(input_shape), dtype=self.dtype)), False)
+                out = self.call(Tensor(xp.zeros((1,) + tuple(input_shape), dtype=self.compute_dtype)), False)
             return tuple(out.shape[1:])
         return tuple(input_shape)
 
@@ -213,10 +226,7 @@ class Layer:
             return symbolic.call(self, x)
         if not isinstance(x, Tensor):
             x = Tensor(x)
-        if x.dtype != self.dtype:
-            raise TypeError(f"{self.describe()}: input dtype is {x.dtype} but the layer computes in "
-                            f"{self.dtype}; cast the input explicitly or create the layer with "
-                            f"dtype='{x.dtype}'")
+        x = self.cast_input(x)
         if self.built and x.device != self.device:
             raise TypeError(f"{self.describe()}: weights are on {self.device} but the input is on "
                             f"{x.device}; move one of them explicitly (model.to(...), backend.to_device)")
@@ -228,6 +238,29 @@ class Layer:
     def call(self, x, training):
         raise NotImplementedError
 
+    def takes_dtype(self, dtype):
+        """True if an input of ``dtype`` is taken (cast to compute_dtype where it differs).
+        Only two casts are made unasked, both as Keras makes them: a layer under a mixed
+        policy narrows float32 to its float16, and a float32 layer widens float16 (the
+        output of a mixed layer) without loss. Anything else (float64 to float32, integer
+        images) is refused: converting silently would hide a mistake."""
+        dtype = numpy.dtype(dtype)
+        if dtype == self.compute_dtype:
+            return True
+        narrows = self.dtype_policy.is_mixed and dtype == self.dtype
+        widens = dtype == numpy.float16 and self.compute_dtype == numpy.float32
+        return narrows or widens
+
+    def cast_input(self, x):
+        """x (a Tensor) in compute_dtype, or a TypeError naming the dtypes (takes_dtype)."""
+        if x.dtype == self.compute_dtype:
+            return x
+        if not self.takes_dtype(x.dtype):
+            raise TypeError(f"{self.describe()}: input dtype is {x.dtype} but the layer computes in "
+                            f"{self.compute_dtype}; cast the input explicitly or create the layer with "
+                            f"dtype='{x.dtype}'")
+        return x.astype(self.compute_dtype)
+
     def regularization_losses(self):
         """The penalties of this layer's (and its sub-layers') regularizers on their current
         weights (Tensors)."""
@@ -237,7 +270,7 @@ class Layer:
         return own + [p for layer in self.sublayers for p in layer.regularization_losses()]
 
     def get_config(self):
-        return {"name": self.name, "trainable": self._trainable, "dtype": self.dtype.name}
+        return {"name": self.name, "trainable": self._trainable, "dtype": self.dtype_policy.name}
 
     def __repr__(self):
         return f"<{self.describe()}, built={self.built}>"

@@ -82,12 +82,15 @@ class Conv2D(Layer):
              "(f*f*c_in weights + 1 bias) per filter" if self.use_bias else "f*f*c_in weights per filter, no bias")]
 
     def pre_activation(self, x):
-        return F.conv2d(x, self.kernel, self.bias, self.strides, self.padding)
+        """The output before the activation (a model's loss takes a softmax layer's so)."""
+        x = self.cast_input(x)  # called directly, not through __call__, by the models
+        return F.conv2d(x, self.compute_weight(self.kernel), self.compute_weight(self.bias), self.strides, self.padding)
 
     def call(self, x, training):
         if self.activation is activations.relu and self.use_bias and F.fuses_bias_relu(x):
             # on a GPU the bias joins the ReLU's kernel: one launch fewer each way
-            return F.bias_relu(F.conv2d(x, self.kernel, None, self.strides, self.padding), self.bias)
+            return F.bias_relu(F.conv2d(x, self.compute_weight(self.kernel), None, self.strides, self.padding),
+                               self.compute_weight(self.bias))
         return self.activation(self.pre_activation(x))
 
     def get_config(self):

@@ -50,12 +50,15 @@ class Dense(Layer):
                  "(inputs + 1 bias) per unit" if self.use_bias else "one weight per input per unit, no bias")]
 
     def pre_activation(self, x):
-        return F.dense(x, self.kernel, self.bias)
+        """The output before the activation (a model's loss takes a softmax layer's so)."""
+        x = self.cast_input(x)  # called directly, not through __call__, by the models
+        return F.dense(x, self.compute_weight(self.kernel), self.compute_weight(self.bias))
 
     def call(self, x, training):
         if self.activation is activations.relu and self.use_bias and F.fuses_bias_relu(x):
             # on a GPU the bias joins the ReLU's kernel: one launch fewer each way
-            return F.bias_relu(F.dense(x, self.kernel, None), self.bias)
+            return F.bias_relu(F.dense(x, self.compute_weight(self.kernel), None),
+                               self.compute_weight(self.bias))
         return self.activation(self.pre_activation(x))
 
     def get_config(self):

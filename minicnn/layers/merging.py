@@ -14,10 +14,8 @@ class Merge(Layer):
             return symbolic.call(self, list(inputs))
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
             raise ValueError(f"{self.describe()}: call it on a list of two or more tensors, got {type(inputs).__name__}")
-        inputs = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+        inputs = [self.cast_input(x if isinstance(x, Tensor) else Tensor(x)) for x in inputs]
         for x in inputs:
-            if x.dtype != self.dtype:
-                raise TypeError(f"{self.describe()}: an input is {x.dtype} but the layer computes in {self.dtype}")
             if x.device != inputs[0].device:
                 raise TypeError(f"{self.describe()}: its inputs are on different devices "
                                 f"({', '.join(t.device for t in inputs)}); move them explicitly")

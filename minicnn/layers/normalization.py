@@ -11,6 +11,8 @@ class BatchNormalization(Layer):
 
     Weights (Keras order): ``gamma`` (C,) ones and ``beta`` (C,) zeros, trained;
     ``moving_mean`` (C,) zeros and ``moving_variance`` (C,) ones, state (non-trainable).
+    Under a mixed policy all four stay float32 and so does the arithmetic (a float16 input
+    is widened, the output narrowed back): sums over a whole batch lose too much in float16.
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, **kwargs):
@@ -53,8 +55,11 @@ class BatchNormalization(Layer):
         # scale=False / center=False: a constant 1 / 0 on the same device, not a weight
         gamma = self.gamma if self.gamma is not None else Tensor(self.moving_mean.data * 0 + 1)
         beta = self.beta if self.beta is not None else Tensor(self.moving_mean.data * 0)
-        return F.batch_norm(x, gamma, beta, self.moving_mean, self.moving_variance,
-                            self.momentum, self.epsilon, training, comm=self.sync)
+        if x.dtype != self.dtype:  # mixed precision: the statistics in float32, the output float16
+            x = x.astype(self.dtype)
+        y = F.batch_norm(x, gamma, beta, self.moving_mean, self.moving_variance,
+                         self.momentum, self.epsilon, training, comm=self.sync)
+        return y.astype(self.compute_dtype) if y.dtype != self.compute_dtype else y
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,

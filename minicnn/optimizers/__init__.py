@@ -6,11 +6,13 @@
     schedules.py  learning rates that change with the step: ExponentialDecay, PiecewiseConstantDecay,
                   CosineDecay (warm-up as in Keras 3), and the LearningRateSchedule base class
     lookahead.py  Lookahead: the weights pulled back to their running average
+    loss_scale.py LossScaleOptimizer: dynamic loss scaling for float16 training
 """
 from . import schedules
 from .adam import Adam
 from .base import Optimizer
 from .lookahead import Lookahead
+from .loss_scale import LossScaleOptimizer
 from .schedules import LearningRateSchedule
 from .sgd import SGD
 
@@ -19,6 +21,8 @@ def deserialize(config):
     """An optimizer from its get_config() dict."""
     config = dict(config)
     name = config.pop("name", None)
+    if name == "LossScaleOptimizer" and isinstance(config.get("inner_optimizer"), dict):
+        return LossScaleOptimizer(deserialize(config.pop("inner_optimizer")), **config)
     classes = {"SGD": SGD, "Adam": Adam}
     if name not in classes:
         raise ValueError(f"unknown optimizer class {name!r}; known: {sorted(classes)}")
@@ -26,8 +30,8 @@ def deserialize(config):
 
 
 def get(identifier):
-    """'sgd' / 'adam' (Keras defaults) or an Optimizer instance."""
-    if isinstance(identifier, Optimizer):
+    """'sgd' / 'adam' (Keras defaults), an Optimizer or a LossScaleOptimizer."""
+    if isinstance(identifier, (Optimizer, LossScaleOptimizer)):
         return identifier
     by_name = {"sgd": SGD, "adam": Adam}
     if isinstance(identifier, str) and identifier.lower() in by_name:

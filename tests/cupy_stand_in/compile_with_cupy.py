@@ -77,7 +77,9 @@ def main(path):
     try:
         from cupy._core import _kernel as kernel_module, _scalar as scalar, _carray as carray, core
         internals = (kernel_module, scalar, carray, core)
-        include = [f"-I{core._get_header_dir_path()}", *core._get_cccl_include_options()]
+        # the include folders CuPy itself compiles with: its headers, CCCL's, and the CUDA
+        # toolkit's, where cuda_fp16.h (which its float16 class includes) lies
+        include = [o for o in core.assemble_cupy_compiler_options(()) if o.startswith("-I")]
     except (ImportError, AttributeError) as error:
         sys.exit(f"CuPy {cupy.__version__} has moved the internals this uses ({error})")
     from minicnn.functions import fast_gpu, fast_gpu_sums, fast_gpu_updates

@@ -12,10 +12,37 @@ import numpy
 from . import _array
 from ._array import _reach, _unwrap, ndarray
 
-_C_TYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double),
+_C_TYPES = {"float16": ("float16", ctypes.c_uint16),  # scalars passed as their bits (see _FLOAT16)
+            "float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double),
             "int32": ("int", ctypes.c_int), "int64": ("long long", ctypes.c_longlong),
             "bool": ("bool", ctypes.c_bool), "uint8": ("unsigned char", ctypes.c_ubyte),
             "int8": ("signed char", ctypes.c_byte)}
+# CuPy's float16 (cupy/_core/include/cupy/float16.cuh) in C++ on the CPU: a 2-byte IEEE half
+# that converts to float implicitly and is made from a float implicitly (from int, double or
+# bool only explicitly), so arithmetic on it is float arithmetic rounded to half on every
+# store: the same conversions, hence the same overloads and roundings, as CuPy's class.
+# _Float16 (GCC 12 on x86-64) holds the bits. A float16 scalar argument crosses ctypes as its
+# 16 bits (a struct holding a _Float16 would travel in a vector register, not as an integer).
+_FLOAT16 = """
+struct float16 {
+  _Float16 data_;
+  float16() = default;
+  float16(float v) : data_((_Float16)v) {}
+  explicit float16(double v) : data_((_Float16)(float)v) {}
+  explicit float16(int v) : data_((_Float16)(float)v) {}
+  explicit float16(unsigned int v) : data_((_Float16)(float)v) {}
+  explicit float16(long long v) : data_((_Float16)(float)v) {}
+  explicit float16(bool v) : data_((_Float16)(float)v) {}
+  operator float() const { return (float)data_; }
+  float16& operator=(const float16&) = default;
+  template <typename U> float16& operator=(const U& rhs) { *this = static_cast<float16>(rhs); return *this; }
+  template <typename U> float16& operator+=(const U& rhs) { *this = *this + rhs; return *this; }
+  template <typename U> float16& operator-=(const U& rhs) { *this = *this - rhs; return *this; }
+  template <typename U> float16& operator*=(const U& rhs) { *this = *this * rhs; return *this; }
+  template <typename U> float16& operator/=(const U& rhs) { *this = *this / rhs; return *this; }
+  static float16 from_bits(unsigned short bits) { float16 h; __builtin_memcpy(&h.data_, &bits, 2); return h; }
+};
+"""
 _build_lock = threading.Lock()
 _libraries = {}
 
@@ -88,6 +115,7 @@ class ElementwiseKernel:
         function = self._compile(keep, kinds)
         _array._launched(f"kernel {self.name}")
         c_args = [v.ctypes.data_as(ctypes.c_void_p) if isinstance(v, numpy.ndarray)
+                  else ctypes.c_uint16(int(numpy.float16(v).view(numpy.uint16))) if d == numpy.float16
                   else _C_TYPES[d.name][1](v) for v, d in zip(values, keep)]
         function(*c_args, ctypes.c_longlong(int(numpy.prod(shape))))
         for given, host in outputs:
@@ -148,6 +176,9 @@ class ElementwiseKernel:
                 params.append(f"const {ctype}* {name}")
             elif kind == "rawout":
                 params.append(f"{ctype}* {name}")
+            elif kind == "scalar" and dtype == numpy.float16:  # as its bits: see _FLOAT16
+                params.append(f"const unsigned short _bits_{name}")
+                binds.append(f"const float16 {name} = float16::from_bits(_bits_{name});")
             elif kind == "scalar":
                 params.append(f"const {ctype} {name}")
             elif kind == "in":
@@ -159,6 +190,7 @@ class ElementwiseKernel:
         source = (
             "#include <cmath>\n#include <cstddef>\n"
             "using std::erf; using std::exp; using std::log; using std::sqrt; using std::fabs;\n"
+            f"{_FLOAT16 if numpy.dtype(numpy.float16) in dtypes else ''}"
             f"typedef {_C_TYPES[T.name][0]} T;\n{self.preamble}\n"
             f'extern "C" void {self.name}({", ".join(params)}, long long _size) {{\n'
             # every i is independent (on a GPU each is a thread of its own): the loop splits over cores
