@@ -4,11 +4,14 @@ loss scaling, on both devices."""
 import numpy
 import pytest
 
+import minicnn
+from conftest import requires_gpu
 from minicnn import Tensor, backend, mixed_precision, optimizers
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, Input, MaxPooling2D
 from minicnn.losses import SparseCategoricalCrossentropy
 from minicnn.models import Model, Sequential, load_model
 from minicnn.optimizers import SGD, LossScaleOptimizer
+from minicnn.optimizers.loss_scale import unscale_gradients
 
 F16, F32, F64 = numpy.dtype(numpy.float16), numpy.dtype(numpy.float32), numpy.dtype(numpy.float64)
 
@@ -215,3 +218,44 @@ def test_the_optimizer_helpers_accept_a_loss_scale_optimizer():
     assert optimizers.get(wrapped) is wrapped
     again = optimizers.deserialize(wrapped.get_config())
     assert isinstance(again, LossScaleOptimizer) and again.get_config() == wrapped.get_config()
+
+
+@requires_gpu
+@pytest.mark.parametrize("bad", [None, numpy.inf, numpy.nan])
+def test_the_fused_gpu_unscaling_equals_the_array_code(bad):
+    """On a GPU, one kernel per 16 gradients unscales and checks them
+    (fast_gpu_updates.unscale_and_check): the same gradients and the same verdict as the
+    array code, with a bad value in the last of 21 gradients or none."""
+    rng = numpy.random.default_rng(3)
+    shapes = [(3, 3, 4, 8), (8,), (5, 7), (1,), (2, 2, 2)] * 4 + [(6, 3)]
+
+    def unscaled(fast):
+        host = [rng.standard_normal(s).astype(numpy.float32) * 1024 for s in shapes]
+        if bad is not None:
+            host[-1][2, 1] = bad
+        with minicnn.device("gpu"), backend.fast_kernels(fast):
+            grads = [backend.to_device(h, "gpu") for h in host]
+            finite = unscale_gradients(grads, 1 / 1024)
+            return finite, [backend.to_numpy(g) for g in grads]
+    rng_state = rng.bit_generator.state
+    fast_finite, fast = unscaled(True)
+    rng.bit_generator.state = rng_state
+    plain_finite, plain = unscaled(False)
+    assert fast_finite == plain_finite == (bad is None)
+    for a, b in zip(fast, plain):
+        numpy.testing.assert_array_equal(a, b)
+
+
+@requires_gpu
+def test_the_fused_gpu_unscaling_takes_two_launches_for_21_gradients():
+    cupy = pytest.importorskip("cupy")
+    if not getattr(cupy, "STAND_IN", False):
+        pytest.skip("counts launches on the CuPy stand-in (tests/cupy_stand_in)")
+    with minicnn.device("gpu"):
+        grads = [backend.to_device(numpy.ones((3, 2), numpy.float32), "gpu") for _ in range(21)]
+        before = dict(cupy.stand_in_launches)
+        assert unscale_gradients(grads, 0.5)
+        after = dict(cupy.stand_in_launches)
+    launched = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert launched.get("kernel minicnn_unscale_many") == 2 and sum(
+        v for k, v in launched.items() if k.startswith(("operator", "cupy.isfinite", "ndarray"))) == 0, launched

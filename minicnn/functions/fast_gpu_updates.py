@@ -67,6 +67,50 @@ adam_kernel = _update_kernel(  # a1 = 1 - beta_1, a2 = 1 - beta_2; rate = adam.p
     "m += a1 * (g - m); v += a2 * (g * g - v); w -= rate * m / (sqrt(v) + eps);")
 
 
+def _unscale_kernel():
+    """An ElementwiseKernel multiplying TENSORS_PER_LAUNCH gradients g{k} in place by
+    inverse_scale and setting found[0] to 1 where a result is not finite (loss scaling:
+    optimizers/loss_scale.py). Many threads may write the 1 at once: any of them will do."""
+    count = range(TENSORS_PER_LAUNCH)
+    inputs = ["T inverse_scale"] + [f"int64 end{k}" for k in count]
+    outputs = [f"raw T g{k}" for k in count] + ["raw int32 found"]
+    blocks = []
+    for k in count:
+        start = f"end{k - 1}" if k else "0"
+        blocks.append(f"""if (i < end{k}) {{
+            T& g = g{k}[i - {start}];
+            g = g * inverse_scale;
+            const T nan_unless_finite = g - g;    // inf - inf and NaN - NaN are NaN, else 0
+            if (nan_unless_finite != nan_unless_finite) found[0] = 1;
+        }}""")
+    return cupy.ElementwiseKernel(", ".join(inputs), ", ".join(outputs), " else ".join(blocks),
+                                  "minicnn_unscale_many")
+
+
+unscale_kernel = _unscale_kernel()
+
+
+def unscale_and_check(grads, inverse_scale):
+    """grads: GPU arrays, each multiplied in place by inverse_scale, TENSORS_PER_LAUNCH a
+    launch. Returns found, a device int32 array (1,): 1 if any result is not finite, else 0
+    (read it once: the one wait of a loss-scaled step). The array code takes four launches
+    per gradient (a multiply, isfinite, all, and)."""
+    found = cupy.zeros(1, dtype=cupy.int32)
+    for group in _groups([(g,) for g in grads]):
+        t = group[0][0].dtype.type
+        inputs, outputs, end = [t(inverse_scale)], [], 0
+        for (g,) in group:
+            end += g.size
+            inputs.append(end)
+            outputs.append(g)
+        spares = iter(_spares(group[0][0].dtype))
+        for _ in range(TENSORS_PER_LAUNCH - len(group)):  # places no thread reaches
+            inputs.append(end)
+            outputs.append(next(spares))
+        unscale_kernel(*inputs, *outputs, found, size=end)
+    return found
+
+
 def sgd_update(tensors):
     """tensors: [(w, g, (), rate, decay, l2)], each w updated in place: w -= rate * g."""
     _launch(sgd_kernel, tensors, lambda t: ())

@@ -15,6 +15,8 @@ step's backward to finish), as PyTorch's GradScaler does.
 """
 import numbers
 
+import numpy
+
 from .. import backend
 
 
@@ -122,10 +124,26 @@ def unscale_gradients(grads, inverse_scale):
 
     On a GPU the verdict is one device number read back (bool()): the only wait the step
     has. NaN and infinities stay what they are when multiplied, so unscaling first and
-    checking after finds the same."""
+    checking after finds the same. On a GPU with the fast kernels on, one kernel does it
+    for up to 16 gradients (functions/fast_gpu_updates.py)."""
+    kernels = _fused_gpu(grads)
+    if kernels is not None:
+        return not bool(kernels.unscale_and_check(grads, inverse_scale)[0])
     verdict = None
     for g in grads:
         g *= g.dtype.type(inverse_scale)
         finite = backend.get_array_module(g).isfinite(g).all()
         verdict = finite if verdict is None else verdict & finite
     return True if verdict is None else bool(verdict)
+
+
+def _fused_gpu(grads):
+    """functions/fast_gpu_updates when every gradient is a GPU array its kernels are built
+    for (contiguous, as autograd leaves a weight's gradient) and the fast kernels are on;
+    else None."""
+    if not grads or not backend.fast_kernels_enabled() or backend.get_array_module(grads[0]) is numpy:
+        return None
+    from ..functions import fast_gpu, fast_gpu_updates  # imports CuPy; only reached with GPU arrays
+    if not fast_gpu.handles(*grads) or not all(g.flags.c_contiguous for g in grads):
+        return None
+    return fast_gpu_updates
