@@ -20,6 +20,16 @@ import numpy
 from .. import backend
 
 
+def _inner(name, settable=False):
+    """A property that reads (and, settable, sets) the inner optimizer's attribute ``name``."""
+    def get(self):
+        return getattr(self.inner_optimizer, name)
+
+    def set_(self, value):
+        setattr(self.inner_optimizer, name, value)
+    return property(get, set_ if settable else None)
+
+
 class LossScaleOptimizer:
     """Wraps an optimizer (SGD, Adam): ``scale_loss(loss)`` before backward, then ``step()``
     unscales the gradients and steps the inner optimizer, or skips the step when a gradient
@@ -71,28 +81,14 @@ class LossScaleOptimizer:
     def zero_grad(self):
         self.inner_optimizer.zero_grad()
 
-    params = property(lambda self: self.inner_optimizer.params)
-    slots = property(lambda self: self.inner_optimizer.slots)
-    slot_names = property(lambda self: self.inner_optimizer.slot_names)
-    options = property(lambda self: self.inner_optimizer.options)
-    schedule = property(lambda self: self.inner_optimizer.schedule)
-    current_learning_rate = property(lambda self: self.inner_optimizer.current_learning_rate)
-
-    @property
-    def iterations(self):
-        return self.inner_optimizer.iterations
-
-    @iterations.setter
-    def iterations(self, value):
-        self.inner_optimizer.iterations = value
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value):
-        self.inner_optimizer.learning_rate = value
+    params = _inner("params")
+    slots = _inner("slots")
+    slot_names = _inner("slot_names")
+    options = _inner("options")
+    schedule = _inner("schedule")
+    current_learning_rate = _inner("current_learning_rate")
+    iterations = _inner("iterations", settable=True)
+    learning_rate = _inner("learning_rate", settable=True)  # callbacks set it (ReduceLROnPlateau)
 
     # --- state for exact resumption ---------------------------------------------------------
     def state_dict(self):
