@@ -27,6 +27,8 @@ within --budget seconds in all); a failure or a timeout is logged and the next s
   speedrun     examples/speedrun.py --device gpu, one seed
   profile      benchmarks/profile_step.py --device gpu: seed004_base's step op by op, host and
                device time (is the step launch-bound?)
+  mixed        benchmarks/run.py --device gpu --precision mixed_float16: the same steps in mixed
+               precision, beside PyTorch's autocast (float16) with GradScaler
 
 Each step's whole output goes to DIR/NN-step.log; DIR/summary.md, the table of results,
 is written after every step and printed last. --bundle keeps a .tar.gz of DIR up to date
@@ -156,18 +158,24 @@ def train_figure(ctx, log):
             f"{results['seconds_per_epoch']:.1f} s/epoch; all {len(TRAIN_OUTPUTS)} files written")
 
 
-def benchmark_command(ctx):
+def benchmark_command(ctx, precision="float32"):
     if ctx.small:
         size = ["--models", "seed001_model0", "--repeats", 1, "--skip-layers", "--numpy-threads", 1]
     else:
         size = ["--repeats", 5]
+    if precision != "float32":  # the steps only: the layer table is float32 either way
+        size += ["--skip-layers"] * ("--skip-layers" not in size)
     return python(os.path.join(ROOT, "benchmarks", "run.py"), "--device", ctx.device, "--batch-sizes", 128,
-                  "--out", os.path.join(ctx.out, "benchmark"), *size)
+                  "--precision", precision, "--out", os.path.join(ctx.out, benchmark_folder(precision)), *size)
 
 
-def benchmark_figure(ctx, log):
+def benchmark_folder(precision):
+    return "benchmark" if precision == "float32" else f"benchmark-{precision}"
+
+
+def benchmark_figure(ctx, log, precision="float32"):
     """minicnn's step time against PyTorch's (and CuPy's against NumPy's) per model."""
-    folder = os.path.join(ctx.out, "benchmark")
+    folder = os.path.join(ctx.out, benchmark_folder(precision))
     reports = [name for name in os.listdir(folder) if name.endswith(".json")] if os.path.isdir(folder) else []
     if not reports:
         raise RuntimeError("benchmarks/run.py wrote no report")
@@ -184,7 +192,15 @@ def benchmark_figure(ctx, log):
                 cell += f", {entry['numpy']['train']['median_s'] / entry['cupy']['train']['median_s']:.0f}x numpy"
             cell += ")"
         parts.append(cell)
-    return f"{main} step at batch 128: " + "; ".join(parts)
+    return f"{main} step at batch 128, {report.get('precision', 'float32')}: " + "; ".join(parts)
+
+
+def mixed_benchmark_command(ctx):
+    return benchmark_command(ctx, "mixed_float16")
+
+
+def mixed_benchmark_figure(ctx, log):
+    return benchmark_figure(ctx, log, "mixed_float16")
 
 
 def speedrun_command(ctx):
@@ -222,6 +238,7 @@ STEPS = [
     Step("benchmark", 200, benchmark_command, benchmark_figure),
     Step("speedrun", 150, speedrun_command, last_line_starting("1 run(s) on")),
     Step("profile", 60, profile_command, profile_figure),
+    Step("mixed", 120, mixed_benchmark_command, mixed_benchmark_figure),
 ]
 
 

@@ -15,6 +15,12 @@ What it measures (timing rules in benchmarks/timing.py):
 minicnn runs with its fast kernels ("numpy", "cupy") and, on the CPU, its plain reference
 kernels too ("numpy-ref") at batch 128, to show what the fast path buys.
 
+--precision mixed_float16 times the steps in mixed precision on both engines: minicnn's
+Keras-style policy (float32 weights, float16 arithmetic, dynamic loss scaling) beside
+PyTorch's autocast to float16 with its GradScaler. NumPy as the CuPy/NumPy baseline of a
+GPU run stays in float32 (the fastest the CPU does; it has no float16 BLAS); the layer
+table is float32 throughout.
+
 Writes benchmarks/results/<machine>.json, .md (the tables) and .png (images/second
 against batch size per backend). PyTorch is only a reference; minicnn never imports it.
 """
@@ -33,7 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import minicnn  # noqa: E402
-from minicnn import backend, optimizers, zoo  # noqa: E402
+from minicnn import backend, mixed_precision, optimizers, zoo  # noqa: E402
 from minicnn.autograd import Tensor, no_grad  # noqa: E402
 from minicnn.functions import conv, dense as dense_fn, conv_cpu, loss as loss_fn  # noqa: E402
 from minicnn.functions import normalization as bn, pooling  # noqa: E402
@@ -267,18 +273,24 @@ def forward_flops(model):
     return total
 
 
-def minicnn_step(name, batch, xp_name, fast=True):
-    """(train_step, inference, sample_point) closures for a zoo model on numpy or cupy."""
+def minicnn_step(name, batch, xp_name, fast=True, precision="float32"):
+    """(model, train_step, inference) closures for a zoo model on numpy or cupy; the model's
+    layers made under the dtype policy ``precision`` (compile adds loss scaling for mixed_float16)."""
     device = "gpu" if xp_name == "cupy" else "cpu"
-    with minicnn.device(device):
-        minicnn.set_seed(0)
-        model = zoo.MODELS[name]()
-        model.build(zoo.INPUT_SHAPE, device)
-        model.compile(optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
-        model.optimizer.build(model.trainable_weights)
-        r = _rng()
-        x = backend.to_device(r.standard_normal((batch, 32, 32, 3), dtype=numpy.float32), device)
-        y = backend.to_device(r.integers(0, 10, batch), device)
+    previous = mixed_precision.global_policy()
+    mixed_precision.set_global_policy(precision)
+    try:
+        with minicnn.device(device):
+            minicnn.set_seed(0)
+            model = zoo.MODELS[name]()
+            model.build(zoo.INPUT_SHAPE, device)
+            model.compile(optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
+            model.optimizer.build(model.trainable_weights)
+            r = _rng()
+            x = backend.to_device(r.standard_normal((batch, 32, 32, 3), dtype=numpy.float32), device)
+            y = backend.to_device(r.integers(0, 10, batch), device)
+    finally:
+        mixed_precision.set_global_policy(previous)
     x_tensor = Tensor(x)
 
     def train():
@@ -291,7 +303,10 @@ def minicnn_step(name, batch, xp_name, fast=True):
     return model, train, infer
 
 
-def torch_step(model, batch, device):
+def torch_step(model, batch, device, precision="float32"):
+    """(train_step, inference) closures for the PyTorch translation of ``model``; with
+    precision mixed_float16, under autocast to float16 with a GradScaler (PyTorch's AMP)."""
+    import contextlib
     import torch
     import torch_reference
     net, _ = torch_reference.translate(model)
@@ -304,21 +319,38 @@ def torch_step(model, batch, device):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, 32, 32, generator=g).to(device)
     y = torch.randint(0, 10, (batch,), generator=g).to(device)
+    mixed = precision == "mixed_float16"
+    kind = "cuda" if device == "cuda" else "cpu"
+
+    def autocast():
+        return torch.autocast(kind, dtype=torch.float16) if mixed else contextlib.nullcontext()
+    scaler = torch.amp.GradScaler(kind, enabled=mixed)
 
     def train():
         net.train()
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
+        with autocast():
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     def infer():
         net.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             net(x)
     return train, infer
 
 
-def bench_steps(backends, models, batch_sizes, repeats, gemm_gflops):
+def step_precision(be, backends, precision):
+    """The precision backend ``be`` runs the steps in: ``precision``, except NumPy as the
+    CuPy/NumPy baseline of a GPU run, which stays float32 (see the docstring at the top)."""
+    if be.name == "numpy" and any(b.gpu for b in backends):
+        return "float32"
+    return precision
+
+
+def bench_steps(backends, models, batch_sizes, repeats, gemm_gflops, precision="float32"):
     results = []
     for name in models:
         for batch in batch_sizes:
@@ -328,22 +360,24 @@ def bench_steps(backends, models, batch_sizes, repeats, gemm_gflops):
                     continue  # the reference kernels only at the headline batch size
                 if be.name == "numpy" and any(b.name == "cupy" for b in backends) and batch != 128:
                     continue  # on a GPU machine, NumPy only for the CuPy/NumPy ratio at 128
+                dtypes = step_precision(be, backends, precision)
                 if be.name.startswith("torch"):
                     if "reference" not in entry:
                         model = zoo.MODELS[name]()
                         model.build(zoo.INPUT_SHAPE, "cpu")
-                    train, infer = torch_step(model, batch, "cuda" if be.gpu else "cpu")
+                    train, infer = torch_step(model, batch, "cuda" if be.gpu else "cpu", dtypes)
                 else:
                     model, train, infer = minicnn_step(name, batch, "cupy" if be.gpu else "numpy",
-                                                       fast=be.name != "numpy-ref")
+                                                       fast=be.name != "numpy-ref", precision=dtypes)
                     entry["reference"] = True
                 step = be.measure(train, repeats, min_time=0.5)
                 entry.setdefault("flops_per_image", forward_flops(model))
                 inference = be.measure(infer, repeats, min_time=0.5)
                 entry[be.name] = {"train": step, "inference": inference, "peak_bytes": be.peak_memory(train),
+                                  "precision": dtypes,
                                   "train_images_per_s": batch / step["median_s"],
                                   "inference_images_per_s": batch / inference["median_s"]}
-                print(f"  {name} batch {batch} {be.name}: step {step['median_s'] * 1e3:.1f} ms "
+                print(f"  {name} batch {batch} {be.name} ({dtypes}): step {step['median_s'] * 1e3:.1f} ms "
                       f"(first {step['first_s'] * 1e3:.0f}), inference {inference['median_s'] * 1e3:.1f} ms",
                       flush=True)
             flops = 3 * entry["flops_per_image"] * batch  # forward + two backward GEMMs
@@ -385,7 +419,11 @@ def markdown(report):
     lines += ["| float32 GEMM (2048^3) | " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in report["gemm_gflops"].items()) + " |", ""]
     torch_name = next((n for n in names if n.startswith("torch")), None)
     main = "cupy" if "cupy" in names else "numpy"
-    lines += ["## Training step and inference at batch 128 (median ms)", ""]
+    precision = report.get("precision", "float32")
+    lines += [f"## Training step and inference at batch 128 (median ms), {precision}", ""]
+    if precision != "float32":
+        lines += ["Precision of each engine's steps: " + ", ".join(
+            f"{n} {p}" for n, p in report.get("step_precision", {}).items()) + ". Layers: float32.", ""]
     head = ["model"] + [f"{n} step" for n in names] + ([f"{main}/torch step"] if torch_name else [])
     head += ["GEMM floor", "% of floor"] + [f"{n} infer" for n in names]
     head += ([f"{main}/torch infer"] if torch_name else []) + [f"{n} peak MiB" for n in names]
@@ -487,6 +525,10 @@ def main(argv=None):
     p.add_argument("--tf32", choices=["off", "on"], default="off",
                    help="GPU float32 matrix products on tensor cores in TF32, for CuPy (CUPY_TF32) and PyTorch "
                         "(matmul and cuDNN) alike (default off: true float32 on both)")
+    p.add_argument("--precision", choices=["float32", "mixed_float16"], default="float32",
+                   help="the steps' precision on both engines: float32 (default), or mixed_float16 (float32 "
+                        "weights, float16 arithmetic, loss scaling: minicnn's policy, PyTorch's autocast with "
+                        "GradScaler); the results' names gain -mixed_float16")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--tag", default="", help="added to the output file names")
     p.add_argument("--workers", type=int, default=None,
@@ -524,7 +566,8 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     repeats = args.repeats or (10 if args.device == "gpu" else 3)
     info = timing.machine(args.device)
-    slug = timing.slug(info, args.device) + (f"-{args.tag}" if args.tag else "")
+    slug = timing.slug(info, args.device) + (f"-{args.precision}" if args.precision != "float32" else "")
+    slug += f"-{args.tag}" if args.tag else ""
     gemm = {"numpy": timing.sgemm_gflops(numpy, backend=backends[names.index("numpy")])}
     if args.device == "gpu":
         gemm["cupy"] = timing.sgemm_gflops(backends[0].cupy, 8192, backend=backends[0])
@@ -533,10 +576,11 @@ def main(argv=None):
     info["numpy_threads"] = numpy_threads or "all"
     if args.device == "gpu":
         info["tf32"] = args.tf32
-    report = {"slug": slug, "machine": info, "backends": names, "gemm_gflops": gemm,
+    report = {"slug": slug, "machine": info, "backends": names, "gemm_gflops": gemm, "precision": args.precision,
+              "step_precision": {be.name: step_precision(be, backends, args.precision) for be in backends},
               "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     report["layers"] = [] if args.skip_layers else bench_layers(backends, repeats)
-    report["steps"] = bench_steps(backends, args.models, args.batch_sizes, repeats, gemm)
+    report["steps"] = bench_steps(backends, args.models, args.batch_sizes, repeats, gemm, args.precision)
     report["transfers"] = bench_transfers(backends)
     base = timing.write_report(args.out, slug, report, markdown(report))
     plot(report, base + ".png")

@@ -1,5 +1,6 @@
 """benchmarks/run.py end to end on a tiny setting: it must run and write its three outputs
 with the numbers they claim (the real runs are committed in benchmarks/results/)."""
+import importlib.util
 import json
 import math
 import os
@@ -29,6 +30,40 @@ def test_run_writes_tables_json_and_plot(tmp_path):
     markdown = json_path.with_suffix(".md").read_text()
     assert "| seed001_model0 |" in markdown and "GEMM floor" in markdown
     assert json_path.with_suffix(".png").stat().st_size > 1000
+
+
+def test_run_times_mixed_precision_steps_on_both_engines(tmp_path):
+    """--precision mixed_float16: minicnn's model computes in float16 under loss scaling,
+    PyTorch's step runs under autocast with a GradScaler, and the report says which
+    precision each engine ran in (its file names too, so float32 results stay)."""
+    from minicnn import mixed_precision, optimizers
+    model, train, _ = run.minicnn_step("seed001_model0", 4, "numpy", precision="mixed_float16")
+    assert mixed_precision.global_policy().name == "float32"  # set for the model only
+    assert {layer.compute_dtype for layer in model.layers if layer.weights} == {numpy.dtype(numpy.float16)}
+    assert isinstance(model.optimizer, optimizers.LossScaleOptimizer)
+    before = [w.copy() for w in model.get_weights()]
+    train()
+    assert model.optimizer.iterations == 1 and any((a != b).any() for a, b in zip(model.get_weights(), before))
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        torch_train, torch_infer = run.torch_step(model, 4, "cpu", "mixed_float16")
+        seen = []
+        handle = torch.nn.modules.module.register_module_forward_hook(
+            lambda module, args, out: seen.append(out.dtype) if isinstance(module, torch.nn.Conv2d) else None)
+        try:
+            torch_train()
+        finally:
+            handle.remove()
+        assert seen and set(seen) == {torch.float16}
+    run.main(["--device", "cpu", "--against", "none", "--models", "seed001_model0", "--batch-sizes", "4",
+              "--repeats", "1", "--skip-layers", "--precision", "mixed_float16", "--out", str(tmp_path)])
+    (json_path,) = tmp_path.glob("*-mixed_float16.json")
+    report = json.loads(json_path.read_text())
+    assert report["precision"] == "mixed_float16"
+    assert report["step_precision"] == {"numpy": "mixed_float16", "numpy-ref": "mixed_float16"}
+    (step,) = report["steps"]
+    assert step["numpy"]["precision"] == "mixed_float16" and step["numpy"]["train"]["median_s"] > 0
+    assert "mixed_float16" in json_path.with_suffix(".md").read_text()
 
 
 def test_run_with_workers_times_ranks_beside_one_process(tmp_path):

@@ -85,3 +85,25 @@ def test_on_the_cupy_stand_in_the_steps_take_the_gpu_path(fake_cifar, tmp_path):
     assert "host synchronisation inside a training step: none detected" in result["agreement"][1]
     with pytest.raises(SystemExit):
         gpu_check.main(["--stand-in", "--rehearse", "--data", str(tmp_path), "--out", str(out)])
+
+
+def test_the_mixed_step_benchmarks_mixed_precision_apart(tmp_path):
+    """The 'mixed' step runs run.py --precision mixed_float16 into a folder of its own (the
+    float32 report stays) and reads its figure from there. (Run by hand in the rehearsal:
+    32 s on 2 cores, NumPy having no float16 BLAS; too slow for the suite.)"""
+    import argparse
+    import json
+    ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
+                                               stand_in=False))
+    step = next(s for s in gpu_check.STEPS if s.name == "mixed")
+    command = step.command(ctx)
+    assert command[command.index("--precision") + 1] == "mixed_float16" and "--skip-layers" in command
+    assert command[command.index("--out") + 1] == str(tmp_path / "benchmark-mixed_float16")
+    assert gpu_check.benchmark_command(ctx).count("--skip-layers") == 1  # rehearsal sizes skip them already
+    folder = tmp_path / "benchmark-mixed_float16"
+    folder.mkdir()
+    step_times = {"numpy": {"train": {"median_s": 0.5}}, "torch-cpu": {"train": {"median_s": 0.25}}}
+    (folder / "report.json").write_text(json.dumps(
+        {"backends": ["numpy", "torch-cpu"], "precision": "mixed_float16",
+         "steps": [{"model": "seed001_model0", **step_times}]}))
+    assert step.figure(ctx, "") == "numpy step at batch 128, mixed_float16: seed001_model0 500.0 ms (2.00x torch)"
