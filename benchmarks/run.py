@@ -18,7 +18,7 @@ kernels too ("numpy-ref") at batch 128, to show what the fast path buys.
 --precision mixed_float16 times the steps in mixed precision on both engines: minicnn's
 Keras-style policy (float32 weights, float16 arithmetic, dynamic loss scaling) beside
 PyTorch's autocast to float16 with its GradScaler. NumPy as the CuPy/NumPy baseline of a
-GPU run stays in float32 (the fastest the CPU does; it has no float16 BLAS); the layer
+GPU run stays in float32 (the fastest the CPU does: NumPy's float16 is slow); the layer
 table is float32 throughout.
 
 Writes benchmarks/results/<machine>.json, .md (the tables) and .png (images/second

@@ -36,7 +36,7 @@ import numpy
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import minicnn  # noqa: E402
-from minicnn import backend, initializers, losses, optimizers  # noqa: E402
+from minicnn import backend, initializers, losses, mixed_precision, optimizers  # noqa: E402
 from minicnn.optimizers import schedules  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
 from minicnn.layers import (Activation, BatchNormalization, Conv2D, Dense, Flatten,  # noqa: E402
@@ -59,6 +59,8 @@ HYP = {
     "scaling_factor": 1 / 9,
     "tta_level": 2,
     "whiten_images": 5000,  # training images the whitening covariance is taken from
+    "precision": "float32",  # or "mixed_float16": float16 arithmetic, float32 weights (--precision)
+    "loss_scale": 2.0 ** 11,  # mixed_float16's first loss scale: see make_optimizer()
 }
 MEAN = numpy.array([0.4914, 0.4822, 0.4465], numpy.float32)
 STD = numpy.array([0.2470, 0.2435, 0.2616], numpy.float32)
@@ -184,6 +186,21 @@ class WarmupLinearDecay(schedules.LearningRateSchedule):
         return {"peak": self.peak, "total_steps": self.total_steps}
 
 
+def make_optimizer(sgd, hyp=HYP):
+    """The optimizer to compile with: ``sgd`` itself in float32; under mixed_float16, ``sgd``
+    inside a LossScaleOptimizer starting from hyp["loss_scale"], 2^11, not Keras's 2^15.
+
+    benchmarks/gradient_range.py measured the net's first batch: the largest weight
+    gradient is 16 (the dense kernel; the summed loss makes gradients 1024 times a mean
+    loss's), so 2^15 would overflow float16 (65504) and halve 4 times, each a skipped step
+    of only 476; at scale 1 (airbench's pure float16) up to a third of a layer's input
+    gradients fall below float16's 6e-8 and most are subnormal. 2^11 leaves 2x headroom
+    at the top and lifts the medians (1e-7 to 3e-5) well clear of the bottom."""
+    if hyp["precision"] == "mixed_float16":
+        return optimizers.LossScaleOptimizer(sgd, initial_scale=hyp["loss_scale"])
+    return sgd
+
+
 def lookahead_decay(step, total):
     """How strongly the weights are pulled to their average: 0.95^5 (step/total)^3."""
     return 0.95 ** 5 * (step / total) ** 3
@@ -196,9 +213,14 @@ def train(x_train, y_train, x_test, y_test, seed, hyp=HYP, verbose=True):
     xp = backend.get_array_module(x_train)
     device = backend.device_of(x_train)
     minicnn.set_seed(seed)
-    with minicnn.device(device):
-        model = make_net(hyp)
-        model.build((32, 32, 3), device)
+    previous = mixed_precision.global_policy()
+    mixed_precision.set_global_policy(hyp["precision"])  # the layers take their dtypes when made
+    try:
+        with minicnn.device(device):
+            model = make_net(hyp)
+            model.build((32, 32, 3), device)
+    finally:
+        mixed_precision.set_global_policy(previous)
     stem = model.layers[0]
     stem.kernel.requires_grad = False  # frozen: whitening, set below
 
@@ -208,7 +230,7 @@ def train(x_train, y_train, x_test, y_test, seed, hyp=HYP, verbose=True):
     shifts = [layer.beta for layer in model.layers if isinstance(layer, BatchNormalization)]
     others = [w for w in model.trainable_weights if not any(w is s for s in shifts)]
     optimizer = optimizers.SGD(WarmupLinearDecay(lr, total_steps), momentum=hyp["momentum"], nesterov=True)
-    model.compile(optimizer, losses.CategoricalCrossentropy(
+    model.compile(make_optimizer(optimizer, hyp), losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=hyp["label_smoothing"], reduction="sum"))
     optimizer.build([{"params": shifts, "lr_scale": hyp["bias_scaler"], "l2": l2_shifts},
                      {"params": others, "l2": l2}])
@@ -303,6 +325,10 @@ def parse_args(argv):
     p.add_argument("--tf32", choices=["on", "off"], default="on",
                    help="on a GPU, float32 matrix products on its tensor cores in TF32 (on; the PyTorch "
                         "reference computes in float16); off: full float32. No effect on the CPU")
+    p.add_argument("--precision", choices=["float32", "mixed_float16"], default=HYP["precision"],
+                   help="float32 (default), or mixed_float16: float16 arithmetic on float32 weights with "
+                        "loss scaling, batch-norm and the loss in float32 (docs/13-mixed-precision.md), as "
+                        "the PyTorch reference computes on a GPU. For GPUs: slower on the CPU")
     return check_args(p, p.parse_args(argv))
 
 
@@ -332,7 +358,9 @@ def main(argv=None):
         backend.set_tf32(args.tf32 == "on")
         why += f"; TF32 {args.tf32}"
     print(why, flush=True)
-    hyp = {**HYP, "epochs": args.epochs}
+    hyp = {**HYP, "epochs": args.epochs, "precision": args.precision}
+    if args.precision != "float32":
+        why += f"; {args.precision}" + (" (slower than float32 on the CPU)" if args.device == "cpu" else "")
     x_train, y_train, x_test, y_test, load_seconds = load(args.data, args.device, args.limit)
     print(f"data on {args.device} in {load_seconds:.1f} s: {len(x_train)} training, "
           f"{len(x_test)} test images")
@@ -345,7 +373,8 @@ def main(argv=None):
         print(f"run {run + 1}/{args.runs} (seed {seed})", flush=True)
         results.append(train(x_train, y_train, x_test, y_test, seed, hyp, verbose=not args.quiet))
         report(run, results[-1])
-    summarize(results, f"{args.device}, TF32 {args.tf32}" if args.device == "gpu" else args.device, load_seconds)
+    where = f"{args.device}, TF32 {args.tf32}" if args.device == "gpu" else args.device
+    summarize(results, where + (f", {args.precision}" if args.precision != "float32" else ""), load_seconds)
     return results
 
 

@@ -334,8 +334,8 @@ def main(argv=None):
     print(why, flush=True)
     settings, model, run = prepare_run(args)
     if settings["precision"] == "mixed_float16" and args.device == "cpu":
-        print("Note: mixed_float16 on the CPU is many times slower than float32 (NumPy has no fast "
-              "float16 matrix product); it is meant for GPUs", flush=True)
+        print("Note: mixed_float16 on the CPU is slower than float32 (NumPy's float16 arithmetic is "
+              "slow); it is meant for GPUs", flush=True)
     out = args.out or os.path.join("runs", f"{settings['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
     if comm is not None:
         out = comm.broadcast_object(out)  # rank 0's clock names the folder

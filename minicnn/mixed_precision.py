@@ -28,7 +28,8 @@ Other policies: "float32" (the default), "float64" (gradient checks), "float16" 
 and compute both float16, for those who want it). A layer's ``dtype`` argument takes a
 policy name or a DTypePolicy; without one it takes the global policy when it is made.
 
-On the CPU, NumPy has no fast float16 matrix product: mixed precision is for GPUs.
+On the CPU mixed precision is slower than float32 (NumPy's float16 arithmetic is slow;
+its float16 matrix products go through float32 BLAS, backend.matmul): it is for GPUs.
 """
 import numpy
 

@@ -87,3 +87,25 @@ def test_tf32_switch_changes_the_gpu_matrix_product_at_once(monkeypatch):
         assert float((a @ b)[0, 0]) == 256.0625
     finally:
         backend.set_tf32(False)
+
+
+def test_matmul_takes_float16_through_float32_blas_and_rounds_once():
+    """backend.matmul: float16 NumPy products are float32 GEMMs rounded to float16, which is
+    what NumPy's own (BLAS-less, float32-summing) float16 matmul gives up to one rounding;
+    out= is filled; other dtypes are plain @."""
+    rng = numpy.random.default_rng(0)
+    a32, b32 = rng.standard_normal((64, 300), dtype=numpy.float32), rng.standard_normal((300, 17), dtype=numpy.float32)
+    a, b = a32.astype(numpy.float16), b32.astype(numpy.float16)
+    product = backend.matmul(a, b)
+    assert product.dtype == numpy.float16
+    numpy_own = a @ b
+    ulp = numpy.spacing(numpy.abs(numpy_own))
+    assert (numpy.abs(product.astype(numpy.float32) - numpy_own.astype(numpy.float32)) <= ulp).all()
+    exact = a.astype(numpy.float64) @ b.astype(numpy.float64)
+    assert numpy.abs(product - exact).max() <= numpy.abs(numpy_own - exact).max() + ulp.max()
+    out = numpy.empty((64, 17), numpy.float16)
+    assert backend.matmul(a, b, out=out) is out and numpy.array_equal(out, product)
+    assert numpy.array_equal(backend.matmul(a32, b32), a32 @ b32)
+    out32 = numpy.empty((64, 17), numpy.float32)
+    backend.matmul(a32, b32, out=out32)
+    assert numpy.array_equal(out32, a32 @ b32)

@@ -258,6 +258,31 @@ def test_a_tiny_speedrun_learns_and_reports(tmp_path, device):
     assert accuracy > 0.5 and train_seconds > 0 and eval_seconds > 0
 
 
+def test_a_tiny_speedrun_learns_in_mixed_precision(tmp_path, device, monkeypatch):
+    """The same shrunk recipe under --precision mixed_float16: the net computes in float16
+    on float32 weights, its SGD sits in a LossScaleOptimizer starting at HYP's scale, and
+    it still learns; the global policy is float32 again afterwards."""
+    from minicnn import mixed_precision, optimizers
+    write_fake_cifar(tmp_path, per_batch=200, learnable=True)
+    x_train, y_train, x_test, y_test, _ = speedrun.load(str(tmp_path), device)
+    made = []
+    make_net = speedrun.make_net
+    monkeypatch.setattr(speedrun, "make_net", lambda hyp: made.append(make_net(hyp)) or made[-1])
+    hyp = {**speedrun.HYP, "batch_size": 50, "widths": (8, 16, 16), "epochs": 3, "whiten_images": 500,
+           "precision": "mixed_float16"}
+    accuracy, _, _ = speedrun.train(x_train, y_train, x_test, y_test, seed=0, hyp=hyp, verbose=False)
+    (model,) = made
+    assert mixed_precision.global_policy().name == "float32"
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert all(layer.compute_dtype == numpy.float16 and layer.kernel.dtype == numpy.float32 for layer in convs)
+    assert isinstance(model.optimizer, optimizers.LossScaleOptimizer)
+    assert model.optimizer.initial_scale == speedrun.HYP["loss_scale"] == 2.0 ** 11
+    assert model.optimizer.skipped_steps == 0 and model.optimizer.iterations == 3 * 20
+    assert accuracy > 0.5
+    assert speedrun.parse_args([]).precision == "float32"
+    assert speedrun.parse_args(["--precision", "mixed_float16"]).precision == "mixed_float16"
+
+
 def test_warm_up_runs_a_short_untimed_run_of_the_same_recipe():
     seen = {}
 

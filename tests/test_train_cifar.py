@@ -98,7 +98,7 @@ def test_a_mixed_precision_run_keeps_its_policy_and_loss_scale_through_a_resume(
     first = train_cifar(*settings, "--epochs", 1, "--precision", "mixed_float16")
     assert first.returncode == 0, first.stderr
     assert "mixed_float16, LossScaleOptimizer" in first.stdout
-    assert ("mixed_float16 on the CPU is many times slower" in first.stdout) is (device == "cpu")
+    assert ("mixed_float16 on the CPU is slower than float32" in first.stdout) is (device == "cpu")
     clash = train_cifar("--resume", "--out", out, "--data", learnable_cifar, "--precision", "float32")
     assert clash.returncode != 0 and "--precision float32 (the run has mixed_float16)" in clash.stderr
     resumed = train_cifar("--resume", "--out", out, "--data", learnable_cifar, "--device", device, "--epochs", 2)

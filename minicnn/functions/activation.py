@@ -160,6 +160,9 @@ def gelu_forward(x, approximate="none"):
                 return fast_gpu.gelu_forward(x)  # one fused kernel, CUDA's own erf
         elif x.dtype == numpy.float32:
             return activation_cpu.gelu_forward(x)  # the same formula, fused and on every core
+        elif x.dtype == numpy.float16:  # NumPy's float16 arithmetic is slow: in float32, rounded once
+            y, slope = activation_cpu.gelu_forward(x.astype(numpy.float32))
+            return y.astype(numpy.float16), slope.astype(numpy.float16)
     f = x.dtype.type
     if approximate == "none":
         cdf = f(0.5) * (1 + erf(x * f(1 / math.sqrt(2))))

@@ -13,7 +13,7 @@ import math
 
 import numpy
 
-from ..backend import accurate_sum, fast_kernels_enabled, get_array_module
+from ..backend import accurate_sum, fast_kernels_enabled, get_array_module, matmul
 from . import conv_cpu
 
 
@@ -167,7 +167,7 @@ def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
     col = im2col(x, kh, kw, sy, sx, pads)
     # One GEMM: (N*oh*ow, kh*kw*C) @ (kh*kw*C, F). W's Keras layout flattens in the
     # same (kh, kw, C) order as a patch row, so no transpose is needed.
-    y = col.reshape(-1, kh * kw * C) @ W.reshape(-1, F)
+    y = matmul(col.reshape(-1, kh * kw * C), W.reshape(-1, F))
     if b is not None:
         y += b
     saved = (col, W, x.shape, (sy, sx), pads, b is not None)
@@ -192,10 +192,10 @@ def conv2d_backward(gy, cache):
     col, W, x_shape, (sy, sx), pads, has_bias = saved
     kh, kw, C, F = W.shape
     gy2 = gy.reshape(-1, F)
-    gW = (col.reshape(-1, kh * kw * C).T @ gy2).reshape(W.shape)
+    gW = matmul(col.reshape(-1, kh * kw * C).T, gy2).reshape(W.shape)
     gb = accurate_sum(gy2, axis=0) if has_bias else None
     if not input_grad:
         return None, gW, gb
-    gcol = (gy2 @ W.reshape(-1, F).T).reshape(col.shape)
+    gcol = matmul(gy2, W.reshape(-1, F).T).reshape(col.shape)
     gx = col2im(gcol, x_shape, sy, sx, pads)
     return gx, gW, gb

@@ -39,6 +39,7 @@ Shapes: x (N, H, W, C), W (kh, kw, C, F), b (F,), y (N, oh, ow, F), Wp = W + pl 
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
+from ..backend import matmul
 from ..distributed.threads import add_in_order, chunks_of, over_batch
 from . import conv  # the reference; conv.py imports this module, so only conv.tap is used, at call time
 
@@ -102,7 +103,7 @@ def conv2d_rows_forward(x, W, b, sy, pads, oh, ow):
     def work(share):
         for s in chunks_of(share, oh * Wp * (kh * C + kw * F) * x.itemsize, oh * Wp):
             rows = unroll_rows(x_padded[s], kh, sy, oh)
-            Z = (rows.reshape(-1, kh * C) @ W_rows).reshape(-1, oh, Wp, kw, F)
+            Z = matmul(rows.reshape(-1, kh * C), W_rows).reshape(-1, oh, Wp, kw, F)
             out = y[s]  # output column c takes Z's column c + j, tap j
             if b is not None:
                 numpy.add(Z[:, :, 0:ow, 0, :], b, out=out)
@@ -133,13 +134,13 @@ def conv2d_rows_backward(gy, cache, input_grad=True):
             for j in range(kw):
                 gZ[:, :, j:j + ow, j, :] = gy[s]
             gZ = gZ.reshape(-1, kw * F)
-            gW_rows += rows.T @ gZ
+            gW_rows += matmul(rows.T, gZ)
             if has_bias:  # a matrix-vector product sums over pixels far faster than sum(axis=0)
                 g = gy[s].reshape(-1, F)
-                gb += numpy.ones(len(g), dtype=g.dtype) @ g
+                gb += matmul(numpy.ones(len(g), dtype=g.dtype), g)
             if gx is not None:
                 # Adjoint of unroll_rows: kernel row i of output row r came from padded row r*sy + i.
-                g_rows = (gZ @ W_rows.T).reshape(-1, oh, Wp, kh, C)
+                g_rows = matmul(gZ, W_rows.T).reshape(-1, oh, Wp, kh, C)
                 g = gx[s]
                 g[...] = 0
                 for i in range(kh):
@@ -191,7 +192,7 @@ def conv2d_planar_forward(x, W, b, strides, pads, oh, ow):
                 taps[i, j] = x_planar[:, :, conv.tap(i, sy, oh), conv.tap(j, sx, ow)]
         if has_bias:
             cols[K] = 1
-        numpy.matmul(cols.T, W_col, out=y[s].reshape(-1, F))
+        matmul(cols.T, W_col, out=y[s].reshape(-1, F))
     over_batch(work, N, blas_threads=1, nbytes=colT.nbytes)
     return y, (colT, W, x.shape, strides, pads, has_bias)
 
@@ -215,9 +216,9 @@ def conv2d_planar_backward(gy, cache, input_grad=True):
         n = s.stop - s.start
         cols = colT[:, s.start * P:s.stop * P]
         g = gy[s].reshape(-1, F)
-        gW_and_b = cols @ g
+        gW_and_b = matmul(cols, g)
         if gx is not None:
-            g_taps = (W_col @ g.T).reshape(kh, kw, C, n, oh, ow)
+            g_taps = matmul(W_col, g.T).reshape(kh, kw, C, n, oh, ow)
             g_planar = numpy.zeros((C, n, H + pt + pb, W_in + pl + pr), dtype=gy.dtype)
             for i in range(kh):
                 for j in range(kw):
@@ -243,7 +244,7 @@ def conv2d_im2col_forward(x, W, b, strides, pads, oh, ow):
         for s in chunks_of(share, oh * ow * (kh * kw * C + F) * x.itemsize, oh * ow):
             col = im2col_strided(x_padded[s], kh, kw, sy, sx, oh, ow)
             out = y[s].reshape(-1, F)
-            numpy.matmul(col.reshape(-1, kh * kw * C), W_col, out=out)
+            matmul(col.reshape(-1, kh * kw * C), W_col, out=out)
             if b is not None:
                 out += b
     over_batch(work, x.shape[0], blas_threads=1, nbytes=kh * kw * x_padded.nbytes)
@@ -265,11 +266,11 @@ def conv2d_im2col_backward(gy, cache, input_grad=True):
         for s in chunks_of(share, oh * ow * 2 * (kh * kw * C + F) * gy.itemsize, oh * ow):
             col = im2col_strided(x_padded[s], kh, kw, sy, sx, oh, ow)
             g = gy[s].reshape(-1, F)
-            gW_col += col.reshape(-1, kh * kw * C).T @ g
+            gW_col += matmul(col.reshape(-1, kh * kw * C).T, g)
             if has_bias:  # a matrix-vector product sums over pixels far faster than sum(axis=0)
-                gb += numpy.ones(len(g), dtype=g.dtype) @ g
+                gb += matmul(numpy.ones(len(g), dtype=g.dtype), g)
             if gx is not None:  # col2im of gcol, as in conv.py
-                gcol = (g @ W_col.T).reshape(col.shape)
+                gcol = matmul(g, W_col.T).reshape(col.shape)
                 g_x = gx[s]
                 g_x[...] = 0
                 for i in range(kh):

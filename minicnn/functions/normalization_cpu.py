@@ -10,6 +10,7 @@ folds the W*C column sums back to C at the end (``_per_row``, ``_fold``). One co
 64, 32x32x16: forward 4.0 -> 2.5 ms, backward 3.6 -> 2.6 ms."""
 import numpy
 
+from ..backend import matmul
 from ..distributed.threads import add_in_order, chunks_of, over_batch
 from .normalization import BatchNormCache
 
@@ -17,7 +18,7 @@ from .normalization import BatchNormCache
 def _sum_rows(a):
     """a (M, K) -> (K,): the column sums as a matrix-vector product, several times faster
     than a.sum(axis=0), which NumPy runs as M small additions of K-long rows."""
-    return numpy.ones(len(a), dtype=a.dtype) @ a
+    return matmul(numpy.ones(len(a), dtype=a.dtype), a)
 
 
 def _per_row(shape):
