@@ -29,6 +29,7 @@ within --budget seconds in all); a failure or a timeout is logged and the next s
                device time (is the step launch-bound?)
   mixed        benchmarks/run.py --device gpu --precision mixed_float16: the same steps in mixed
                precision, beside PyTorch's autocast (float16) with GradScaler
+  speedrun-mixed  examples/speedrun.py --device gpu --precision mixed_float16, one seed
 
 Each step's whole output goes to DIR/NN-step.log; DIR/summary.md, the table of results,
 is written after every step and printed last. --bundle keeps a .tar.gz of DIR up to date
@@ -203,7 +204,7 @@ def mixed_benchmark_figure(ctx, log):
     return benchmark_figure(ctx, log, "mixed_float16")
 
 
-def speedrun_command(ctx):
+def speedrun_command(ctx, precision="float32"):
     if ctx.stand_in:  # one step, no warm-up run (the same code again): NumPy-speed convolutions
         size = ["--epochs", 1, "--limit", 1024, "--no-warmup"]
     elif ctx.rehearse:
@@ -211,7 +212,11 @@ def speedrun_command(ctx):
     else:
         size = []
     return python(os.path.join(ROOT, "examples", "speedrun.py"), "--device", ctx.device, "--runs", 1,
-                  "--data", ctx.cifar_folder(), *size)
+                  "--precision", precision, "--data", ctx.cifar_folder(), *size)
+
+
+def mixed_speedrun_command(ctx):
+    return speedrun_command(ctx, "mixed_float16")
 
 
 def profile_command(ctx):
@@ -239,6 +244,7 @@ STEPS = [
     Step("speedrun", 150, speedrun_command, last_line_starting("1 run(s) on")),
     Step("profile", 60, profile_command, profile_figure),
     Step("mixed", 120, mixed_benchmark_command, mixed_benchmark_figure),
+    Step("speedrun-mixed", 150, mixed_speedrun_command, last_line_starting("1 run(s) on")),
 ]
 
 
