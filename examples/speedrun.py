@@ -357,10 +357,10 @@ def main(argv=None):
     if args.device == "gpu":
         backend.set_tf32(args.tf32 == "on")
         why += f"; TF32 {args.tf32}"
-    print(why, flush=True)
     hyp = {**HYP, "epochs": args.epochs, "precision": args.precision}
     if args.precision != "float32":
         why += f"; {args.precision}" + (" (slower than float32 on the CPU)" if args.device == "cpu" else "")
+    print(why, flush=True)
     x_train, y_train, x_test, y_test, load_seconds = load(args.data, args.device, args.limit)
     print(f"data on {args.device} in {load_seconds:.1f} s: {len(x_train)} training, "
           f"{len(x_test)} test images")

@@ -13,7 +13,7 @@ from minicnn import Tensor, backend, functional as F, initializers, optimizers, 
 from minicnn.functions import activation, activation_cpu
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, Rescaling
 from minicnn.models import Sequential
-from conftest import STAND_IN, write_fake_cifar
+from conftest import write_fake_cifar
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import speedrun  # noqa: E402
@@ -263,9 +263,6 @@ def test_a_tiny_speedrun_learns_in_mixed_precision(tmp_path, device, monkeypatch
     on float32 weights, its SGD sits in a LossScaleOptimizer starting at HYP's scale, and
     it still learns; the global policy is float32 again afterwards."""
     from minicnn import mixed_precision, optimizers
-    if device == "gpu" and STAND_IN:
-        pytest.skip("on the CuPy stand-in this takes 2 minutes (float16 emulated on the CPU); its float16 "
-                    "GPU path is test_mixed_precision's there, and this test's GPU half runs on a real GPU")
     write_fake_cifar(tmp_path, per_batch=200, learnable=True)
     x_train, y_train, x_test, y_test, _ = speedrun.load(str(tmp_path), device)
     made = []

@@ -43,7 +43,7 @@ import types
 import numpy
 
 from . import cuda, random  # noqa: F401
-from ._array import (DeviceSynchronized, _IMPLICIT, _call, _from_host, _launched, _reach,  # noqa: F401
+from ._array import (DeviceSynchronized, _IMPLICIT, _call, _from_host, _launched, _matmul, _reach,  # noqa: F401
                      _thread, ndarray)
 from ._array import launches as stand_in_launches  # noqa: F401  (the stand-in's own: see _array.py)
 from ._kernel import ElementwiseKernel  # noqa: F401
@@ -116,6 +116,11 @@ def _expose(value, where):
     if isinstance(value, _PASSED_THROUGH) or not (callable(value) or isinstance(value, types.ModuleType)):
         return value  # dtypes, scalar types, constants
     return _Proxy(value, where)
+
+
+def matmul(*args, **kwargs):  # NumPy's, with float16 multiplied as cuBLAS does (_array._matmul)
+    _reach("cupy", "matmul")
+    return _call(_matmul, "cupy.matmul", args, kwargs)
 
 
 def __getattr__(name):  # every other cupy.<name>: NumPy's, on stand-in arrays

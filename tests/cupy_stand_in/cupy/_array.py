@@ -281,12 +281,16 @@ def _host_value(convert):
 
 for _convert in (float, int, complex, bool):
     setattr(ndarray, f"__{_convert.__name__}__", _host_value(_convert))
-def _matmul(a, b):
-    """a @ b; float16 as cuBLAS multiplies it for CuPy, in float32 and rounded once to
+def _matmul(a, b, out=None, **kwargs):
+    """numpy.matmul; float16 as cuBLAS multiplies it for CuPy, in float32 and rounded once to
     float16 (NumPy's own float16 product gives the same numbers to a rounding, 50x slower)."""
-    if getattr(a, "dtype", None) == numpy.float16 and getattr(b, "dtype", None) == numpy.float16:
-        return (a.astype(numpy.float32) @ b.astype(numpy.float32)).astype(numpy.float16)
-    return a @ b
+    if getattr(a, "dtype", None) == numpy.float16 and getattr(b, "dtype", None) == numpy.float16 and not kwargs:
+        product = numpy.matmul(a.astype(numpy.float32), b.astype(numpy.float32))
+        if out is None:
+            return product.astype(numpy.float16)
+        out[...] = product
+        return out
+    return numpy.matmul(a, b, out=out, **kwargs)
 
 
 _matmul.__name__ = "matmul"
