@@ -238,7 +238,7 @@ STEPS = [
     Step("data", 90, data_command, data_figure),
     Step("kernels", 90, kernels_command, pytest_figure),
     Step("agreement", 120, agreement_command, last_line_starting("agreement:")),
-    Step("tests", 180, tests_command, pytest_figure),
+    Step("tests", 240, tests_command, pytest_figure),
     Step("train", 150, train_command, train_figure),
     Step("benchmark", 200, benchmark_command, benchmark_figure),
     Step("speedrun", 150, speedrun_command, last_line_starting("1 run(s) on")),
