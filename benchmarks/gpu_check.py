@@ -466,7 +466,6 @@ def inner_agreement(args):
     """The device under test against the CPU (on a rehearsal: the CPU's fast kernels against
     its plain reference code, the same comparison with the same tolerances)."""
     import numpy
-    import minicnn
     from minicnn import backend
     rng = numpy.random.default_rng(0)
     x = rng.random((32, 16, 16, 3), dtype=numpy.float32)

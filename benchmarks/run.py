@@ -26,7 +26,6 @@ against batch size per backend). PyTorch is only a reference; minicnn never impo
 """
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import time
