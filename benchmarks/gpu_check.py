@@ -164,8 +164,8 @@ def benchmark_command(ctx, precision="float32"):
         size = ["--models", "seed001_model0", "--repeats", 1, "--skip-layers", "--numpy-threads", 1]
     else:
         size = ["--repeats", 5]
-    if precision != "float32":  # the steps only: the layer table is float32 either way
-        size += ["--skip-layers"] * ("--skip-layers" not in size)
+    if precision != "float32" and "--skip-layers" not in size:  # the layer table is float32 either way
+        size.append("--skip-layers")
     return python(os.path.join(ROOT, "benchmarks", "run.py"), "--device", ctx.device, "--batch-sizes", 128,
                   "--precision", precision, "--out", os.path.join(ctx.out, benchmark_folder(precision)), *size)
 

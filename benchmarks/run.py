@@ -276,20 +276,15 @@ def minicnn_step(name, batch, xp_name, fast=True, precision="float32"):
     """(model, train_step, inference) closures for a zoo model on numpy or cupy; the model's
     layers made under the dtype policy ``precision`` (compile adds loss scaling for mixed_float16)."""
     device = "gpu" if xp_name == "cupy" else "cpu"
-    previous = mixed_precision.global_policy()
-    mixed_precision.set_global_policy(precision)
-    try:
-        with minicnn.device(device):
-            minicnn.set_seed(0)
-            model = zoo.MODELS[name]()
-            model.build(zoo.INPUT_SHAPE, device)
-            model.compile(optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
-            model.optimizer.build(model.trainable_weights)
-            r = _rng()
-            x = backend.to_device(r.standard_normal((batch, 32, 32, 3), dtype=numpy.float32), device)
-            y = backend.to_device(r.integers(0, 10, batch), device)
-    finally:
-        mixed_precision.set_global_policy(previous)
+    with mixed_precision.policy_scope(precision), minicnn.device(device):
+        minicnn.set_seed(0)
+        model = zoo.MODELS[name]()
+        model.build(zoo.INPUT_SHAPE, device)
+        model.compile(optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
+        model.optimizer.build(model.trainable_weights)
+        r = _rng()
+        x = backend.to_device(r.standard_normal((batch, 32, 32, 3), dtype=numpy.float32), device)
+        y = backend.to_device(r.integers(0, 10, batch), device)
     x_tensor = Tensor(x)
 
     def train():

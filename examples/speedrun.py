@@ -213,14 +213,9 @@ def train(x_train, y_train, x_test, y_test, seed, hyp=HYP, verbose=True):
     xp = backend.get_array_module(x_train)
     device = backend.device_of(x_train)
     minicnn.set_seed(seed)
-    previous = mixed_precision.global_policy()
-    mixed_precision.set_global_policy(hyp["precision"])  # the layers take their dtypes when made
-    try:
-        with minicnn.device(device):
-            model = make_net(hyp)
-            model.build((32, 32, 3), device)
-    finally:
-        mixed_precision.set_global_policy(previous)
+    with mixed_precision.policy_scope(hyp["precision"]), minicnn.device(device):  # layers take dtypes when made
+        model = make_net(hyp)
+        model.build((32, 32, 3), device)
     stem = model.layers[0]
     stem.kernel.requires_grad = False  # frozen: whitening, set below
 

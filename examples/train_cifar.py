@@ -139,12 +139,8 @@ def resumed_settings(args, saved):
 def build_model(settings):
     """The zoo model of the run, its layers made under the run's dtype policy (a resumed
     run's layers come back from the checkpoint with theirs)."""
-    before = mixed_precision.global_policy()
-    mixed_precision.set_global_policy(settings["precision"])
-    try:
+    with mixed_precision.policy_scope(settings["precision"]):
         return zoo.build(settings["model"])[0]
-    finally:
-        mixed_precision.set_global_policy(before)
 
 
 def make_optimizer(settings):

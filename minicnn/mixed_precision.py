@@ -31,6 +31,8 @@ policy name or a DTypePolicy; without one it takes the global policy when it is 
 On the CPU mixed precision is slower than float32 (NumPy's float16 arithmetic is slow;
 its float16 matrix products go through float32 BLAS, backend.matmul): it is for GPUs.
 """
+import contextlib
+
 import numpy
 
 _POLICIES = {  # name -> (variable dtype, compute dtype)
@@ -82,6 +84,18 @@ def set_global_policy(policy):
 
 def global_policy():
     return _global_policy
+
+
+@contextlib.contextmanager
+def policy_scope(policy):
+    """``with policy_scope("mixed_float16"):`` the global policy for the layers made inside,
+    the previous one again after (also when the block raises), as Keras 2's policy_scope."""
+    previous = _global_policy
+    set_global_policy(policy)
+    try:
+        yield _global_policy
+    finally:
+        set_global_policy(previous)
 
 
 def get(policy):

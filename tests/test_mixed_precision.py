@@ -56,6 +56,23 @@ def test_the_global_policy_reaches_layers_made_after_it():
     assert Dense(**after.get_config()).dtype_policy.name == "mixed_float16"  # as a saved file rebuilds it
 
 
+def test_policy_scope_sets_the_policy_inside_and_restores_it_after_even_on_an_error():
+    with mixed_precision.policy_scope("mixed_float16") as policy:
+        assert policy.name == "mixed_float16" and Dense(3).dtype_policy.name == "mixed_float16"
+        with mixed_precision.policy_scope("float64"):
+            assert Dense(3).dtype_policy.name == "float64"
+        assert mixed_precision.global_policy().name == "mixed_float16"
+    assert mixed_precision.global_policy().name == "float32"
+    with pytest.raises(RuntimeError, match="inside"):
+        with mixed_precision.policy_scope("mixed_float16"):
+            raise RuntimeError("inside")
+    assert mixed_precision.global_policy().name == "float32"
+    with pytest.raises(ValueError, match="unknown dtype policy"):
+        with mixed_precision.policy_scope("float8"):
+            pass
+    assert mixed_precision.global_policy().name == "float32"
+
+
 def test_a_mixed_layer_keeps_float32_weights_computes_in_float16_and_its_gradient_is_float32(device):
     rng = numpy.random.default_rng(0)
     x = rng.standard_normal((2, 5, 5, 3)).astype(numpy.float32)
