@@ -11,7 +11,9 @@ needs installing beyond NumPy, CuPy, pytest and hypothesis (PyTorch and matplotl
 present).
 
 The steps, in order. Each runs as a process of its own under its own time limit (and
-within --budget seconds in all); a failure or a timeout is logged and the next step runs:
+within --budget seconds in all); a failure or a timeout is logged and the next step runs.
+data, kernels, agreement and tests time nothing, so they run at the same time, on the
+cores a GPU machine has to spare; every step that times something runs alone:
 
   environment  the GPU, driver, CUDA, CuPy, NumPy and PyTorch; one CuPy kernel compiled and run
   data         CIFAR-10 rebuilt from the kit (or --data checked)
@@ -19,7 +21,9 @@ within --budget seconds in all); a failure or a timeout is logged and the next s
   agreement    a small net with every kind of layer trained 3 steps (SGD Nesterov, Adam) on the
                CPU and on the GPU from the same weights: losses and weights must agree to float32
                tolerance; and one training step run with device synchronisation forbidden
-  tests        the GPU half of the test suite (pytest --device-half gpu)
+  tests        the GPU half of the test suite (pytest --device-half gpu), one pytest per test file,
+               --workers at a time (half the cores), each file's log in DIR/tests/; stopped 10 s
+               before its limit, it still counts what ended; --test-files reruns only some
   train        examples/train_cifar.py --device gpu: seed004_base, its tutorial's 2 epochs; every
                file it writes is checked
   benchmark    benchmarks/run.py --device gpu: the seed models' steps at batch 128 beside PyTorch,
@@ -48,9 +52,12 @@ printed or plotted, a kernel given the wrong arguments) before a GPU's minutes a
 it. Its timings and memory figures are NumPy's and mean nothing.
 """
 import argparse
+import glob
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -70,10 +77,13 @@ class Step:
     """One check: a command to run, its time limit, and how to read its result.
 
     command(ctx) -> argv list (or a str: the reason it is skipped); figure(ctx, log) -> a
-    short line for the summary, or raises (then the step counts as failed)."""
+    short line for the summary, or raises (then the step counts as failed). beside_others:
+    the step times nothing, so it may run at the same time as its neighbours marked so too
+    (the machine has cores to spare); a step that times something always runs alone."""
 
-    def __init__(self, name, limit, command, figure=None):
+    def __init__(self, name, limit, command, figure=None, beside_others=False):
         self.name, self.limit, self.command, self.figure = name, limit, command, figure
+        self.beside_others = beside_others
 
 
 def python(*args):
@@ -128,9 +138,11 @@ def last_line_starting(prefix):
 
 
 def tests_command(ctx):
-    # -v: a line per test as it ends, so a run killed at its time limit still says which
-    # tests passed and failed (pytest -q would print the failures only at the end)
-    return python("-m", "pytest", "-v", "--tb=short", "-ra", "--device-half", ctx.device, os.path.join(ROOT, "tests"))
+    # one pytest per test file, several at a time (see inner_tests), each file's log in
+    # DIR/tests/; -v there: a line per test as it ends, so a file stopped at the limit still
+    # says which of its tests passed and failed
+    return python(__file__, "--inner", "tests", "--device", ctx.device, "--out", os.path.join(ctx.out, "tests"),
+                  "--workers", ctx.workers, *(["--test-files", *ctx.test_files] if ctx.test_files else []))
 
 
 def train_command(ctx):
@@ -235,10 +247,11 @@ def profile_figure(ctx, log):
 
 STEPS = [
     Step("environment", 90, environment_command, last_line_starting("environment:")),
-    Step("data", 90, data_command, data_figure),
-    Step("kernels", 90, kernels_command, pytest_figure),
-    Step("agreement", 120, agreement_command, last_line_starting("agreement:")),
-    Step("tests", 240, tests_command, pytest_figure),
+    # these four time nothing and run at the same time, each in a process of its own
+    Step("data", 90, data_command, data_figure, beside_others=True),
+    Step("kernels", 90, kernels_command, pytest_figure, beside_others=True),
+    Step("agreement", 120, agreement_command, last_line_starting("agreement:"), beside_others=True),
+    Step("tests", 240, tests_command, last_line_starting("tests:"), beside_others=True),
     Step("train", 150, train_command, train_figure),
     Step("benchmark", 200, benchmark_command, benchmark_figure),
     Step("speedrun", 150, speedrun_command, last_line_starting("1 run(s) on")),
@@ -252,7 +265,7 @@ STEPS = [
 class Context:
     def __init__(self, args):
         self.rehearse, self.out, self.kit, self.data = args.rehearse, os.path.abspath(args.out), args.kit, args.data
-        self.stand_in = args.stand_in
+        self.stand_in, self.workers, self.test_files = args.stand_in, args.workers, args.test_files
         self.small = args.rehearse or args.stand_in  # the rehearsal's sizes: CPU speed
         self.device = "cpu" if args.rehearse else "gpu"
         # the stand-in goes first on the steps' path, so their `import cupy` finds it
@@ -265,51 +278,101 @@ class Context:
         return os.path.join(self.built_data_parent, "cifar-10-batches-py")
 
 
-def run_step(index, step, ctx, seconds_left):
-    """Run one step; returns its summary row {step, result, seconds, figure, log}."""
-    log_name = f"{index:02d}-{step.name}.log"
-    row = {"step": step.name, "result": "skipped", "seconds": 0.0, "figure": "", "log": log_name}
-    command = step.command(ctx)
-    limit = min(step.limit, seconds_left)
-    with open(os.path.join(ctx.out, log_name), "w") as log:
-        if isinstance(command, str):
-            row["figure"] = command
-            log.write(f"skipped: {command}\n")
-            return row
-        if limit < 5:
-            row["figure"] = "not run: the time budget is spent"
-            log.write("skipped: the time budget is spent\n")
-            return row
-        log.write(f"$ {shlex.join(map(str, command))}\n(limit {limit:.0f} s)\n\n")
+class RunningStep:
+    """A step's process under way: its row for the summary, its log and its deadline."""
+
+    def __init__(self, index, step, ctx, seconds_left):
+        self.step, self.ctx = step, ctx
+        self.log_name = f"{index:02d}-{step.name}.log"
+        self.row = {"step": step.name, "result": "skipped", "seconds": 0.0, "figure": "", "log": self.log_name}
+        self.process = None  # stays None for a step skipped before it starts
+        command = step.command(ctx)
+        self.limit = min(step.limit, seconds_left)
+        log = open(os.path.join(ctx.out, self.log_name), "w")
+        if isinstance(command, str) or seconds_left < 5:
+            self.row["figure"] = command if isinstance(command, str) else "not run: the time budget is spent"
+            log.write(f"skipped: {self.row['figure']}\n")
+            log.close()
+            return
+        log.write(f"$ {shlex.join(map(str, command))}\n(limit {self.limit:.0f} s)\n\n")
         log.flush()
+        self.log = log
+        self.start = time.perf_counter()
+        # GPU_CHECK_DEADLINE: for a step that can stop itself cleanly before it is killed
+        # (the tests: it stops its pytest processes and reports what finished)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*ctx.path, ROOT, os.environ.get("PYTHONPATH")])),
-                   PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
-        start = time.perf_counter()
+                   PYTHONUNBUFFERED="1", MPLBACKEND="Agg", GPU_CHECK_DEADLINE=f"{time.time() + self.limit:.1f}")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+
+    def poll(self):
+        """The finished row, or None while the step runs on (it is killed at its limit)."""
+        if self.process is None:
+            return self.row
+        returncode = self.process.poll()
+        elapsed = time.perf_counter() - self.start
+        if returncode is None and elapsed < self.limit:
+            return None
+        if returncode is None:
+            self.process.kill()
+            self.process.wait()
+        self.row["seconds"] = elapsed
+        self.log.write(f"\n[exit code {returncode}, {elapsed:.1f} s]\n" if returncode is not None
+                       else f"\n[killed at its {self.limit:.0f} s limit]\n")
+        self.log.close()
+        self.process = None
+        return self.read_result(returncode)
+
+    def read_result(self, returncode):
+        row = self.row
+        with open(os.path.join(self.ctx.out, self.log_name), errors="replace") as f:
+            text = f.read()
+        row["result"] = "TIMEOUT" if returncode is None else "FAIL" if returncode != 0 else "ok"
         try:
-            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=limit, cwd=ROOT, env=env)
-            returncode = done.returncode
-        except subprocess.TimeoutExpired:
-            returncode = None
-        row["seconds"] = time.perf_counter() - start
-        log.write(f"\n[exit code {returncode}, {row['seconds']:.1f} s]\n" if returncode is not None
-                  else f"\n[killed at its {limit:.0f} s limit]\n")
-    with open(os.path.join(ctx.out, log_name), errors="replace") as f:
-        text = f.read()
-    if returncode is None:
-        row["result"] = "TIMEOUT"
-    elif returncode != 0:
-        row["result"] = "FAIL"
-    else:
-        row["result"] = "ok"
+            row["figure"] = self.step.figure(self.ctx, text) if self.step.figure else ""
+        except Exception as error:  # the step ran but its result is missing or wrong
+            row["figure"] = f"{error}"
+            row["result"] = row["result"] if row["result"] != "ok" else "FAIL"
+        if row["result"] != "ok" and not row["figure"]:
+            tail = [line for line in text.splitlines() if line.strip()][-2:]
+            row["figure"] = " / ".join(tail)
+        return row
+
+
+def run_together(numbered_steps, ctx, seconds_left, on_done):
+    """Start every (index, step) at once, each under its own limit; on_done(row) as each
+    ends. One step alone is the common case: a timed step never shares the machine."""
+    running = [RunningStep(index, step, ctx, seconds_left) for index, step in numbered_steps]
+    rows = [None] * len(running)
     try:
-        row["figure"] = step.figure(ctx, text) if step.figure else ""
-    except Exception as error:  # the step ran but its result is missing or wrong
-        row["figure"] = f"{error}"
-        row["result"] = row["result"] if row["result"] != "ok" else "FAIL"
-    if row["result"] != "ok" and not row["figure"]:
-        tail = [line for line in text.splitlines() if line.strip()][-2:]
-        row["figure"] = " / ".join(tail)
-    return row
+        while None in rows:
+            for i, step in enumerate(running):
+                if rows[i] is None and (row := step.poll()) is not None:
+                    rows[i] = row
+                    on_done(row)
+            if None in rows:
+                time.sleep(0.1)
+    finally:  # interrupted (Ctrl-C): no step runs on unwatched
+        for step in running:
+            if step.process is not None:
+                step.process.kill()
+    return rows
+
+
+def run_step(index, step, ctx, seconds_left):
+    """Run one step alone; returns its summary row {step, result, seconds, figure, log}."""
+    return run_together([(index, step)], ctx, seconds_left, lambda row: None)[0]
+
+
+def batches(numbered_steps):
+    """The steps in order, grouped: neighbours marked beside_others share a batch, every
+    other step is a batch of its own."""
+    groups = []
+    for index, step in numbered_steps:
+        if groups and step.beside_others and groups[-1][-1][1].beside_others:
+            groups[-1].append((index, step))
+        else:
+            groups.append([(index, step)])
+    return groups
 
 
 def summary(rows, ctx, total_seconds):
@@ -336,6 +399,12 @@ def bundle(ctx, path):
     os.replace(partial, path)
 
 
+def default_workers():
+    # half the cores: the other steps of the first batch, and each test's own NumPy
+    # threads, use the rest
+    return max(2, (os.cpu_count() or 2) // 2)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -351,7 +420,12 @@ def main(argv=None):
     p.add_argument("--steps", nargs="+", choices=[s.name for s in STEPS], default=None,
                    help="run only these steps (default: all)")
     p.add_argument("--bundle", default=None, help="keep a .tar.gz of --out up to date after every step")
-    p.add_argument("--inner", choices=["environment", "data", "agreement"], help=argparse.SUPPRESS)
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="test files checked at a time in the tests step (default: half the cores, at least 2: "
+                   f"{default_workers()} here)")
+    p.add_argument("--test-files", nargs="+", default=None, metavar="FILE",
+                   help="the tests step checks only these files of tests/ (a rerun after a fix)")
+    p.add_argument("--inner", choices=sorted(INNER), help=argparse.SUPPRESS)
     p.add_argument("--device", choices=["cpu", "gpu"], default="gpu", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.inner:
@@ -364,22 +438,35 @@ def main(argv=None):
         p.error("--rehearse (NumPy, device cpu) and --stand-in (the GPU path on a fake CuPy) exclude each other")
     if args.budget <= 0:
         p.error(f"--budget must be positive, got {args.budget}")
+    if args.workers < 1:
+        p.error(f"--workers must be at least 1, got {args.workers}")
+    if args.test_files:
+        try:
+            test_files(args.test_files)  # a misspelt name stops here, not in the tests step
+        except ValueError as error:
+            p.error(str(error))
     os.makedirs(args.out, exist_ok=True)
     ctx = Context(args)
     ctx.command = "python benchmarks/gpu_check.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     rows = []
-    for index, step in enumerate(STEPS, 1):
-        if args.steps and step.name not in args.steps:
-            continue
-        left = args.budget - (time.perf_counter() - started)
-        print(f"[{time.perf_counter() - started:5.0f} s] {step.name} ...", flush=True)
-        rows.append(run_step(index, step, ctx, left))
-        print(f"        {rows[-1]['result']} ({rows[-1]['seconds']:.1f} s) {rows[-1]['figure']}", flush=True)
+
+    def done(row):
+        print(f"        {row['step']}: {row['result']} ({row['seconds']:.1f} s) {row['figure']}", flush=True)
+        rows.append(row)
+        ordered = sorted(rows, key=lambda r: r["log"])  # the steps' order, whichever ended first
         with open(os.path.join(ctx.out, "summary.md"), "w") as f:
-            f.write(summary(rows, ctx, time.perf_counter() - started))
+            f.write(summary(ordered, ctx, time.perf_counter() - started))
         if args.bundle:
             bundle(ctx, args.bundle)
+
+    chosen = [(index, step) for index, step in enumerate(STEPS, 1) if not args.steps or step.name in args.steps]
+    for group in batches(chosen):
+        left = args.budget - (time.perf_counter() - started)
+        names = " + ".join(step.name for _, step in group)
+        print(f"[{time.perf_counter() - started:5.0f} s] {names} ...", flush=True)
+        run_together(group, ctx, left, done)
+    rows.sort(key=lambda r: r["log"])
     text = summary(rows, ctx, time.perf_counter() - started)
     print("\n" + text)
     return 0 if all(row["result"] == "ok" for row in rows) else 1
@@ -432,6 +519,107 @@ def inner_data(args):
     missing = [name for name in CIFAR_FILES if not os.path.isfile(os.path.join(folder, name))]
     print(f"{folder}: " + (f"missing {missing}" if missing else "every batch is there"))
     return 1 if missing else 0
+
+
+PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)\b")
+PYTEST_VERBOSE_RESULT = re.compile(r"::\S+ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
+
+
+def pytest_counts(log):
+    """{'passed': n, 'failed': n, ...} from a pytest log: its result line, or, for a run
+    stopped before it printed one, the -v lines of the tests that ended."""
+    result_lines = [line for line in log.splitlines() if line.startswith("=") and " in " in line
+                    and PYTEST_COUNT.search(line)]
+    counts = {}
+    if result_lines:
+        for number, word in PYTEST_COUNT.findall(result_lines[-1]):
+            word = "errors" if word.startswith("error") else word
+            counts[word] = counts.get(word, 0) + int(number)
+        return counts
+    for word in PYTEST_VERBOSE_RESULT.findall(log):
+        word = {"ERROR": "errors", "XFAIL": "xfailed", "XPASS": "xpassed"}.get(word, word.lower())
+        counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def test_files(names=None):
+    """tests/test_*.py, or the files named (a name in tests/, or a path), largest first."""
+    if not names:
+        files = glob.glob(os.path.join(ROOT, "tests", "test_*.py"))
+    else:
+        files = [name if os.path.isfile(name) else os.path.join(ROOT, "tests", name) for name in names]
+        missing = [name for name, path in zip(names, files) if not os.path.isfile(path)]
+        if missing:
+            raise ValueError(f"--test-files: no such test file: {', '.join(missing)} (looked in {ROOT}/tests)")
+    return sorted(files, key=os.path.getsize, reverse=True)
+
+
+def inner_tests(args):
+    """The device's half of the test suite (pytest --device-half), one pytest process per
+    test file, --workers of them at a time, the largest files first so that the long ones
+    do not start last. A file's whole output goes to OUT/<file>.log, and a line here as it
+    ends; then the failures' short summaries and one 'tests:' line of totals. It stops its
+    pytest processes 10 s before the step's limit (GPU_CHECK_DEADLINE), so that what ended
+    is still counted and said."""
+    import tempfile
+    files = test_files(args.test_files)
+    os.makedirs(args.out, exist_ok=True)
+    deadline = float(os.environ.get("GPU_CHECK_DEADLINE", time.time() + 3600)) - 10
+    scratch = tempfile.mkdtemp(prefix="gpu_check_tests_")  # each file's own pytest --basetemp
+    started = time.time()
+    waiting, running, ended = list(files), {}, {}  # running: file -> (process, log, start)
+    stopped = []
+    while waiting or running:
+        while waiting and len(running) < args.workers and time.time() < deadline:
+            path = waiting.pop(0)
+            name = os.path.basename(path)
+            log = open(os.path.join(args.out, name[:-3] + ".log"), "w")
+            command = python("-m", "pytest", "-v", "--tb=short", "-ra", "-p", "no:cacheprovider",
+                             "--basetemp", os.path.join(scratch, name[:-3]), "--device-half", args.device, path)
+            running[path] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log,
+                             time.time())
+        for path, (process, log, start) in list(running.items()):
+            code = process.poll()
+            if code is None and time.time() < deadline:
+                continue
+            if code is None:  # the step's limit is near: stop it, count what ended
+                process.kill()
+                process.wait()
+                stopped.append(os.path.basename(path))
+            log.close()
+            del running[path]
+            with open(log.name, errors="replace") as f:
+                text = f.read()
+            ended[path] = (code, pytest_counts(text), text)
+            counts = ", ".join(f"{n} {word}" for word, n in ended[path][1].items()) or "no tests"
+            # exit code 5: nothing collected, every test of the file being the other device's
+            verdict = {0: "ok", 1: "FAILED", 5: "ok", None: "STOPPED at the limit"}.get(code, f"ERROR (exit {code})")
+            print(f"{os.path.basename(path)}: {verdict}, {counts}, {time.time() - start:.1f} s", flush=True)
+        if not running and time.time() >= deadline:
+            break
+        time.sleep(0.05)
+    shutil.rmtree(scratch, ignore_errors=True)
+    bad = [path for path, (code, _, _) in ended.items() if code not in (0, 5)]
+    for path in bad:  # each failed file's tracebacks and pytest's summary, for the step's log
+        text = ended[path][2]
+        start = min((text.find(mark) for mark in (" FAILURES ", " ERRORS ") if mark in text), default=-1)
+        section = text[start:] if start >= 0 else text
+        print(f"\n--- {os.path.basename(path)} ---\n{section.strip()[-6000:]}")
+    totals = {}
+    for _, counts, _ in ended.values():
+        for word, n in counts.items():
+            totals[word] = totals.get(word, 0) + n
+    line = ", ".join(f"{totals.get(word, 0)} {word}" for word in ("passed", "failed", "errors", "skipped"))
+    line += f" in {len(ended)} of {len(files)} files, {args.workers} at a time, {time.time() - started:.0f} s"
+    failing = [os.path.basename(path) for path in bad if os.path.basename(path) not in stopped]
+    if failing:
+        line += f"; failed: {', '.join(failing)}"
+    if stopped:
+        line += f"; stopped at the limit: {', '.join(stopped)}"
+    if waiting:
+        line += f"; not started: {len(waiting)} files"
+    print(f"\ntests: {line}")
+    return 1 if bad or waiting else 0
 
 
 def agreement_model(seed):
@@ -523,7 +711,7 @@ def step_without_synchronisation(x, y):
     return "none detected"
 
 
-INNER = {"environment": inner_environment, "data": inner_data, "agreement": inner_agreement}
+INNER = {"environment": inner_environment, "data": inner_data, "agreement": inner_agreement, "tests": inner_tests}
 
 
 if __name__ == "__main__":

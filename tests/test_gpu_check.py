@@ -94,7 +94,7 @@ def test_the_mixed_step_benchmarks_mixed_precision_apart(tmp_path):
     import argparse
     import json
     ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
-                                               stand_in=False))
+                                               stand_in=False, workers=2, test_files=None))
     step = next(s for s in gpu_check.STEPS if s.name == "mixed")
     command = step.command(ctx)
     assert command[command.index("--precision") + 1] == "mixed_float16" and "--skip-layers" in command
@@ -107,3 +107,94 @@ def test_the_mixed_step_benchmarks_mixed_precision_apart(tmp_path):
         {"backends": ["numpy", "torch-cpu"], "precision": "mixed_float16",
          "steps": [{"model": "seed001_model0", **step_times}]}))
     assert step.figure(ctx, "") == "numpy step at batch 128, mixed_float16: seed001_model0 500.0 ms (2.00x torch)"
+
+
+def test_the_untimed_steps_share_a_batch_and_the_timed_ones_run_alone():
+    numbered = list(enumerate(gpu_check.STEPS, 1))
+    names = [[step.name for _, step in group] for group in gpu_check.batches(numbered)]
+    assert names[:2] == [["environment"], ["data", "kernels", "agreement", "tests"]]
+    assert all(len(group) == 1 for group in names[2:])  # train, benchmark, speedrun, ...: alone
+    # a --steps choice keeps the grouping of what is left
+    chosen = [(i, s) for i, s in numbered if s.name in ("agreement", "tests", "train")]
+    assert [[s.name for _, s in g] for g in gpu_check.batches(chosen)] == [["agreement", "tests"], ["train"]]
+
+
+def test_steps_of_one_batch_run_at_the_same_time(tmp_path):
+    """Two steps where the first waits for a file that only the second writes: run one
+    after the other, the first would reach its limit."""
+    import argparse
+    flag = tmp_path / "flag"
+    waits = gpu_check.Step("waits", 60, lambda ctx: gpu_check.python(
+        "-c", f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.05)\nprint('saw it')"),
+        gpu_check.last_line_starting("saw"), beside_others=True)
+    writes = gpu_check.Step("writes", 60, lambda ctx: gpu_check.python(
+        "-c", f"import time; time.sleep(0.5); open({str(flag)!r}, 'w').close(); print('wrote it')"),
+        gpu_check.last_line_starting("wrote"), beside_others=True)
+    ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
+                                               stand_in=False, workers=2, test_files=None))
+    ended = []
+    rows = gpu_check.run_together([(1, waits), (2, writes)], ctx, 60, lambda row: ended.append(row["step"]))
+    assert [(r["step"], r["result"]) for r in rows] == [("waits", "ok"), ("writes", "ok")]
+    assert sorted(ended) == ["waits", "writes"]  # each reported once, as it ended
+    assert "\nsaw it\n" in (tmp_path / "01-waits.log").read_text()  # its output, in its own log
+
+
+def test_a_step_past_its_limit_is_killed_and_says_so(tmp_path):
+    import argparse
+    sleeps = gpu_check.Step("sleeps", 1, lambda ctx: gpu_check.python("-c", "import time; time.sleep(60)"))
+    ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
+                                               stand_in=False, workers=2, test_files=None))
+    row = gpu_check.run_step(1, sleeps, ctx, 60)
+    assert row["result"] == "TIMEOUT" and row["seconds"] < 30
+    assert "[killed at its 1 s limit]" in (tmp_path / "01-sleeps.log").read_text()
+
+
+def make_test_folder(folder, tests):
+    """A folder of pytest files with the --device-half option (tests/conftest.py's) declared."""
+    folder.mkdir()
+    (folder / "conftest.py").write_text(
+        "def pytest_addoption(parser):\n    parser.addoption('--device-half', default=None)\n")
+    for name, body in tests.items():
+        (folder / name).write_text(body)
+    return folder
+
+
+def test_the_tests_step_runs_files_apart_and_totals_them(tmp_path, capsys, monkeypatch):
+    folder = make_test_folder(tmp_path / "suite", {
+        "test_good.py": "import pytest\n\ndef test_a():\n    pass\n\ndef test_b():\n    pass\n\n"
+                        "@pytest.mark.skip(reason='no reason')\ndef test_c():\n    pass\n",
+        "test_bad.py": "def test_fails():\n    assert 1 + 1 == 3, 'planted failure'\n"})
+    monkeypatch.delenv("GPU_CHECK_DEADLINE", raising=False)
+    out = tmp_path / "logs"
+    code = gpu_check.main(["--inner", "tests", "--device", "cpu", "--out", str(out), "--workers", "2",
+                           "--test-files", str(folder / "test_good.py"), str(folder / "test_bad.py")])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "test_good.py: ok, 2 passed, 1 skipped" in printed
+    assert "test_bad.py: FAILED, 1 failed" in printed
+    assert "planted failure" in printed  # the failed file's short summary, in the step's log
+    assert printed.strip().splitlines()[-1] == (
+        "tests: 2 passed, 1 failed, 0 errors, 1 skipped in 2 of 2 files, 2 at a time, "
+        + printed.strip().splitlines()[-1].split("2 at a time, ")[1])
+    assert "failed: test_bad.py" in printed.splitlines()[-1]
+    assert "planted failure" in (out / "test_bad.log").read_text()
+
+
+def test_the_tests_step_stops_its_files_before_the_limit_and_says_which(tmp_path, capsys, monkeypatch):
+    folder = make_test_folder(tmp_path / "suite", {
+        "test_slow.py": "import time\n\ndef test_sleeps():\n    time.sleep(120)\n"})
+    monkeypatch.setenv("GPU_CHECK_DEADLINE", str(__import__("time").time() + 13))  # it stops 10 s early
+    code = gpu_check.main(["--inner", "tests", "--device", "cpu", "--out", str(tmp_path / "logs"),
+                           "--test-files", str(folder / "test_slow.py")])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert code == 1
+    assert last.startswith("tests: 0 passed, 0 failed, 0 errors, 0 skipped in 1 of 1 files")
+    assert "stopped at the limit: test_slow.py" in last
+
+
+def test_a_misspelt_test_file_is_refused_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--rehearse", "--data", str(tmp_path), "--out", str(tmp_path / "check"),
+                        "--test-files", "test_layerz.py"])
+    assert "no such test file: test_layerz.py" in capsys.readouterr().err
+    assert not (tmp_path / "check").exists()

@@ -41,14 +41,14 @@ def max_pool2d_forward(x, pool_size=2, strides=None, padding="valid"):
         x = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-xp.inf)
     y = None
     winner = xp.zeros((x.shape[0], oh, ow, x.shape[3]), dtype=xp.int32)
-    for tap in range(ph * pw):
-        window = x[_tap_slices(tap // pw, tap % pw, sy, sx, oh, ow)]
+    for k in range(ph * pw):  # the window's k-th tap, row by row
+        window = x[_tap_slices(k // pw, k % pw, sy, sx, oh, ow)]
         if y is None:
             y = window.copy()
             continue
         better = window > y  # strict: the first maximum wins ties
         y = xp.where(better, window, y)
-        winner = xp.where(better, tap, winner)
+        winner = xp.where(better, k, winner)
     return y, ("taps", (winner, x.shape, (ph, pw), (sy, sx), pads))
 
 
@@ -65,8 +65,8 @@ def max_pool2d_backward(gy, cache):
     _, oh, ow, _ = gy.shape
     gx = xp.zeros(padded_shape, dtype=gy.dtype)
     zero = gy.dtype.type(0)
-    for tap in range(ph * pw):
+    for k in range(ph * pw):
         # Overlapping windows (stride < pool) can route several outputs to one input: +=.
-        gx[_tap_slices(tap // pw, tap % pw, sy, sx, oh, ow)] += xp.where(winner == tap, gy, zero)
+        gx[_tap_slices(k // pw, k % pw, sy, sx, oh, ow)] += xp.where(winner == k, gy, zero)
     (pt, pb), (pl, pr) = pads
     return gx[:, pt:padded_shape[1] - pb, pl:padded_shape[2] - pr, :]
