@@ -97,7 +97,7 @@ BUGS = {
         "gradient that flows through the mean, is dropped."), check_batchnorm),
     "maxpool": (Bug(
         "maxpool", pooling.max_pool2d_backward,
-        "xp.where(winner == tap, gy, zero)", "gy / (ph * pw)",
+        "xp.where(winner == k, gy, zero)", "gy / (ph * pw)",
         "Spreads each window's gradient evenly over its 4 pixels, as average-pooling "
         "would, instead of sending it all to the maximum."), check_maxpool),
     "conv": (Bug(
