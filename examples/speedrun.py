@@ -201,6 +201,15 @@ def make_optimizer(sgd, hyp=HYP):
     return sgd
 
 
+def loss_scale_note(optimizer):
+    """'  loss scale 2048, 1 step skipped' under mixed_float16 (the steps skipped so far for
+    an overflowed float16 gradient); '' in float32."""
+    if not isinstance(optimizer, optimizers.LossScaleOptimizer):
+        return ""
+    skipped = optimizer.skipped_steps
+    return f"  loss scale {optimizer.scale:g}, {skipped} step{'' if skipped == 1 else 's'} skipped"
+
+
 def lookahead_decay(step, total):
     """How strongly the weights are pulled to their average: 0.95^5 (step/total)^3."""
     return 0.95 ** 5 * (step / total) ** 3
@@ -252,8 +261,8 @@ def train(x_train, y_train, x_test, y_test, seed, hyp=HYP, verbose=True):
         if verbose:  # reading the sums syncs the device: outside the step, once per epoch
             backend.synchronize()
             print(f"  epoch {epoch + 1:2d}  step {step:3d}  loss {float(loss_sum) / seen:.4f}  "
-                  f"train acc {int(correct) / seen:.4f}  {time.perf_counter() - start:7.1f} s",
-                  flush=True)
+                  f"train acc {int(correct) / seen:.4f}  {time.perf_counter() - start:7.1f} s"
+                  + loss_scale_note(model.optimizer), flush=True)
     backend.synchronize()
     train_seconds = time.perf_counter() - start
 

@@ -405,6 +405,10 @@ def report(model, settings, device, history, test, test_images, names, out):
     published = zoo.RECIPES[settings["model"]].published
     if published is not None:
         print(f"Published by its tutorial: {published:.4f}")
+    scaling = loss_scaling(model.optimizer)
+    if scaling is not None:
+        print(f"Loss scale at the end: {scaling['scale']:g}; steps skipped for an overflowed "
+              f"float16 gradient: {scaling['skipped_steps']}")
     print("Accuracy per class:")
     for name, value in zip(names, per_class):
         print(f"  {name:<11}{value:.3f}")
@@ -414,7 +418,7 @@ def report(model, settings, device, history, test, test_images, names, out):
                "test_accuracy": accuracy, "seconds_per_epoch": float(numpy.mean(seconds)),
                "tf32": device == "gpu" and backend.tf32_enabled(),  # float32 products rounded to TF32
                "precision": settings.get("precision", "float32"),
-               "published_accuracy": published, "settings": settings,
+               "published_accuracy": published, "settings": settings, "loss_scale": scaling,
                "per_class_accuracy": dict(zip(names, map(float, per_class))),
                "confusion_matrix": matrix.tolist()}
     text = json.dumps(results, indent=1)
@@ -430,6 +434,13 @@ def report(model, settings, device, history, test, test_images, names, out):
         print(f"No plots: {error}", file=sys.stderr)
     print(f"Wrote {out}: model.npz, best_model.npz, checkpoint.npz, history.json/csv, results.json, "
           "accuracy.png, loss.png, confusion_matrix.png, predictions.png")
+
+
+def loss_scaling(optimizer):
+    """{'scale', 'skipped_steps'} of a mixed_float16 run's LossScaleOptimizer, else None."""
+    if not isinstance(optimizer, optimizers.LossScaleOptimizer):
+        return None
+    return {"scale": optimizer.scale, "skipped_steps": optimizer.skipped_steps}
 
 
 if __name__ == "__main__":

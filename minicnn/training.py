@@ -14,6 +14,7 @@ which finds the first bad batch among the recorded ones (TerminateOnNaN, or any 
 callback, checks every batch there too). The epoch that diverged never reaches
 on_epoch_end, so no callback saves or logs its weights.
 """
+import contextlib
 import math
 import sys
 
@@ -23,6 +24,7 @@ from . import backend
 from .autograd import Tensor, no_grad
 from .callbacks import CallbackList, History
 from .data import Loader
+from .optimizers import LossScaleOptimizer
 from .progress import Progress
 from .random import new_seed
 
@@ -43,13 +45,18 @@ def train_step(model, x, y):
     loss = with_penalties(model, model.loss(y, out, logits, check=False))
     model.optimizer.zero_grad()
     parallel, value = model.parallel, loss.data
-    scale = getattr(model.optimizer, "scale", None)  # a LossScaleOptimizer's (mixed precision)
-    if parallel is None:
-        loss.backward() if scale is None else model.optimizer.scale_loss(loss).backward()
-    else:  # the gradient of this shard's summed loss; the all-reduce makes it the global mean's
-        n = len(y)
-        loss.backward(loss.data * 0 + loss.data.dtype.type(n * (scale or 1)))
-        value = parallel.allreduce_gradients(model.optimizer.params or model.trainable_weights, loss.data * n, n)
+    scaled = isinstance(model.optimizer, LossScaleOptimizer)  # mixed precision
+    # A scaled float16 backward may overflow: the loss scale finds it (a gradient that is not
+    # finite) and skips the step, so NumPy's overflow warnings would only be noise.
+    with numpy.errstate(over="ignore", invalid="ignore") if scaled else contextlib.nullcontext():
+        if parallel is None:
+            model.optimizer.scale_loss(loss).backward() if scaled else loss.backward()
+        else:  # the gradient of this shard's summed loss; the all-reduce makes it the global mean's
+            n = len(y)
+            scale = model.optimizer.scale if scaled else 1
+            loss.backward(loss.data * 0 + loss.data.dtype.type(n * scale))
+            value = parallel.allreduce_gradients(model.optimizer.params or model.trainable_weights,
+                                                 loss.data * n, n)
     model.optimizer.step()
     scores = (logits if out is None else out).data
     return value, {name: count(scores, y) for name, count in model.metric_counters.items()}, scores

@@ -173,6 +173,24 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     assert len(calls) == 2
 
 
+def test_pool_threads_keep_the_caller_s_numpy_errstate(monkeypatch):
+    """A float16 overflow inside ``with numpy.errstate(over="ignore")`` warns on no thread
+    (a scaled backward expects it); outside one, the pool threads still warn."""
+    import warnings
+    monkeypatch.setattr(threads, "THREADS", 2)
+    big = numpy.full(8, 60000, numpy.float16)
+
+    def square(s):
+        return big[s] * big[s]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with numpy.errstate(over="ignore"):
+            parts = threads.over_batch(square, 8)
+    assert len(parts) == 2 and all(numpy.isinf(p).all() for p in parts)
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        threads.over_batch(square, 8)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64])
 def test_sum_over_batch_is_the_sum_over_all_but_the_last_axis(n):
     a = numpy.random.default_rng(n).standard_normal((n, 3, 5, 4)).astype(numpy.float32)

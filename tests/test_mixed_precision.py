@@ -220,6 +220,23 @@ def test_a_mixed_model_learns_and_its_file_keeps_the_scale(device, tmp_path):
         numpy.testing.assert_array_equal(a, b)
 
 
+def test_an_overflowing_scaled_step_is_skipped_without_numpy_warnings(device):
+    """A scale far too large overflows the float16 backward: fit skips that step and halves
+    the scale, and NumPy's overflow warnings (the overflow the scale is there to find) stay
+    quiet; an unscaled float32 model's warnings are left alone."""
+    import warnings
+    rng = numpy.random.default_rng(3)
+    x, y = rng.standard_normal((32, 6, 6, 3)).astype(numpy.float32), rng.integers(0, 4, 32)
+    mixed_precision.set_global_policy("mixed_float16")
+    model = small_model().compile(optimizer=SGD(0.05), loss="sparse_categorical_crossentropy")
+    model.optimizer.scale = 2.0 ** 40  # any gradient times 2^40 is past float16's 65504
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would fail the fit
+        model.fit(on(device, x), on(device, y, numpy.int64), batch_size=16, epochs=1, verbose=0)
+    assert (model.optimizer.skipped_steps, model.optimizer.iterations) == (2, 0)
+    assert model.optimizer.scale == 2.0 ** 38
+
+
 def test_a_functional_mixed_model_takes_float32_data():
     mixed_precision.set_global_policy("mixed_float16")
     inputs = Input((4,))

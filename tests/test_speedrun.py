@@ -258,7 +258,7 @@ def test_a_tiny_speedrun_learns_and_reports(tmp_path, device):
     assert accuracy > 0.5 and train_seconds > 0 and eval_seconds > 0
 
 
-def test_a_tiny_speedrun_learns_in_mixed_precision(tmp_path, device, monkeypatch):
+def test_a_tiny_speedrun_learns_in_mixed_precision(tmp_path, device, monkeypatch, capsys):
     """The same shrunk recipe under --precision mixed_float16: the net computes in float16
     on float32 weights, its SGD sits in a LossScaleOptimizer starting at HYP's scale, and
     it still learns; the global policy is float32 again afterwards."""
@@ -270,8 +270,10 @@ def test_a_tiny_speedrun_learns_in_mixed_precision(tmp_path, device, monkeypatch
     monkeypatch.setattr(speedrun, "make_net", lambda hyp: made.append(make_net(hyp)) or made[-1])
     hyp = {**speedrun.HYP, "batch_size": 50, "widths": (8, 16, 16), "epochs": 3, "whiten_images": 500,
            "precision": "mixed_float16"}
-    accuracy, _, _ = speedrun.train(x_train, y_train, x_test, y_test, seed=0, hyp=hyp, verbose=False)
+    accuracy, _, _ = speedrun.train(x_train, y_train, x_test, y_test, seed=0, hyp=hyp, verbose=True)
     (model,) = made
+    epoch_lines = [line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("epoch")]
+    assert len(epoch_lines) == 3 and all(line.endswith("loss scale 2048, 0 steps skipped") for line in epoch_lines)
     assert mixed_precision.global_policy().name == "float32"
     convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
     assert all(layer.compute_dtype == numpy.float16 and layer.kernel.dtype == numpy.float32 for layer in convs)

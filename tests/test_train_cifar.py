@@ -103,8 +103,11 @@ def test_a_mixed_precision_run_keeps_its_policy_and_loss_scale_through_a_resume(
     assert clash.returncode != 0 and "--precision float32 (the run has mixed_float16)" in clash.stderr
     resumed = train_cifar("--resume", "--out", out, "--data", learnable_cifar, "--device", device, "--epochs", 2)
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((out / "results.json").read_text())["precision"] == "mixed_float16"
+    results = json.loads((out / "results.json").read_text())
     model = load_model(out / "checkpoint.npz")
+    assert results["precision"] == "mixed_float16"
+    assert results["loss_scale"] == {"scale": model.optimizer.scale, "skipped_steps": model.optimizer.skipped_steps}
+    assert f"steps skipped for an overflowed float16 gradient: {model.optimizer.skipped_steps}" in resumed.stdout
     assert type(model.optimizer).__name__ == "LossScaleOptimizer" and model.optimizer.iterations == 6
     assert {layer.dtype_policy.name for layer in model.layers} == {"mixed_float16"}
     assert all(w.dtype == numpy.float32 for w in model.weights)

@@ -13,6 +13,7 @@ share it: data-parallel training over MPI (data_parallel.py) runs one process pe
 thread's share of the batch into pieces whose temporaries fit in that core's L2 cache.
 """
 import contextlib
+import contextvars
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -70,7 +71,11 @@ def over_batch(work, n, blas_threads=None, nbytes=None):
     bounds = [n * k // chunks for k in range(chunks + 1)]
     limit = blas_single_threaded() if blas_threads == 1 else contextlib.nullcontext()
     with limit:
-        futures = [_pool[1].submit(work, slice(a, b)) for a, b in zip(bounds, bounds[1:])]
+        # Each thread runs in a copy of the caller's context, so settings kept in context
+        # variables hold there too: numpy.errstate (a scaled float16 backward ignores the
+        # overflow the loss scale is there to catch, training.train_step).
+        futures = [_pool[1].submit(contextvars.copy_context().run, work, slice(a, b))
+                   for a, b in zip(bounds, bounds[1:])]
         return [future.result() for future in futures]  # re-raises an exception from a thread
 
 
