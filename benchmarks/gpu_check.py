@@ -12,6 +12,8 @@ present).
 
 The steps, in order. Each runs as a process of its own under its own time limit (and
 within --budget seconds in all); a failure or a timeout is logged and the next step runs.
+Whatever a step started ends with it (its process group is killed), so nothing it left
+running shares the machine with a timed step after it.
 data, kernels, agreement and tests time nothing, so they run at the same time, on the
 cores a GPU machine has to spare; every step that times something runs alone:
 
@@ -58,6 +60,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -111,13 +114,23 @@ def data_figure(ctx, log):
     return f"CIFAR-10 in {folder}"
 
 
+PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)\b")
+PYTEST_VERBOSE_RESULT = re.compile(r"::\S+ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
+
+
 def pytest_figure(ctx, log):
-    """The last line pytest prints, e.g. '95 passed in 61.2s'."""
-    lines = [line.strip("= ") for line in log.splitlines() if " in " in line and ("passed" in line or "failed" in line
-                                                                               or "error" in line)]
+    """The last line pytest prints, e.g. '95 passed in 61.2s'; where nothing passed or
+    failed (the kernels' test without nvcc, say), the first skip reason -rs printed too."""
+    lines = [line.strip("= ") for line in log.splitlines() if " in " in line and PYTEST_COUNT.search(line)]
     if not lines:
         raise RuntimeError("pytest printed no result line")
-    return lines[-1]
+    figure = lines[-1]
+    if not re.search(r"\d+ (passed|failed|errors?)\b", figure):
+        # "SKIPPED [3] tests/test_gpu_kernel_cuda.py:110: nvcc (the CUDA compiler) is not on the PATH"
+        reasons = [line.split("] ", 1)[-1].split(": ", 1)[-1] for line in log.splitlines()
+                   if line.startswith("SKIPPED")]
+        figure += f" ({reasons[0]})" if reasons else ""
+    return figure
 
 
 def kernels_command(ctx):
@@ -278,6 +291,52 @@ class Context:
         return os.path.join(self.built_data_parent, "cifar-10-batches-py")
 
 
+class Watched:
+    """A child process with a deadline (a time.time()): ``ended()`` polls it, and kills it
+    once the deadline has passed.
+
+    own_group: it leads a process group of its own, which is swept (SIGKILL) when it ends,
+    however it ends: whatever the step started (the tests step's pytest processes, their
+    own children) must not run on into the timed steps after it. The tests step's pytest
+    processes are Watched too, but in the step's group (own_group=False): stopping one of
+    them must not take the step itself down."""
+
+    def __init__(self, command, log, deadline, own_group=True, **popen):
+        self.deadline, self.own_group, self.start, self.killed = deadline, own_group, time.time(), False
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=own_group, **popen)
+
+    def ended(self):
+        """True once the process has exited, or been killed at its deadline (then
+        ``killed``); ``returncode`` is its exit code, None when killed."""
+        if self.process.poll() is not None:
+            self.kill()  # what it left running in its group
+            return True
+        if time.time() < self.deadline:
+            return False
+        self.kill()
+        self.killed = True
+        return True
+
+    @property
+    def returncode(self):
+        return None if self.killed else self.process.returncode
+
+    @property
+    def seconds(self):
+        return time.time() - self.start
+
+    def kill(self):
+        try:
+            if self.own_group:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            elif self.process.poll() is None:
+                self.process.kill()
+        except (ProcessLookupError, PermissionError):  # the group has no process left
+            pass
+        self.process.wait()
+
+
 class RunningStep:
     """A step's process under way: its row for the summary, its log and its deadline."""
 
@@ -297,24 +356,20 @@ class RunningStep:
         log.write(f"$ {shlex.join(map(str, command))}\n(limit {self.limit:.0f} s)\n\n")
         log.flush()
         self.log = log
-        self.start = time.perf_counter()
+        deadline = time.time() + self.limit
         # GPU_CHECK_DEADLINE: for a step that can stop itself cleanly before it is killed
         # (the tests: it stops its pytest processes and reports what finished)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*ctx.path, ROOT, os.environ.get("PYTHONPATH")])),
-                   PYTHONUNBUFFERED="1", MPLBACKEND="Agg", GPU_CHECK_DEADLINE=f"{time.time() + self.limit:.1f}")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+                   PYTHONUNBUFFERED="1", MPLBACKEND="Agg", GPU_CHECK_DEADLINE=f"{deadline:.1f}")
+        self.process = Watched(command, log, deadline, cwd=ROOT, env=env)
 
     def poll(self):
         """The finished row, or None while the step runs on (it is killed at its limit)."""
         if self.process is None:
             return self.row
-        returncode = self.process.poll()
-        elapsed = time.perf_counter() - self.start
-        if returncode is None and elapsed < self.limit:
+        if not self.process.ended():
             return None
-        if returncode is None:
-            self.process.kill()
-            self.process.wait()
+        returncode, elapsed = self.process.returncode, self.process.seconds
         self.row["seconds"] = elapsed
         self.log.write(f"\n[exit code {returncode}, {elapsed:.1f} s]\n" if returncode is not None
                        else f"\n[killed at its {self.limit:.0f} s limit]\n")
@@ -406,6 +461,13 @@ def default_workers():
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def end_steps_on_sigterm():
+    """A SIGTERM (``timeout``, a job's cancel) ends this process as Ctrl-C does, through
+    run_together's ``finally``: each step leads a session of its own, out of reach of a
+    signal sent to ours, so without this its processes would run on, orphaned."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -447,6 +509,7 @@ def main(argv=None):
         except ValueError as error:
             p.error(str(error))
     os.makedirs(args.out, exist_ok=True)
+    end_steps_on_sigterm()
     ctx = Context(args)
     ctx.command = "python benchmarks/gpu_check.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
@@ -522,10 +585,6 @@ def inner_data(args):
     return 1 if missing else 0
 
 
-PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)\b")
-PYTEST_VERBOSE_RESULT = re.compile(r"::\S+ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
-
-
 def pytest_counts(log):
     """{'passed': n, 'failed': n, ...} from a pytest log: its result line, or, for a run
     stopped before it printed one, the -v lines of the tests that ended."""
@@ -568,38 +627,39 @@ def inner_tests(args):
     deadline = float(os.environ.get("GPU_CHECK_DEADLINE", time.time() + 3600)) - 10
     scratch = tempfile.mkdtemp(prefix="gpu_check_tests_")  # each file's own pytest --basetemp
     started = time.time()
-    waiting, running, ended = list(files), {}, {}  # running: file -> (process, log, start)
+    waiting, running, ended = list(files), {}, {}  # running: file -> (Watched, log)
     stopped = []
-    while waiting or running:
-        while waiting and len(running) < args.workers and time.time() < deadline:
-            path = waiting.pop(0)
-            name = os.path.basename(path)
-            log = open(os.path.join(args.out, name[:-3] + ".log"), "w")
-            command = python("-m", "pytest", "-v", "--tb=short", "-ra", "-p", "no:cacheprovider",
-                             "--basetemp", os.path.join(scratch, name[:-3]), "--device-half", args.device, path)
-            running[path] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log,
-                             time.time())
-        for path, (process, log, start) in list(running.items()):
-            code = process.poll()
-            if code is None and time.time() < deadline:
-                continue
-            if code is None:  # the step's limit is near: stop it, count what ended
-                process.kill()
-                process.wait()
-                stopped.append(os.path.basename(path))
-            log.close()
-            del running[path]
-            with open(log.name, errors="replace") as f:
-                text = f.read()
-            ended[path] = (code, pytest_counts(text), text)
-            counts = ", ".join(f"{n} {word}" for word, n in ended[path][1].items()) or "no tests"
-            # exit code 5: nothing collected, every test of the file being the other device's
-            verdict = {0: "ok", 1: "FAILED", 5: "ok", None: "STOPPED at the limit"}.get(code, f"ERROR (exit {code})")
-            print(f"{os.path.basename(path)}: {verdict}, {counts}, {time.time() - start:.1f} s", flush=True)
-        if not running and time.time() >= deadline:
-            break
-        time.sleep(0.05)
-    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        while waiting or running:
+            while waiting and len(running) < args.workers and time.time() < deadline:
+                path = waiting.pop(0)
+                name = os.path.basename(path)
+                log = open(os.path.join(args.out, name[:-3] + ".log"), "w")
+                command = python("-m", "pytest", "-v", "--tb=short", "-ra", "-p", "no:cacheprovider",
+                                 "--basetemp", os.path.join(scratch, name[:-3]), "--device-half", args.device, path)
+                running[path] = (Watched(command, log, deadline, own_group=False, cwd=ROOT), log)
+            for path, (process, log) in list(running.items()):
+                if not process.ended():
+                    continue
+                if process.killed:  # the step's limit is near: it was stopped; count what ended
+                    stopped.append(os.path.basename(path))
+                log.close()
+                del running[path]
+                with open(log.name, errors="replace") as f:
+                    text = f.read()
+                code = process.returncode
+                ended[path] = (code, pytest_counts(text), text)
+                counts = ", ".join(f"{n} {word}" for word, n in ended[path][1].items()) or "no tests"
+                # exit code 5: nothing collected, every test of the file being the other device's
+                verdict = {0: "ok", 1: "FAILED", 5: "ok", None: "STOPPED at the limit"}.get(code, f"ERROR (exit {code})")
+                print(f"{os.path.basename(path)}: {verdict}, {counts}, {process.seconds:.1f} s", flush=True)
+            if not running and time.time() >= deadline:
+                break
+            time.sleep(0.05)
+    finally:  # interrupted: no pytest runs on unwatched
+        for process, _ in running.values():
+            process.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
     bad = [path for path, (code, _, _) in ended.items() if code not in (0, 5)]
     for path in bad:  # each failed file's tracebacks and pytest's summary, for the step's log
         text = ended[path][2]

@@ -149,6 +149,87 @@ def test_a_step_past_its_limit_is_killed_and_says_so(tmp_path):
     assert "[killed at its 1 s limit]" in (tmp_path / "01-sleeps.log").read_text()
 
 
+def running(pid):
+    """True while the process pid runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see which processes run")
+@pytest.mark.parametrize("how", ["killed at its limit", "exits"])
+def test_a_step_s_own_children_end_with_it(tmp_path, how):
+    """What a step started (the tests step's pytest processes) must not run on into the timed
+    steps after it: the step's whole process group is killed when it ends, however it ends."""
+    import argparse
+    import time
+    pid_file = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time\n"
+              f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+              f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+              + ("time.sleep(60)\n" if how == "killed at its limit" else "print('left it running')\n"))
+    step = gpu_check.Step("parent", 3, lambda ctx: gpu_check.python("-c", script))
+    ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
+                                               stand_in=False, workers=2, test_files=None))
+    row = gpu_check.run_step(1, step, ctx, 60)
+    assert row["result"] == ("TIMEOUT" if how == "killed at its limit" else "ok")
+    child = int(pid_file.read_text())
+    for _ in range(50):  # the orphan is reaped by whoever adopts it
+        if not running(child):
+            break
+        time.sleep(0.1)
+    assert not running(child)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see which processes run")
+def test_a_sigterm_to_the_check_ends_the_running_step_s_processes(tmp_path):
+    """Steps lead sessions of their own, so a SIGTERM to gpu_check (``timeout`` sends one)
+    must end them through its own handler, or they would run on, orphaned."""
+    import signal
+    import subprocess
+    import time
+    pid_file = tmp_path / "child.pid"
+    step_script = (f"import subprocess, sys, time\n"
+                   f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+                   f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+                   f"time.sleep(60)\n")
+    check_script = (f"import argparse, sys\n"
+                    f"sys.path.insert(0, {os.path.dirname(gpu_check.__file__)!r})\n"
+                    f"import gpu_check\n"
+                    f"gpu_check.end_steps_on_sigterm()\n"
+                    f"step = gpu_check.Step('sleeps', 60, lambda ctx: gpu_check.python('-c', {step_script!r}))\n"
+                    f"ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out={str(tmp_path)!r}, kit=None, "
+                    f"data={str(tmp_path)!r}, stand_in=False, workers=2, test_files=None))\n"
+                    f"gpu_check.run_step(1, step, ctx, 60)\n")
+    check = subprocess.Popen([sys.executable, "-c", check_script])
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert running(child)
+    check.send_signal(signal.SIGTERM)
+    assert check.wait(timeout=20) == 128 + signal.SIGTERM
+    for _ in range(50):
+        if not running(child):
+            break
+        time.sleep(0.1)
+    assert not running(child)
+
+
+def test_the_pytest_figure_says_why_everything_was_skipped():
+    skipped_only = ("sss                                  [100%]\n"
+                    "SKIPPED [3] tests/test_gpu_kernel_cuda.py:41: nvcc is not on PATH\n"
+                    "3 skipped in 0.12s\n")
+    assert gpu_check.pytest_figure(None, skipped_only) == "3 skipped in 0.12s (nvcc is not on PATH)"
+    assert gpu_check.pytest_figure(None, "..s\n2 passed, 1 skipped in 3.1s\n") == "2 passed, 1 skipped in 3.1s"
+    assert gpu_check.pytest_figure(None, "== 1 failed, 4 passed in 2.0s ==") == "1 failed, 4 passed in 2.0s"
+    with pytest.raises(RuntimeError, match="no result line"):
+        gpu_check.pytest_figure(None, "Traceback (most recent call last):\n  ImportError: no cupy\n")
+
+
 def make_test_folder(folder, tests):
     """A folder of pytest files with the --device-half option (tests/conftest.py's) declared."""
     folder.mkdir()
