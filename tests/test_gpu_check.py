@@ -2,9 +2,11 @@
 CPU: its steps run, a failing step is logged while the next ones still run, the time
 budget is kept, and the summary and the bundle are written. (The whole rehearsal takes
 about 2.5 minutes on 2 cores; these run the quick steps only.)"""
+import argparse
 import os
 import sys
 import tarfile
+import time
 
 import pytest
 
@@ -12,6 +14,12 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import gpu_check  # noqa: E402
+
+
+def rehearsal_context(folder):
+    """The Context that `--rehearse --data FOLDER --out FOLDER` gives the steps."""
+    return gpu_check.Context(argparse.Namespace(rehearse=True, out=str(folder), kit=None, data=str(folder),
+                                                stand_in=False, workers=2, test_files=None))
 
 
 def rows(summary):
@@ -91,10 +99,8 @@ def test_the_mixed_step_benchmarks_mixed_precision_apart(tmp_path):
     """The 'mixed' step runs run.py --precision mixed_float16 into a folder of its own (the
     float32 report stays) and reads its figure from there. (Run by hand in the rehearsal:
     32 s on 2 cores, NumPy having no float16 BLAS; too slow for the suite.)"""
-    import argparse
     import json
-    ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
-                                               stand_in=False, workers=2, test_files=None))
+    ctx = rehearsal_context(tmp_path)
     step = next(s for s in gpu_check.STEPS if s.name == "mixed")
     command = step.command(ctx)
     assert command[command.index("--precision") + 1] == "mixed_float16" and "--skip-layers" in command
@@ -122,7 +128,6 @@ def test_the_untimed_steps_share_a_batch_and_the_timed_ones_run_alone():
 def test_steps_of_one_batch_run_at_the_same_time(tmp_path):
     """Two steps where the first waits for a file that only the second writes: run one
     after the other, the first would reach its limit."""
-    import argparse
     flag = tmp_path / "flag"
     waits = gpu_check.Step("waits", 60, lambda ctx: gpu_check.python(
         "-c", f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.05)\nprint('saw it')"),
@@ -130,8 +135,7 @@ def test_steps_of_one_batch_run_at_the_same_time(tmp_path):
     writes = gpu_check.Step("writes", 60, lambda ctx: gpu_check.python(
         "-c", f"import time; time.sleep(0.5); open({str(flag)!r}, 'w').close(); print('wrote it')"),
         gpu_check.last_line_starting("wrote"), beside_others=True)
-    ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
-                                               stand_in=False, workers=2, test_files=None))
+    ctx = rehearsal_context(tmp_path)
     ended = []
     rows = gpu_check.run_together([(1, waits), (2, writes)], ctx, 60, lambda row: ended.append(row["step"]))
     assert [(r["step"], r["result"]) for r in rows] == [("waits", "ok"), ("writes", "ok")]
@@ -140,10 +144,8 @@ def test_steps_of_one_batch_run_at_the_same_time(tmp_path):
 
 
 def test_a_step_past_its_limit_is_killed_and_says_so(tmp_path):
-    import argparse
     sleeps = gpu_check.Step("sleeps", 1, lambda ctx: gpu_check.python("-c", "import time; time.sleep(60)"))
-    ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
-                                               stand_in=False, workers=2, test_files=None))
+    ctx = rehearsal_context(tmp_path)
     row = gpu_check.run_step(1, sleeps, ctx, 60)
     assert row["result"] == "TIMEOUT" and row["seconds"] < 30
     assert "[killed at its 1 s limit]" in (tmp_path / "01-sleeps.log").read_text()
@@ -158,29 +160,37 @@ def running(pid):
         return False
 
 
+def gone_soon(pid):
+    """True once the process pid has stopped running, within 5 s (an orphan is reaped by
+    whoever adopts it)."""
+    for _ in range(50):
+        if not running(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def leaving_a_child_running(pid_file, then):
+    """Python code that starts a child (it sleeps 60 s), writes the child's pid to pid_file,
+    then runs the code `then`."""
+    return (f"import subprocess, sys, time\n"
+            f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n" + then)
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see which processes run")
 @pytest.mark.parametrize("how", ["killed at its limit", "exits"])
 def test_a_step_s_own_children_end_with_it(tmp_path, how):
     """What a step started (the tests step's pytest processes) must not run on into the timed
     steps after it: the step's whole process group is killed when it ends, however it ends."""
-    import argparse
-    import time
     pid_file = tmp_path / "child.pid"
-    script = (f"import subprocess, sys, time\n"
-              f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-              f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-              + ("time.sleep(60)\n" if how == "killed at its limit" else "print('left it running')\n"))
+    script = leaving_a_child_running(pid_file, "time.sleep(60)\n" if how == "killed at its limit"
+                                     else "print('left it running')\n")
     step = gpu_check.Step("parent", 3, lambda ctx: gpu_check.python("-c", script))
-    ctx = gpu_check.Context(argparse.Namespace(rehearse=True, out=str(tmp_path), kit=None, data=str(tmp_path),
-                                               stand_in=False, workers=2, test_files=None))
+    ctx = rehearsal_context(tmp_path)
     row = gpu_check.run_step(1, step, ctx, 60)
     assert row["result"] == ("TIMEOUT" if how == "killed at its limit" else "ok")
-    child = int(pid_file.read_text())
-    for _ in range(50):  # the orphan is reaped by whoever adopts it
-        if not running(child):
-            break
-        time.sleep(0.1)
-    assert not running(child)
+    assert gone_soon(int(pid_file.read_text()))
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see which processes run")
@@ -189,12 +199,8 @@ def test_a_sigterm_to_the_check_ends_the_running_step_s_processes(tmp_path):
     must end them through its own handler, or they would run on, orphaned."""
     import signal
     import subprocess
-    import time
     pid_file = tmp_path / "child.pid"
-    step_script = (f"import subprocess, sys, time\n"
-                   f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-                   f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-                   f"time.sleep(60)\n")
+    step_script = leaving_a_child_running(pid_file, "time.sleep(60)\n")
     check_script = (f"import argparse, sys\n"
                     f"sys.path.insert(0, {os.path.dirname(gpu_check.__file__)!r})\n"
                     f"import gpu_check\n"
@@ -212,11 +218,7 @@ def test_a_sigterm_to_the_check_ends_the_running_step_s_processes(tmp_path):
     assert running(child)
     check.send_signal(signal.SIGTERM)
     assert check.wait(timeout=20) == 128 + signal.SIGTERM
-    for _ in range(50):
-        if not running(child):
-            break
-        time.sleep(0.1)
-    assert not running(child)
+    assert gone_soon(child)
 
 
 def test_the_pytest_figure_says_why_everything_was_skipped():
