@@ -1,5 +1,7 @@
 """Weight constraints, applied by the optimizer right after each update (as Keras does)."""
-from .backend import get_array_module
+import numpy
+
+from .backend import fast_kernels_enabled, get_array_module
 
 
 class MaxNorm:
@@ -21,11 +23,37 @@ class MaxNorm:
         desired = xp.clip(norms, 0, self.max_value)
         return w * (desired / (norms + w.dtype.type(1e-7)))  # Keras's epsilon
 
+    def constrain_in_place(self, w):
+        """w[...] = self(w). On a GPU, where the norm is over every axis but the last (Keras's
+        axis=0 for a Dense kernel, [0, 1, 2] for a Conv2D kernel), that is two or three
+        kernels (functions/fast_gpu_updates.max_norm_): __call__'s array code launches eight."""
+        if fast_kernels_enabled() and get_array_module(w) is not numpy and self._over_all_but_last(w.ndim):
+            from .functions import fast_gpu, fast_gpu_updates  # import CuPy; only reached with GPU arrays
+            if fast_gpu.handles(w) and w.flags.c_contiguous:
+                fast_gpu_updates.max_norm_(w, self.max_value)
+                return
+        w[...] = self(w)
+
+    def _over_all_but_last(self, ndim):
+        axes = self.axis if isinstance(self.axis, tuple) else (self.axis,)
+        return ndim > 1 and sorted(a % ndim for a in axes) == list(range(ndim - 1))
+
     def get_config(self):
         return {"max_value": self.max_value, "axis": self.axis}
 
 
 max_norm = maxnorm = MaxNorm  # Keras's aliases; seed 003 writes maxnorm(3)
+
+
+def apply(constraint, w):
+    """w[...] = constraint(w), in place, as the optimizer does after each update: through the
+    constraint's own ``constrain_in_place`` where it has one (MaxNorm's GPU kernels), so that
+    any callable Keras would take (w -> constrained w) works too."""
+    in_place = getattr(constraint, "constrain_in_place", None)
+    if in_place is not None:
+        in_place(w)
+    else:
+        w[...] = constraint(w)
 
 
 def serialize(constraint):

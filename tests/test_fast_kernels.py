@@ -376,6 +376,42 @@ def test_channel_sums_on_the_gpu_equal_numpy(shape):
 
 
 @requires_gpu
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32, numpy.float16])
+def test_max_norm_on_the_gpu_equals_the_reference_in_place(dtype):
+    """constraints.MaxNorm as the optimizer applies it, in place (constraints.apply): on a GPU
+    through fast_gpu_updates.max_norm_ where the norm is over every axis but the last, else
+    through its array code. Both ways, for a Dense kernel (Keras's axis=0, also written -2),
+    a Conv2D kernel (axis [0, 1, 2]) large enough for several partial rows, and axes the
+    kernels do not take (Dense axis=1, a whole-filter norm over [0, 1]): the same weights,
+    still this array, of the same dtype. On the stand-in, the kernel path is 2 or 3 launches
+    (one more for float16, whose partial rows are summed in float32) where the array code is 8."""
+    import cupy
+    from minicnn import constraints
+    rng = numpy.random.default_rng(8)
+    cases = [((6, 5), 0, True), ((6, 5), -2, True), ((3, 3, 64, 16), [0, 1, 2], True),
+             ((6, 5), 1, False), ((3, 3, 4, 6), [0, 1], False)]
+    for shape, axis, by_kernel in cases:
+        start = rng.standard_normal(shape) * rng.uniform(0.05, 0.6, shape[-1])
+        results = []
+        for fast in (True, False):
+            with backend.fast_kernels(fast):
+                w = cupy.asarray(start, dtype=dtype)
+                before = dict(getattr(cupy, "stand_in_launches", {}))
+                constraints.apply(constraints.MaxNorm(1.5, axis=axis), w)
+                if fast and getattr(cupy, "STAND_IN", False):
+                    launches = sum(cupy.stand_in_launches.values()) - sum(before.values())
+                    most = 4 if dtype == numpy.float16 else 3
+                    assert launches <= most if by_kernel else launches == 8, (shape, axis, launches)
+                assert w.dtype == dtype
+                results.append(cupy.asnumpy(w))
+        reference = constraints.MaxNorm(1.5, axis=axis)(start.astype(dtype))
+        tol = {numpy.float64: 1e-12, numpy.float32: 1e-6, numpy.float16: 2e-3}[dtype]
+        for got in results:
+            numpy.testing.assert_allclose(got.astype(numpy.float64), reference.astype(numpy.float64),
+                                          rtol=tol, atol=tol)
+
+
+@requires_gpu
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
 @pytest.mark.parametrize("label_dtype", [numpy.int64, numpy.int32, numpy.uint8])

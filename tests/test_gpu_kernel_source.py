@@ -171,6 +171,27 @@ def test_batch_norm_kernels_equal_the_reference(kernels, parts, offset):
         numpy.testing.assert_allclose(gx, gx_ref, rtol=1e-8, atol=1e-9)
 
 
+@pytest.mark.parametrize("parts", [1, 3, 64])
+def test_max_norm_kernels_equal_the_reference(kernels, parts):
+    """fast_gpu_updates.max_norm_, kernel by kernel (the squared norms' partial rows, then the
+    rescale in place), against constraints.MaxNorm's array code: a Dense kernel (axis 0) and a
+    Conv2D kernel (axis [0, 1, 2]), with some units above the limit, some below, one all zero."""
+    from minicnn.constraints import MaxNorm
+    rng = numpy.random.default_rng(parts)
+    for shape, axis in [((1, 1), 0), ((7, 5), 0), ((200, 9), 0), ((3, 3, 4, 6), [0, 1, 2])]:
+        w = rng.standard_normal(shape) * rng.uniform(0.1, 3, shape[-1])
+        w[..., 0] = 0.0
+        C = shape[-1]
+        squares = _partial_sums(kernels.minicnn_channel_sums_of_squares, [w], C, 1, parts)[0]
+        numpy.testing.assert_allclose(squares, (w * w).reshape(-1, C).sum(axis=0), rtol=1e-13)
+        for max_value in (0.5, 2.0):
+            expected = MaxNorm(max_value, axis=axis)(w)
+            got = w.copy()
+            _call(kernels.minicnn_max_norm_rescale, squares, numpy.full_like(got, max_value),
+                  numpy.full_like(got, 1e-7), C, got)
+            numpy.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
+
+
 def test_dropout_mask_kernel_equals_the_reference(kernels):
     """The same uniform draws give the same mask: 0 below the rate (ties at the rate kept),
     1/(1-rate) elsewhere."""

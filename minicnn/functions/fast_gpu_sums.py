@@ -68,6 +68,10 @@ def _partial_sums_kernel(name, inputs, terms, prologue=""):
 
 channel_sums_kernel = _partial_sums_kernel("minicnn_channel_sums", "raw T a", ["a[at]"])
 
+# A max-norm constraint's squared norms: a Dense or Conv2D kernel's squares summed per output unit
+channel_sums_of_squares_kernel = _partial_sums_kernel(
+    "minicnn_channel_sums_of_squares", "raw T a", ["a[at] * a[at]"])
+
 # The batch's mean and variance in one pass over x. A one-pass variance, E[x^2] - E[x]^2,
 # loses every digit when the mean is large against the spread; sums of d = x - shift with a
 # shift near the mean do not (the "shifted data" algorithm). Each channel's first value is
@@ -177,6 +181,15 @@ def channel_sums(a):
     sums = cupy.empty(C, dtype=a.dtype)  # one part: the kernel writes the sums themselves
     channel_sums_kernel(flat, rows, C, 1, sums.reshape(1, 1, C))
     return sums
+
+
+def channel_sums_of_squares(a):
+    """a (..., C) -> (C,): the sum of a * a over every axis but the last (each output unit's
+    squared norm, for constraints.MaxNorm). One kernel, and CuPy's sum of its partial rows
+    when there are several; the result may be a view."""
+    C = a.shape[-1]
+    return _sum_rows(channel_sums_of_squares_kernel, [cupy.ascontiguousarray(a).reshape(-1)],
+                     a.size // C, C, 1)[0]
 
 
 def relu_backward_bias_sums(gy, positive):

@@ -23,8 +23,13 @@ real end). Each array is passed as one kernel argument (a pointer, its size, sha
 strides: at most 80 bytes for a 4-D array), so a full Adam launch needs at most about
 5.5 kB of arguments: above the classic 4 kB, within the 32 kB that CUDA 12.1 and later
 allow on Volta and newer GPUs (the H100 and H200 run CUDA 13).
+
+A max-norm constraint (constraints.MaxNorm), applied after the update, is here too: its
+array code is eight launches per constrained weight, max_norm_ two or three.
 """
 import cupy
+
+from .fast_gpu_sums import channel_sums_of_squares
 
 TENSORS_PER_LAUNCH = 16
 _INDEX = "long long"
@@ -109,6 +114,29 @@ def unscale_and_check(grads, inverse_scale):
             outputs.append(next(spares))
         unscale_kernel(*inputs, *outputs, found, size=end)
     return found
+
+
+# constraints.MaxNorm's rescale, in place, with its array code's order of operations; norms
+# are never negative, so its clip(norm, 0, max_value) is the smaller of the two. Keras's
+# epsilon comes from the host, in T, as the array code's does: a (T)1e-7 here would convert
+# a double on the GPU for float16.
+max_norm_rescale_kernel = cupy.ElementwiseKernel(
+    "raw T squares, T max_value, T epsilon, int32 C", "T w",
+    """
+    const T norm = sqrt(squares[i % C]);
+    const T desired = norm < max_value ? norm : max_value;
+    w = w * (desired / (norm + epsilon));
+    """,
+    "minicnn_max_norm_rescale")
+
+
+def max_norm_(w, max_value):
+    """w (..., C), C-contiguous, rescaled in place so that each of its C slices w[..., c] has
+    an L2 norm of at most max_value: the squared norms (one kernel, plus CuPy's sum of their
+    partial rows for a large w), then the rescale."""
+    squares = channel_sums_of_squares(w)
+    t = w.dtype.type
+    max_norm_rescale_kernel(squares, t(max_value), t(1e-7), w.shape[-1], w)
 
 
 def sgd_update(tensors):

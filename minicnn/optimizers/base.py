@@ -17,7 +17,7 @@ import numbers
 
 import numpy
 
-from .. import backend
+from .. import backend, constraints
 from ..autograd import no_grad
 from . import schedules
 
@@ -172,7 +172,7 @@ class Optimizer:
             for i in due:
                 p = self.params[i]
                 if getattr(p, "constraint", None) is not None:
-                    p.data[...] = p.constraint(p.data)
+                    constraints.apply(p.constraint, p.data)
         self.iterations += 1
 
     def _update_with_penalties(self, i, lr):
