@@ -18,7 +18,11 @@ setup(
         "threadpoolctl>=3",
     ],
     extras_require={
+        # CuPy's wheels are built per CUDA major version: take the one your driver runs
+        # (nvidia-smi's "CUDA Version"). "gpu" is CUDA 12's, which older drivers run too.
         "gpu": ["cupy-cuda12x>=13"],
+        "cuda12": ["cupy-cuda12x>=13"],
+        "cuda13": ["cupy-cuda13x>=14"],
         # Data-parallel training (minicnn/distributed/): mpi4py, and the mpich wheel as its
         # MPI library, so no system MPI is needed (an existing MPI works as well).
         "mpi": MPI,
