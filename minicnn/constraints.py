@@ -35,8 +35,10 @@ class MaxNorm:
         w[...] = self(w)
 
     def _over_all_but_last(self, ndim):
+        if self.axis is None or ndim < 2:  # None: one norm for the whole array
+            return False
         axes = self.axis if isinstance(self.axis, tuple) else (self.axis,)
-        return ndim > 1 and sorted(a % ndim for a in axes) == list(range(ndim - 1))
+        return sorted(a % ndim for a in axes) == list(range(ndim - 1))
 
     def get_config(self):
         return {"max_value": self.max_value, "axis": self.axis}

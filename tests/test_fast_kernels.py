@@ -382,14 +382,15 @@ def test_max_norm_on_the_gpu_equals_the_reference_in_place(dtype):
     through fast_gpu_updates.max_norm_ where the norm is over every axis but the last, else
     through its array code. Both ways, for a Dense kernel (Keras's axis=0, also written -2),
     a Conv2D kernel (axis [0, 1, 2]) large enough for several partial rows, and axes the
-    kernels do not take (Dense axis=1, a whole-filter norm over [0, 1]): the same weights,
+    kernels do not take (Dense axis=1, a norm over [0, 1], one norm for the whole array with
+    axis=None, a vector's): the same weights,
     still this array, of the same dtype. On the stand-in, the kernel path is 2 or 3 launches
     (one more for float16, whose partial rows are summed in float32) where the array code is 8."""
     import cupy
     from minicnn import constraints
     rng = numpy.random.default_rng(8)
     cases = [((6, 5), 0, True), ((6, 5), -2, True), ((3, 3, 64, 16), [0, 1, 2], True),
-             ((6, 5), 1, False), ((3, 3, 4, 6), [0, 1], False)]
+             ((6, 5), 1, False), ((3, 3, 4, 6), [0, 1], False), ((6, 5), None, False), ((7,), 0, False)]
     for shape, axis, by_kernel in cases:
         start = rng.standard_normal(shape) * rng.uniform(0.05, 0.6, shape[-1])
         results = []
