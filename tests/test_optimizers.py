@@ -179,3 +179,96 @@ def test_the_fused_gpu_update_takes_few_launches_and_leaves_a_changed_rule_alone
         counts = {k: v - before.get(k, 0) for k, v in cupy.stand_in_launches.items() if v != before.get(k, 0)}
         assert sum(counts.values()) == launches, counts
     numpy.testing.assert_allclose(backend.to_numpy(params[0].data), (1 - 0.1 * 1) * 0.5)
+
+
+def clip_reference(grads, option, c):
+    """Keras's clipping in float64 NumPy, written out from its definitions."""
+    if option == "clipvalue":
+        return [numpy.clip(g, -c, c) for g in grads]
+    if option == "clipnorm":
+        return [g * c / max(numpy.sqrt((g ** 2).sum()), c) for g in grads]
+    norm = numpy.sqrt(sum((g ** 2).sum() for g in grads))
+    return [g * c / max(norm, c) for g in grads]
+
+
+@pytest.mark.parametrize("option", ["clipnorm", "global_clipnorm", "clipvalue"])
+def test_gradient_clipping_by_the_keras_formulas(device, option):
+    """Three parameters, one gradient long (norm 13), one short (norm 0.5), one zero: one
+    plain SGD step at lr 1 moves each weight by minus its clipped gradient. clipnorm
+    shortens only the long one; global_clipnorm scales all three by one factor; clipvalue
+    cuts elements. The clipped gradient is what p.grad holds after the step."""
+    grads = [numpy.array([[3.0, -4.0], [12.0, 0.0]]), numpy.array([0.3, -0.4]), numpy.zeros(3)]
+    params = [Tensor(backend.to_device(numpy.zeros_like(g), device), requires_grad=True) for g in grads]
+    opt = SGD(1.0, **{option: 2.0}).build(params)
+    for p, g in zip(params, grads):
+        p.grad = backend.to_device(g, device)
+    opt.step()
+    expected = clip_reference(grads, option, 2.0)
+    assert option != "clipnorm" or numpy.array_equal(expected[1], grads[1])  # short: untouched
+    for p, clipped in zip(params, expected):
+        numpy.testing.assert_allclose(backend.to_numpy(p.data), -clipped, rtol=1e-12, atol=1e-15)
+        numpy.testing.assert_allclose(backend.to_numpy(p.grad), clipped, rtol=1e-12, atol=1e-15)
+    assert not numpy.array_equal(expected[0], grads[0])  # the long one was clipped
+
+
+@pytest.mark.parametrize("option", ["clipnorm", "global_clipnorm", "clipvalue"])
+@pytest.mark.parametrize("make", [lambda **k: SGD(0.1, momentum=0.9, **k), lambda **k: Adam(0.01, **k)])
+def test_clipping_keeps_float32_and_feeds_the_update_rule(device, option, make):
+    """float32 gradients stay float32 through clipping (no float64 promotion from the
+    Python option), and momentum / Adam then step on the clipped gradient: the same as the
+    unclipped optimizer given the clipped gradients by hand, over three steps."""
+    rng = numpy.random.default_rng(1)
+    shapes = [(3, 3, 2, 4), (4,), (10, 5)]
+    steps = [[(rng.normal(size=s) * 3).astype(numpy.float32) for s in shapes] for _ in range(3)]
+    start = [rng.normal(size=s).astype(numpy.float32) for s in shapes]
+    runs = []
+    for clipped_by in ("optimizer", "hand"):
+        params = [Tensor(backend.to_device(w.copy(), device), requires_grad=True) for w in start]
+        opt = make(**({option: 1.5} if clipped_by == "optimizer" else {})).build(params)
+        for grads in steps:
+            given = grads if clipped_by == "optimizer" else [
+                g.astype(numpy.float32) for g in clip_reference([g.astype(numpy.float64) for g in grads], option, 1.5)]
+            for p, g in zip(params, given):
+                p.grad = backend.to_device(g, device)
+            opt.step()
+            assert all(p.grad.dtype == numpy.float32 and p.data.dtype == numpy.float32 for p in params)
+        runs.append([backend.to_numpy(p.data) for p in params])
+    for a, b in zip(*runs):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_clipping_options_are_checked_and_saved():
+    for bad, message in (({"clipnorm": 1.0, "clipvalue": 0.5}, "only one of"),
+                         ({"clipnorm": 1.0, "global_clipnorm": 1.0}, "only one of"),
+                         ({"clipnorm": 0.0}, "clipnorm must be a positive number"),
+                         ({"clipvalue": -1.0}, "clipvalue must be a positive number"),
+                         ({"global_clipnorm": "1"}, "global_clipnorm must be a positive number"),
+                         ({"clipnorm": True}, "clipnorm must be a positive number")):
+        with pytest.raises(ValueError, match=message):
+            SGD(0.1, **bad)
+    for opt in (SGD(0.1, momentum=0.9, clipnorm=2.0), Adam(global_clipnorm=5.0), SGD(clipvalue=0.5)):
+        copy = optimizers.deserialize(opt.get_config())
+        assert type(copy) is type(opt) and copy.get_config() == opt.get_config()
+        assert (copy.clipnorm, copy.global_clipnorm, copy.clipvalue) == (opt.clipnorm, opt.global_clipnorm,
+                                                                          opt.clipvalue)
+    old = SGD(0.1).get_config()  # a model file from before clipping existed has no such keys
+    for name in ("clipnorm", "global_clipnorm", "clipvalue"):
+        del old[name]
+    assert optimizers.deserialize(old).clipnorm is None
+
+
+def test_a_loss_scaled_step_clips_the_unscaled_gradients(device):
+    """LossScaleOptimizer divides the gradients by its scale first, so the inner optimizer
+    clips what an unscaled run would clip: the same weights as SGD(clipnorm) alone."""
+    from minicnn.optimizers import LossScaleOptimizer
+    g = numpy.array([30.0, -40.0])
+    results = []
+    for scale in (None, 1024.0):
+        w = Tensor(backend.to_device(numpy.ones(2), device), requires_grad=True)
+        inner = SGD(0.1, clipnorm=1.0)
+        opt = (inner if scale is None else LossScaleOptimizer(inner, initial_scale=scale)).build([w])
+        w.grad = backend.to_device(g * (scale or 1.0), device)
+        opt.step()
+        results.append(backend.to_numpy(w.data))
+    numpy.testing.assert_allclose(results[0], 1 - 0.1 * g / 50.0, rtol=1e-12)
+    numpy.testing.assert_allclose(results[1], results[0], rtol=1e-12)

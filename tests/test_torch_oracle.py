@@ -243,3 +243,31 @@ def test_seed003_6layer_trains_step_for_step_as_its_pytorch_twin():
         theirs_kernel = theirs_kernel.transpose(2, 3, 1, 0) if theirs_kernel.ndim == 4 else theirs_kernel.T
         scale = numpy.abs(theirs_kernel).max()
         numpy.testing.assert_allclose(layer.kernel.data, theirs_kernel, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("option", ["global_clipnorm", "clipnorm", "clipvalue"])
+def test_gradient_clipping_matches_torch_clip_grad(device, option):
+    """global_clipnorm is torch.nn.utils.clip_grad_norm_ over all parameters, clipnorm the
+    same called on each parameter alone, clipvalue clip_grad_value_; then SGD with
+    momentum, step for step. (PyTorch divides by norm + 1e-6, hence rtol 1e-6.)"""
+    shapes = [(3, 4), (4,), (2, 2, 3)]
+    w0 = [rng.standard_normal(s) for s in shapes]
+    steps = [[rng.standard_normal(s) * 4 for s in shapes] for _ in range(4)]
+    wo = [Tensor(backend.to_device(w.copy(), device), requires_grad=True) for w in w0]
+    ours_opt = SGD(0.1, momentum=0.9, **{option: 1.5}).build(wo)
+    wt = [torch.tensor(w.copy(), requires_grad=True) for w in w0]
+    opt_t = torch.optim.SGD(wt, lr=0.1, momentum=0.9)
+    for grads in steps:
+        for a, b, g in zip(wo, wt, grads):
+            a.grad, b.grad = backend.to_device(g, device), torch.tensor(g)
+        if option == "global_clipnorm":
+            torch.nn.utils.clip_grad_norm_(wt, 1.5)
+        elif option == "clipnorm":
+            for b in wt:
+                torch.nn.utils.clip_grad_norm_([b], 1.5)
+        else:
+            torch.nn.utils.clip_grad_value_(wt, 1.5)
+        ours_opt.step()
+        opt_t.step()
+        for a, b in zip(wo, wt):
+            numpy.testing.assert_allclose(backend.to_numpy(a.data), b.detach().numpy(), rtol=1e-6, atol=1e-9)

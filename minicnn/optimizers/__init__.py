@@ -1,6 +1,7 @@
 """Optimizers with Keras's update rules and names, and learning-rate schedules.
 
     base.py       Optimizer: the loop every optimizer shares (groups, weight decay, state)
+    clipping.py   clipnorm, global_clipnorm, clipvalue: gradients bounded before the update
     sgd.py        SGD: momentum, Nesterov, Keras 2's time-based decay
     adam.py       Adam
     schedules.py  learning rates that change with the step: ExponentialDecay, PiecewiseConstantDecay,

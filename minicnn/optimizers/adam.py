@@ -12,8 +12,8 @@ class Adam(Optimizer):
     slot_names = ("m", "v")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, decay=0.0,
-                 weight_decay=None, lr=None, l2=0.0):
-        super().__init__(learning_rate, decay, weight_decay, lr, l2)
+                 weight_decay=None, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue)
         if not (0 <= beta_1 < 1 and 0 <= beta_2 < 1 and epsilon > 0):
             raise ValueError(f"Adam: need 0 <= beta_1, beta_2 < 1 and epsilon > 0; "
                              f"got {beta_1}, {beta_2}, {epsilon}")

@@ -11,7 +11,8 @@ can resume exactly where it stopped.
 Weight decay comes two ways: ``weight_decay`` shrinks w directly (decoupled, as Keras 3
 and AdamW), ``l2`` adds l2 * w to the gradient so it also feeds the momentum (PyTorch
 SGD's weight_decay). Parameter groups give some parameters their own options.
-SGD and Adam (sgd.py, adam.py) each add only their update rule.
+SGD and Adam (sgd.py, adam.py) each add only their update rule. ``clipnorm``,
+``global_clipnorm`` or ``clipvalue`` clip the gradients first (clipping.py), as Keras's do.
 """
 import numbers
 
@@ -19,7 +20,7 @@ import numpy
 
 from .. import backend, constraints
 from ..autograd import no_grad
-from . import schedules
+from . import clipping, schedules
 
 
 UPDATE_CHUNK = 1 << 15  # elements: a piece of w, g, the slots and the temporaries fits in an L2 cache
@@ -62,10 +63,14 @@ def chunked(*arrays):
 
 class Optimizer:
     """learning_rate: a number, or a ``schedules.LearningRateSchedule`` evaluated at every
-    step (then ``decay`` must stay 0: a schedule says all there is to say)."""
+    step (then ``decay`` must stay 0: a schedule says all there is to say).
+    clipnorm / global_clipnorm / clipvalue (at most one): each parameter's gradient clipped
+    to that L2 norm, all gradients together to that norm, or each element to [-c, c],
+    before anything else the step does (clipping.py); the clipped array replaces p.grad."""
     slot_names = ()
 
-    def __init__(self, learning_rate=0.01, decay=0.0, weight_decay=None, lr=None, l2=0.0):
+    def __init__(self, learning_rate=0.01, decay=0.0, weight_decay=None, lr=None, l2=0.0,
+                 clipnorm=None, global_clipnorm=None, clipvalue=None):
         if lr is not None:  # Keras 2's spelling, used by the seed tutorials
             learning_rate = lr
         if isinstance(learning_rate, dict):  # a saved schedule, from get_config()
@@ -83,6 +88,8 @@ class Optimizer:
                              f"{weight_decay}, {l2}")
         self._learning_rate, self.decay, self.weight_decay = learning_rate, decay, weight_decay
         self.l2 = l2
+        clipping.check_options(name, clipnorm, global_clipnorm, clipvalue)
+        self.clipnorm, self.global_clipnorm, self.clipvalue = clipnorm, global_clipnorm, clipvalue
         self.iterations = 0
         self.params = None
         self.options = []  # per parameter: (lr_scale, weight_decay, l2)
@@ -163,6 +170,7 @@ class Optimizer:
         lr = self.current_learning_rate
         with no_grad():
             due = [i for i, p in enumerate(self.params) if p.grad is not None and p.requires_grad]
+            self._clip_gradients(due)
             kernels = fused_gpu(self, due)
             if kernels is not None:  # on a GPU: all of them in a few kernels, the same arithmetic
                 self._update_all_fused(kernels, [self._fused_inputs(i, lr) for i in due])
@@ -174,6 +182,16 @@ class Optimizer:
                 if getattr(p, "constraint", None) is not None:
                     constraints.apply(p.constraint, p.data)
         self.iterations += 1
+
+    def _clip_gradients(self, due):
+        """Replace the gradient of each due parameter by its clipped value, where a clip
+        option is set: after loss scaling and the workers' average, before the penalties."""
+        options = (self.clipnorm, self.global_clipnorm, self.clipvalue)
+        if all(option is None for option in options):
+            return
+        clipped = clipping.clip_gradients([self.params[i].grad for i in due], *options)
+        for i, g in zip(due, clipped):
+            self.params[i].grad = g
 
     def _update_with_penalties(self, i, lr):
         """Parameter i's update as array code: its L2 term and decoupled decay, then the rule."""
@@ -253,4 +271,5 @@ class Optimizer:
     def get_config(self):
         rate = schedules.serialize(self.schedule) if self.schedule else self._learning_rate
         return {"name": type(self).__name__, "learning_rate": rate,
-                "decay": self.decay, "weight_decay": self.weight_decay, "l2": self.l2}
+                "decay": self.decay, "weight_decay": self.weight_decay, "l2": self.l2,
+                **{name: getattr(self, name) for name in clipping.CLIP_OPTIONS}}
