@@ -66,6 +66,7 @@ def _top5(scores, labels):
 
 # Keras's names (and short ones) for the metrics compile() accepts.
 BATCH_METRICS = {"accuracy": correct_count, "acc": correct_count,
+                 "categorical_accuracy": correct_count, "sparse_categorical_accuracy": correct_count,
                  "top5": _top5, "top_5_accuracy": _top5,
                  "top_k_categorical_accuracy": _top5, "sparse_top_k_categorical_accuracy": _top5}
 

@@ -45,6 +45,7 @@ class Model:
         self.stop_training = False
         self.diverged = None  # where fit found the loss NaN or infinite: {epoch, step, loss}
         self.parallel = None  # a distributed.DataParallel when training over several ranks
+        self._layers_changed = False  # add() / pop() since the optimizer was bound
         if inputs is not None or outputs is not None:
             self._wire(inputs, outputs)
 
@@ -209,7 +210,8 @@ class Model:
         """optimizer: 'sgd', 'adam' or an Optimizer (wrapped in a LossScaleOptimizer when a
         layer's policy is "mixed_float16", as Keras does); loss: a name such as
         'categorical_crossentropy' or a minicnn.losses object; metrics: a list of
-        'accuracy' (or 'acc') and 'top5' (or Keras's 'top_k_categorical_accuracy')."""
+        'accuracy' (or 'acc', or Keras's 'categorical_accuracy' / 'sparse_categorical_accuracy')
+        and 'top5' (or Keras's 'top_k_categorical_accuracy')."""
         if optimizer is None or loss is None:
             raise ValueError("compile() needs an optimizer ('sgd', 'adam' or an Optimizer) and a "
                              "loss ('categorical_crossentropy' or 'sparse_categorical_crossentropy')")
@@ -236,6 +238,21 @@ class Model:
         if self.optimizer is None:
             raise RuntimeError(f"{what}(): compile() the model first")
 
+    def _bind_optimizer(self):
+        """Make the optimizer cover every trainable weight of the model as it is now: built
+        on first use, and rebound (its state kept) when layers were added or popped since.
+        Weights it holds that are frozen (requires_grad False) stay bound, and step skips
+        them; weights no longer in the model are let go."""
+        optimizer, trainable = self.optimizer, self.trainable_weights
+        self._layers_changed = False
+        if optimizer.params is None:
+            optimizer.build(trainable)
+            return
+        bound, present = {id(p) for p in optimizer.params}, {id(w) for w in self.weights}
+        missing = [w for w in trainable if id(w) not in bound]
+        if missing or not bound <= present:
+            optimizer.rebind([p for p in optimizer.params if id(p) in present] + missing)
+
     def _prepare(self, x, y, what):
         """Validate x and y where they enter; build the model if needed."""
         if len(x) != len(y):
@@ -248,8 +265,7 @@ class Model:
             # conv nets could take other sizes, but the Dense layers could not: say it here
             raise ValueError(f"{what}(): the model was built for inputs {(None,) + self.input_shape}, "
                              f"x has shape {tuple(x.shape)}")
-        if self.optimizer.params is None:
-            self.optimizer.build(self.trainable_weights)
+        self._bind_optimizer()
         classes = self.output_shape[-1]
         y_host = backend.to_numpy(y)  # one check up front instead of a sync every step
         if self.loss.sparse and y_host.ndim == 2 and y_host.shape[1] == classes and y_host.dtype.kind == "f":
@@ -285,6 +301,9 @@ class Model:
         """One optimizer step on a batch already on the model's device. Returns (loss,
         number correct) as device scalars: reading them would make a GPU wait, so the
         caller decides when."""
+        self._require_compiled("train_on_batch")
+        if self.optimizer.params is None or self._layers_changed:
+            self._bind_optimizer()
         loss, _, scores = training.train_step(self, x, y)
         return loss, metrics_mod.correct_count(scores, y)
 
@@ -341,9 +360,10 @@ class Model:
                             validation_split, shuffle, initial_epoch, seed)
 
     # --- inference --------------------------------------------------------------------
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=1):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, return_dict=False):
         """Loss over (x, y) or a Loader, in inference mode: a float, or [loss, *metrics]
-        in compile order when compiled with metrics (as Keras)."""
+        in compile order when compiled with metrics (as Keras); with return_dict=True
+        {"loss": ..., metric: ...} instead."""
         self._require_compiled("evaluate")
         loader = self._loader(x, y, batch_size, False, 0, "evaluate")
         start = time.perf_counter()
@@ -352,6 +372,8 @@ class Model:
             shown = "".join(f" - {m}: {result[m]:.4f}" for m in self.metrics)
             print(f"{len(loader)} steps - {time.perf_counter() - start:.1f}s - loss: {result['loss']:.4f}{shown}",
                   flush=True)
+        if return_dict:
+            return {"loss": result["loss"], **{m: result[m] for m in self.metrics}}
         return [result["loss"]] + [result[m] for m in self.metrics] if self.metrics else result["loss"]
 
     def predict(self, x, batch_size=32, verbose=0):
@@ -374,6 +396,11 @@ class Model:
         xp = backend.get_array_module(outputs[0])
         return backend.to_device(xp.concatenate(outputs), home)
 
+    def predict_on_batch(self, x):
+        """Model outputs for one batch x (N, ...), in inference mode, as one forward pass:
+        an array on x's own device, as predict."""
+        return self.predict(x, batch_size=max(len(x), 1))
+
     # --- saving ----------------------------------------------------------------------------
     def save(self, path, include_optimizer=True, metadata=None, keep_previous=False):
         """Write the model to ``path`` (.npz: architecture as JSON, weights, optimizer
@@ -394,6 +421,22 @@ class Model:
         from .saving import load_weights
         load_weights(self, path)
         return self
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name``, or the one at position ``index`` of ``self.layers``
+        (as Keras: give one of the two)."""
+        if (name is None) == (index is None):
+            raise ValueError(f"get_layer(): give a layer name or an index, not both or neither "
+                             f"(got name={name!r}, index={index!r})")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer(index={index}): {self.name} has {len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer(): no layer named {name!r}; {self.name} has "
+                         f"{[layer.name for layer in self.layers]}")
 
     def get_config(self):
         """The architecture as a JSON-able dict (what ``save`` stores)."""
@@ -442,11 +485,23 @@ class Sequential(Model):
         elif layer.name in names:
             raise ValueError(f"{self.name}: a layer named {layer.name!r} is already in the model")
         self.layers.append(layer)
+        self._layers_changed = True
         if self.built:
             self.output_shape = layer.build_for(self.output_shape, self.device)
         elif len(self.layers) == 1 and layer.input_shape_hint is not None:
             self.build(layer.input_shape_hint)
         return self
+
+    def pop(self):
+        """Remove the last layer and return it, as Keras's ``pop``: the model's output is
+        then the layer before's (a new head goes on with ``add``; the next fit trains it)."""
+        if not self.layers:
+            raise TypeError(f"pop(): {self.name} has no layers to remove")
+        layer = self.layers.pop()
+        self._layers_changed = True
+        if self.built:
+            self.output_shape = self.layers[-1].output_shape if self.layers else self.input_shape
+        return layer
 
     def build(self, input_shape, device=None):
         """Create every layer's weights for inputs of ``input_shape``, e.g. (32, 32, 3)

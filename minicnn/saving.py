@@ -132,6 +132,7 @@ def save_model(model, path, include_optimizer=True, metadata=None, keep_previous
         header["compile"] = {"optimizer": model.optimizer.get_config(), "loss": model.loss.get_config(),
                              "metrics": model.metrics}
         if include_optimizer and model.optimizer.params is not None:
+            model._bind_optimizer()  # layers added or popped since the last fit: their state too
             state = model.optimizer.state_dict()
             weights = model.weights  # the optimizer's order may differ (groups): store it
             order = [next(i for i, w in enumerate(weights) if w is p) for p in model.optimizer.params]

@@ -268,3 +268,64 @@ def test_a_training_step_on_the_gpu_copies_nothing_between_host_and_device():
         model.train_on_batch(Tensor(x), y)
     copies = {k: v for k, v in cupy.stand_in_launches.items() if k.startswith("copy")}
     assert copies == {} and sum(cupy.stand_in_launches.values()) > 20
+
+
+def test_a_layer_added_after_compile_is_trained_and_the_others_keep_their_momenta(device, tmp_path):
+    """Keras's transfer-learning idiom: train, pop the head, add a new one, fit again. The
+    new head's weights train (the optimizer is rebound to the model's weights when fit
+    starts), the surviving weights keep their momentum slots, the popped head's weights
+    leave the optimizer, and the model saves and loads with its optimizer state."""
+    x, y = quadrant_data(64)
+    model = small_model(dropout=0.0)
+    model.compile(optimizer=SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    old_head = model.pop()
+    assert old_head.name == "dense_1" and model.output_shape == (16,) and len(model.layers) == 6
+    model.add(Dense(4, activation="softmax", name="new_head"))
+    kernel = model.get_layer("new_head").kernel
+    start, first = backend.to_numpy(kernel.data).copy(), model.layers[0].kernel
+    momentum_before = backend.to_numpy(model.optimizer.slots["momentum"][0]).copy()
+    assert model.optimizer.params[0] is first and numpy.abs(momentum_before).sum() > 0
+    model.fit(x, y, epochs=1, verbose=0, seed=1)
+    assert not numpy.array_equal(backend.to_numpy(kernel.data), start)  # the new head trained
+    bound = model.optimizer.params
+    assert len(bound) == len(model.trainable_weights) and {id(p) for p in bound} == {
+        id(w) for w in model.trainable_weights}
+    assert not any(p is w for p in bound for w in old_head.weights)
+    model.save(tmp_path / "m.npz")
+    loaded = minicnn.models.load_model(tmp_path / "m.npz", device=device)
+    for a, b in zip(loaded.optimizer.slots["momentum"], model.optimizer.slots["momentum"]):
+        numpy.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+
+
+def test_save_right_after_pop_keeps_the_optimizer_state_of_what_is_left(tmp_path):
+    """A save between pop() and the next fit stores the state of the weights still in the
+    model; before, it named a weight the model no longer had and could not be written."""
+    x, y = quadrant_data(32)
+    model = small_model(dropout=0.0)
+    model.compile(optimizer=Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.pop()
+    model.save(tmp_path / "m.npz")
+    loaded = minicnn.models.load_model(tmp_path / "m.npz")
+    assert len(loaded.optimizer.params) == len(model.trainable_weights) == len(loaded.trainable_weights)
+    with pytest.raises(TypeError, match="no layers"):
+        Sequential().pop()
+
+
+def test_keras_model_accessors_get_layer_predict_on_batch_evaluate_return_dict():
+    x, y = quadrant_data(20)
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["sparse_categorical_accuracy", "top5"])
+    assert model.get_layer("flatten") is model.layers[4] and model.get_layer(index=-1) is model.layers[-1]
+    for bad, message in (({}, "not both or neither"), ({"name": "flatten", "index": 0}, "not both"),
+                         ({"name": "nope"}, "no layer named 'nope'"), ({"index": 7}, "has 7 layers")):
+        with pytest.raises(ValueError, match=message):
+            model.get_layer(**bad)
+    numpy.testing.assert_array_equal(model.predict_on_batch(x), model.predict(x, batch_size=20))
+    as_list = model.evaluate(x, y, verbose=0)
+    as_dict = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert list(as_dict) == ["loss", "sparse_categorical_accuracy", "top5"] and list(as_dict.values()) == as_list
+    history = model.fit(x, y, epochs=1, verbose=0)
+    assert "sparse_categorical_accuracy" in history.history

@@ -272,3 +272,16 @@ def test_a_loss_scaled_step_clips_the_unscaled_gradients(device):
         results.append(backend.to_numpy(w.data))
     numpy.testing.assert_allclose(results[0], 1 - 0.1 * g / 50.0, rtol=1e-12)
     numpy.testing.assert_allclose(results[1], results[0], rtol=1e-12)
+
+
+def test_rebind_keeps_the_state_and_group_options_of_parameters_still_bound():
+    a, b, c = (Tensor(numpy.ones(2), requires_grad=True) for _ in range(3))
+    opt = SGD(0.1, momentum=0.9).build([{"params": [a], "lr_scale": 4.0}, b])
+    a.grad, b.grad = numpy.ones(2), numpy.ones(2)
+    opt.step()
+    momentum_a = opt.slots["momentum"][0].copy()
+    opt.rebind([c, a])  # b let go, c new
+    assert [id(p) for p in opt.params] == [id(c), id(a)] and opt.options[1][0] == 4.0 and opt.options[0] == (1.0, None, 0.0)
+    numpy.testing.assert_array_equal(opt.slots["momentum"][1], momentum_a)
+    numpy.testing.assert_array_equal(opt.slots["momentum"][0], numpy.zeros(2))
+    assert opt.iterations == 1

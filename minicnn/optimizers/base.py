@@ -129,6 +129,21 @@ class Optimizer:
                       for name in self.slot_names}
         return self
 
+    def rebind(self, params):
+        """Bind to ``params`` (a list of Tensors) again, keeping the slots and options of
+        every parameter bound already: a model that gained a layer (or lost one) since
+        build() trains the new weights, and the old ones keep their momenta. New
+        parameters start from zero slots and the optimizer's own options."""
+        if self.params is None:
+            return self.build(params)
+        index = {id(p): i for i, p in enumerate(self.params)}
+        kept = [index.get(id(p)) for p in params]
+        self.params = list(params)
+        self.options = [self.options[i] if i is not None else (1.0, self.weight_decay, self.l2) for i in kept]
+        self.slots = {name: [slots[i] if i is not None else backend.get_array_module(p.data).zeros_like(p.data)
+                             for i, p in zip(kept, self.params)] for name, slots in self.slots.items()}
+        return self
+
     @property
     def schedule(self):
         """The LearningRateSchedule in use, or None for a fixed rate."""

@@ -78,6 +78,10 @@ class LossScaleOptimizer:
         self.inner_optimizer.build(params)
         return self
 
+    def rebind(self, params):
+        self.inner_optimizer.rebind(params)
+        return self
+
     def zero_grad(self):
         self.inner_optimizer.zero_grad()
 
