@@ -1,9 +1,16 @@
 """Activations by name, as Keras accepts them (``activation='relu'``)."""
+from . import functional as F
 from .autograd import Tensor
 
 
 def linear(x):
     return x
+
+
+def leaky_relu(x):
+    """x where x >= 0, 0.2 * x below: Keras 3's activation='leaky_relu' (its LeakyReLU
+    layer's default slope is 0.3)."""
+    return F.leaky_relu(x, negative_slope=0.2)
 
 
 relu = Tensor.relu  # what activation='relu' means (layers recognise it: functional.fuses_bias_relu)
@@ -14,6 +21,13 @@ _BY_NAME = {
     "sigmoid": Tensor.sigmoid,
     "tanh": Tensor.tanh,
     "gelu": Tensor.gelu,  # exact (erf), as Keras's gelu and PyTorch's GELU() default
+    "leaky_relu": leaky_relu,
+    "relu6": F.relu6,
+    "elu": F.elu,
+    "selu": F.selu,
+    "silu": F.silu,
+    "swish": F.swish,
+    "softplus": F.softplus,
     "softmax": Tensor.softmax,
     "log_softmax": Tensor.log_softmax,
 }

@@ -9,7 +9,7 @@ import numpy
 from . import backend
 from .autograd import Tensor, apply
 from .functions import activation as act, average_pooling, conv, dense as dense_fn, dropout as dropout_fn
-from .functions import loss as loss_fn, normalization as bn, padding as pad_fn, pooling
+from .functions import loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
 
 
 def _tensors(*items):
@@ -53,6 +53,34 @@ def relu_family(x, negative_slope=0.0, max_value=None, threshold=0.0):
 def leaky_relu(x, negative_slope=0.3):
     """x where x >= 0, negative_slope * x below (Keras's default slope is 0.3)."""
     return relu_family(x, negative_slope=negative_slope)
+
+
+def relu6(x):
+    """min(max(x, 0), 6) (Keras's and PyTorch's relu6, MobileNet's activation)."""
+    return relu_family(x, max_value=6.0)
+
+
+def elu(x, alpha=1.0):
+    """x above 0, alpha * (e^x - 1) below (functions/smooth_activation.py)."""
+    return apply(smooth.elu_forward, smooth.slope_backward, x, alpha=alpha)
+
+
+def selu(x):
+    """1.0507 * elu(x, 1.6733): self-normalising with lecun_normal weights."""
+    return apply(smooth.selu_forward, smooth.slope_backward, x)
+
+
+def silu(x):
+    """x * sigmoid(x), also called swish."""
+    return apply(smooth.silu_forward, smooth.slope_backward, x)
+
+
+swish = silu
+
+
+def softplus(x):
+    """log(1 + e^x), a smooth ReLU."""
+    return apply(smooth.softplus_forward, smooth.slope_backward, x)
 
 
 def concatenate(tensors, axis=-1):
@@ -164,4 +192,5 @@ def log_softmax(x, axis=-1):
 
 __all__ = ["concatenate", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d", "relu_family",
            "leaky_relu", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
-           "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"]
+           "relu", "relu6", "elu", "selu", "silu", "swish", "softplus", "sigmoid", "tanh", "gelu", "softmax",
+           "log_softmax"]

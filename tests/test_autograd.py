@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import minicnn
-from minicnn import Tensor, backend, gradcheck, no_grad
+from minicnn import Tensor, backend, functional as F, gradcheck, no_grad
 from conftest import tensor
 
 shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
@@ -36,7 +36,9 @@ def test_unary_ops(device, data):
     x = tensor(away_from_zero(rng, shape), device)
     positive = tensor(rng.uniform(0.5, 2.0, shape), device)
     for op in (Tensor.exp, Tensor.relu, Tensor.sigmoid, Tensor.tanh, Tensor.softmax,
-               Tensor.log_softmax, Tensor.gelu, lambda t: t.gelu("tanh"), lambda t: -t, lambda t: t.clip(-0.5, 0.5) * 1.0):
+               Tensor.log_softmax, Tensor.gelu, lambda t: t.gelu("tanh"), lambda t: -t, lambda t: t.clip(-0.5, 0.5) * 1.0,
+               F.elu, lambda t: F.elu(t, alpha=0.5), F.selu, F.silu, F.softplus, F.relu6,
+               lambda t: F.relu6(t * 4.0)):  # the last one across its cap at 6
         gradcheck(op, [x])
     gradcheck(Tensor.log, [positive])
     gradcheck(lambda t: t ** 3, [x])

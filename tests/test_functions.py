@@ -3,7 +3,7 @@ import numpy
 import pytest
 from hypothesis import given, strategies as st
 
-from minicnn import backend, functional as F, gradcheck
+from minicnn import Tensor, backend, functional as F, gradcheck
 from minicnn.functions import conv
 from conftest import away_from_zero, distinct, tensor
 
@@ -178,3 +178,23 @@ def test_labels_out_of_range_are_named(device):
         F.softmax_cross_entropy(logits, backend.to_device(numpy.array([0, 3]), device))
     with pytest.raises(ValueError, match="labels out of range"):
         F.softmax_cross_entropy(logits, backend.to_device(numpy.array([-1, 0]), device))
+
+
+@pytest.mark.parametrize("name", ["elu", "selu", "silu", "softplus", "leaky_relu", "relu6"])
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float16])
+def test_smooth_activations_keep_the_dtype_and_stay_finite_at_the_extremes(device, name, dtype):
+    """No float64 promotion from their constants, and no overflow: e^x is never taken of a
+    large x (ELU takes it of min(x, 0); softplus is logaddexp(0, x)), so +-60000 give
+    finite values and slopes without a floating-point warning."""
+    from minicnn import activations
+    host = numpy.array([-60000.0, -50.0, -1.0, 0.0, 1.0, 50.0, 60000.0], dtype)
+    x = Tensor(backend.to_device(host, device), requires_grad=True)
+    with numpy.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is what e^-60000 is
+        y = activations.get(name)[1](x)
+        y.backward(backend.to_device(numpy.ones_like(host), device))
+    assert y.data.dtype == dtype and x.grad.dtype == dtype
+    values, slopes = backend.to_numpy(y.data), backend.to_numpy(x.grad)
+    assert numpy.isfinite(values).all() and numpy.isfinite(slopes).all()
+    top = {"relu6": 6.0, "selu": 60000.0 * 1.0507009873554805}.get(name, 60000.0)
+    numpy.testing.assert_allclose(values[-1], top, rtol=1e-3)  # far above 0: x itself (scaled, capped)
+    assert slopes[-1] == (0 if name == "relu6" else values[-1] / host[-1])

@@ -78,7 +78,8 @@ def test_dropout_layer_gradients_with_its_mask_held_fixed(device):
     assert layer(x) is x
 
 
-@given(name=st.sampled_from(["relu", "sigmoid", "tanh", "gelu", "softmax", "linear"]))
+@given(name=st.sampled_from(["relu", "sigmoid", "tanh", "gelu", "softmax", "linear", "elu", "selu", "silu",
+                            "swish", "softplus", "leaky_relu", "relu6"]))
 def test_activation_flatten_and_rescaling_layer_gradients(device, name):
     x = tensor(away_from_zero(numpy.random.default_rng(0), (2, 3, 2, 2)), device)
     check_layer(Activation(name, **F64), x)

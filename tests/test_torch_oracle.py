@@ -271,3 +271,22 @@ def test_gradient_clipping_matches_torch_clip_grad(device, option):
         opt_t.step()
         for a, b in zip(wo, wt):
             numpy.testing.assert_allclose(backend.to_numpy(a.data), b.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name, theirs_of", [
+    ("elu", lambda t: tF.elu(t)), ("selu", tF.selu), ("silu", tF.silu), ("swish", tF.silu),
+    ("softplus", tF.softplus), ("leaky_relu", lambda t: tF.leaky_relu(t, 0.2)), ("relu6", tF.relu6)])
+def test_smooth_and_capped_activations(device, name, theirs_of):
+    """activation='elu', 'selu', 'silu' / 'swish', 'softplus', 'leaky_relu' (Keras 3's
+    slope 0.2) and 'relu6': values and gradients as PyTorch's, in float64, out to +-40."""
+    from minicnn import activations
+    x = numpy.concatenate([rng.standard_normal(30) * 3, [-40.0, -7.5, 7.5, 40.0]])
+    xo = ours(x, device)
+    yo = activations.get(name)[1](xo)
+    gy = rng.standard_normal(x.shape)
+    yo.backward(backend.to_device(gy, device))
+    xt = theirs(x)
+    yt = theirs_of(xt)
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
