@@ -26,16 +26,16 @@ import numpy
 
 from . import activations, backend, losses, optimizers
 from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, Dropout,
-                     Flatten, GlobalAveragePooling2D, InputLayer, LeakyReLU, MaxPooling2D, ReLU, Rescaling,
-                     ZeroPadding2D)
+                     Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer, LeakyReLU, MaxPooling2D, ReLU,
+                     Rescaling, Reshape, Softmax, SpatialDropout2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
 WEIGHTS_FORMAT = "minicnn-weights"  # save_weights: the weights alone
 HEADER = "minicnn.json"
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
-                                               ZeroPadding2D, Dense, Flatten, Activation, ReLU, LeakyReLU,
-                                               Rescaling, Dropout, BatchNormalization, InputLayer, Add,
-                                               Concatenate)}
+                                               GlobalMaxPooling2D, ZeroPadding2D, Dense, Flatten, Reshape,
+                                               Activation, ReLU, LeakyReLU, Softmax, Rescaling, Dropout,
+                                               SpatialDropout2D, BatchNormalization, InputLayer, Add, Concatenate)}
 
 
 class ModelFileError(ValueError):

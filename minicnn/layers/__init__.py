@@ -1,19 +1,21 @@
 """Layers with Keras's names and arguments. Each owns its weights and calls the
 differentiable ops in ``minicnn.functional``."""
-from .activation import LeakyReLU, ReLU
+from .activation import LeakyReLU, ReLU, Softmax
 from .base import Layer
 from .convolutional import Conv2D
-from .core import Activation, Dense, Dropout, Flatten, Rescaling
+from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
 from .input_layer import Input, InputLayer
 from .merging import Add, Concatenate
 from .normalization import BatchNormalization
-from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPooling2D
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .reshaping import ZeroPadding2D
 
 MaxPool2D = MaxPooling2D  # Keras's aliases
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
 
 __all__ = ["Layer", "Input", "InputLayer", "Add", "Concatenate", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
-           "GlobalAveragePooling2D", "GlobalAvgPool2D", "ZeroPadding2D", "ReLU", "LeakyReLU", "Dense",
-           "Flatten", "Activation", "Rescaling", "Dropout", "BatchNormalization"]
+           "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "ZeroPadding2D",
+           "ReLU", "LeakyReLU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
+           "SpatialDropout2D", "BatchNormalization"]

@@ -1,7 +1,8 @@
-"""ReLU and LeakyReLU as layers of their own, with Keras's arguments (the plain
+"""ReLU, LeakyReLU and Softmax as layers of their own, with Keras's arguments (the plain
 activations by name are ``Activation('relu')`` or ``activation='relu'``)."""
 from .. import functional as F
 from .base import Layer
+from .core import Activation
 
 
 class ReLU(Layer):
@@ -48,3 +49,24 @@ class LeakyReLU(Layer):
 
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+class Softmax(Activation):
+    """exp(x) / sum(exp(x)) along ``axis`` (default the last), shape unchanged: Keras's
+    Softmax layer. As a model's last layer over the classes it is Activation('softmax'):
+    the loss takes the logits before it, the stable way (losses.py)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        kwargs.pop("activation", None)  # always softmax
+        super().__init__("softmax", **kwargs)
+        if not isinstance(axis, int):
+            raise ValueError(f"Softmax: axis must be an int, got {axis!r}")
+        self.axis = axis
+        if axis != -1:  # not over the classes: the model's loss must not take it for one
+            self.activation_name = f"softmax over axis {axis}"
+            self.activation = lambda x: x.softmax(axis)
+
+    def get_config(self):
+        config = {**super().get_config(), "axis": self.axis}
+        del config["activation"]
+        return config

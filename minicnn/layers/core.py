@@ -1,7 +1,8 @@
-"""Dense, Flatten, Activation, Rescaling and Dropout, with Keras's arguments."""
+"""Dense, Flatten, Reshape, Activation, Rescaling, Dropout and SpatialDropout2D, with Keras's arguments."""
 import math
 
 from .. import activations, backend, functional as F
+from ..functions import dropout as dropout_fn
 from ..random import new_seed
 from .base import Layer, set_weight_options, weight_options_config
 
@@ -84,6 +85,34 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
 
+class Reshape(Layer):
+    """(N, *input_shape) -> (N, *target_shape), the values in row-major order (Keras's
+    Reshape). One entry of target_shape may be -1: the size that keeps the element count."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        target = tuple(target_shape)
+        if not all(isinstance(n, int) and (n >= 1 or n == -1) for n in target) or target.count(-1) > 1:
+            raise ValueError(f"Reshape: target_shape holds positive ints and at most one -1, got {target_shape!r}")
+        self.target_shape = target
+
+    def compute_output_shape(self, input_shape):
+        size, known = math.prod(input_shape), math.prod(n for n in self.target_shape if n != -1)
+        if (size % known if -1 in self.target_shape else size != known):
+            raise self.error(f"cannot reshape {size} values to {self.target_shape}", input_shape)
+        return tuple(size // known if n == -1 else n for n in self.target_shape)
+
+    def arithmetic(self):
+        return [("shape", "*".join(str(n) for n in self.input_shape), self.output_shape,
+                 "the same values, regrouped"), ("params", None, 0, "no weights")]
+
+    def call(self, x, training):
+        return x.reshape(x.shape[0], *self.compute_output_shape(x.shape[1:]))
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
 class Activation(Layer):
     """Applies a named activation ('relu', 'softmax', ...); shape unchanged."""
 
@@ -120,17 +149,40 @@ class Rescaling(Layer):
 class Dropout(Layer):
     """Inverted dropout in training, identity in inference; shape unchanged.
 
-    rate: fraction of inputs zeroed, 0 <= rate < 1. seed: for this layer's own
-    random stream (default: drawn from ``minicnn.set_seed``'s generator).
+    rate: fraction of inputs zeroed, 0 <= rate < 1. noise_shape (Keras's): the shape of
+    the mask, one entry per axis of the input, batch axis included: None takes the input's
+    size, 1 shares one draw along that axis (``(None, 1, 1, None)`` drops whole channels,
+    as SpatialDropout2D). seed: for this layer's own random stream (default: drawn from
+    ``minicnn.set_seed``'s generator).
     """
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+            raise ValueError(f"{type(self).__name__}: rate must be in [0, 1), got {rate!r}")
+        if noise_shape is not None and not all(n is None or (isinstance(n, int) and n >= 1) for n in noise_shape):
+            raise ValueError(f"{type(self).__name__}: noise_shape holds None or positive ints, got {noise_shape!r}")
         self.rate, self.seed = float(rate), seed
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self._rng = None
         self._stream_seed = seed
+
+    def check_input_shape(self, input_shape):
+        if self.noise_shape is None:
+            return
+        if len(self.noise_shape) != len(input_shape) + 1:
+            raise self.error(f"noise_shape {self.noise_shape} needs one entry per input axis, batch included",
+                             input_shape)
+        for n, size in zip(self.noise_shape[1:], input_shape):
+            if n is not None and n not in (1, size):
+                raise self.error(f"noise_shape {self.noise_shape}: each entry is None, 1 or the input's size",
+                                 input_shape)
+
+    def mask_shape(self, shape):
+        """The mask's shape for an input of ``shape``: the input's, or noise_shape filled in."""
+        if self.noise_shape is None:
+            return shape
+        return tuple(size if n is None else n for n, size in zip(self.noise_shape, shape))
 
     def reseed(self, seed):
         """Restart this layer's random stream from ``seed`` (``fit`` does so every epoch)."""
@@ -148,7 +200,31 @@ class Dropout(Layer):
     def call(self, x, training):
         if not training or self.rate == 0:
             return x
-        return F.dropout(x, self.rate, rng=self.rng(x.data))
+        # with a noise_shape the mask is smaller than x and broadcasts: one draw per shared axis
+        mask = dropout_fn.dropout_mask(self.mask_shape(x.shape), self.rate, self.rng(x.data), x.dtype)
+        return F.dropout(x, self.rate, mask=mask)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        config = {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        if self.noise_shape is not None:
+            config["noise_shape"] = list(self.noise_shape)
+        return config
+
+
+class SpatialDropout2D(Dropout):
+    """Dropout of whole feature maps: each (image, channel) kept or zeroed as one, (N, H, W, C)
+    -> same shape. Neighbouring pixels of one map are strongly correlated, so dropping
+    single pixels hides little from the next convolution; dropping the map does (Tompson et
+    al. 2015). Keras's SpatialDropout2D, channels-last: noise_shape (N, 1, 1, C)."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        kwargs.pop("noise_shape", None)  # always (None, 1, 1, None); a saved config may carry it
+        super().__init__(rate, noise_shape=(None, 1, 1, None), seed=seed, **kwargs)
+
+    def check_input_shape(self, input_shape):
+        self.require_images(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["noise_shape"]
+        return config

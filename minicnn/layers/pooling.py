@@ -1,6 +1,6 @@
 """Pooling layers with Keras's arguments, channels-last: MaxPooling2D, AveragePooling2D
 (a window slid over the image, the arithmetic of convolutional.py) and
-GlobalAveragePooling2D (the whole image at once)."""
+GlobalAveragePooling2D, GlobalMaxPooling2D (the whole image at once)."""
 from .. import functional as F
 from ..functions.conv import normalize_padding, pair
 from .base import Layer
@@ -54,9 +54,9 @@ class AveragePooling2D(Pooling2D):
         return F.avg_pool2d(x, self.pool_size, self.strides, self.padding)
 
 
-class GlobalAveragePooling2D(Layer):
-    """Each channel's mean over the whole image: (N, H, W, C) -> (N, C), or (N, 1, 1, C)
-    with keepdims=True. What ResNets use instead of Flatten before their last Dense."""
+class GlobalPooling2D(Layer):
+    """What the global poolings share: one window the size of the whole image, so
+    (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims=True. No weights."""
 
     def __init__(self, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -68,14 +68,38 @@ class GlobalAveragePooling2D(Layer):
     def compute_output_shape(self, input_shape):
         return (1, 1, input_shape[2]) if self.keepdims else (input_shape[2],)
 
+    def shaped(self, y):
+        """(N, C) -> (N, 1, 1, C) when keepdims, else as it is."""
+        return y.reshape(y.shape[0], 1, 1, y.shape[1]) if self.keepdims else y
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(GlobalPooling2D):
+    """Each channel's mean over the whole image: (N, H, W, C) -> (N, C), or (N, 1, 1, C)
+    with keepdims=True. What ResNets use instead of Flatten before their last Dense."""
+
     def arithmetic(self):
         H, W, C = self.input_shape
         return [("features", None, C, f"one mean per channel, over its {H}*{W} values"),
                 ("params", None, 0, "a mean has nothing to learn")]
 
     def call(self, x, training):
-        y = F.global_avg_pool2d(x)
-        return y.reshape(y.shape[0], 1, 1, y.shape[1]) if self.keepdims else y
+        return self.shaped(F.global_avg_pool2d(x))
 
-    def get_config(self):
-        return {**super().get_config(), "keepdims": self.keepdims}
+
+class GlobalMaxPooling2D(GlobalPooling2D):
+    """Each channel's maximum over the whole image: (N, H, W, C) -> (N, C), or (N, 1, 1, C)
+    with keepdims=True. It is max-pooling with one window the size of the image, so the
+    gradient goes where MaxPooling2D's would: to the maximum's position."""
+
+    def arithmetic(self):
+        H, W, C = self.input_shape
+        return [("features", None, C, f"one maximum per channel, over its {H}*{W} values"),
+                ("params", None, 0, "a maximum has nothing to learn")]
+
+    def call(self, x, training):
+        whole = tuple(x.shape[1:3])
+        y = F.max_pool2d(x, whole, whole)  # (N, 1, 1, C)
+        return y if self.keepdims else y.reshape(y.shape[0], y.shape[3])

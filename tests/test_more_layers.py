@@ -1,0 +1,106 @@
+"""Reshape, GlobalMaxPooling2D, SpatialDropout2D (and Dropout's noise_shape), Softmax:
+values, float64 gradients, Keras's shapes and errors, and a save/load round trip."""
+import numpy
+import pytest
+
+from minicnn import Tensor, backend, gradcheck
+from minicnn.layers import (Activation, Conv2D, Dense, Dropout, Flatten, GlobalMaxPooling2D, Reshape, Softmax,
+                            SpatialDropout2D)
+from minicnn.models import Sequential, load_model
+from conftest import distinct, tensor
+
+F64 = dict(dtype="float64")
+
+
+def test_reshape_regroups_in_row_major_order_and_finds_the_minus_one(device):
+    x = tensor(numpy.arange(2 * 12, dtype=numpy.float64).reshape(2, 3, 4), device)
+    for target, shape in (((12,), (12,)), ((2, -1), (2, 6)), ((-1, 3, 2), (2, 3, 2))):
+        layer = Reshape(target, **F64)
+        y = layer(x)
+        assert y.shape == (2, *shape) and layer.output_shape == shape
+        numpy.testing.assert_array_equal(backend.to_numpy(y.data), backend.to_numpy(x.data).reshape(2, *shape))
+        gradcheck(layer, [x])
+    with pytest.raises(ValueError, match="cannot reshape 12 values to \\(5, -1\\)"):
+        Reshape((5, -1), **F64)(x)
+    with pytest.raises(ValueError, match="cannot reshape 12 values to \\(13,\\)"):
+        Reshape((13,), **F64)(x)
+    for bad in ((-1, -1), (0, 12), (2.5,)):
+        with pytest.raises(ValueError, match="target_shape holds positive ints"):
+            Reshape(bad)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_max_pooling_is_each_channels_maximum(device, keepdims):
+    rng = numpy.random.default_rng(0)
+    x = tensor(distinct(rng, (2, 5, 4, 3)), device)  # no ties: one maximum per channel
+    layer = GlobalMaxPooling2D(keepdims=keepdims, **F64)
+    y = layer(x)
+    expected = backend.to_numpy(x.data).max(axis=(1, 2), keepdims=keepdims)
+    assert y.shape == expected.shape
+    numpy.testing.assert_array_equal(backend.to_numpy(y.data), expected)
+    gradcheck(layer, [x])
+    y.backward(backend.to_device(numpy.ones(expected.shape), device))
+    assert int((backend.to_numpy(x.grad) != 0).sum()) == 2 * 3  # one position per (image, channel)
+    with pytest.raises(ValueError, match="rank 4"):
+        GlobalMaxPooling2D()(Tensor(numpy.zeros((2, 3), numpy.float32)))
+
+
+def test_spatial_dropout_keeps_or_drops_whole_feature_maps(device):
+    """Every (image, channel) map is all zero or all scaled by 1/(1 - rate); about rate of
+    them are zero; the gradient is the same mask; inference is the identity."""
+    layer = SpatialDropout2D(0.25, seed=3)
+    x = Tensor(backend.to_device(numpy.ones((64, 4, 5, 16), numpy.float32), device), requires_grad=True)
+    y = layer(x, training=True)
+    maps = backend.to_numpy(y.data).transpose(0, 3, 1, 2).reshape(64 * 16, -1)
+    assert y.dtype == numpy.float32
+    assert all(numpy.all(m == 0) or numpy.allclose(m, 1 / 0.75) for m in maps)
+    dropped = numpy.mean([numpy.all(m == 0) for m in maps])
+    assert 0.2 < dropped < 0.3
+    y.backward(backend.to_device(numpy.ones(y.shape, numpy.float32), device))
+    numpy.testing.assert_array_equal(backend.to_numpy(x.grad), backend.to_numpy(y.data))
+    assert layer(x, training=False) is x
+    with pytest.raises(ValueError, match="rank 4"):
+        SpatialDropout2D(0.5)(Tensor(numpy.ones((2, 3), numpy.float32)), training=True)
+
+
+def test_dropout_noise_shape_shares_a_draw_along_its_one_axes(device):
+    layer = Dropout(0.5, noise_shape=(None, 1, 3), seed=0)
+    x = Tensor(backend.to_device(numpy.ones((8, 6, 3), numpy.float32), device))
+    y = backend.to_numpy(layer(x, training=True).data)
+    assert numpy.all(y == y[:, :1, :])  # the same along axis 1
+    assert len(numpy.unique(y.reshape(8, -1)[:, :3], axis=0)) > 1  # not the same for every image
+    for noise_shape, message in (((None, 2, 3), "each entry is None, 1 or the input's size"),
+                                 ((None, 1), "one entry per input axis")):
+        with pytest.raises(ValueError, match=message):
+            Dropout(0.5, noise_shape=noise_shape)(x, training=True)
+    with pytest.raises(ValueError, match="noise_shape holds None or positive ints"):
+        Dropout(0.5, noise_shape=(None, 0))
+
+
+def test_softmax_layer_is_activation_softmax_and_takes_an_axis(device):
+    rng = numpy.random.default_rng(1)
+    x = tensor(rng.standard_normal((3, 4, 5)), device)
+    numpy.testing.assert_array_equal(backend.to_numpy(Softmax(**F64)(x).data),
+                                     backend.to_numpy(Activation("softmax", **F64)(x).data))
+    over_rows = backend.to_numpy(Softmax(axis=1, **F64)(x).data)
+    numpy.testing.assert_allclose(over_rows.sum(axis=1), 1.0, rtol=1e-12)
+    gradcheck(Softmax(axis=1, **F64), [x])
+    model = Sequential([Flatten(input_shape=(4, 5)), Dense(3), Softmax()])
+    assert model.layers[-1].activation_name == "softmax"  # the loss takes the logits before it
+    with pytest.raises(ValueError, match="from_logits=True"):
+        from minicnn.losses import SparseCategoricalCrossentropy
+        model.compile("sgd", SparseCategoricalCrossentropy(from_logits=True))
+
+
+def test_the_new_layers_save_and_load(tmp_path):
+    model = Sequential([Conv2D(4, 3, padding="same", input_shape=(6, 6, 3)), SpatialDropout2D(0.3, seed=1),
+                        GlobalMaxPooling2D(keepdims=True), Reshape((-1,)), Dense(8),
+                        Dropout(0.2, noise_shape=(None, 1)), Dense(3), Softmax()])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = numpy.random.default_rng(0).random((10, 6, 6, 3), dtype=numpy.float32)
+    model.fit(x, numpy.arange(10) % 3, epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_config() == model.get_config()
+    assert loaded.layers[5].noise_shape == (None, 1) and loaded.layers[1].noise_shape == (None, 1, 1, None)
+    numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
