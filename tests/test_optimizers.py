@@ -285,3 +285,48 @@ def test_rebind_keeps_the_state_and_group_options_of_parameters_still_bound():
     numpy.testing.assert_array_equal(opt.slots["momentum"][1], momentum_a)
     numpy.testing.assert_array_equal(opt.slots["momentum"][0], numpy.zeros(2))
     assert opt.iterations == 1
+
+
+@pytest.mark.parametrize("momentum, centered", [(0.0, False), (0.8, False), (0.0, True), (0.8, True)])
+def test_rmsprop_by_the_keras_formula(device, momentum, centered):
+    from minicnn.optimizers import RMSprop
+    lr, rho, eps = 0.01, 0.85, 1e-7
+    path = run(RMSprop(lr, rho=rho, momentum=momentum, epsilon=eps, centered=centered), GRADS, [1.0, -1.0], device)
+    w, v, m, a = numpy.array([1.0, -1.0]), numpy.zeros(2), numpy.zeros(2), numpy.zeros(2)
+    for t, g in enumerate(map(numpy.array, GRADS)):
+        v = rho * v + (1 - rho) * g * g
+        a = rho * a + (1 - rho) * g
+        step = lr * g / numpy.sqrt((v - a * a if centered else v) + eps)
+        m = momentum * m + step
+        w = w - (m if momentum else step)
+        numpy.testing.assert_allclose(path[t], w, rtol=1e-12)
+
+
+def test_rmsprop_and_adamw_keras_defaults_names_and_state():
+    from minicnn.optimizers import AdamW, RMSprop
+    # Keras's docstring example: var 10, loss var^2 / 2 (gradient = var), lr 0.1 -> 9.683772
+    assert run(RMSprop(0.1), [[10.0]], [10.0], "cpu")[0][0] == pytest.approx(9.683772, abs=1e-6)
+    rms, adamw = optimizers.get("rmsprop"), optimizers.get("AdamW")
+    assert (type(rms), rms.learning_rate, rms.rho, rms.momentum, rms.epsilon, rms.centered) == (
+        RMSprop, 0.001, 0.9, 0.0, 1e-7, False)
+    assert type(adamw) is AdamW and adamw.weight_decay == 0.004 and adamw.learning_rate == 0.001
+    assert RMSprop(momentum=0.5, centered=True).slot_names == ("velocity", "momentum", "average_gradient")
+    for make in (lambda: RMSprop(0.1, momentum=0.5, centered=True), lambda: AdamW(0.1, weight_decay=0.1)):
+        copy = optimizers.deserialize(make().get_config())
+        assert type(copy) is type(make()) and copy.get_config() == make().get_config()
+        whole = run(make(), GRADS, [1.0, 1.0], "cpu")
+        first = make()
+        half = run(first, GRADS[:2], [1.0, 1.0], "cpu")
+        second = make()
+        w = Tensor(half[-1].copy(), requires_grad=True)
+        second.build([w]).load_state_dict(first.state_dict())
+        for g, expected in zip(GRADS[2:], whole[2:]):
+            w.grad = numpy.asarray(g, numpy.float64)
+            second.step()
+            numpy.testing.assert_array_equal(w.data, expected)
+    for bad in (lambda: RMSprop(rho=1.0), lambda: RMSprop(momentum=-0.1), lambda: RMSprop(epsilon=0),
+                lambda: AdamW(weight_decay=None)):
+        with pytest.raises(ValueError):
+            bad()
+    with pytest.raises(ValueError, match="'adagrad'.*'rmsprop'"):
+        optimizers.get("adagrad")

@@ -290,3 +290,20 @@ def test_smooth_and_capped_activations(device, name, theirs_of):
     (yt * torch.tensor(gy)).sum().backward()
     close(yo.data, yt)
     close(xo.grad, xt.grad)
+
+
+@pytest.mark.parametrize("momentum, centered", [(0.0, False), (0.9, False), (0.5, True)])
+def test_rmsprop_step(device, momentum, centered):
+    """Keras adds epsilon under the root, PyTorch after it; with a tiny epsilon they agree."""
+    from minicnn.optimizers import RMSprop
+    for a, b in optimizer_paths(RMSprop(0.01, rho=0.9, momentum=momentum, epsilon=1e-14, centered=centered),
+                                torch.optim.RMSprop, device, lr=0.01, alpha=0.9, momentum=momentum,
+                                eps=1e-14, centered=centered):
+        numpy.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_adamw_step(device):
+    from minicnn.optimizers import AdamW
+    for a, b in optimizer_paths(AdamW(0.01, weight_decay=0.1, epsilon=1e-12), torch.optim.AdamW, device,
+                                lr=0.01, weight_decay=0.1, eps=1e-12):
+        numpy.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)

@@ -3,17 +3,19 @@
     base.py       Optimizer: the loop every optimizer shares (groups, weight decay, state)
     clipping.py   clipnorm, global_clipnorm, clipvalue: gradients bounded before the update
     sgd.py        SGD: momentum, Nesterov, Keras 2's time-based decay
-    adam.py       Adam
+    adam.py       Adam, and AdamW (Adam with decoupled weight decay on)
+    rmsprop.py    RMSprop: plain, with momentum, centered
     schedules.py  learning rates that change with the step: ExponentialDecay, PiecewiseConstantDecay,
                   CosineDecay (warm-up as in Keras 3), and the LearningRateSchedule base class
     lookahead.py  Lookahead: the weights pulled back to their running average
     loss_scale.py LossScaleOptimizer: dynamic loss scaling for float16 training
 """
 from . import schedules
-from .adam import Adam
+from .adam import Adam, AdamW
 from .base import Optimizer
 from .lookahead import Lookahead
 from .loss_scale import LossScaleOptimizer
+from .rmsprop import RMSprop
 from .schedules import LearningRateSchedule
 from .sgd import SGD
 
@@ -24,17 +26,17 @@ def deserialize(config):
     name = config.pop("name", None)
     if name == "LossScaleOptimizer" and isinstance(config.get("inner_optimizer"), dict):
         return LossScaleOptimizer(deserialize(config.pop("inner_optimizer")), **config)
-    classes = {"SGD": SGD, "Adam": Adam}
+    classes = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW, "RMSprop": RMSprop}
     if name not in classes:
         raise ValueError(f"unknown optimizer class {name!r}; known: {sorted(classes)}")
     return classes[name](**config)
 
 
 def get(identifier):
-    """'sgd' / 'adam' (Keras defaults), an Optimizer or a LossScaleOptimizer."""
+    """'sgd', 'adam', 'adamw', 'rmsprop' (Keras's defaults), an Optimizer or a LossScaleOptimizer."""
     if isinstance(identifier, (Optimizer, LossScaleOptimizer)):
         return identifier
-    by_name = {"sgd": SGD, "adam": Adam}
+    by_name = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
     if isinstance(identifier, str) and identifier.lower() in by_name:
         return by_name[identifier.lower()]()
-    raise ValueError(f"unknown optimizer {identifier!r}; use 'sgd', 'adam' or an Optimizer instance")
+    raise ValueError(f"unknown optimizer {identifier!r}; use one of {sorted(by_name)} or an Optimizer instance")

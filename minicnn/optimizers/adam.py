@@ -41,3 +41,16 @@ class Adam(Optimizer):
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
                 "epsilon": self.epsilon}
+
+
+class AdamW(Adam):
+    """Keras's AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay on by
+    default, w -= lr * weight_decay * w each step beside Adam's update (base.py applies it,
+    as it does for any optimizer given weight_decay). Keras's default decay 0.004."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 decay=0.0, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None):
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a number (use Adam for none)")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, decay, weight_decay, lr, l2, clipnorm,
+                         global_clipnorm, clipvalue)
