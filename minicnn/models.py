@@ -207,14 +207,14 @@ class Model:
 
     # --- training -------------------------------------------------------------------
     def compile(self, optimizer=None, loss=None, metrics=None):
-        """optimizer: 'sgd', 'adam', 'adamw', 'rmsprop' or an Optimizer (wrapped in a LossScaleOptimizer when a
-        layer's policy is "mixed_float16", as Keras does); loss: a name such as
+        """optimizer: 'sgd', 'adam', 'adamw', 'rmsprop' or an Optimizer (wrapped in a
+        LossScaleOptimizer when a layer's policy is "mixed_float16", as Keras does); loss: a name such as
         'categorical_crossentropy' or a minicnn.losses object; metrics: a list of
         'accuracy' (or 'acc', or Keras's 'categorical_accuracy' / 'sparse_categorical_accuracy')
         and 'top5' (or Keras's 'top_k_categorical_accuracy')."""
         if optimizer is None or loss is None:
-            raise ValueError("compile() needs an optimizer ('sgd', 'adam', 'adamw', 'rmsprop' or an Optimizer) and a "
-                             "loss ('categorical_crossentropy' or 'sparse_categorical_crossentropy')")
+            raise ValueError("compile() needs an optimizer ('sgd', 'adam', 'adamw', 'rmsprop' or an Optimizer) "
+                             "and a loss ('categorical_crossentropy' or 'sparse_categorical_crossentropy')")
         loss = losses_mod.get(loss)
         if loss.from_logits and self.layers and self.layers[-1].activation_name == "softmax":
             raise ValueError(f"compile(): {self.layers[-1].name} ends in a softmax, so the model outputs "
