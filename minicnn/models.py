@@ -255,6 +255,10 @@ class Model:
 
     def _prepare(self, x, y, what):
         """Validate x and y where they enter; build the model if needed."""
+        for name, value in (("x", x), ("y", y)):
+            if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+                raise TypeError(f"{what}(): {name} must be a NumPy or CuPy array (or x a minicnn.data.Loader), "
+                                f"got {type(value).__name__}; numpy.asarray({name}) makes one")
         if len(x) != len(y):
             raise ValueError(f"{what}(): x has {len(x)} samples but y has {len(y)}")
         if len(x) == 0:
@@ -382,6 +386,9 @@ class Model:
         if isinstance(x, Loader):
             batches, home = (xb for xb, _ in x.batches()), x.device
         else:
+            if not hasattr(x, "shape"):
+                raise TypeError(f"predict(): x must be a NumPy or CuPy array or a minicnn.data.Loader, got "
+                                f"{type(x).__name__}; numpy.asarray(x) makes one")
             if len(x) == 0:
                 raise ValueError("predict(): x holds no samples")
             batches = (x[start:start + batch_size] for start in range(0, len(x), batch_size))

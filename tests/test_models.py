@@ -214,6 +214,12 @@ def test_fit_rejects_bad_input_where_it_enters():
         model.fit(x, y, batch_size=0, verbose=0)
     with pytest.raises(ValueError, match="no samples"):
         model.predict(x[:0])
+    with pytest.raises(TypeError, match="x must be a NumPy or CuPy array.*got list"):
+        model.fit(list(x), y, verbose=0)
+    with pytest.raises(TypeError, match="y must be a NumPy or CuPy array.*got list"):
+        model.evaluate(x, list(y), verbose=0)
+    with pytest.raises(TypeError, match="predict\\(\\): x must be a NumPy or CuPy array.*got tuple"):
+        model.predict(tuple(x))
     with pytest.raises(RuntimeError, match="compile"):
         small_model().fit(x, y, verbose=0)
     with pytest.raises(ValueError, match="unknown optimizer"):
