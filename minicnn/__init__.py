@@ -12,7 +12,7 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from . import activations, backend, constraints, functional, initializers, layers, losses
-from . import mixed_precision, models, optimizers
+from . import mixed_precision, models, optimizers, utils
 from .autograd import Tensor, no_grad
 from .backend import device, get_device, set_device
 from .gradcheck import GradcheckError, gradcheck
@@ -29,4 +29,4 @@ def __getattr__(name):
 
 __all__ = ["Tensor", "no_grad", "set_device", "get_device", "device", "gradcheck",
            "GradcheckError", "set_seed", "layers", "models", "optimizers", "losses",
-           "constraints", "functional", "backend", "mixed_precision"]
+           "constraints", "functional", "backend", "mixed_precision", "utils"]

@@ -120,3 +120,20 @@ def test_loader_rejects_bad_input_with_named_errors():
 
 def test_epoch_seeds_differ_by_epoch_and_repeat_by_seed():
     assert epoch_seed(0, 1) == epoch_seed(0, 1) != epoch_seed(0, 2) != epoch_seed(1, 2)
+
+
+def test_to_categorical_as_keras(device):
+    from minicnn.utils import to_categorical
+    labels = backend.to_device(numpy.array([[3], [0], [9], [3]]), device)  # CIFAR-10's (N, 1)
+    rows = to_categorical(labels, 10)
+    assert rows.shape == (4, 10) and rows.dtype == numpy.float32 and backend.device_of(rows) == device
+    numpy.testing.assert_array_equal(backend.to_numpy(rows).argmax(axis=1), [3, 0, 9, 3])
+    numpy.testing.assert_array_equal(backend.to_numpy(rows).sum(axis=1), 1)
+    assert to_categorical([0, 2]).shape == (2, 3)  # num_classes: max + 1
+    assert to_categorical(numpy.array([[0, 1], [1, 1]]), 2, dtype="float64").shape == (2, 2, 2)
+    assert to_categorical(numpy.array([1.0, 2.0]), 3).shape == (2, 3)  # whole floats, as Keras's labels often are
+    for bad, message in (((numpy.array([0, 10]), 10), "label 10 is out of range for num_classes=10"),
+                         ((numpy.array([-1, 2]),), "must be >= 0"), ((numpy.array([0.5]),), "must be integers"),
+                         ((numpy.array([1]), 0), "num_classes must be a positive int")):
+        with pytest.raises(ValueError, match=message):
+            to_categorical(*bad)
