@@ -46,6 +46,8 @@ class Model:
         self.diverged = None  # where fit found the loss NaN or infinite: {epoch, step, loss}
         self.parallel = None  # a distributed.DataParallel when training over several ranks
         self._layers_changed = False  # add() / pop() since the optimizer was bound
+        self.fit_seed = None  # the seed of the current (or last) fit's shuffles and dropout masks
+        self.resume_from = None  # {epoch, seed}: set by callbacks.BackupAndRestore as fit begins
         if inputs is not None or outputs is not None:
             self._wire(inputs, outputs)
 

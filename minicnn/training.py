@@ -126,7 +126,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         cut = int(len(x) * (1 - validation_split))
         x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
     seed = new_seed() if seed is None else seed
+    model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
     train = model._loader(x, y, batch_size, shuffle, seed, "fit")
+    own_loader = train is not x  # made here from arrays, so shuffled by this fit's seed
     parallel = model.parallel  # data-parallel over ranks: each takes its shard of every batch
     if parallel is not None:
         train, verbose = parallel.shard(train), verbose if parallel.comm.is_root else 0
@@ -143,7 +145,13 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
     on_host = model.device == "cpu"  # a host loss costs nothing to check every batch
     xp = _array_module(model.device)
     logs = {}
+    model.resume_from = None
     hooks.call("on_train_begin", {})
+    if model.resume_from is not None:  # callbacks.BackupAndRestore found a backup: go on from it
+        initial_epoch, seed = min(model.resume_from["epoch"], epochs), model.resume_from["seed"]
+        model.fit_seed = seed
+        if own_loader:
+            train.seed = seed
     for epoch in range(initial_epoch, epochs):
         model.train()
         model.reseed(seed if parallel is None else parallel.rank_seed(seed), epoch)

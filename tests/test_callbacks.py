@@ -300,3 +300,77 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     history = scope["history"]
     assert 4 <= len(history.epoch) <= 10 and {"top5", "val_top5", "learning_rate"} <= set(history.history)
     assert (tmp_path / "best.npz").exists() and (tmp_path / "history.csv").exists()
+
+
+def backed_up_model(optimizer):
+    """A small model with dropout and batch-norm: shuffles, masks and moving averages all
+    have to continue where they were for a resumed fit to end where a straight one does."""
+    from minicnn.layers import BatchNormalization, Dropout
+    minicnn.set_seed(0)
+    model = Sequential([Flatten(input_shape=(4, 4, 1)), Dense(8, activation="relu"), BatchNormalization(),
+                        Dropout(0.3), Dense(3, activation="softmax")])
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+class Kill(Callback):
+    """Raises KeyboardInterrupt at the end of one epoch, after the callbacks before it ran."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("make_optimizer", [lambda: optimizers.SGD(0.1, momentum=0.9),
+                                            lambda: optimizers.Adam(0.01)])
+def test_backup_and_restore_continues_a_killed_fit_exactly(tmp_path, make_optimizer):
+    """fit(epochs=5) killed after epoch 2, then the script run again (a new model object,
+    fit without a seed): it continues from epoch 3 with the backed-up weights, optimizer
+    state, learning rate and seed, and ends with the weights of the fit never killed. A
+    finished fit removes its backup."""
+    x, y = data()
+    straight = backed_up_model(make_optimizer())
+    halve_once = lambda epoch, lr: lr / 2 if epoch == 0 else lr  # the restored rate must carry it
+    straight.fit(x, y, batch_size=8, epochs=5, verbose=0, seed=11, callbacks=[LearningRateScheduler(halve_once)])
+    killed = backed_up_model(make_optimizer())
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(x, y, batch_size=8, epochs=5, verbose=0, seed=11,
+                   callbacks=[LearningRateScheduler(halve_once), callbacks.BackupAndRestore(tmp_path), Kill(epoch=1)])
+    assert (tmp_path / "backup.npz").is_file()
+    again = backed_up_model(make_optimizer())
+    history = again.fit(x, y, batch_size=8, epochs=5, verbose=0,
+                        callbacks=[LearningRateScheduler(halve_once), callbacks.BackupAndRestore(tmp_path)])
+    assert history.epoch == [2, 3, 4] and again.fit_seed == 11
+    assert again.optimizer.iterations == straight.optimizer.iterations == 25
+    assert again.optimizer.learning_rate == straight.optimizer.learning_rate == make_optimizer().learning_rate / 2
+    for a, b in zip(again.get_weights(), straight.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+    assert not any(tmp_path.iterdir())  # finished: the backup is gone
+
+
+def test_backup_and_restore_keeps_the_backup_of_a_diverged_fit_and_refuses_another_model(tmp_path):
+    x, y = data()
+    model = backed_up_model(optimizers.SGD(0.1))
+    bad = x.copy()
+    model.fit(x, y, epochs=1, verbose=0, seed=0, callbacks=[callbacks.BackupAndRestore(tmp_path, delete_checkpoint=False)])
+    saved = load_model(tmp_path / "backup.npz").get_weights()
+    bad[5] = numpy.nan
+    model.fit(bad, y, epochs=3, verbose=0, seed=0, callbacks=[callbacks.BackupAndRestore(tmp_path)])
+    assert model.diverged is not None and (tmp_path / "backup.npz").is_file()  # the last good epoch stays
+    for a, b in zip(load_model(tmp_path / "backup.npz").get_weights(), saved):
+        numpy.testing.assert_array_equal(a, b)
+    other = tiny()
+    with pytest.raises(ValueError, match="another model's backup"):
+        other.fit(x, y, epochs=2, verbose=0, callbacks=[callbacks.BackupAndRestore(tmp_path)])
+
+    class Mine(Dense):
+        pass
+
+    custom = Sequential([Flatten(input_shape=(4, 4, 1)), Mine(3, activation="softmax")])
+    custom.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="layer class of your own"):  # before any epoch runs
+        custom.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.BackupAndRestore(tmp_path / "c")])

@@ -3,6 +3,7 @@ arguments and call order.
 
     base.py           Callback (the hooks), History, and CallbackList (how fit calls them)
     checkpoint.py     ModelCheckpoint: save the model (or the best one) after an epoch
+    backup.py         BackupAndRestore: a killed fit, run again, continues where it stopped
     stopping.py       EarlyStopping, TerminateOnNaN
     learning_rate.py  LearningRateScheduler, ReduceLROnPlateau
     csv_logger.py     CSVLogger: one row of logs per epoch
@@ -14,11 +15,12 @@ validation, then on_epoch_end, whose logs hold loss, accuracy, val_loss, val_acc
 and learning_rate; finally on_train_end. A callback that sets ``model.stop_training =
 True`` ends training after the current batch or epoch.
 """
+from .backup import BackupAndRestore
 from .base import Callback, CallbackList, History
 from .checkpoint import ModelCheckpoint
 from .csv_logger import CSVLogger
 from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from .stopping import EarlyStopping, TerminateOnNaN
 
-__all__ = ["Callback", "CallbackList", "History", "ModelCheckpoint", "CSVLogger", "LearningRateScheduler",
-           "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN"]
+__all__ = ["Callback", "CallbackList", "History", "BackupAndRestore", "ModelCheckpoint", "CSVLogger",
+           "LearningRateScheduler", "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN"]
