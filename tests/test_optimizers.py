@@ -114,16 +114,19 @@ def test_an_update_in_cache_sized_pieces_is_bitwise_the_whole_array_update(monke
 
 
 FUSED_RULES = [lambda **k: SGD(0.1, **k), lambda **k: SGD(0.1, momentum=0.9, **k),
-               lambda **k: SGD(0.1, momentum=0.9, nesterov=True, **k), lambda **k: Adam(0.01, **k)]
+               lambda **k: SGD(0.1, momentum=0.9, nesterov=True, **k), lambda **k: Adam(0.01, **k),
+               *(lambda momentum=momentum, centered=centered, **k: optimizers.RMSprop(
+                   0.01, momentum=momentum, centered=centered, **k)
+                 for momentum in (0.0, 0.8) for centered in (False, True))]
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("make", FUSED_RULES)
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_the_fused_gpu_update_equals_the_array_code(make, dtype):
-    """On a GPU, SGD and Adam update every parameter of a step in a few kernels
+    """On a GPU, SGD, Adam and RMSprop update every parameter of a step in a few kernels
     (functions/fast_gpu_updates, up to 16 parameters a launch); under fast_kernels(False)
-    they run sgd.py's and adam.py's array code, one parameter at a time. Both, three steps
+    they run sgd.py's, adam.py's and rmsprop.py's array code, one parameter at a time. Both, three steps
     from the same start, for 21 parameters of 1 to 4 dimensions (two launches), in groups
     with their own lr_scale, decoupled decay and L2 factor, one without a gradient at the
     second step, one with a constraint: the same weights and slots, to the dtype's rounding
@@ -158,8 +161,9 @@ def test_the_fused_gpu_update_equals_the_array_code(make, dtype):
 @pytest.mark.gpu
 def test_the_fused_gpu_update_takes_few_launches_and_leaves_a_changed_rule_alone():
     """Counted on the CuPy stand-in (which tallies launches): 21 parameters with SGD's
-    momentum are two launches, where the array code takes four per parameter; a subclass
-    that writes its own _update runs that rule, not its parent's kernel."""
+    momentum are two launches, where the array code takes four per parameter (RMSprop's
+    fullest rule too); a subclass that writes its own _update runs that rule, not its
+    parent's kernel."""
     cupy = pytest.importorskip("cupy")
     if not getattr(cupy, "STAND_IN", False):
         pytest.skip("counts launches on the CuPy stand-in (tests/cupy_stand_in)")
@@ -170,7 +174,11 @@ def test_the_fused_gpu_update_takes_few_launches_and_leaves_a_changed_rule_alone
         def _update(self, i, w, g, lr):
             w *= w.dtype.type(0.5)
 
-    for make, launches in ((lambda: SGD(0.1, momentum=0.9), 2), (lambda: Halving(0.1, momentum=0.9), 21)):
+    warm = Tensor(backend.to_device(numpy.ones(2, numpy.float32), "gpu"), requires_grad=True)
+    warm.grad = warm.data.copy()
+    SGD(0.1).build([warm]).step()  # makes the launches' spare arrays, once per dtype: not a step's work
+    for make, launches in ((lambda: SGD(0.1, momentum=0.9), 2), (lambda: Halving(0.1, momentum=0.9), 21),
+                           (lambda: optimizers.RMSprop(0.1, momentum=0.5, centered=True), 2)):
         opt = make().build(params)
         for p in params:
             p.grad = backend.to_device(numpy.ones((3, 2), numpy.float32), "gpu")
@@ -178,7 +186,8 @@ def test_the_fused_gpu_update_takes_few_launches_and_leaves_a_changed_rule_alone
         opt.step()
         counts = {k: v - before.get(k, 0) for k, v in cupy.stand_in_launches.items() if v != before.get(k, 0)}
         assert sum(counts.values()) == launches, counts
-    numpy.testing.assert_allclose(backend.to_numpy(params[0].data), (1 - 0.1 * 1) * 0.5)
+    numpy.testing.assert_allclose(backend.to_numpy(params[0].data), (1 - 0.1 * 1) * 0.5 - 0.1 / numpy.sqrt(0.1 - 0.01 + 1e-7),
+                                  rtol=1e-6)  # then centered RMSprop's first step: v = 0.1, ag = 0.1
 
 
 def clip_reference(grads, option, c):

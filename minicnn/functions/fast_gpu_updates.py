@@ -1,6 +1,6 @@
 """The optimizers' updates on a GPU: every parameter of a step in a few kernel launches.
 
-optimizers/sgd.py and adam.py write each rule as array code for one parameter at a time;
+optimizers/sgd.py, adam.py and rmsprop.py write each rule as array code for one parameter at a time;
 read them first. On a GPU that array code is one kernel per operation: four launches per
 parameter for SGD with momentum, twelve for Adam, two more for an L2 penalty and two for
 decoupled weight decay. A small network's whole step is under a hundred launches, each
@@ -21,8 +21,9 @@ what lets the tests build it with nvcc and run its body as C++; a launch with fe
 the other places with one-element spare arrays no thread reaches (their end is the last
 real end). Each array is passed as one kernel argument (a pointer, its size, shape and
 strides: at most 80 bytes for a 4-D array), so a full Adam launch needs at most about
-5.5 kB of arguments: above the classic 4 kB, within the 32 kB that CUDA 12.1 and later
-allow on Volta and newer GPUs (the H100 and H200 run CUDA 13).
+5.5 kB of arguments, and centered RMSprop with momentum (three slots) about 7 kB: above the
+classic 4 kB, within the 32 kB that CUDA 12.1 and later allow on Volta and newer GPUs (the
+H100 and H200 run CUDA 13).
 
 A max-norm constraint (constraints.MaxNorm), applied after the update, is here too: its
 array code is eight launches per constrained weight, max_norm_ two or three.
@@ -70,6 +71,26 @@ sgd_momentum_kernel = _update_kernel(  # Keras's SGD, v the velocity
 adam_kernel = _update_kernel(  # a1 = 1 - beta_1, a2 = 1 - beta_2; rate = adam.py's step size
     "minicnn_adam_many", "T a1, T a2, T eps", ("m", "v"),
     "m += a1 * (g - m); v += a2 * (g * g - v); w -= rate * m / (sqrt(v) + eps);")
+
+
+def _rmsprop_rule(momentum, centered):
+    """rmsprop.py's update of one element, in its order; a = 1 - rho, rate = lr. The slots
+    are velocity v, then momentum m and average gradient ag where used."""
+    square = "v - ag * ag + eps" if centered else "v + eps"
+    rule = "v = v * rho; v += a * (g * g); "
+    if centered:
+        rule += "ag = ag * rho; ag += a * g; "
+    step = f"rate * g / sqrt({square})"
+    return rule + (f"m = m * mu; m += {step}; w -= m;" if momentum else f"w -= {step};")
+
+
+rmsprop_kernels = {  # (momentum, centered) -> the kernel; slots in RMSprop.slot_names's order
+    (momentum, centered): _update_kernel(
+        f"minicnn_rmsprop{'_momentum' * momentum}{'_centered' * centered}_many",
+        "T rho, T a, T eps" + (", T mu" if momentum else ""),
+        ("v",) + (("m",) if momentum else ()) + (("ag",) if centered else ()),
+        _rmsprop_rule(momentum, centered))
+    for momentum in (False, True) for centered in (False, True)}
 
 
 def _unscale_kernel():
@@ -156,6 +177,14 @@ def adam_update(tensors, a1, a2, eps):
     _launch(adam_kernel, tensors, lambda t: (t(a1), t(a2), t(eps)))
 
 
+def rmsprop_update(tensors, rho, momentum, eps, centered):
+    """tensors: [(w, g, (v[, m][, ag]), rate, decay, l2)], in place: v = rho v + (1 - rho) g^2
+    (and ag = rho ag + (1 - rho) g), then w -= rate g / sqrt(v [- ag^2] + eps), through
+    m = momentum m + that step where momentum is set."""
+    kernel = rmsprop_kernels[(bool(momentum), bool(centered))]
+    _launch(kernel, tensors, lambda t: (t(rho), t(1 - rho), t(eps)) + ((t(momentum),) if momentum else ()))
+
+
 def _launch(kernel, tensors, shared):
     """Run kernel over the tensors, TENSORS_PER_LAUNCH at a time, a launch for each run of
     one dtype (a kernel has one T)."""
@@ -190,7 +219,9 @@ _spare_arrays = {}
 
 def _spares(dtype):
     """Distinct one-element arrays of dtype, enough for every unused place of a launch (no
-    array is passed twice: outputs that alias one another are best avoided)."""
+    array is passed twice: outputs that alias one another are best avoided). The most a
+    place takes is five: a gradient, the weight and three slots (centered RMSprop with
+    momentum)."""
     if dtype not in _spare_arrays:
-        _spare_arrays[dtype] = [cupy.zeros(1, dtype=dtype) for _ in range(4 * TENSORS_PER_LAUNCH)]
+        _spare_arrays[dtype] = [cupy.zeros(1, dtype=dtype) for _ in range(5 * TENSORS_PER_LAUNCH)]
     return _spare_arrays[dtype]

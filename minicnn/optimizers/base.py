@@ -2,7 +2,7 @@
 
 One interface: ``build(params)`` once, then per step ``zero_grad()``, backward,
 ``step()``. Each optimizer only writes ``_update(i, w, g, lr)``, an in-place update of
-one parameter's array from its gradient; SGD and Adam also write ``_update_all_fused``,
+one parameter's array from its gradient; SGD, Adam and RMSprop also write ``_update_all_fused``,
 the same rule for all parameters at once in a few GPU kernels (functions/fast_gpu_updates.py),
 which ``step`` takes on a GPU. State (``iterations`` and per-parameter
 slots such as momenta) is exposed by ``state_dict()``/``load_state_dict()`` so a run
@@ -11,7 +11,7 @@ can resume exactly where it stopped.
 Weight decay comes two ways: ``weight_decay`` shrinks w directly (decoupled, as Keras 3
 and AdamW), ``l2`` adds l2 * w to the gradient so it also feeds the momentum (PyTorch
 SGD's weight_decay). Parameter groups give some parameters their own options.
-SGD and Adam (sgd.py, adam.py) each add only their update rule. ``clipnorm``,
+SGD, Adam and RMSprop (sgd.py, adam.py, rmsprop.py) each add only their update rule. ``clipnorm``,
 ``global_clipnorm`` or ``clipvalue`` clip the gradients first (clipping.py), as Keras's do.
 """
 import numbers
