@@ -20,9 +20,10 @@ cores a GPU machine has to spare; every step that times something runs alone:
   environment  the GPU, driver, CUDA, CuPy, NumPy and PyTorch; one CuPy kernel compiled and run
   data         CIFAR-10 rebuilt from the kit (or --data checked)
   kernels      nvcc builds every fast_gpu kernel for sm_90 (tests/test_gpu_kernel_cuda.py)
-  agreement    a small net with every kind of layer trained 3 steps (SGD Nesterov, Adam) on the
-               CPU and on the GPU from the same weights: losses and weights must agree to float32
-               tolerance; and one training step run with device synchronisation forbidden
+  agreement    a small net with every kind of layer trained 3 steps (SGD Nesterov, Adam, and
+               RMSprop centered with momentum and global_clipnorm) on the CPU and on the GPU from
+               the same weights: losses and weights must agree to float32 tolerance; and one
+               training step run with device synchronisation forbidden
   tests        the GPU half of the test suite (pytest --device-half gpu), one pytest per test file,
                --workers at a time (half the cores), each file's log in DIR/tests/; stopped 10 s
                before its limit, it still counts what ended; --test-files reruns only some
@@ -703,8 +704,10 @@ def train_steps(device, optimizer_name, x, y, steps=3):
     with minicnn.device(device):
         model = agreement_model(0)
         model.build((16, 16, 3), device)
-        optimizer = (optimizers.SGD(0.05, momentum=0.9, nesterov=True) if optimizer_name == "sgd"
-                     else optimizers.Adam(1e-3))
+        optimizer = {"sgd": lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+                     "adam": lambda: optimizers.Adam(1e-3),
+                     "rmsprop": lambda: optimizers.RMSprop(1e-3, momentum=0.5, centered=True,
+                                                           global_clipnorm=1.0)}[optimizer_name]()
         model.compile(optimizer, "sparse_categorical_crossentropy")
         xb, yb = backend.to_device(x, device), backend.to_device(y, device)
         losses = [float(model.train_on_batch(xb, yb)[0]) for _ in range(steps)]
@@ -721,7 +724,7 @@ def inner_agreement(args):
     y = rng.integers(0, 10, 32)
     worst = {"loss": 0.0, "weights": 0.0}
     failed = []
-    for name in ("sgd", "adam"):
+    for name in ("sgd", "adam", "rmsprop"):
         with backend.fast_kernels(args.device == "gpu"):  # rehearsal: reference code on the CPU
             reference = train_steps("cpu", name, x, y)
         tested = train_steps(args.device, name, x, y)
