@@ -302,13 +302,14 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     assert (tmp_path / "best.npz").exists() and (tmp_path / "history.csv").exists()
 
 
-def backed_up_model(optimizer):
+def backed_up_model(optimizer, device="cpu"):
     """A small model with dropout and batch-norm: shuffles, masks and moving averages all
     have to continue where they were for a resumed fit to end where a straight one does."""
     from minicnn.layers import BatchNormalization, Dropout
     minicnn.set_seed(0)
-    model = Sequential([Flatten(input_shape=(4, 4, 1)), Dense(8, activation="relu"), BatchNormalization(),
-                        Dropout(0.3), Dense(3, activation="softmax")])
+    with minicnn.device(device):
+        model = Sequential([Flatten(input_shape=(4, 4, 1)), Dense(8, activation="relu"), BatchNormalization(),
+                            Dropout(0.3), Dense(3, activation="softmax")])
     model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -327,28 +328,33 @@ class Kill(Callback):
 
 @pytest.mark.parametrize("make_optimizer", [lambda: optimizers.SGD(0.1, momentum=0.9),
                                             lambda: optimizers.Adam(0.01)])
-def test_backup_and_restore_continues_a_killed_fit_exactly(tmp_path, make_optimizer):
+def test_backup_and_restore_continues_a_killed_fit_exactly(tmp_path, make_optimizer, device):
     """fit(epochs=5) killed after epoch 2, then the script run again (a new model object,
     fit without a seed): it continues from epoch 3 with the backed-up weights, optimizer
-    state, learning rate and seed, and ends with the weights of the fit never killed. A
-    finished fit removes its backup."""
-    x, y = data()
-    straight = backed_up_model(make_optimizer())
+    state, learning rate and seed, and ends with the weights of the fit never killed (on
+    a GPU to float32 rounding: its sums need not run in one order). A finished fit removes
+    its backup."""
+    x, y = (backend.to_device(a, device) for a in data())
+    straight = backed_up_model(make_optimizer(), device)
     halve_once = lambda epoch, lr: lr / 2 if epoch == 0 else lr  # the restored rate must carry it
     straight.fit(x, y, batch_size=8, epochs=5, verbose=0, seed=11, callbacks=[LearningRateScheduler(halve_once)])
-    killed = backed_up_model(make_optimizer())
+    killed = backed_up_model(make_optimizer(), device)
     with pytest.raises(KeyboardInterrupt):
         killed.fit(x, y, batch_size=8, epochs=5, verbose=0, seed=11,
                    callbacks=[LearningRateScheduler(halve_once), callbacks.BackupAndRestore(tmp_path), Kill(epoch=1)])
     assert (tmp_path / "backup.npz").is_file()
-    again = backed_up_model(make_optimizer())
+    again = backed_up_model(make_optimizer(), device)
     history = again.fit(x, y, batch_size=8, epochs=5, verbose=0,
                         callbacks=[LearningRateScheduler(halve_once), callbacks.BackupAndRestore(tmp_path)])
     assert history.epoch == [2, 3, 4] and again.fit_seed == 11
     assert again.optimizer.iterations == straight.optimizer.iterations == 25
     assert again.optimizer.learning_rate == straight.optimizer.learning_rate == make_optimizer().learning_rate / 2
+    assert again.device == straight.device == device
     for a, b in zip(again.get_weights(), straight.get_weights()):
-        numpy.testing.assert_array_equal(a, b)
+        if device == "cpu":
+            numpy.testing.assert_array_equal(a, b)
+        else:
+            numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert not any(tmp_path.iterdir())  # finished: the backup is gone
 
 
