@@ -5,6 +5,7 @@ import zipfile
 
 import numpy
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import minicnn
 from minicnn import metrics, zoo
@@ -175,3 +176,61 @@ def test_confusion_matrix_and_per_class_accuracy():
     numpy.testing.assert_allclose(accuracy[:3], [0.5, 1.0, 2 / 3])
     assert numpy.isnan(accuracy[3])  # a class with no samples has no accuracy
     assert "airplane" in metrics.format_confusion_matrix(matrix, ["airplane", "car", "bird", "cat"])
+
+
+def _random_model(draw):
+    """A Sequential of the layers, activations and optimizers a saved file must carry."""
+    from hypothesis import strategies as st
+    from minicnn import optimizers, regularizers
+    from minicnn.layers import (Activation, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, LeakyReLU,
+                                ReLU, Reshape, Softmax, SpatialDropout2D, ZeroPadding2D)
+    activation = st.sampled_from(["relu", "elu", "selu", "silu", "swish", "softplus", "leaky_relu", "relu6", "gelu",
+                                  "tanh", None])
+    body = {"conv": lambda: Conv2D(4, 3, padding="same", activation=draw(activation)),
+            "bn": BatchNormalization, "max": lambda: MaxPooling2D(2, padding="same"),
+            "avg": lambda: AveragePooling2D(2, padding="same"), "spatial": lambda: SpatialDropout2D(0.2),
+            "dropout": lambda: Dropout(0.1, noise_shape=draw(st.sampled_from([None, (None, 1, 1, None)]))),
+            "pad": lambda: ZeroPadding2D(1), "relu6": lambda: ReLU(max_value=6.0), "leaky": LeakyReLU,
+            "act": lambda: Activation(draw(activation) or "linear")}
+    heads = {"flatten": lambda: [Flatten()], "gmax": lambda: [GlobalMaxPooling2D()],
+             "gavg": lambda: [GlobalAveragePooling2D()],
+             "gmax-keep": lambda: [GlobalMaxPooling2D(keepdims=True), Reshape((-1,))]}
+    layers = [Conv2D(4, 3, padding="same", input_shape=(8, 8, 3))]
+    layers += [body[name]() for name in draw(st.lists(st.sampled_from(sorted(body)), max_size=4))]
+    layers += heads[draw(st.sampled_from(sorted(heads)))]()
+    layers.append(Dense(6, activation=draw(activation), kernel_regularizer=regularizers.l2(1e-4)))
+    layers += [Dense(4), Softmax()] if draw(st.booleans()) else [Dense(4, activation="softmax")]
+    optimizer = draw(st.sampled_from([
+        lambda: optimizers.SGD(0.01, momentum=0.9, nesterov=True, clipnorm=1.0),
+        lambda: optimizers.Adam(global_clipnorm=1.0), lambda: optimizers.AdamW(),
+        lambda: optimizers.RMSprop(momentum=0.5, centered=True, clipvalue=0.5)]))()
+    return Sequential(layers), optimizer
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_random_models_of_every_layer_kind_train_save_and_load_back_exactly(tmp_path, data):
+    """Any mix of the saved layer kinds, activations, optimizers and clipping trains, and
+    comes back from its file with the same architecture, the same predictions and an
+    optimizer that trains on from its saved state."""
+    x, y = data_for_random_models()
+    model, optimizer = _random_model(data.draw)
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_config() == model.get_config()
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    for a, b in zip(loaded.optimizer.slots.values(), model.optimizer.slots.values()):
+        for s, t in zip(a, b):
+            numpy.testing.assert_array_equal(s, t)
+    loaded.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=1)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=1)
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
+
+
+def data_for_random_models():
+    rng = numpy.random.default_rng(0)
+    return rng.standard_normal((16, 8, 8, 3)).astype(numpy.float32), numpy.arange(16) % 4
