@@ -8,7 +8,7 @@ import numpy
 
 from . import backend
 from .autograd import Tensor, apply
-from .functions import activation as act, average_pooling, conv, dense as dense_fn, dropout as dropout_fn
+from .functions import activation as act, average_pooling, conv, dense as dense_fn, depthwise_conv, dropout as dropout_fn
 from .functions import loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
 
 
@@ -20,6 +20,13 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid"):
     """x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) -> (N, oh, ow, F)."""
     return apply(conv.conv2d_forward, conv.conv2d_backward, *_tensors(x, kernel, bias),
                  strides=strides, padding=padding, input_grad=x.requires_grad)
+
+
+def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid"):
+    """x (N, H, W, C), kernel (kh, kw, C, M), bias (C*M,) -> (N, oh, ow, C*M): each channel
+    filtered on its own (functions/depthwise_conv.py)."""
+    return apply(depthwise_conv.depthwise_conv2d_forward, depthwise_conv.depthwise_conv2d_backward,
+                 *_tensors(x, kernel, bias), strides=strides, padding=padding)
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
@@ -190,7 +197,7 @@ def log_softmax(x, axis=-1):
     return x.log_softmax(axis)
 
 
-__all__ = ["concatenate", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d", "relu_family",
+__all__ = ["concatenate", "conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d", "relu_family",
            "leaky_relu", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
            "relu", "relu6", "elu", "selu", "silu", "swish", "softplus", "sigmoid", "tanh", "gelu", "softmax",
            "log_softmax"]

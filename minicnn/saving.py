@@ -25,15 +25,17 @@ import zipfile
 import numpy
 
 from . import activations, backend, losses, optimizers
-from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, Dropout,
-                     Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer, LeakyReLU, MaxPooling2D, ReLU,
-                     Rescaling, Reshape, Softmax, SpatialDropout2D, ZeroPadding2D)
+from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense,
+                     DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer,
+                     LeakyReLU, MaxPooling2D, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
+                     ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
 WEIGHTS_FORMAT = "minicnn-weights"  # save_weights: the weights alone
 HEADER = "minicnn.json"
-LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
-                                               GlobalMaxPooling2D, ZeroPadding2D, Dense, Flatten, Reshape,
+LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D,
+                                               AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
+                                               ZeroPadding2D, Dense, Flatten, Reshape,
                                                Activation, ReLU, LeakyReLU, Softmax, Rescaling, Dropout,
                                                SpatialDropout2D, BatchNormalization, InputLayer, Add, Concatenate)}
 

@@ -198,3 +198,26 @@ def test_smooth_activations_keep_the_dtype_and_stay_finite_at_the_extremes(devic
     top = {"relu6": 6.0, "selu": 60000.0 * 1.0507009873554805}.get(name, 60000.0)
     numpy.testing.assert_allclose(values[-1], top, rtol=1e-3)  # far above 0: x itself (scaled, capped)
     assert slopes[-1] == (0 if name == "relu6" else values[-1] / host[-1])
+
+
+@given(case=conv_cases())
+def test_depthwise_conv2d_gradients(device, case):
+    """The conv cases' shapes, paddings and strides, f as the depth multiplier."""
+    rng = numpy.random.default_rng(case["seed"])
+    x = tensor(rng.standard_normal((case["n"], case["h"], case["w"], case["c"])), device)
+    W = tensor(rng.standard_normal((case["kh"], case["kw"], case["c"], case["f"])), device)
+    inputs = [x, W] + ([tensor(rng.standard_normal(case["c"] * case["f"]), device)] if case["bias"] else [])
+    gradcheck(lambda *t: F.depthwise_conv2d(*t, strides=case["strides"], padding=case["padding"]), inputs)
+
+
+def test_depthwise_conv2d_matches_a_direct_loop(device):
+    rng = numpy.random.default_rng(0)
+    x, W = rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((3, 2, 3, 2))
+    y = backend.to_numpy(F.depthwise_conv2d(tensor(x, device), tensor(W, device), strides=(2, 1)).data)
+    expected = numpy.zeros((2, 2, 5, 6))
+    for r in range(2):
+        for c in range(5):
+            for channel in range(3):
+                for m in range(2):
+                    expected[:, r, c, channel * 2 + m] = (x[:, 2 * r:2 * r + 3, c:c + 2, channel] * W[:, :, channel, m]).sum(axis=(1, 2))
+    numpy.testing.assert_allclose(y, expected, rtol=1e-12)

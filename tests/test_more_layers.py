@@ -104,3 +104,56 @@ def test_the_new_layers_save_and_load(tmp_path):
     assert loaded.get_config() == model.get_config()
     assert loaded.layers[5].noise_shape == (None, 1) and loaded.layers[1].noise_shape == (None, 1, 1, None)
     numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("padding, strides, multiplier", [("valid", 1, 1), ("same", 2, 2), ("same", 1, 3)])
+def test_depthwise_and_separable_conv_layers(device, padding, strides, multiplier):
+    """Keras's shapes, parameter counts and output-channel order (c * M + m from channel c,
+    each channel alone); SeparableConv2D is the depthwise step, then a 1x1 Conv2D; float64
+    gradients of both layers' inputs and weights."""
+    from minicnn.layers import DepthwiseConv2D, SeparableConv2D
+    from minicnn import functional as F
+    rng = numpy.random.default_rng(2)
+    x = tensor(rng.standard_normal((2, 6, 5, 3)), device)
+    depthwise = DepthwiseConv2D(3, strides, padding, depth_multiplier=multiplier, **F64)
+    y = depthwise(x)
+    assert depthwise.depthwise_kernel.shape == (3, 3, 3, multiplier) and y.shape[-1] == 3 * multiplier
+    assert depthwise.count_params() == 9 * 3 * multiplier + 3 * multiplier
+    only_channel_1 = backend.to_numpy(x.data).copy()
+    only_channel_1[..., [0, 2]] = 0  # then only outputs 1*M .. 2*M - 1 may be non-zero (before the bias)
+    out = backend.to_numpy(depthwise.pre_activation(Tensor(backend.to_device(only_channel_1, device))).data)
+    bias = backend.to_numpy(depthwise.bias.data)
+    others = [k for k in range(3 * multiplier) if not multiplier <= k < 2 * multiplier]
+    numpy.testing.assert_allclose(out[..., others], numpy.broadcast_to(bias[others], out[..., others].shape))
+    gradcheck(depthwise, [x], params=depthwise.trainable_weights)
+
+    separable = SeparableConv2D(4, 3, strides, padding, depth_multiplier=multiplier, activation="tanh", **F64)
+    z = separable(x)
+    assert separable.pointwise_kernel.shape == (1, 1, 3 * multiplier, 4) and z.shape[-1] == 4
+    assert separable.count_params() == 9 * 3 * multiplier + 3 * multiplier * 4 + 4
+    by_hand = F.conv2d(F.depthwise_conv2d(x, separable.depthwise_kernel, None, strides, padding),
+                       separable.pointwise_kernel, separable.bias).tanh()
+    numpy.testing.assert_allclose(backend.to_numpy(z.data), backend.to_numpy(by_hand.data), rtol=1e-12)
+    gradcheck(separable, [x], params=separable.trainable_weights)
+
+
+def test_depthwise_layers_regularize_save_and_keep_float32(tmp_path):
+    from minicnn import regularizers
+    from minicnn.layers import DepthwiseConv2D, GlobalAveragePooling2D, SeparableConv2D
+    model = Sequential([DepthwiseConv2D(3, padding="same", depth_multiplier=2, activation="relu", input_shape=(6, 6, 3),
+                                        depthwise_regularizer=regularizers.l2(1e-3)),
+                        SeparableConv2D(5, 3, strides=2, padding="same", activation="relu",
+                                        pointwise_regularizer=regularizers.l2(1e-3),
+                                        depthwise_regularizer=regularizers.l2(1e-3)),
+                        GlobalAveragePooling2D(), Dense(3, activation="softmax")])
+    assert len(model.losses) == 3  # one penalty per regularized weight
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = numpy.random.default_rng(0).random((10, 6, 6, 3), dtype=numpy.float32)
+    model.fit(x, numpy.arange(10) % 3, epochs=1, verbose=0)
+    assert all(w.dtype == numpy.float32 for w in model.get_weights()) and model.predict(x).dtype == numpy.float32
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_config() == model.get_config() and len(loaded.losses) == 3
+    numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match="depth_multiplier must be a positive int"):
+        DepthwiseConv2D(3, depth_multiplier=0)

@@ -182,8 +182,9 @@ def _random_model(draw):
     """A Sequential of the layers, activations and optimizers a saved file must carry."""
     from hypothesis import strategies as st
     from minicnn import optimizers, regularizers
-    from minicnn.layers import (Activation, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, LeakyReLU,
-                                ReLU, Reshape, Softmax, SpatialDropout2D, ZeroPadding2D)
+    from minicnn.layers import (Activation, AveragePooling2D, DepthwiseConv2D, GlobalAveragePooling2D,
+                                GlobalMaxPooling2D, LeakyReLU, ReLU, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
+                                ZeroPadding2D)
     activation = st.sampled_from(["relu", "elu", "selu", "silu", "swish", "softplus", "leaky_relu", "relu6", "gelu",
                                   "tanh", None])
     body = {"conv": lambda: Conv2D(4, 3, padding="same", activation=draw(activation)),
@@ -191,7 +192,10 @@ def _random_model(draw):
             "avg": lambda: AveragePooling2D(2, padding="same"), "spatial": lambda: SpatialDropout2D(0.2),
             "dropout": lambda: Dropout(0.1, noise_shape=draw(st.sampled_from([None, (None, 1, 1, None)]))),
             "pad": lambda: ZeroPadding2D(1), "relu6": lambda: ReLU(max_value=6.0), "leaky": LeakyReLU,
-            "act": lambda: Activation(draw(activation) or "linear")}
+            "act": lambda: Activation(draw(activation) or "linear"),
+            "depthwise": lambda: DepthwiseConv2D(3, padding="same", depth_multiplier=draw(st.sampled_from([1, 2])),
+                                                 activation=draw(activation)),
+            "separable": lambda: SeparableConv2D(4, 3, padding="same", activation=draw(activation))}
     heads = {"flatten": lambda: [Flatten()], "gmax": lambda: [GlobalMaxPooling2D()],
              "gavg": lambda: [GlobalAveragePooling2D()],
              "gmax-keep": lambda: [GlobalMaxPooling2D(keepdims=True), Reshape((-1,))]}

@@ -307,3 +307,26 @@ def test_adamw_step(device):
     for a, b in optimizer_paths(AdamW(0.01, weight_decay=0.1, epsilon=1e-12), torch.optim.AdamW, device,
                                 lr=0.01, weight_decay=0.1, eps=1e-12):
         numpy.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("kernel, multiplier", [((3, 3), 1), ((2, 3), 2)])
+def test_depthwise_conv2d(device, strides, padding, kernel, multiplier):
+    """PyTorch's grouped convolution with one group per channel (groups=C), weight
+    (C*M, 1, kh, kw), out channel c*M + m: the same as Keras's depthwise layout."""
+    C = 3
+    x, W, b = rng.standard_normal((2, 7, 8, C)), rng.standard_normal(kernel + (C, multiplier)), rng.standard_normal(C * multiplier)
+    xo, Wo, bo = ours(x, device), ours(W, device), ours(b, device)
+    yo = F.depthwise_conv2d(xo, Wo, bo, strides, padding)
+    gy = rng.standard_normal(yo.shape)
+    yo.backward(backend.to_device(gy, device))
+    xt, Wt, bt = theirs(x), theirs(W), theirs(b)
+    (pt, pb), (pl, pr) = (pad_amounts(7, kernel[0], strides, padding), pad_amounts(8, kernel[1], strides, padding))
+    weight = Wt.permute(2, 3, 0, 1).reshape(C * multiplier, 1, *kernel)
+    yt = nhwc(tF.conv2d(tF.pad(nchw(xt), (pl, pr, pt, pb)), weight, bt, stride=strides, groups=C))
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+    close(Wo.grad, Wt.grad)
+    close(bo.grad, bt.grad)

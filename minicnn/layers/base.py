@@ -264,10 +264,15 @@ class Layer:
     def regularization_losses(self):
         """The penalties of this layer's (and its sub-layers') regularizers on their current
         weights (Tensors)."""
-        pairs = ((getattr(self, "kernel_regularizer", None), getattr(self, "kernel", None)),
-                 (getattr(self, "bias_regularizer", None), getattr(self, "bias", None)))
-        own = [penalty(w) for penalty, w in pairs if penalty is not None and w is not None and w.requires_grad]
+        own = [penalty(w) for penalty, w in self.regularized_weights()
+               if penalty is not None and w is not None and w.requires_grad]
         return own + [p for layer in self.sublayers for p in layer.regularization_losses()]
+
+    def regularized_weights(self):
+        """(regularizer or None, weight) pairs: Conv2D's and Dense's kernel and bias; a layer
+        whose weights have other names (DepthwiseConv2D) lists its own."""
+        return [(getattr(self, "kernel_regularizer", None), getattr(self, "kernel", None)),
+                (getattr(self, "bias_regularizer", None), getattr(self, "bias", None))]
 
     def get_config(self):
         return {"name": self.name, "trainable": self._trainable, "dtype": self.dtype_policy.name}
