@@ -147,15 +147,18 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, eps=
     return out
 
 
-def softmax_cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean", check=True):
-    """logits Tensor (N, K); labels array (N,) int or (N, K) one-hot -> scalar Tensor."""
+def softmax_cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean", check=True,
+                          sample_weight=None):
+    """logits Tensor (N, K); labels array (N,) int or (N, K) one-hot; sample_weight array
+    (N,) or None -> scalar Tensor."""
     labels = labels.data if isinstance(labels, Tensor) else labels
-    if backend.get_array_module(labels) is not backend.get_array_module(logits.data):
-        raise TypeError("labels and logits are on different devices; move the labels "
-                        "explicitly with minicnn.backend.to_device()")
+    for name, array in (("labels", labels), ("sample_weight", sample_weight)):
+        if array is not None and backend.get_array_module(array) is not backend.get_array_module(logits.data):
+            raise TypeError(f"{name} and logits are on different devices; move the {name} "
+                            "explicitly with minicnn.backend.to_device()")
     return apply(loss_fn.softmax_cross_entropy_forward, loss_fn.softmax_cross_entropy_backward,
                  logits, labels=labels, label_smoothing=label_smoothing, reduction=reduction,
-                 check=check)
+                 check=check, sample_weight=sample_weight)
 
 
 def relu(x):

@@ -27,19 +27,23 @@ class CategoricalCrossentropy:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.from_logits, self.label_smoothing, self.reduction = from_logits, label_smoothing, reduction
 
-    def __call__(self, y_true, y_pred, logits=None, check=True):
-        """y_pred: model output (N, K); logits: pre-softmax Tensor when known. A float16
-        model's scores are taken as float32 (as Keras's losses do): float16's exponent and
-        logarithm lose too much for a loss, and the cast's gradient goes back as float16."""
+    def __call__(self, y_true, y_pred, logits=None, check=True, sample_weight=None):
+        """y_pred: model output (N, K); logits: pre-softmax Tensor when known; sample_weight:
+        (N,) on the model's device, each sample's loss times its weight (divided by N all
+        the same, as Keras). A float16 model's scores are taken as float32 (as Keras's
+        losses do): float16's exponent and logarithm lose too much for a loss, and the
+        cast's gradient goes back as float16."""
         y_pred, logits = _widened(y_pred), _widened(logits)
         if self.from_logits or logits is not None:
             return F.softmax_cross_entropy(y_pred if self.from_logits else logits, y_true,
-                                           self.label_smoothing, self.reduction, check)
+                                           self.label_smoothing, self.reduction, check, sample_weight)
         # Probabilities from some other output (e.g. sigmoid): Keras rescales rows to
         # sum to 1 and clips away from 0 and 1 before the log.
         eps = 1e-7
         p = (y_pred / y_pred.sum(axis=1, keepdims=True)).clip(eps, 1 - eps)
         targets = one_hot_targets(y_true, p.shape[1], p.dtype, self.label_smoothing, check)
+        if sample_weight is not None:  # a weight per row: a constant of the loss, like the targets
+            targets = targets * sample_weight.astype(targets.dtype)[:, None]
         loss = -(p.log() * targets).sum()
         return loss * (1.0 / len(p)) if self.reduction == "mean" else loss
 

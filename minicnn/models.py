@@ -303,14 +303,15 @@ class Model:
         return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
                       device=self.device, dtype=self.dtype)
 
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x, y, class_weight=None):
         """One optimizer step on a batch already on the model's device. Returns (loss,
         number correct) as device scalars: reading them would make a GPU wait, so the
-        caller decides when."""
+        caller decides when. class_weight: as fit's."""
         self._require_compiled("train_on_batch")
         if self.optimizer.params is None or self._layers_changed:
             self._bind_optimizer()
-        loss, _, scores = training.train_step(self, x, y)
+        weights = training.class_weight_array(class_weight, self.output_shape[-1], self.device)
+        loss, _, scores = training.train_step(self, x, y, weights)
         return loss, metrics_mod.correct_count(scores, y)
 
     def test_on_batch(self, x, y):
@@ -343,7 +344,8 @@ class Model:
                 layer.reseed(epoch_seed(seed, epoch, index) if own is None else epoch_seed(own, epoch))
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
-            validation_data=None, validation_split=0.0, shuffle=True, initial_epoch=0, seed=None):
+            validation_data=None, validation_split=0.0, shuffle=True, class_weight=None, initial_epoch=0,
+            seed=None):
         """Train for epochs ``initial_epoch .. epochs - 1``; returns a History (also at
         ``self.history``). The loop itself is minicnn/training.py.
 
@@ -358,12 +360,15 @@ class Model:
         learning_rate.
         A loss that becomes NaN or infinite stops training with a message naming the
         epoch and batch (``self.diverged`` says where); that epoch reaches no callback.
+        class_weight: Keras's {class index: weight}: each training sample's loss is
+        multiplied by its true class's weight (1 for a class left out), so a rare class
+        counts for more; the logged loss is that weighted one, validation is unweighted.
         seed: the shuffle order and dropout masks of epoch e derive from (seed, e).
         verbose: 0 silent; 1 a live progress bar on a terminal or in Jupyter, and in a
         log file a line every 30 s and one per epoch; 2 one line per epoch.
         """
         return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data,
-                            validation_split, shuffle, initial_epoch, seed)
+                            validation_split, shuffle, initial_epoch, seed, class_weight)
 
     # --- inference --------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, return_dict=False):

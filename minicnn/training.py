@@ -24,6 +24,7 @@ from . import backend
 from .autograd import Tensor, no_grad
 from .callbacks import CallbackList, History
 from .data import Loader
+from .metrics import true_classes
 from .optimizers import LossScaleOptimizer
 from .progress import Progress
 from .random import new_seed
@@ -35,14 +36,19 @@ def _array_module(device):
 
 
 # --- one batch --------------------------------------------------------------------------------
-def train_step(model, x, y):
+def train_step(model, x, y, class_weights=None):
     """One optimizer step on a batch on the model's device. Returns the loss, each
     compiled metric's count of right answers (device scalars: no synchronisation) and
-    the class scores (N, K) the step computed."""
+    the class scores (N, K) the step computed. class_weights: (K,) on the device
+    (class_weight_array), each sample's loss weighted by its true class's entry."""
     if not isinstance(x, Tensor):
         x = Tensor(x)
     out, logits = model._forward_logits(x, training=True)
-    loss = with_penalties(model, model.loss(y, out, logits, check=False))
+    if class_weights is None:
+        loss = model.loss(y, out, logits, check=False)
+    else:
+        loss = model.loss(y, out, logits, check=False, sample_weight=class_weights[true_classes(y)])
+    loss = with_penalties(model, loss)
     model.optimizer.zero_grad()
     parallel, value = model.parallel, loss.data
     scaled = isinstance(model.optimizer, LossScaleOptimizer)  # mixed precision
@@ -108,9 +114,29 @@ class Sums:
         return int(bad.argmax()) if bool(bad.any()) else None
 
 
+def class_weight_array(class_weight, classes, device):
+    """Keras's class_weight, {class index: weight}, as a float32 (classes,) array on
+    ``device``; a class the dict leaves out weighs 1. None stays None."""
+    if class_weight is None:
+        return None
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"fit(): class_weight must be a dict {{class index: weight}}, got "
+                        f"{type(class_weight).__name__}")
+    weights = numpy.ones(classes, numpy.float32)
+    for key, value in class_weight.items():
+        if not isinstance(key, (int, numpy.integer)) or not 0 <= key < classes:
+            raise ValueError(f"fit(): class_weight has class {key!r}; the model's {classes} classes are "
+                             f"0..{classes - 1}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, numpy.number)) or \
+                not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"fit(): class_weight[{key}] must be a finite number >= 0, got {value!r}")
+        weights[key] = value
+    return backend.to_device(weights, device)
+
+
 # --- fit ----------------------------------------------------------------------------------------
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, validation_split,
-        shuffle, initial_epoch, seed):
+        shuffle, initial_epoch, seed, class_weight=None):
     """Sequential.fit; see its docstring."""
     model._require_compiled("fit")
     for name, value in (("epochs", epochs), ("batch_size", 1 if batch_size is None else batch_size)):
@@ -128,6 +154,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
     seed = new_seed() if seed is None else seed
     model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
     train = model._loader(x, y, batch_size, shuffle, seed, "fit")
+    class_weights = class_weight_array(class_weight, model.output_shape[-1], model.device)
     own_loader = train is not x  # made here from arrays, so shuffled by this fit's seed
     parallel = model.parallel  # data-parallel over ranks: each takes its shard of every batch
     if parallel is not None:
@@ -162,7 +189,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         for step, (xb, yb) in enumerate(train.batches(epoch)):
             if hooks.wants_batches:
                 hooks.call("on_train_batch_begin", step, {})
-            loss, counts, _ = train_step(model, Tensor(xb), yb)
+            loss, counts, _ = train_step(model, Tensor(xb), yb, class_weights)
             sums.add(step, loss, counts, len(yb))
             done = step + 1
             if on_host and not math.isfinite(float(loss)):

@@ -221,3 +221,21 @@ def test_depthwise_conv2d_matches_a_direct_loop(device):
                 for m in range(2):
                     expected[:, r, c, channel * 2 + m] = (x[:, 2 * r:2 * r + 3, c:c + 2, channel] * W[:, :, channel, m]).sum(axis=(1, 2))
     numpy.testing.assert_allclose(y, expected, rtol=1e-12)
+
+
+def test_weighted_softmax_cross_entropy(device):
+    """Each row's loss times its weight, over N (Keras's sum over batch size); its gradient
+    checked in float64; weights of 1 give the unweighted loss."""
+    rng = numpy.random.default_rng(3)
+    logits = rng.standard_normal((6, 4))
+    labels, weights = rng.integers(0, 4, 6), rng.uniform(0, 3, 6)
+    x = tensor(logits, device)
+    on = lambda a: backend.to_device(a, device)  # noqa: E731
+    loss = F.softmax_cross_entropy(x, on(labels), sample_weight=on(weights))
+    log_p = logits - logits.max(axis=1, keepdims=True)
+    log_p -= numpy.log(numpy.exp(log_p).sum(axis=1, keepdims=True))
+    numpy.testing.assert_allclose(float(loss.data), -(weights * log_p[numpy.arange(6), labels]).sum() / 6, rtol=1e-12)
+    gradcheck(lambda t: F.softmax_cross_entropy(t, on(labels), label_smoothing=0.1, sample_weight=on(weights)), [x])
+    plain = F.softmax_cross_entropy(x, on(labels))
+    numpy.testing.assert_allclose(float(F.softmax_cross_entropy(x, on(labels), sample_weight=on(numpy.ones(6))).data),
+                                  float(plain.data), rtol=1e-12)

@@ -335,3 +335,56 @@ def test_keras_model_accessors_get_layer_predict_on_batch_evaluate_return_dict()
     assert list(as_dict) == ["loss", "sparse_categorical_accuracy", "top5"] and list(as_dict.values()) == as_list
     history = model.fit(x, y, epochs=1, verbose=0)
     assert "sparse_categorical_accuracy" in history.history
+
+
+def test_fit_class_weight_weighs_each_samples_loss_by_its_class(device):
+    """The loss a step reports is the weighted mean of the samples' losses before it (over
+    N, as Keras); weights of 1 train exactly as none; a class of weight 0 adds no gradient;
+    validation stays unweighted; bad weights are refused by name."""
+    x, y = quadrant_data(32)
+    x, y = backend.to_device(x, device), backend.to_device(y, device)
+
+    def fresh():
+        minicnn.set_seed(0)
+        with minicnn.device(device):
+            model = Sequential([Flatten(input_shape=(8, 8, 3)), Dense(4, activation="softmax")])
+        model.compile(SGD(0.5), "sparse_categorical_crossentropy")
+        return model
+
+    weights = {0: 3.0, 1: 0.5, 3: 0.0}  # class 2 left out: weight 1
+    per_class = numpy.array([3.0, 0.5, 1.0, 0.0])
+    probs = backend.to_numpy(fresh().predict(x))
+    labels = backend.to_numpy(y)
+    expected = (per_class[labels] * -numpy.log(probs[numpy.arange(32), labels])).mean()
+    loss, _ = fresh().train_on_batch(x, y, class_weight=weights)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+    ones, none = fresh(), fresh()
+    ones.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=0, class_weight={k: 1.0 for k in range(4)})
+    none.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=0)
+    for a, b in zip(ones.get_weights(), none.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+    only = fresh()
+    start = [w.copy() for w in only.get_weights()]
+    keep = labels == 2
+    only.train_on_batch(x[backend.to_device(keep, device)], y[backend.to_device(keep, device)])
+    alone = only.get_weights()
+    weighted = fresh()
+    weighted.train_on_batch(x, y, class_weight={0: 0.0, 1: 0.0, 3: 0.0})  # class 2 only, over all 32
+    scale = keep.sum() / 32  # the same gradient, averaged over 32 samples instead of 8
+    for a, b, s in zip(weighted.get_weights(), alone, start):
+        numpy.testing.assert_allclose(a - s, (b - s) * scale, rtol=1e-4, atol=1e-7)
+
+    still = fresh()
+    still.compile(SGD(1e-12), "sparse_categorical_crossentropy")  # the weights (all but) stay put
+    history = still.fit(x, y, batch_size=32, epochs=1, verbose=0, validation_data=(x, y), class_weight={0: 100.0})
+    losses = -numpy.log(probs[numpy.arange(32), labels])
+    assert history.history["loss"][0] == pytest.approx((numpy.where(labels == 0, 100.0, 1.0) * losses).mean(), rel=1e-5)
+    assert history.history["val_loss"][0] == pytest.approx(losses.mean(), rel=1e-5)  # validation: unweighted
+    model = fresh()
+    for bad, error, message in (([1.0, 2.0], TypeError, "must be a dict"), ({7: 1.0}, ValueError, "class 7"),
+                                ({0: -1.0}, ValueError, "finite number >= 0"),
+                                ({0: float("nan")}, ValueError, "finite number >= 0")):
+        with pytest.raises(error, match=message):
+            model.fit(x, y, epochs=1, verbose=0, class_weight=bad)

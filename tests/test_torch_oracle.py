@@ -330,3 +330,18 @@ def test_depthwise_conv2d(device, strides, padding, kernel, multiplier):
     close(xo.grad, xt.grad)
     close(Wo.grad, Wt.grad)
     close(bo.grad, bt.grad)
+
+
+def test_class_weighted_cross_entropy(device):
+    """PyTorch's cross_entropy(weight=w) summed, over N: a loss weighted per true class as
+    Keras's class_weight weighs it (PyTorch's 'mean' would divide by the weights' sum)."""
+    logits, labels, class_weights = rng.standard_normal((7, 5)), rng.integers(0, 5, 7), rng.uniform(0, 2, 5)
+    lo = ours(logits, device)
+    loss = F.softmax_cross_entropy(lo, backend.to_device(labels, device),
+                                   sample_weight=backend.to_device(class_weights[labels], device))
+    loss.backward()
+    lt = theirs(logits)
+    loss_t = tF.cross_entropy(lt, torch.tensor(labels), weight=torch.tensor(class_weights), reduction="sum") / 7
+    loss_t.backward()
+    close(loss.data, loss_t)
+    close(lo.grad, lt.grad)

@@ -39,10 +39,13 @@ def one_hot_targets(labels, num_classes, dtype, label_smoothing=0.0, check=True)
     return targets
 
 
-def softmax_cross_entropy_forward(logits, labels, label_smoothing=0.0, reduction="mean", check=True):
+def softmax_cross_entropy_forward(logits, labels, label_smoothing=0.0, reduction="mean", check=True,
+                                  sample_weight=None):
     """logits (N, K), labels (N,) int or (N, K) one-hot -> loss, a 0-d array.
 
-    reduction 'mean' averages over the batch (Keras), 'sum' adds.
+    reduction 'mean' averages over the batch (Keras), 'sum' adds. sample_weight (N,), on
+    the logits' device: each sample's loss times its weight (fit's class_weight), still
+    divided by N for 'mean', as Keras's "sum over batch size" does.
     """
     xp = get_array_module(logits)
     if logits.ndim != 2:
@@ -52,6 +55,9 @@ def softmax_cross_entropy_forward(logits, labels, label_smoothing=0.0, reduction
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     targets = one_hot_targets(labels, logits.shape[1], logits.dtype, label_smoothing, check)
+    if sample_weight is not None:
+        # w_i (p_i - t_i) is the weighted gradient: the fused kernels know only p - t
+        return _weighted_softmax_cross_entropy(logits, targets, reduction, sample_weight.astype(logits.dtype))
     if fast_kernels_enabled() and xp is not numpy:
         from . import fast_gpu  # imports CuPy; only reached with GPU arrays
         if fast_gpu.handles(logits, targets):  # the lines below in one kernel, and a sum
@@ -65,12 +71,26 @@ def softmax_cross_entropy_forward(logits, labels, label_smoothing=0.0, reduction
     return loss, ("reference", (xp.exp(log_probs), targets, reduction))
 
 
+def _weighted_softmax_cross_entropy(logits, targets, reduction, weights):
+    """The reference code with each row's loss times weights (N,)."""
+    xp = get_array_module(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -(weights * (targets * log_probs).sum(axis=1)).sum()
+    if reduction == "mean":
+        loss = loss / logits.dtype.type(len(logits))
+    return loss, ("weighted", (xp.exp(log_probs), targets, reduction, weights))
+
+
 def softmax_cross_entropy_backward(gloss, cache):
-    """gloss (0-d) -> glogits (N, K) = (softmax - targets) * gloss [/ N]."""
+    """gloss (0-d) -> glogits (N, K) = (softmax - targets) * gloss [/ N], each row times its
+    sample weight where there are weights."""
     method, saved = cache
     if method == "gpu":
         from . import fast_gpu
         return fast_gpu.softmax_cross_entropy_backward(gloss, saved)
-    probs, targets, reduction = saved
+    probs, targets, reduction, *weights = saved
     g = (probs - targets) * gloss
+    if weights:
+        g = g * weights[0][:, None]
     return g / probs.dtype.type(len(probs)) if reduction == "mean" else g
