@@ -89,8 +89,10 @@ def softmax_cross_entropy_backward(gloss, cache):
     if method == "gpu":
         from . import fast_gpu
         return fast_gpu.softmax_cross_entropy_backward(gloss, saved)
-    probs, targets, reduction, *weights = saved
-    g = (probs - targets) * gloss
-    if weights:
-        g = g * weights[0][:, None]
+    if method == "weighted":
+        probs, targets, reduction, weights = saved
+        g = (probs - targets) * weights[:, None] * gloss
+    else:
+        probs, targets, reduction = saved
+        g = (probs - targets) * gloss
     return g / probs.dtype.type(len(probs)) if reduction == "mean" else g
