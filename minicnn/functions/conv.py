@@ -79,6 +79,19 @@ def tap(i, stride, count):
     return slice(i, i + stride * (count - 1) + 1, stride)
 
 
+def conv_setup(op, x, W, strides, padding):
+    """What a convolution op (``op`` names it in errors) works out from x (N, H, W, C) and
+    its kernel W (kh, kw, C, ...) before any arithmetic: ((sy, sx), pads, (oh, ow)), or
+    a ValueError for an input that is not a batch of images or has the wrong channels."""
+    if x.ndim != 4:
+        raise ValueError(f"{op} expects x of rank 4 (N, H, W, C), got shape {x.shape}")
+    kh, kw, C = W.shape[:3]
+    if x.shape[3] != C:
+        raise ValueError(f"{op}: input has {x.shape[3]} channels, kernel {W.shape} expects {C}")
+    sy, sx = pair(strides, "strides")
+    return (sy, sx), *conv_geometry(x.shape, kh, kw, sy, sx, normalize_padding(padding))
+
+
 def im2col(x, kh, kw, sy, sx, pads, fill=0):
     """(N, H, W, C) -> (N, oh, ow, kh, kw, C) patches.
 
@@ -142,13 +155,8 @@ def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
     input_grad: False when x needs no gradient (the first layer), so the backward
     skips gx, its most expensive part.
     """
-    if x.ndim != 4:
-        raise ValueError(f"conv2d expects x of rank 4 (N, H, W, C), got shape {x.shape}")
     kh, kw, C, F = W.shape
-    if x.shape[3] != C:
-        raise ValueError(f"conv2d: input has {x.shape[3]} channels, kernel {W.shape} expects {C}")
-    sy, sx = pair(strides, "strides")
-    pads, (oh, ow) = conv_geometry(x.shape, kh, kw, sy, sx, normalize_padding(padding))
+    (sy, sx), pads, (oh, ow) = conv_setup("conv2d", x, W, strides, padding)
     xp = get_array_module(x)
     if fast_kernels_enabled() and xp is numpy:
         path = cpu_path(C, kw, sx, ow)

@@ -14,19 +14,14 @@ slice of the padded input (the pixels that tap meets, conv.tap) times that tap's
 weights, broadcast over the batch and the positions.
 """
 from ..backend import accurate_sum, get_array_module
-from .conv import conv_geometry, normalize_padding, pair, tap
+from .conv import conv_setup, tap
 
 
 def depthwise_conv2d_forward(x, W, b=None, strides=1, padding="valid"):
     """y = depthwise_conv(x, W) + b: x (N, H, W, C), W (kh, kw, C, M), b (C*M,) or None
     -> y (N, oh, ow, C*M). Padding and output size as conv2d's ('same' as Keras)."""
-    if x.ndim != 4:
-        raise ValueError(f"depthwise_conv2d expects x of rank 4 (N, H, W, C), got shape {x.shape}")
     kh, kw, C, M = W.shape
-    if x.shape[3] != C:
-        raise ValueError(f"depthwise_conv2d: input has {x.shape[3]} channels, kernel {W.shape} expects {C}")
-    sy, sx = pair(strides, "strides")
-    ((pt, pb), (pl, pr)), (oh, ow) = conv_geometry(x.shape, kh, kw, sy, sx, normalize_padding(padding))
+    (sy, sx), ((pt, pb), (pl, pr)), (oh, ow) = conv_setup("depthwise_conv2d", x, W, strides, padding)
     xp = get_array_module(x)
     padded = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if pt or pb or pl or pr else x
     y = xp.zeros((x.shape[0], oh, ow, C, M), dtype=x.dtype)
