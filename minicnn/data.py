@@ -164,7 +164,9 @@ class Loader:
     mean, std: per-channel (C,) values in x's units; batches are ``(x - mean) / std``
     (the tutorials' ``x / 255`` is mean=0, std=255). augment: an ``Augment``, applied to
     the pixels before normalisation. shuffle: a new order every epoch from (seed, epoch).
-    drop_last: skip a final batch smaller than batch_size.
+    drop_last: skip a final batch smaller than batch_size. sample_weight: (N,) weights,
+    one per sample, kept on the device beside the labels; ``batches(epoch, weights=True)``
+    then yields (x_batch, y_batch, weight_batch), the weights in the batch's order.
 
     ``loader.sharded(rank, size)``: the same batches cut in ``size`` nearly equal parts, of
     which this loader yields part ``rank`` (data-parallel training, distributed/). Every
@@ -173,9 +175,12 @@ class Loader:
     """
 
     def __init__(self, x, y, batch_size=32, shuffle=True, augment=None, mean=None, std=None,
-                 seed=0, device=None, drop_last=False, dtype="float32"):
+                 seed=0, device=None, drop_last=False, dtype="float32", sample_weight=None):
         if len(x) != len(y):
             raise ValueError(f"Loader: x has {len(x)} samples but y has {len(y)}")
+        if sample_weight is not None and tuple(sample_weight.shape) != (len(x),):
+            raise ValueError(f"Loader: sample_weight must have one weight per sample, shape ({len(x)},); "
+                             f"got {tuple(sample_weight.shape)}")
         if len(x) == 0:
             raise ValueError("Loader: no samples")
         if not isinstance(batch_size, (int, numpy.integer)) or batch_size < 1:
@@ -189,6 +194,8 @@ class Loader:
         self.x = backend.to_device(x, self.device)
         y_kind = backend.get_array_module(y).asarray(y).dtype.kind
         self.y = backend.to_device(y, self.device, dtype=self.dtype if y_kind == "f" else None)
+        self.sample_weight = None if sample_weight is None else backend.to_device(
+            sample_weight, self.device, dtype=numpy.float32)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.augment, self.seed = augment, seed
         self.shard = None  # (rank, size) when sharded
@@ -227,8 +234,10 @@ class Loader:
     def num_samples(self):
         return len(self) * self.batch_size if self.drop_last else len(self.x)
 
-    def batches(self, epoch=0):
-        """Yield (x_batch (B, H, W, C) float, y_batch) on the device for one epoch."""
+    def batches(self, epoch=0, weights=False):
+        """Yield (x_batch (B, H, W, C) float, y_batch) on the device for one epoch; with
+        weights=True (x_batch, y_batch, sample_weight_batch (B,)), the weights all 1 where
+        the loader holds none."""
         xp = backend.get_array_module(self.x)
         rng = backend.default_rng(epoch_seed(self.seed, epoch), xp)
         n = len(self.x)
@@ -246,7 +255,12 @@ class Loader:
             xb = self.x[index].astype(self.dtype)
             if self.augment is not None:
                 xb = self.augment(xb, augment_rng)
-            yield (xb - self.mean) / self.std, self.y[index]
+            if not weights:
+                yield (xb - self.mean) / self.std, self.y[index]
+            elif self.sample_weight is None:
+                yield (xb - self.mean) / self.std, self.y[index], xp.ones(len(xb), dtype=numpy.float32)
+            else:
+                yield (xb - self.mean) / self.std, self.y[index], self.sample_weight[index]
 
     def labels(self):
         """All labels as a host (N,) int array (for confusion matrices and the like)."""

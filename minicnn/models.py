@@ -283,12 +283,15 @@ class Model:
         except ValueError as error:
             raise ValueError(f"{what}(): {error}") from None
 
-    def _loader(self, x, y, batch_size, shuffle, seed, what):
+    def _loader(self, x, y, batch_size, shuffle, seed, what, sample_weight=None):
         """Wrap arrays in a Loader on the model's device (one explicit copy of the
         data there), or check a Loader the caller made."""
         if isinstance(x, Loader):
             if y is not None:
                 raise ValueError(f"{what}(): x is a Loader, which carries its own labels; leave y out")
+            if sample_weight is not None:
+                raise ValueError(f"{what}(): x is a Loader: give it the sample weights "
+                                 "(Loader(..., sample_weight=w)) instead of fit")
             if batch_size is not None and batch_size != x.batch_size:
                 raise ValueError(f"{what}(): batch_size={batch_size} given, but the Loader makes "
                                  f"batches of {x.batch_size}; set it on the Loader")
@@ -300,18 +303,20 @@ class Model:
         if y is None:
             raise ValueError(f"{what}(): give labels y with x (or pass a minicnn.data.Loader as x)")
         self._prepare(x, y, what)
+        if sample_weight is not None:
+            training.check_sample_weight(sample_weight, len(x), what)
         return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
-                      device=self.device, dtype=self.dtype)
+                      device=self.device, dtype=self.dtype, sample_weight=sample_weight)
 
-    def train_on_batch(self, x, y, class_weight=None):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on a batch already on the model's device. Returns (loss,
         number correct) as device scalars: reading them would make a GPU wait, so the
-        caller decides when. class_weight: as fit's."""
+        caller decides when. sample_weight ((N,), on the device) and class_weight: as fit's."""
         self._require_compiled("train_on_batch")
         if self.optimizer.params is None or self._layers_changed:
             self._bind_optimizer()
         weights = training.class_weight_array(class_weight, self.output_shape[-1], self.device)
-        loss, _, scores = training.train_step(self, x, y, weights)
+        loss, _, scores = training.train_step(self, x, y, weights, sample_weight)
         return loss, metrics_mod.correct_count(scores, y)
 
     def test_on_batch(self, x, y):
@@ -344,8 +349,8 @@ class Model:
                 layer.reseed(epoch_seed(seed, epoch, index) if own is None else epoch_seed(own, epoch))
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
-            validation_data=None, validation_split=0.0, shuffle=True, class_weight=None, initial_epoch=0,
-            seed=None):
+            validation_data=None, validation_split=0.0, shuffle=True, class_weight=None, sample_weight=None,
+            initial_epoch=0, seed=None):
         """Train for epochs ``initial_epoch .. epochs - 1``; returns a History (also at
         ``self.history``). The loop itself is minicnn/training.py.
 
@@ -363,12 +368,14 @@ class Model:
         class_weight: Keras's {class index: weight}: each training sample's loss is
         multiplied by its true class's weight (1 for a class left out), so a rare class
         counts for more; the logged loss is that weighted one, validation is unweighted.
+        sample_weight: (N,) Keras's per-sample weights, the same way (times the class's
+        weight when both are given); with a Loader, give them to the Loader.
         seed: the shuffle order and dropout masks of epoch e derive from (seed, e).
         verbose: 0 silent; 1 a live progress bar on a terminal or in Jupyter, and in a
         log file a line every 30 s and one per epoch; 2 one line per epoch.
         """
         return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data,
-                            validation_split, shuffle, initial_epoch, seed, class_weight)
+                            validation_split, shuffle, initial_epoch, seed, class_weight, sample_weight)
 
     # --- inference --------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, return_dict=False):

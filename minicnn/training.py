@@ -36,18 +36,22 @@ def _array_module(device):
 
 
 # --- one batch --------------------------------------------------------------------------------
-def train_step(model, x, y, class_weights=None):
+def train_step(model, x, y, class_weights=None, sample_weight=None):
     """One optimizer step on a batch on the model's device. Returns the loss, each
     compiled metric's count of right answers (device scalars: no synchronisation) and
     the class scores (N, K) the step computed. class_weights: (K,) on the device
-    (class_weight_array), each sample's loss weighted by its true class's entry."""
+    (class_weight_array), each sample's loss weighted by its true class's entry;
+    sample_weight: (N,) on the device, a weight per sample (times the class's, if both)."""
     if not isinstance(x, Tensor):
         x = Tensor(x)
     out, logits = model._forward_logits(x, training=True)
-    if class_weights is None:
+    if class_weights is not None:
+        by_class = class_weights[true_classes(y)]
+        sample_weight = by_class if sample_weight is None else sample_weight * by_class
+    if sample_weight is None:
         loss = model.loss(y, out, logits, check=False)
     else:
-        loss = model.loss(y, out, logits, check=False, sample_weight=class_weights[true_classes(y)])
+        loss = model.loss(y, out, logits, check=False, sample_weight=sample_weight)
     loss = with_penalties(model, loss)
     model.optimizer.zero_grad()
     parallel, value = model.parallel, loss.data
@@ -134,9 +138,20 @@ def class_weight_array(class_weight, classes, device):
     return backend.to_device(weights, device)
 
 
+def check_sample_weight(sample_weight, n, what):
+    """A ValueError unless sample_weight is an array (n,) of finite numbers >= 0."""
+    shape = getattr(sample_weight, "shape", None)
+    if shape is None or tuple(shape) != (n,) or sample_weight.dtype.kind not in "iuf":
+        raise ValueError(f"{what}(): sample_weight must be an array of {n} numbers, one per sample; got "
+                         f"{type(sample_weight).__name__ if shape is None else tuple(shape)}")
+    host = backend.to_numpy(sample_weight)  # one check up front, as for the labels
+    if not (numpy.isfinite(host).all() and (host >= 0).all()):
+        raise ValueError(f"{what}(): sample_weight must be finite and >= 0")
+
+
 # --- fit ----------------------------------------------------------------------------------------
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, validation_split,
-        shuffle, initial_epoch, seed, class_weight=None):
+        shuffle, initial_epoch, seed, class_weight=None, sample_weight=None):
     """Sequential.fit; see its docstring."""
     model._require_compiled("fit")
     for name, value in (("epochs", epochs), ("batch_size", 1 if batch_size is None else batch_size)):
@@ -150,17 +165,24 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         if isinstance(x, Loader):
             raise ValueError("fit(): validation_split needs arrays; with a Loader pass validation_data")
         cut = int(len(x) * (1 - validation_split))
+        if sample_weight is not None:  # as Keras: the held-out samples' weights go unused
+            check_sample_weight(sample_weight, len(x), "fit")
+            sample_weight = sample_weight[:cut]
         x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
     seed = new_seed() if seed is None else seed
     model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
-    train = model._loader(x, y, batch_size, shuffle, seed, "fit")
+    train = model._loader(x, y, batch_size, shuffle, seed, "fit", sample_weight)
     class_weights = class_weight_array(class_weight, model.output_shape[-1], model.device)
+    weighted = train.sample_weight is not None  # the Loader's batches then carry their weights
     own_loader = train is not x  # made here from arrays, so shuffled by this fit's seed
     parallel = model.parallel  # data-parallel over ranks: each takes its shard of every batch
     if parallel is not None:
         train, verbose = parallel.shard(train), verbose if parallel.comm.is_root else 0
     val = None
     if validation_data is not None:
+        if not isinstance(validation_data, Loader) and len(validation_data) != 2:
+            raise ValueError(f"fit(): validation_data is (x_val, y_val) or a Loader; got {len(validation_data)} "
+                             "items (validation sample weights are not supported)")
         val_x, val_y = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
         val = model._loader(val_x, val_y, None if val_y is None else train.batch_size, False, seed,
                             "fit (validation_data)")
@@ -186,10 +208,10 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         progress = Progress(epoch, epochs, steps, verbose)
         sums = Sums(xp, model.metric_counters, steps)
         done = 0
-        for step, (xb, yb) in enumerate(train.batches(epoch)):
+        for step, (xb, yb, *weights) in enumerate(train.batches(epoch, weights=weighted)):
             if hooks.wants_batches:
                 hooks.call("on_train_batch_begin", step, {})
-            loss, counts, _ = train_step(model, Tensor(xb), yb, class_weights)
+            loss, counts, _ = train_step(model, Tensor(xb), yb, class_weights, *weights)
             sums.add(step, loss, counts, len(yb))
             done = step + 1
             if on_host and not math.isfinite(float(loss)):

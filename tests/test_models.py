@@ -388,3 +388,57 @@ def test_fit_class_weight_weighs_each_samples_loss_by_its_class(device):
                                 ({0: float("nan")}, ValueError, "finite number >= 0")):
         with pytest.raises(error, match=message):
             model.fit(x, y, epochs=1, verbose=0, class_weight=bad)
+
+
+def test_fit_sample_weight_as_keras(device):
+    """Per-sample weights: the same training as class_weight when they are the class's
+    weight; times it when both are given; shuffled with their samples (a Loader holding
+    them trains as fit's arrays do); validation_split leaves the held-out weights out;
+    bad weights are refused by name."""
+    from minicnn.data import Loader
+    x, y = quadrant_data(40)
+    labels = y.copy()
+    x, y = backend.to_device(x, device), backend.to_device(y, device)
+
+    def fresh():
+        minicnn.set_seed(0)
+        with minicnn.device(device):
+            model = Sequential([Flatten(input_shape=(8, 8, 3)), Dense(4, activation="softmax")])
+        model.compile(SGD(0.5, momentum=0.9), "sparse_categorical_crossentropy")
+        return model
+
+    per_class = {0: 2.0, 1: 0.25, 2: 1.0, 3: 3.0}
+    as_samples = backend.to_device(numpy.array([per_class[c] for c in labels], numpy.float32), device)
+    runs = []
+    for options in ({"class_weight": per_class}, {"sample_weight": as_samples},
+                    {"sample_weight": backend.to_device(numpy.ones(40, numpy.float32), device), "class_weight": per_class}):
+        model = fresh()
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=3, **options)
+        runs.append(model.get_weights())
+    with minicnn.device(device):
+        loader = Loader(x, y, batch_size=8, seed=3, sample_weight=as_samples)
+    from_loader = fresh()
+    from_loader.fit(loader, epochs=2, verbose=0, seed=3)
+    runs.append(from_loader.get_weights())
+    for run in runs[1:]:
+        for a, b in zip(run, runs[0]):
+            numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+    probs, losses = backend.to_numpy(fresh().predict(x)), None
+    losses = -numpy.log(probs[numpy.arange(40), labels])
+    w = numpy.linspace(0, 2, 40).astype(numpy.float32)
+    loss, _ = fresh().train_on_batch(x, y, sample_weight=backend.to_device(w, device), class_weight={1: 3.0})
+    assert float(loss) == pytest.approx((w * numpy.where(labels == 1, 3.0, 1.0) * losses).mean(), rel=1e-5)
+
+    split = fresh()
+    split.fit(x, y, epochs=1, verbose=0, validation_split=0.25, sample_weight=backend.to_device(w, device))
+    model = fresh()
+    for bad, message in ((numpy.ones(39, numpy.float32), "array of 40 numbers"),
+                         (numpy.full(40, -1.0, numpy.float32), "finite and >= 0"),
+                         ([1.0] * 40, "array of 40 numbers")):
+        with pytest.raises(ValueError, match=message):
+            model.fit(x, y, epochs=1, verbose=0, sample_weight=bad if isinstance(bad, list) else backend.to_device(bad, device))
+    with pytest.raises(ValueError, match="give it the sample weights"):
+        model.fit(loader, epochs=1, verbose=0, sample_weight=as_samples)
+    with pytest.raises(ValueError, match="validation sample weights are not supported"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, as_samples))
