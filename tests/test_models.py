@@ -380,7 +380,8 @@ def test_fit_class_weight_weighs_each_samples_loss_by_its_class(device):
     still.compile(SGD(1e-12), "sparse_categorical_crossentropy")  # the weights (all but) stay put
     history = still.fit(x, y, batch_size=32, epochs=1, verbose=0, validation_data=(x, y), class_weight={0: 100.0})
     losses = -numpy.log(probs[numpy.arange(32), labels])
-    assert history.history["loss"][0] == pytest.approx((numpy.where(labels == 0, 100.0, 1.0) * losses).mean(), rel=1e-5)
+    weighted = (numpy.where(labels == 0, 100.0, 1.0) * losses).mean()
+    assert history.history["loss"][0] == pytest.approx(weighted, rel=1e-5)
     assert history.history["val_loss"][0] == pytest.approx(losses.mean(), rel=1e-5)  # validation: unweighted
     model = fresh()
     for bad, error, message in (([1.0, 2.0], TypeError, "must be a dict"), ({7: 1.0}, ValueError, "class 7"),
@@ -411,7 +412,8 @@ def test_fit_sample_weight_as_keras(device):
     as_samples = backend.to_device(numpy.array([per_class[c] for c in labels], numpy.float32), device)
     runs = []
     for options in ({"class_weight": per_class}, {"sample_weight": as_samples},
-                    {"sample_weight": backend.to_device(numpy.ones(40, numpy.float32), device), "class_weight": per_class}):
+                    {"sample_weight": backend.to_device(numpy.ones(40, numpy.float32), device),
+                     "class_weight": per_class}):
         model = fresh()
         model.fit(x, y, batch_size=8, epochs=2, verbose=0, seed=3, **options)
         runs.append(model.get_weights())
@@ -437,7 +439,8 @@ def test_fit_sample_weight_as_keras(device):
                          (numpy.full(40, -1.0, numpy.float32), "finite and >= 0"),
                          ([1.0] * 40, "array of 40 numbers")):
         with pytest.raises(ValueError, match=message):
-            model.fit(x, y, epochs=1, verbose=0, sample_weight=bad if isinstance(bad, list) else backend.to_device(bad, device))
+            given = bad if isinstance(bad, list) else backend.to_device(bad, device)
+            model.fit(x, y, epochs=1, verbose=0, sample_weight=given)
     with pytest.raises(ValueError, match="give it the sample weights"):
         model.fit(loader, epochs=1, verbose=0, sample_weight=as_samples)
     with pytest.raises(ValueError, match="validation sample weights are not supported"):
