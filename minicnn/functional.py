@@ -16,10 +16,12 @@ def _tensors(*items):
     return tuple(t for t in items if t is not None)
 
 
-def conv2d(x, kernel, bias=None, strides=1, padding="valid"):
-    """x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) -> (N, oh, ow, F)."""
+def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=1):
+    """x (N, H, W, C), kernel (kh, kw, C / groups, F), bias (F,) -> (N, oh, ow, F).
+    dilation: the kernel taps' spacing (an int or (dy, dx)); groups: channel groups, each
+    with its own F / groups filters (functions/conv.py)."""
     return apply(conv.conv2d_forward, conv.conv2d_backward, *_tensors(x, kernel, bias),
-                 strides=strides, padding=padding, input_grad=x.requires_grad)
+                 strides=strides, padding=padding, input_grad=x.requires_grad, dilation=dilation, groups=groups)
 
 
 def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid"):

@@ -28,6 +28,58 @@ def test_conv2d_gradients(device, case):
     gradcheck(lambda *t: F.conv2d(*t, strides=case["strides"], padding=case["padding"]), inputs)
 
 
+@st.composite
+def dilated_grouped_cases(draw):
+    groups = draw(st.integers(1, 3))
+    return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(5, 8)), w=draw(st.integers(7, 9)),  # windows to 5x7
+                groups=groups, c=groups * draw(st.integers(1, 2)), f=groups * draw(st.integers(1, 2)),
+                kh=draw(st.integers(1, 3)), kw=draw(st.integers(1, 3)),
+                dilation=(draw(st.integers(1, 2)), draw(st.integers(1, 3))),
+                strides=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+                padding=draw(paddings), bias=draw(st.booleans()), seed=draw(st.integers(0, 999)))
+
+
+@given(case=dilated_grouped_cases())
+def test_dilated_and_grouped_conv2d_gradients(device, case):
+    rng = numpy.random.default_rng(case["seed"])
+    x = tensor(rng.standard_normal((case["n"], case["h"], case["w"], case["c"])), device)
+    W = tensor(rng.standard_normal((case["kh"], case["kw"], case["c"] // case["groups"], case["f"])), device)
+    inputs = [x, W] + ([tensor(rng.standard_normal(case["f"]), device)] if case["bias"] else [])
+    gradcheck(lambda *t: F.conv2d(*t, strides=case["strides"], padding=case["padding"],
+                                  dilation=case["dilation"], groups=case["groups"]), inputs)
+
+
+def test_dilated_grouped_conv2d_matches_a_direct_loop(device):
+    """The definition as loops: output (r, c, f) of group g = f // (F/G) sums taps (i, j) at
+    input (r*s + i*d, c*s + j*d) over group g's channels only."""
+    rng = numpy.random.default_rng(3)
+    x, W, b = rng.standard_normal((2, 9, 8, 6)), rng.standard_normal((3, 2, 2, 6)), rng.standard_normal(6)
+    y = backend.to_numpy(F.conv2d(tensor(x, device), tensor(W, device), tensor(b, device),
+                                  strides=(1, 2), dilation=(2, 3), groups=3).data)
+    oh, ow = 9 - 5 + 1, (8 - 4) // 2 + 1  # windows 5 (rows) and 4 (columns)
+    expected = numpy.zeros((2, oh, ow, 6))
+    for r in range(oh):
+        for c in range(ow):
+            for f in range(6):
+                channels = slice(2 * (f // 2), 2 * (f // 2) + 2)
+                patch = x[:, r:r + 5:2, 2 * c:2 * c + 4:3, channels]
+                expected[:, r, c, f] = numpy.einsum("nijc,ijc->n", patch, W[:, :, :, f]) + b[f]
+    assert y.shape == expected.shape
+    numpy.testing.assert_allclose(y, expected, rtol=1e-10)
+
+
+def test_conv2d_refuses_groups_that_do_not_fit(device):
+    x = tensor(numpy.zeros((1, 5, 5, 6)), device)
+    with pytest.raises(ValueError, match="divides the 4 filters"):
+        F.conv2d(x, tensor(numpy.zeros((3, 3, 2, 4)), device), groups=3)
+    with pytest.raises(ValueError, match=r"expects 9 \(3 per group x 3 groups\)"):
+        F.conv2d(x, tensor(numpy.zeros((3, 3, 3, 6)), device), groups=3)
+    with pytest.raises(ValueError, match="dilation must be a positive int"):
+        F.conv2d(x, tensor(numpy.zeros((3, 3, 6, 4)), device), dilation=0)
+    with pytest.raises(ValueError, match="kernel 5x5 is larger"):  # 3 taps 2 apart span 5 > 4
+        F.conv2d(tensor(numpy.zeros((1, 4, 4, 6)), device), tensor(numpy.zeros((3, 3, 6, 4)), device), dilation=2)
+
+
 @given(size=st.integers(1, 9), k=st.integers(1, 4), s=st.integers(1, 3))
 def test_same_padding_is_keras_style(size, k, s):
     before, after = conv.pad_amounts(size, k, s, "same")
@@ -59,6 +111,10 @@ def test_col2im_is_the_adjoint_of_im2col(device):
     c = xp.asarray(rng.standard_normal(col.shape))
     back = conv.col2im(c, x.shape, 2, 3, pads)
     assert back.shape == x.shape
+    assert float((col * c).sum()) == pytest.approx(float((x * back).sum()), rel=1e-10)
+    col = conv.im2col(x, 2, 2, 1, 2, pads, dilation=(3, 2))  # and with the taps spread out
+    c = xp.asarray(rng.standard_normal(col.shape))
+    back = conv.col2im(c, x.shape, 1, 2, pads, dilation=(3, 2))
     assert float((col * c).sum()) == pytest.approx(float((x * back).sum()), rel=1e-10)
 
 

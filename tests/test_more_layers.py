@@ -1,4 +1,5 @@
-"""Reshape, GlobalMaxPooling2D, SpatialDropout2D (and Dropout's noise_shape), Softmax:
+"""Reshape, GlobalMaxPooling2D, SpatialDropout2D (and Dropout's noise_shape), Softmax,
+the depthwise and separable convolutions, Conv2D's dilation_rate and groups:
 values, float64 gradients, Keras's shapes and errors, and a save/load round trip."""
 import numpy
 import pytest
@@ -157,3 +158,49 @@ def test_depthwise_layers_regularize_save_and_keep_float32(tmp_path):
     numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     with pytest.raises(ValueError, match="depth_multiplier must be a positive int"):
         DepthwiseConv2D(3, depth_multiplier=0)
+
+
+@pytest.mark.parametrize("dilation_rate, groups, padding", [(2, 1, "valid"), ((1, 2), 1, "same"), (1, 2, "same"),
+                                                            (2, 4, "valid")])
+def test_conv2d_dilation_rate_and_groups(device, dilation_rate, groups, padding):
+    """Shapes and parameter counts as Keras's; each filter group reads only its channels
+    (the others' changes leave it as it was); float64 gradients through the layer."""
+    rng = numpy.random.default_rng(0)
+    x = tensor(rng.standard_normal((2, 9, 9, 4)), device)
+    layer = Conv2D(8, 3, padding=padding, dilation_rate=dilation_rate, groups=groups, **F64)
+    y = layer(x)
+    dy, dx = (dilation_rate, dilation_rate) if isinstance(dilation_rate, int) else dilation_rate
+    expected = (9, 9) if padding == "same" else (9 - 2 * dy, 9 - 2 * dx)
+    assert y.shape == (2, *expected, 8) and layer.output_shape == (*expected, 8)
+    assert layer.kernel.shape == (3, 3, 4 // groups, 8) and layer.count_params() == 9 * (4 // groups) * 8 + 8
+    if groups > 1:  # group 0's filters see channels 0 .. C/G - 1 only
+        other = backend.to_numpy(x.data).copy()
+        other[..., 4 // groups:] += 1.0
+        y_other = layer(Tensor(backend.to_device(other, device)))
+        first = slice(0, 8 // groups)
+        numpy.testing.assert_array_equal(backend.to_numpy(y_other.data)[..., first], backend.to_numpy(y.data)[..., first])
+        assert not numpy.allclose(backend.to_numpy(y_other.data)[..., 8 // groups:], backend.to_numpy(y.data)[..., 8 // groups:])
+    gradcheck(layer, [x], params=layer.trainable_weights)
+
+
+def test_conv2d_groups_refuse_what_does_not_divide_and_save(tmp_path):
+    with pytest.raises(ValueError, match=r"groups must be a positive int that divides filters \(6\), got 4"):
+        Conv2D(6, 3, groups=4)
+    with pytest.raises(ValueError, match="dilation_rate must be a positive int"):
+        Conv2D(6, 3, dilation_rate=0)
+    with pytest.raises(ValueError, match="input channels must divide into its 2 groups"):
+        Sequential([Conv2D(4, 3, groups=2, input_shape=(8, 8, 3))])
+    with pytest.raises(ValueError, match="kernel 5x5 is larger than the padded input 4x4"):
+        Sequential([Conv2D(4, 3, dilation_rate=2, input_shape=(4, 4, 3))])
+    model = Sequential([Conv2D(8, 3, padding="same", dilation_rate=2, groups=2, activation="relu", input_shape=(8, 8, 4)),
+                        Conv2D(4, 1, groups=4), Flatten(), Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = numpy.random.default_rng(0).random((12, 8, 8, 4), dtype=numpy.float32)
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(x, numpy.arange(12) % 3, epochs=1, verbose=0)
+    assert all(w.dtype == numpy.float32 for w in model.get_weights())
+    assert all(not numpy.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # every weight trained
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.layers[0].dilation_rate == (2, 2) and loaded.layers[0].groups == 2
+    numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))

@@ -195,7 +195,9 @@ def _random_model(draw):
             "act": lambda: Activation(draw(activation) or "linear"),
             "depthwise": lambda: DepthwiseConv2D(3, padding="same", depth_multiplier=draw(st.sampled_from([1, 2])),
                                                  activation=draw(activation)),
-            "separable": lambda: SeparableConv2D(4, 3, padding="same", activation=draw(activation))}
+            "separable": lambda: SeparableConv2D(4, 3, padding="same", activation=draw(activation)),
+            "dilated": lambda: Conv2D(4, 3, padding="same", dilation_rate=draw(st.sampled_from([2, (1, 2)])),
+                                      groups=draw(st.sampled_from([1, 2, 4])), activation=draw(activation))}
     heads = {"flatten": lambda: [Flatten()], "gmax": lambda: [GlobalMaxPooling2D()],
              "gavg": lambda: [GlobalAveragePooling2D()],
              "gmax-keep": lambda: [GlobalMaxPooling2D(keepdims=True), Reshape((-1,))]}

@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch", reason="PyTorch not installed: the oracle c
 tF = torch.nn.functional
 
 from minicnn import Tensor, backend, functional as F  # noqa: E402
+from minicnn.functions import conv  # noqa: E402
 from minicnn.functions.conv import pad_amounts  # noqa: E402
 from minicnn.optimizers import SGD, Adam  # noqa: E402
 
@@ -49,6 +50,31 @@ def test_conv2d(device, strides, padding, kernel):
     (pt, pb), (pl, pr) = (pad_amounts(9, kernel[0], strides, padding), pad_amounts(8, kernel[1], strides, padding))
     xt_padded = tF.pad(nchw(xt), (pl, pr, pt, pb))  # TF/Keras: the odd pixel after
     yt = nhwc(tF.conv2d(xt_padded, Wt.permute(3, 2, 0, 1), bt, stride=strides))
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+    close(Wo.grad, Wt.grad)
+    close(bo.grad, bt.grad)
+
+
+@pytest.mark.parametrize("dilation, groups, strides, padding",
+                         [(2, 1, 1, "same"), ((2, 3), 1, 1, "valid"), (1, 3, 1, "same"), (1, 6, 2, "valid"),
+                          (2, 2, 2, "same"), ((1, 2), 3, (2, 1), 1)])
+def test_conv2d_dilated_and_grouped(device, dilation, groups, strides, padding):
+    """PyTorch's dilation= and groups=, with its (F, C/G, kh, kw) weight: the same filter-to-
+    group assignment (filter f in group f // (F/G)) as Keras's (kh, kw, C/G, F)."""
+    x, W, b = rng.standard_normal((2, 10, 9, 6)), rng.standard_normal((3, 3, 6 // groups, 6)), rng.standard_normal(6)
+    xo, Wo, bo = ours(x, device), ours(W, device), ours(b, device)
+    yo = F.conv2d(xo, Wo, bo, strides, padding, dilation, groups)
+    gy = rng.standard_normal(yo.shape)
+    yo.backward(backend.to_device(gy, device))
+
+    (dy, dx), (sy, sx) = conv.pair(dilation, "dilation"), conv.pair(strides, "strides")
+    pads = conv.conv_geometry(x.shape, 2 * dy + 1, 2 * dx + 1, sy, sx, conv.normalize_padding(padding))[0]
+    (pt, pb), (pl, pr) = pads
+    xt, Wt, bt = theirs(x), theirs(W), theirs(b)
+    yt = nhwc(tF.conv2d(tF.pad(nchw(xt), (pl, pr, pt, pb)), Wt.permute(3, 2, 0, 1), bt, stride=(sy, sx),
+                        dilation=(dy, dx), groups=groups))
     (yt * torch.tensor(gy)).sum().backward()
     close(yo.data, yt)
     close(xo.grad, xt.grad)

@@ -1,12 +1,24 @@
 """2-D convolution by im2col + one matrix multiply (GEMM), channels-last.
 
 Names as in Chainer: x (input), W (kernel), b (bias), gy/gx/gW/gb (gradients),
-kh, kw (kernel height/width), sy, sx (strides), ph/pw (padding).
+kh, kw (kernel height/width), sy, sx (strides), ph/pw (padding), dy, dx (dilation).
 
 Shapes:
   x   (N, H, W, C)          W  (kh, kw, C, F)   (Keras layout)     b (F,)
   col (N, oh, ow, kh, kw, C): every kh x kw x C patch, flattened to one GEMM row
   y   (N, oh, ow, F)
+
+Two options of Keras's and PyTorch's Conv2D change which pixels a patch holds and which
+weights meet them, not the method:
+  dilation (dy, dx): the kernel's taps are spread dy rows and dx columns apart, so a 3x3
+      kernel at dilation 2 sees a 5x5 window (every other pixel) with 9 weights. The
+      window's size, (kh - 1) * dy + 1, takes kh's place in the padding and output-size
+      arithmetic, and tap i reads input row i * dy (+ the stride's steps).
+  groups G: the C input channels split into G groups of C/G, and the F filters into G
+      groups of F/G; filter group g sees only channel group g, so W is (kh, kw, C/G, F)
+      and the one GEMM becomes G smaller ones (each patch row's channels split G ways).
+The fast CPU and GPU paths below cover the plain convolution (dilation 1, one group), the
+one every model in examples/ uses; dilated and grouped convolutions take the reference.
 """
 import functools
 import math
@@ -79,53 +91,63 @@ def tap(i, stride, count):
     return slice(i, i + stride * (count - 1) + 1, stride)
 
 
-def conv_setup(op, x, W, strides, padding):
+def dilated_size(k, d):
+    """The window a kernel of k taps spans when its taps are d apart: (k - 1) * d + 1."""
+    return (k - 1) * d + 1
+
+
+def conv_setup(op, x, W, strides, padding, dilation=1, groups=1):
     """What a convolution op (``op`` names it in errors) works out from x (N, H, W, C) and
-    its kernel W (kh, kw, C, ...) before any arithmetic: ((sy, sx), pads, (oh, ow)), or
-    a ValueError for an input that is not a batch of images or has the wrong channels."""
+    its kernel W (kh, kw, C / groups, ...) before any arithmetic: ((sy, sx), pads, (oh, ow)),
+    or a ValueError for an input that is not a batch of images or has the wrong channels."""
     if x.ndim != 4:
         raise ValueError(f"{op} expects x of rank 4 (N, H, W, C), got shape {x.shape}")
     kh, kw, C = W.shape[:3]
-    if x.shape[3] != C:
-        raise ValueError(f"{op}: input has {x.shape[3]} channels, kernel {W.shape} expects {C}")
+    if x.shape[3] != C * groups:
+        per_group = f" ({C} per group x {groups} groups)" if groups > 1 else ""
+        raise ValueError(f"{op}: input has {x.shape[3]} channels, kernel {W.shape} expects {C * groups}{per_group}")
     sy, sx = pair(strides, "strides")
-    return (sy, sx), *conv_geometry(x.shape, kh, kw, sy, sx, normalize_padding(padding))
+    dy, dx = pair(dilation, "dilation")
+    return (sy, sx), *conv_geometry(x.shape, dilated_size(kh, dy), dilated_size(kw, dx), sy, sx,
+                                    normalize_padding(padding))
 
 
-def im2col(x, kh, kw, sy, sx, pads, fill=0):
+def im2col(x, kh, kw, sy, sx, pads, fill=0, dilation=(1, 1)):
     """(N, H, W, C) -> (N, oh, ow, kh, kw, C) patches.
 
     Loops only over the kh*kw kernel taps: tap (i, j) sees the input pixels
-    x[i + sy*r, j + sx*c] for every output position (r, c), which is one strided
-    slice, copied at once.
+    x[i*dy + sy*r, j*dx + sx*c] for every output position (r, c), which is one strided
+    slice, copied at once. (dy, dx) is the dilation, (1, 1) for a plain convolution.
     """
     xp = get_array_module(x)
+    dy, dx = dilation
     (pt, pb), (pl, pr) = pads
     if pt or pb or pl or pr:
         x = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
     N, H, W, C = x.shape
-    oh, ow = (H - kh) // sy + 1, (W - kw) // sx + 1
+    oh, ow = (H - dilated_size(kh, dy)) // sy + 1, (W - dilated_size(kw, dx)) // sx + 1
     col = xp.empty((N, oh, ow, kh, kw, C), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            col[:, :, :, i, j, :] = x[:, tap(i, sy, oh), tap(j, sx, ow), :]
+            col[:, :, :, i, j, :] = x[:, tap(i * dy, sy, oh), tap(j * dx, sx, ow), :]
     return col
 
 
-def col2im(col, x_shape, sy, sx, pads):
+def col2im(col, x_shape, sy, sx, pads, dilation=(1, 1)):
     """Adjoint of im2col: (N, oh, ow, kh, kw, C) -> (N, H, W, C), summing overlaps.
 
     Same tap loop as im2col, with += into the strided slice. Within one tap the
     slice positions are distinct, so no scatter-add (np.add.at) is needed.
     """
     xp = get_array_module(col)
+    dy, dx = dilation
     N, oh, ow, kh, kw, C = col.shape
     (pt, pb), (pl, pr) = pads
     H, W = x_shape[1] + pt + pb, x_shape[2] + pl + pr
     gx = xp.zeros((N, H, W, C), dtype=col.dtype)
     for i in range(kh):
         for j in range(kw):
-            gx[:, tap(i, sy, oh), tap(j, sx, ow), :] += col[:, :, :, i, j, :]
+            gx[:, tap(i * dy, sy, oh), tap(j * dx, sx, ow), :] += col[:, :, :, i, j, :]
     return gx[:, pt:H - pb, pl:W - pr, :]
 
 
@@ -148,18 +170,36 @@ def cpu_path(C, kw, sx, ow):
     return "im2col-blocked"
 
 
-def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
+def group_patches(col, g, groups):
+    """Group g's share of every patch row: col (N, oh, ow, kh, kw, C) -> (N*oh*ow, kh*kw*C/groups),
+    the C/groups channels of group g at each of the kh*kw taps."""
+    N, oh, ow, kh, kw, C = col.shape
+    Cg = C // groups
+    return col.reshape(-1, kh * kw, groups, Cg)[:, :, g, :].reshape(-1, kh * kw * Cg)
+
+
+def group_outputs(g, F, groups):
+    """The output channels (filters) of group g, as a slice of F."""
+    return slice(g * (F // groups), (g + 1) * (F // groups))
+
+
+def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True, dilation=1, groups=1):
     """y = conv(x, W) + b.
 
-    x (N, H, W, C), W (kh, kw, C, F), b (F,) or None  ->  y (N, oh, ow, F)
+    x (N, H, W, C), W (kh, kw, C / groups, F), b (F,) or None  ->  y (N, oh, ow, F)
     input_grad: False when x needs no gradient (the first layer), so the backward
     skips gx, its most expensive part.
+    dilation (dy, dx) and groups: as Keras's dilation_rate and groups (module docstring).
     """
-    kh, kw, C, F = W.shape
-    (sy, sx), pads, (oh, ow) = conv_setup("conv2d", x, W, strides, padding)
+    kh, kw, Cg, F = W.shape
+    if not isinstance(groups, int) or groups < 1 or F % groups:
+        raise ValueError(f"conv2d: groups must be a positive int that divides the {F} filters, got {groups!r}")
+    (sy, sx), pads, (oh, ow) = conv_setup("conv2d", x, W, strides, padding, dilation, groups)
+    dilation = pair(dilation, "dilation")
     xp = get_array_module(x)
-    if fast_kernels_enabled() and xp is numpy:
-        path = cpu_path(C, kw, sx, ow)
+    plain = dilation == (1, 1) and groups == 1
+    if fast_kernels_enabled() and xp is numpy and plain:
+        path = cpu_path(Cg, kw, sx, ow)
         if path == "planar":
             y, saved = conv_cpu.conv2d_planar_forward(x, W, b, (sy, sx), pads, oh, ow)
         elif path == "rows":
@@ -167,25 +207,32 @@ def conv2d_forward(x, W, b=None, strides=1, padding="valid", input_grad=True):
         else:
             y, saved = conv_cpu.conv2d_im2col_forward(x, W, b, (sy, sx), pads, oh, ow)
         return y, (path, saved, input_grad)
-    if fast_kernels_enabled():
+    if fast_kernels_enabled() and plain:
         from . import fast_gpu  # imports CuPy; only reached with GPU arrays
         if fast_gpu.handles(x, W):
             y, saved = fast_gpu.conv2d_forward(x, W, b, (sy, sx), pads, oh, ow)
             return y, ("gpu", saved, input_grad)
-    col = im2col(x, kh, kw, sy, sx, pads)
+    col = im2col(x, kh, kw, sy, sx, pads, dilation=dilation)
     # One GEMM: (N*oh*ow, kh*kw*C) @ (kh*kw*C, F). W's Keras layout flattens in the
     # same (kh, kw, C) order as a patch row, so no transpose is needed.
-    y = matmul(col.reshape(-1, kh * kw * C), W.reshape(-1, F))
+    W2 = W.reshape(-1, F)
+    if groups == 1:
+        y = matmul(col.reshape(-1, kh * kw * Cg), W2)
+    else:  # one GEMM per group: its channels of each patch times its filters' columns
+        y = xp.concatenate([matmul(group_patches(col, g, groups), W2[:, group_outputs(g, F, groups)])
+                            for g in range(groups)], axis=1)
     if b is not None:
         y += b
-    saved = (col, W, x.shape, (sy, sx), pads, b is not None)
+    saved = (col, W, x.shape, (sy, sx), pads, b is not None, dilation, groups)
     return y.reshape(x.shape[0], oh, ow, F), ("im2col", saved, input_grad)
 
 
 def conv2d_backward(gy, cache):
-    """gy (N, oh, ow, F) -> gx (N, H, W, C) (None if not wanted), gW (kh, kw, C, F), gb (F,) or None.
+    """gy (N, oh, ow, F) -> gx (N, H, W, C) (None if not wanted), gW (kh, kw, C / groups, F),
+    gb (F,) or None.
 
-    Two GEMMs and a col2im: gW = colᵀ·gy, gcol = gy·Wᵀ, gx = col2im(gcol).
+    Two GEMMs and a col2im: gW = colᵀ·gy, gcol = gy·Wᵀ, gx = col2im(gcol); with groups,
+    two of each per group, each group's columns of col and gy alone.
     """
     method, saved, input_grad = cache
     if method == "planar":
@@ -197,13 +244,23 @@ def conv2d_backward(gy, cache):
     if method == "gpu":
         from . import fast_gpu
         return fast_gpu.conv2d_backward(gy, saved, input_grad)
-    col, W, x_shape, (sy, sx), pads, has_bias = saved
-    kh, kw, C, F = W.shape
-    gy2 = gy.reshape(-1, F)
-    gW = matmul(col.reshape(-1, kh * kw * C).T, gy2).reshape(W.shape)
+    col, W, x_shape, (sy, sx), pads, has_bias, dilation, groups = saved
+    kh, kw, Cg, F = W.shape
+    gy2, W2 = gy.reshape(-1, F), W.reshape(-1, F)
     gb = accurate_sum(gy2, axis=0) if has_bias else None
+    xp = get_array_module(gy)
+    if groups == 1:
+        gW = matmul(col.reshape(-1, kh * kw * Cg).T, gy2)
+    else:
+        gW = xp.concatenate([matmul(group_patches(col, g, groups).T, gy2[:, group_outputs(g, F, groups)])
+                             for g in range(groups)], axis=1)
+    gW = gW.reshape(W.shape)
     if not input_grad:
         return None, gW, gb
-    gcol = matmul(gy2, W.reshape(-1, F).T).reshape(col.shape)
-    gx = col2im(gcol, x_shape, sy, sx, pads)
+    if groups == 1:
+        gcol = matmul(gy2, W2.T)
+    else:  # group g's gradient goes back to its own channels of each patch row
+        gcol = xp.stack([matmul(gy2[:, outputs], W2[:, outputs].T).reshape(-1, kh * kw, Cg)
+                         for outputs in (group_outputs(g, F, groups) for g in range(groups))], axis=2)
+    gx = col2im(gcol.reshape(col.shape), x_shape, sy, sx, pads, dilation)
     return gx, gW, gb
