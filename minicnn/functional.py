@@ -9,7 +9,7 @@ import numpy
 from . import backend
 from .autograd import Tensor, apply
 from .functions import activation as act, average_pooling, conv, dense as dense_fn, depthwise_conv, dropout as dropout_fn
-from .functions import loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
+from .functions import layer_norm as ln, loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
 
 
 def _tensors(*items):
@@ -149,6 +149,12 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, eps=
     return out
 
 
+def layer_norm(x, gamma, beta, axes=(-1,), eps=1e-3):
+    """x (N, ...) normalised per example over ``axes``; gamma, beta Tensors shaped as x on
+    those axes (functions/layer_norm.py)."""
+    return apply(ln.layer_norm_forward, ln.layer_norm_backward, x, gamma, beta, axes=tuple(axes), eps=eps)
+
+
 def softmax_cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean", check=True,
                           sample_weight=None):
     """logits Tensor (N, K); labels array (N,) int or (N, K) one-hot; sample_weight array
@@ -203,6 +209,6 @@ def log_softmax(x, axis=-1):
 
 
 __all__ = ["concatenate", "conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d", "relu_family",
-           "leaky_relu", "dense", "dropout", "batch_norm", "softmax_cross_entropy",
+           "leaky_relu", "dense", "dropout", "batch_norm", "layer_norm", "softmax_cross_entropy",
            "relu", "relu6", "elu", "selu", "silu", "swish", "softplus", "sigmoid", "tanh", "gelu", "softmax",
            "log_softmax"]

@@ -27,7 +27,7 @@ import numpy
 from . import activations, backend, losses, optimizers
 from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense,
                      DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer,
-                     LeakyReLU, MaxPooling2D, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
+                     LayerNormalization, LeakyReLU, MaxPooling2D, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
                      ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
@@ -37,7 +37,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, DepthwiseConv2D, Separabl
                                                AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                                                ZeroPadding2D, Dense, Flatten, Reshape,
                                                Activation, ReLU, LeakyReLU, Softmax, Rescaling, Dropout,
-                                               SpatialDropout2D, BatchNormalization, InputLayer, Add, Concatenate)}
+                                               SpatialDropout2D, BatchNormalization, LayerNormalization, InputLayer, Add,
+                                               Concatenate)}
 
 
 class ModelFileError(ValueError):

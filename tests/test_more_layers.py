@@ -1,5 +1,5 @@
 """Reshape, GlobalMaxPooling2D, SpatialDropout2D (and Dropout's noise_shape), Softmax,
-the depthwise and separable convolutions, Conv2D's dilation_rate and groups:
+the depthwise and separable convolutions, Conv2D's dilation_rate and groups, LayerNormalization:
 values, float64 gradients, Keras's shapes and errors, and a save/load round trip."""
 import numpy
 import pytest
@@ -204,3 +204,79 @@ def test_conv2d_groups_refuse_what_does_not_divide_and_save(tmp_path):
     loaded = load_model(tmp_path / "m.npz")
     assert loaded.layers[0].dilation_rate == (2, 2) and loaded.layers[0].groups == 2
     numpy.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("shape, axes", [((3, 5), (-1,)), ((2, 4, 3, 5), (-1,)), ((2, 4, 3, 5), (1, 2, 3)),
+                                         ((2, 4, 3, 5), (1, 3)), ((2, 4, 3, 5), (2,))])
+def test_layer_norm_gradients(device, shape, axes):
+    from minicnn import functional as F
+    from minicnn.functions.layer_norm import broadcast_shape
+    rng = numpy.random.default_rng(sum(shape))
+    param = tuple(shape[a] for a in sorted(a % len(shape) for a in axes))
+    x, gamma, beta = (tensor(rng.standard_normal(s), device) for s in (shape, param, param))
+    gradcheck(lambda *t: F.layer_norm(*t, axes=axes), [x, gamma, beta])
+    # the definition, on the host
+    host = backend.to_numpy(x.data)
+    mean, var = host.mean(axis=axes, keepdims=True), host.var(axis=axes, keepdims=True)
+    g, b = (backend.to_numpy(t.data).reshape(broadcast_shape(shape, [a % len(shape) for a in axes])) for t in (gamma, beta))
+    numpy.testing.assert_allclose(backend.to_numpy(F.layer_norm(x, gamma, beta, axes).data),
+                                  g * (host - mean) / numpy.sqrt(var + 1e-3) + b, rtol=1e-12, atol=1e-12)
+
+
+def test_layer_normalization_layer(device, tmp_path):
+    """Each example's own statistics: mean 0 and variance 1 (less epsilon's share) over the
+    axes, whatever the other examples hold; training and inference alike; a batch of one."""
+    from minicnn.layers import LayerNormalization
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 3, 6)) * numpy.array([1.0, 10.0, 100.0, 0.1])[:, None, None, None] + 5.0
+    for axis, reduce in ((-1, (3,)), ([1, 2, 3], (1, 2, 3)), (2, (2,))):
+        layer = LayerNormalization(axis=axis, epsilon=1e-9, **F64)
+        y = backend.to_numpy(layer(tensor(x, device)).data)
+        numpy.testing.assert_allclose(y.mean(axis=reduce), 0, atol=1e-9)
+        numpy.testing.assert_allclose(y.var(axis=reduce), 1, rtol=1e-6)
+        layer.training = False
+        numpy.testing.assert_array_equal(backend.to_numpy(layer(tensor(x, device)).data), y)
+        numpy.testing.assert_allclose(backend.to_numpy(layer(tensor(x[1:2], device)).data), y[1:2], rtol=1e-12)
+    assert LayerNormalization(axis=[1, 2, 3], **F64)(tensor(x, device)).shape == x.shape
+    model = Sequential([Conv2D(4, 3, input_shape=(6, 6, 3)), LayerNormalization(axis=[1, 2, 3], center=False),
+                        LayerNormalization(scale=False), Flatten(), Dense(3, activation="softmax")])
+    assert model.layers[1].gamma.shape == (4, 4, 4) and model.layers[1].beta is None
+    assert model.layers[2].gamma is None and model.count_params() == 112 + 64 + 4 + 195
+    model.compile("adam", "sparse_categorical_crossentropy")
+    images = rng.random((8, 6, 6, 3), dtype=numpy.float32)
+    model.fit(images, numpy.arange(8) % 3, epochs=1, verbose=0)
+    assert all(w.dtype == numpy.float32 for w in model.get_weights())
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_config() == model.get_config()
+    numpy.testing.assert_array_equal(loaded.predict(images), model.predict(images))
+
+
+def test_layer_normalization_refuses_the_batch_axis_and_wrong_axes():
+    from minicnn.layers import LayerNormalization
+    with pytest.raises(ValueError, match="axis 0 is the batch"):
+        LayerNormalization(axis=0)
+    with pytest.raises(ValueError, match="distinct ints"):
+        LayerNormalization(axis=[1, 1])
+    with pytest.raises(ValueError, match="epsilon must be > 0"):
+        LayerNormalization(epsilon=0)
+    with pytest.raises(ValueError, match="axis 4 is not an axis of the input"):
+        Sequential([LayerNormalization(axis=4, input_shape=(3, 3, 2))])
+    with pytest.raises(ValueError, match="axis -4 is not an axis of the input"):  # -4 of 4 axes is the batch
+        Sequential([LayerNormalization(axis=-4, input_shape=(3, 3, 2))])
+    model = Sequential([LayerNormalization(input_shape=(3, 3, 2))])
+    with pytest.raises(ValueError, match=r"expects sizes \(2,\) on axis -1"):
+        model.predict(numpy.zeros((1, 3, 3, 5), numpy.float32))
+
+
+def test_layer_normalization_in_mixed_precision():
+    """float32 weights and statistics, float16 in and out (as BatchNormalization)."""
+    from minicnn import mixed_precision
+    from minicnn.layers import LayerNormalization
+    layer = LayerNormalization(dtype="mixed_float16")
+    x = Tensor(numpy.random.default_rng(0).standard_normal((2, 5, 5, 8)).astype(numpy.float16) * 300)
+    y = layer(x)
+    assert layer.gamma.dtype == numpy.float32 and y.dtype == numpy.float16
+    reference = LayerNormalization()(Tensor(x.data.astype(numpy.float32)))
+    numpy.testing.assert_allclose(y.data.astype(numpy.float32), reference.data, atol=4e-3)
+    assert mixed_precision.get("mixed_float16").compute_dtype == "float16"

@@ -183,7 +183,7 @@ def _random_model(draw):
     from hypothesis import strategies as st
     from minicnn import optimizers, regularizers
     from minicnn.layers import (Activation, AveragePooling2D, DepthwiseConv2D, GlobalAveragePooling2D,
-                                GlobalMaxPooling2D, LeakyReLU, ReLU, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
+                                GlobalMaxPooling2D, LayerNormalization, LeakyReLU, ReLU, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
                                 ZeroPadding2D)
     activation = st.sampled_from(["relu", "elu", "selu", "silu", "swish", "softplus", "leaky_relu", "relu6", "gelu",
                                   "tanh", None])
@@ -196,6 +196,8 @@ def _random_model(draw):
             "depthwise": lambda: DepthwiseConv2D(3, padding="same", depth_multiplier=draw(st.sampled_from([1, 2])),
                                                  activation=draw(activation)),
             "separable": lambda: SeparableConv2D(4, 3, padding="same", activation=draw(activation)),
+            "layernorm": lambda: LayerNormalization(axis=draw(st.sampled_from([-1, [1, 2, 3]])),
+                                                    center=draw(st.booleans())),
             "dilated": lambda: Conv2D(4, 3, padding="same", dilation_rate=draw(st.sampled_from([2, (1, 2)])),
                                       groups=draw(st.sampled_from([1, 2, 4])), activation=draw(activation))}
     heads = {"flatten": lambda: [Flatten()], "gmax": lambda: [GlobalMaxPooling2D()],

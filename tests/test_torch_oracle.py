@@ -82,6 +82,26 @@ def test_conv2d_dilated_and_grouped(device, dilation, groups, strides, padding):
     close(bo.grad, bt.grad)
 
 
+@pytest.mark.parametrize("shape, axes", [((4, 7), (-1,)), ((2, 5, 4, 6), (-1,)), ((2, 5, 4, 6), (1, 2, 3)),
+                                         ((2, 5, 4, 6), (2, 3))])
+def test_layer_norm(device, shape, axes):
+    """PyTorch's layer_norm over the trailing normalized_shape: the same as Keras's axes
+    when they are the last ones (the only case PyTorch spells)."""
+    param = shape[len(shape) - len(axes):]
+    x, gamma, beta = rng.standard_normal(shape), rng.standard_normal(param), rng.standard_normal(param)
+    xo, go, bo = ours(x, device), ours(gamma, device), ours(beta, device)
+    yo = F.layer_norm(xo, go, bo, axes, eps=1e-3)
+    gy = rng.standard_normal(shape)
+    yo.backward(backend.to_device(gy, device))
+    xt, gt, bt = theirs(x), theirs(gamma), theirs(beta)
+    yt = tF.layer_norm(xt, param, gt, bt, eps=1e-3)
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+    close(go.grad, gt.grad)
+    close(bo.grad, bt.grad)
+
+
 @pytest.mark.parametrize("pool, strides, padding", [(2, None, "valid"), (3, 2, "valid"), (3, 1, "same"), (2, 2, "same")])
 def test_max_pool(device, pool, strides, padding):
     x = rng.permutation(2 * 7 * 7 * 3).reshape(2, 7, 7, 3) / 10.0  # distinct: no ties

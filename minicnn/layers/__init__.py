@@ -6,7 +6,7 @@ from .convolutional import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
 from .input_layer import Input, InputLayer
 from .merging import Add, Concatenate
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .reshaping import ZeroPadding2D
 from .separable import DepthwiseConv2D, SeparableConv2D
@@ -20,4 +20,4 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Concatenate", "Conv2D", "Dept
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "ZeroPadding2D",
            "ReLU", "LeakyReLU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
-           "SpatialDropout2D", "BatchNormalization"]
+           "SpatialDropout2D", "BatchNormalization", "LayerNormalization"]

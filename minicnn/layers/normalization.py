@@ -1,5 +1,6 @@
-"""BatchNormalization over the last axis (features of (N, D), channels of (N, H, W, C))."""
-from .. import functional as F
+"""BatchNormalization over the last axis (features of (N, D), channels of (N, H, W, C)), and
+LayerNormalization, each example over its own axes."""
+from .. import backend, functional as F
 from ..autograd import Tensor
 from .base import Layer
 
@@ -64,3 +65,89 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale}
+
+
+class LayerNormalization(Layer):
+    """Keras's LayerNormalization: each example normalised over ``axis`` (by default the
+    last: the channels at each pixel, the features of a vector), then scaled by ``gamma``
+    and shifted by ``beta``, both shaped as the input along those axes. The same in
+    training and inference: nothing is averaged over the batch (functions/layer_norm.py).
+
+    axis: an int or a list of them, counted on the whole input (N, ...) as Keras does; the
+    batch axis 0 cannot be one. As in BatchNormalization, a float16 input is normalised in
+    float32 and the output narrowed back.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", **kwargs):
+        super().__init__(**kwargs)
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        if not axes or not all(isinstance(a, int) for a in axes) or len(set(axes)) != len(axes):
+            raise ValueError(f"LayerNormalization: axis must be an int or a list of distinct ints, got {axis!r}")
+        if 0 in axes:
+            raise ValueError("LayerNormalization: axis 0 is the batch; normalising across examples is "
+                             "BatchNormalization's job")
+        if epsilon <= 0:
+            raise ValueError(f"LayerNormalization: epsilon must be > 0, got {epsilon}")
+        self.axis, self.epsilon, self.center, self.scale = axis, epsilon, center, scale
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.gamma = self.beta = None
+
+    def axes(self, input_shape):
+        """The normalised axes of the whole input (N, *input_shape), as non-negative ints."""
+        rank = len(input_shape) + 1
+        axes = (self.axis,) if isinstance(self.axis, int) else tuple(self.axis)
+        if not all(-rank <= a < rank for a in axes) or any(a % rank == 0 for a in axes):
+            raise self.error(f"axis {self.axis!r} is not an axis of the input other than the batch",
+                             input_shape)
+        return tuple(sorted(a % rank for a in axes))
+
+    def param_shape(self, input_shape):
+        return tuple(input_shape[a - 1] for a in self.axes(input_shape))
+
+    def check_input_shape(self, input_shape):
+        shape = self.param_shape(input_shape)
+        if self.built and shape != self.param_shape(self.input_shape):
+            raise self.error(f"expects sizes {self.param_shape(self.input_shape)} on axis {self.axis!r} (it was "
+                             f"built for {(None,) + self.input_shape})", input_shape)
+
+    def build(self, input_shape):
+        shape = self.param_shape(input_shape)
+        if self.scale:
+            self.gamma = self.add_weight("gamma", shape, self.gamma_initializer)
+        if self.center:
+            self.beta = self.add_weight("beta", shape, self.beta_initializer)
+
+    def arithmetic(self):
+        shape = self.param_shape(self.input_shape)
+        trained = [name for name, w in (("gamma", self.gamma), ("beta", self.beta)) if w is not None]
+        size = "*".join(str(s) for s in shape)
+        return [("output", None, "shape unchanged", "each example's mean and variance over axis "
+                 f"{self.axis!r}, none over the batch"),
+                ("params", f"{len(trained)}*{size}", self.count_params(),
+                 f"{', '.join(trained) or 'nothing'} per normalised position")]
+
+    def call(self, x, training):
+        axes = self.axes(x.shape[1:])
+        if x.dtype != self.dtype:  # mixed precision: the statistics in float32, the output float16
+            x = x.astype(self.dtype)
+        gamma, beta = self.gamma, self.beta
+        if gamma is None or beta is None:
+            xp = backend.get_array_module(x.data)
+            shape = self.param_shape(x.shape[1:])
+            gamma = gamma if gamma is not None else Tensor(xp.ones(shape, dtype=x.dtype))
+            beta = beta if beta is not None else Tensor(xp.zeros(shape, dtype=x.dtype))
+        y = F.layer_norm(x, gamma, beta, axes, self.epsilon)
+        return y.astype(self.compute_dtype) if y.dtype != self.compute_dtype else y
+
+    def get_config(self):
+        axis = self.axis if isinstance(self.axis, int) else list(self.axis)
+        return {**super().get_config(), "axis": axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "beta_initializer": _initializer_name(self.beta_initializer, "zeros"),
+                "gamma_initializer": _initializer_name(self.gamma_initializer, "ones")}
+
+
+def _initializer_name(initializer, default):
+    """Initializers are saved by name; a custom function as the default (its values are in
+    the saved weights anyway)."""
+    return initializer if isinstance(initializer, str) else default
