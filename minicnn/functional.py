@@ -9,7 +9,7 @@ import numpy
 from . import backend
 from .autograd import Tensor, apply
 from .functions import activation as act, average_pooling, conv, dense as dense_fn, depthwise_conv, dropout as dropout_fn
-from .functions import layer_norm as ln, loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
+from .functions import layer_norm as ln, upsampling, loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
 
 
 def _tensors(*items):
@@ -51,6 +51,19 @@ def global_avg_pool2d(x):
 def zero_pad2d(x, pads):
     """x (N, H, W, C) -> (N, top + H + bottom, left + W + right, C); pads ((top, bottom), (left, right))."""
     return apply(pad_fn.zero_pad2d_forward, pad_fn.zero_pad2d_backward, x, pads=pads)
+
+
+def upsample2d(x, size=(2, 2), interpolation="nearest"):
+    """x (N, H, W, C) -> (N, H*sh, W*sw, C), by repeating pixels ('nearest') or mixing the
+    nearest two along each axis ('bilinear'; functions/upsampling.py)."""
+    if interpolation not in upsampling.INTERPOLATIONS:
+        raise ValueError(f"upsample2d: interpolation must be one of {upsampling.INTERPOLATIONS}, got {interpolation!r}")
+    if x.ndim != 4:
+        raise ValueError(f"upsample2d expects x of rank 4 (N, H, W, C), got shape {x.shape}")
+    forward, backward = {"nearest": (upsampling.upsample_nearest_forward, upsampling.upsample_nearest_backward),
+                         "bilinear": (upsampling.upsample_bilinear_forward, upsampling.upsample_bilinear_backward)}[
+        interpolation]
+    return apply(forward, backward, x, size=conv.pair(size, "upsample2d size"))
 
 
 def relu_family(x, negative_slope=0.0, max_value=None, threshold=0.0):
@@ -208,7 +221,8 @@ def log_softmax(x, axis=-1):
     return x.log_softmax(axis)
 
 
-__all__ = ["concatenate", "conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d", "relu_family",
+__all__ = ["concatenate", "conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d",
+           "upsample2d", "relu_family",
            "leaky_relu", "dense", "dropout", "batch_norm", "layer_norm", "softmax_cross_entropy",
            "relu", "relu6", "elu", "selu", "silu", "swish", "softplus", "sigmoid", "tanh", "gelu", "softmax",
            "log_softmax"]

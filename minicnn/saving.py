@@ -25,17 +25,17 @@ import zipfile
 import numpy
 
 from . import activations, backend, losses, optimizers
-from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense,
+from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Cropping2D, Dense,
                      DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer,
                      LayerNormalization, LeakyReLU, MaxPooling2D, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
-                     ZeroPadding2D)
+                     UpSampling2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
 WEIGHTS_FORMAT = "minicnn-weights"  # save_weights: the weights alone
 HEADER = "minicnn.json"
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D,
                                                AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-                                               ZeroPadding2D, Dense, Flatten, Reshape,
+                                               ZeroPadding2D, Cropping2D, UpSampling2D, Dense, Flatten, Reshape,
                                                Activation, ReLU, LeakyReLU, Softmax, Rescaling, Dropout,
                                                SpatialDropout2D, BatchNormalization, LayerNormalization, InputLayer, Add,
                                                Concatenate)}

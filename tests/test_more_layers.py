@@ -1,5 +1,5 @@
 """Reshape, GlobalMaxPooling2D, SpatialDropout2D (and Dropout's noise_shape), Softmax,
-the depthwise and separable convolutions, Conv2D's dilation_rate and groups, LayerNormalization:
+the depthwise and separable convolutions, Conv2D's dilation_rate and groups, LayerNormalization, UpSampling2D and Cropping2D:
 values, float64 gradients, Keras's shapes and errors, and a save/load round trip."""
 import numpy
 import pytest
@@ -280,3 +280,59 @@ def test_layer_normalization_in_mixed_precision():
     reference = LayerNormalization()(Tensor(x.data.astype(numpy.float32)))
     numpy.testing.assert_allclose(y.data.astype(numpy.float32), reference.data, atol=4e-3)
     assert mixed_precision.get("mixed_float16").compute_dtype == "float16"
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+@pytest.mark.parametrize("size", [2, (3, 1), (1, 4)])
+def test_upsampling(device, interpolation, size):
+    """Float64 gradients; 'nearest' is each pixel repeated; 'bilinear' keeps a constant
+    image constant and a linear ramp linear away from the border clamp."""
+    from minicnn.layers import UpSampling2D
+    rng = numpy.random.default_rng(0)
+    x = tensor(rng.standard_normal((2, 3, 4, 2)), device)
+    layer = UpSampling2D(size, interpolation=interpolation, **F64)
+    y = backend.to_numpy(layer(x).data)
+    sh, sw = (size, size) if isinstance(size, int) else size
+    assert y.shape == (2, 3 * sh, 4 * sw, 2) and layer.output_shape == (3 * sh, 4 * sw, 2)
+    gradcheck(layer, [x])
+    if interpolation == "nearest":
+        numpy.testing.assert_array_equal(y, backend.to_numpy(x.data).repeat(sh, 1).repeat(sw, 2))
+    else:
+        flat = backend.to_numpy(layer(tensor(numpy.full((1, 3, 4, 1), 2.5), device)).data)
+        numpy.testing.assert_allclose(flat, 2.5, rtol=1e-15)
+        ramp = numpy.arange(4.0)[None, None, :, None] * numpy.ones((1, 3, 4, 1))
+        up = backend.to_numpy(layer(tensor(ramp, device)).data)[0, 0, :, 0]
+        inner = slice(sw, 3 * sw)  # past the clamped half-pixel at each end: a line of slope 1/sw
+        centres = (numpy.arange(4 * sw) + 0.5) / sw - 0.5
+        numpy.testing.assert_allclose(up[inner], centres[inner], rtol=1e-12)
+
+
+def test_cropping_and_upsampling_layers(device, tmp_path):
+    from minicnn.layers import Cropping2D, UpSampling2D
+    rng = numpy.random.default_rng(1)
+    x = tensor(rng.standard_normal((2, 7, 6, 3)), device)
+    crop = Cropping2D(((1, 2), (0, 3)), **F64)
+    y = crop(x)
+    numpy.testing.assert_array_equal(backend.to_numpy(y.data), backend.to_numpy(x.data)[:, 1:5, 0:3])
+    assert crop.output_shape == (4, 3, 3) and Cropping2D(1, **F64)(x).shape == (2, 5, 4, 3)
+    gradcheck(crop, [x])
+    with pytest.raises(ValueError, match="leaves no pixels"):
+        Sequential([Cropping2D((4, 0), input_shape=(8, 8, 3))])
+    with pytest.raises(ValueError, match=r"Cropping2D: cropping must be n, \(rows, cols\)"):
+        Cropping2D(((1, 2), 3))
+    with pytest.raises(ValueError, match="interpolation must be one of"):
+        UpSampling2D(interpolation="bicubic")
+    with pytest.raises(ValueError, match="size must be a positive int"):
+        UpSampling2D(0)
+    model = Sequential([Conv2D(4, 3, input_shape=(8, 8, 3)), UpSampling2D(interpolation="bilinear"),
+                        Cropping2D(2), UpSampling2D((1, 2)), Conv2D(2, 3, strides=2), Flatten(),
+                        Dense(3, activation="softmax")])
+    assert model.output_shape == (3,) and model.layers[3].output_shape == (8, 16, 4)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    images = rng.random((6, 8, 8, 3), dtype=numpy.float32)
+    model.fit(images, numpy.arange(6) % 3, epochs=1, verbose=0)
+    assert model.predict(images).dtype == numpy.float32
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_config() == model.get_config()
+    numpy.testing.assert_array_equal(loaded.predict(images), model.predict(images))

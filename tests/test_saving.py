@@ -182,9 +182,9 @@ def _random_model(draw):
     """A Sequential of the layers, activations and optimizers a saved file must carry."""
     from hypothesis import strategies as st
     from minicnn import optimizers, regularizers
-    from minicnn.layers import (Activation, AveragePooling2D, DepthwiseConv2D, GlobalAveragePooling2D,
+    from minicnn.layers import (Activation, AveragePooling2D, Cropping2D, DepthwiseConv2D, GlobalAveragePooling2D,
                                 GlobalMaxPooling2D, LayerNormalization, LeakyReLU, ReLU, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
-                                ZeroPadding2D)
+                                UpSampling2D, ZeroPadding2D)
     activation = st.sampled_from(["relu", "elu", "selu", "silu", "swish", "softplus", "leaky_relu", "relu6", "gelu",
                                   "tanh", None])
     body = {"conv": lambda: Conv2D(4, 3, padding="same", activation=draw(activation)),
@@ -196,6 +196,8 @@ def _random_model(draw):
             "depthwise": lambda: DepthwiseConv2D(3, padding="same", depth_multiplier=draw(st.sampled_from([1, 2])),
                                                  activation=draw(activation)),
             "separable": lambda: SeparableConv2D(4, 3, padding="same", activation=draw(activation)),
+            "upsample": lambda: UpSampling2D(interpolation=draw(st.sampled_from(["nearest", "bilinear"]))),
+            "crop": lambda: [ZeroPadding2D(1), Cropping2D(((0, 1), (1, 0)))],  # padded first: never too small
             "layernorm": lambda: LayerNormalization(axis=draw(st.sampled_from([-1, [1, 2, 3]])),
                                                     center=draw(st.booleans())),
             "dilated": lambda: Conv2D(4, 3, padding="same", dilation_rate=draw(st.sampled_from([2, (1, 2)])),
@@ -204,7 +206,9 @@ def _random_model(draw):
              "gavg": lambda: [GlobalAveragePooling2D()],
              "gmax-keep": lambda: [GlobalMaxPooling2D(keepdims=True), Reshape((-1,))]}
     layers = [Conv2D(4, 3, padding="same", input_shape=(8, 8, 3))]
-    layers += [body[name]() for name in draw(st.lists(st.sampled_from(sorted(body)), max_size=4))]
+    for name in draw(st.lists(st.sampled_from(sorted(body)), max_size=4)):
+        made = body[name]()
+        layers += made if isinstance(made, list) else [made]
     layers += heads[draw(st.sampled_from(sorted(heads)))]()
     layers.append(Dense(6, activation=draw(activation), kernel_regularizer=regularizers.l2(1e-4)))
     layers += [Dense(4), Softmax()] if draw(st.booleans()) else [Dense(4, activation="softmax")]

@@ -102,6 +102,24 @@ def test_layer_norm(device, shape, axes):
     close(bo.grad, bt.grad)
 
 
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+@pytest.mark.parametrize("size", [(2, 2), (3, 2), (1, 3)])
+def test_upsample2d(device, interpolation, size):
+    """PyTorch's interpolate(scale_factor=...) (bilinear with align_corners=False): Keras's
+    UpSampling2D pixel for pixel, clamped border included."""
+    x = rng.standard_normal((2, 4, 5, 3))
+    xo = ours(x, device)
+    yo = F.upsample2d(xo, size, interpolation)
+    gy = rng.standard_normal(yo.shape)
+    yo.backward(backend.to_device(gy, device))
+    xt = theirs(x)
+    options = {"align_corners": False} if interpolation == "bilinear" else {}
+    yt = nhwc(tF.interpolate(nchw(xt), scale_factor=size, mode=interpolation, **options))
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+
+
 @pytest.mark.parametrize("pool, strides, padding", [(2, None, "valid"), (3, 2, "valid"), (3, 1, "same"), (2, 2, "same")])
 def test_max_pool(device, pool, strides, padding):
     x = rng.permutation(2 * 7 * 7 * 3).reshape(2, 7, 7, 3) / 10.0  # distinct: no ties

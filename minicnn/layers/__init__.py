@@ -8,7 +8,7 @@ from .input_layer import Input, InputLayer
 from .merging import Add, Concatenate
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
-from .reshaping import ZeroPadding2D
+from .reshaping import Cropping2D, UpSampling2D, ZeroPadding2D
 from .separable import DepthwiseConv2D, SeparableConv2D
 
 MaxPool2D = MaxPooling2D  # Keras's aliases
@@ -19,5 +19,6 @@ GlobalMaxPool2D = GlobalMaxPooling2D
 __all__ = ["Layer", "Input", "InputLayer", "Add", "Concatenate", "Conv2D", "DepthwiseConv2D", "SeparableConv2D",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "ZeroPadding2D",
+           "Cropping2D", "UpSampling2D",
            "ReLU", "LeakyReLU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization"]
