@@ -319,13 +319,17 @@ class Model:
         loss, _, scores = training.train_step(self, x, y, weights, sample_weight)
         return loss, metrics_mod.correct_count(scores, y)
 
-    def test_on_batch(self, x, y):
+    def test_on_batch(self, x, y, sample_weight=None):
         """Loss on one batch in inference mode, without a step; as Keras, a float, or
-        [loss, *metrics] when compiled with metrics (reading them synchronises)."""
+        [loss, *metrics] when compiled with metrics (reading them synchronises).
+        sample_weight (N,): the loss weighted as evaluate's."""
         self._require_compiled("test_on_batch")
         x = backend.to_device(x, self.device, dtype=self.dtype)
         y = backend.to_device(y, self.device)
-        loss, counts = training.test_step(self, x, y)
+        if sample_weight is not None:
+            training.check_sample_weight(sample_weight, len(y), "test_on_batch")
+            sample_weight = backend.to_device(sample_weight, self.device, dtype=numpy.float32)
+        loss, counts = training.test_step(self, x, y, sample_weight)
         if not self.metrics:
             return float(loss)
         return [float(loss)] + [float(counts[m]) / len(y) for m in self.metrics]
@@ -378,12 +382,14 @@ class Model:
                             validation_split, shuffle, initial_epoch, seed, class_weight, sample_weight)
 
     # --- inference --------------------------------------------------------------------
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, return_dict=False):
         """Loss over (x, y) or a Loader, in inference mode: a float, or [loss, *metrics]
         in compile order when compiled with metrics (as Keras); with return_dict=True
-        {"loss": ..., metric: ...} instead."""
+        {"loss": ..., metric: ...} instead. sample_weight (N,): each sample's loss weighted
+        as fit weights it (a Loader's own weights count the same way); the metrics stay
+        unweighted, as Keras's compile(metrics=...)."""
         self._require_compiled("evaluate")
-        loader = self._loader(x, y, batch_size, False, 0, "evaluate")
+        loader = self._loader(x, y, batch_size, False, 0, "evaluate", sample_weight)
         start = time.perf_counter()
         result = training.evaluate_loader(self, loader)  # data-parallel: over every rank's shard
         if verbose and (self.parallel is None or self.parallel.comm.is_root):

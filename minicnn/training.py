@@ -80,11 +80,14 @@ def with_penalties(model, loss):
     return loss
 
 
-def test_step(model, x, y):
-    """The loss and metric counts of a batch in inference mode, without a step."""
+def test_step(model, x, y, sample_weight=None):
+    """The loss and metric counts of a batch in inference mode, without a step.
+    sample_weight (N,) on the device weights the loss as in train_step; the metrics stay
+    unweighted, as Keras's compile(metrics=...)."""
     with no_grad():
         out, logits = model._forward_logits(x if isinstance(x, Tensor) else Tensor(x), training=False)
-        loss = with_penalties(model, model.loss(y, out, logits, check=False)).data
+        weighting = {} if sample_weight is None else {"sample_weight": sample_weight}
+        loss = with_penalties(model, model.loss(y, out, logits, check=False, **weighting)).data
         scores = (logits if out is None else out).data
     return loss, {name: count(scores, y) for name, count in model.metric_counters.items()}
 
@@ -165,10 +168,11 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         if isinstance(x, Loader):
             raise ValueError("fit(): validation_split needs arrays; with a Loader pass validation_data")
         cut = int(len(x) * (1 - validation_split))
-        if sample_weight is not None:  # as Keras: the held-out samples' weights go unused
+        validation_data = (x[cut:], y[cut:])
+        if sample_weight is not None:  # as Keras: the held-out samples keep their weights
             check_sample_weight(sample_weight, len(x), "fit")
-            sample_weight = sample_weight[:cut]
-        x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+            sample_weight, validation_data = sample_weight[:cut], (*validation_data, sample_weight[cut:])
+        x, y = x[:cut], y[:cut]
     seed = new_seed() if seed is None else seed
     model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
     train = model._loader(x, y, batch_size, shuffle, seed, "fit", sample_weight)
@@ -180,12 +184,12 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         train, verbose = parallel.shard(train), verbose if parallel.comm.is_root else 0
     val = None
     if validation_data is not None:
-        if not isinstance(validation_data, Loader) and len(validation_data) != 2:
-            raise ValueError(f"fit(): validation_data is (x_val, y_val) or a Loader; got {len(validation_data)} "
-                             "items (validation sample weights are not supported)")
-        val_x, val_y = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
+        if not isinstance(validation_data, Loader) and len(validation_data) not in (2, 3):
+            raise ValueError(f"fit(): validation_data is (x_val, y_val), (x_val, y_val, sample_weight_val) or a "
+                             f"Loader; got {len(validation_data)} items")
+        val_x, val_y, *val_weight = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
         val = model._loader(val_x, val_y, None if val_y is None else train.batch_size, False, seed,
-                            "fit (validation_data)")
+                            "fit (validation_data)", *val_weight)
     steps = len(train)
     history = History()
     hooks = CallbackList([*(callbacks or []), history], model,
@@ -262,17 +266,18 @@ def stop_for_nonfinite_loss(model, epoch, step, loss):
 
 # --- evaluation ------------------------------------------------------------------------------------
 def evaluate_loader(model, loader, hooks=None):
-    """{'loss': mean loss, metric: fraction right} over a Loader's batches, in inference mode."""
+    """{'loss': mean loss, metric: fraction right} over a Loader's batches, in inference mode;
+    the loss weighted by the Loader's sample weights where it holds them."""
     if hooks is not None:
         hooks.call("on_test_begin", {})
     parallel = model.parallel
     if parallel is not None:  # each rank evaluates its shard; the sums are added up below
         loader = parallel.shard(loader)
     sums = Sums(_array_module(loader.device), model.metric_counters, 0)
-    for step, (xb, yb) in enumerate(loader.batches()):
+    for step, (xb, yb, *weights) in enumerate(loader.batches(weights=loader.sample_weight is not None)):
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_begin", step, {})
-        loss, counts = test_step(model, Tensor(xb), yb)
+        loss, counts = test_step(model, Tensor(xb), yb, *weights)
         sums.add(step, loss, counts, len(yb))
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_end", step, sums.means())

@@ -394,7 +394,7 @@ def test_fit_class_weight_weighs_each_samples_loss_by_its_class(device):
 def test_fit_sample_weight_as_keras(device):
     """Per-sample weights: the same training as class_weight when they are the class's
     weight; times it when both are given; shuffled with their samples (a Loader holding
-    them trains as fit's arrays do); validation_split leaves the held-out weights out;
+    them trains as fit's arrays do);
     bad weights are refused by name."""
     from minicnn.data import Loader
     x, y = quadrant_data(40)
@@ -443,5 +443,46 @@ def test_fit_sample_weight_as_keras(device):
             model.fit(x, y, epochs=1, verbose=0, sample_weight=given)
     with pytest.raises(ValueError, match="give it the sample weights"):
         model.fit(loader, epochs=1, verbose=0, sample_weight=as_samples)
-    with pytest.raises(ValueError, match="validation sample weights are not supported"):
-        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, as_samples))
+    with pytest.raises(ValueError, match=r"validation_data is \(x_val, y_val\), \(x_val, y_val, sample_weight_val\)"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, as_samples, as_samples))
+
+
+def test_evaluate_and_validation_weigh_the_loss_not_the_metrics(device):
+    """evaluate(sample_weight=), test_on_batch(sample_weight=), validation_data=(x, y, w)
+    and validation_split with sample_weight: the loss is mean(w * loss) over the samples,
+    as Keras; accuracy (compile(metrics=)) stays the plain fraction right."""
+    from minicnn.data import Loader
+    x, y = quadrant_data(40)
+    labels = y.copy()
+    x, y = backend.to_device(x, device), backend.to_device(y, device)
+    minicnn.set_seed(0)
+    with minicnn.device(device):
+        model = Sequential([Flatten(input_shape=(8, 8, 3)), Dense(4, activation="softmax")])
+    model.compile(SGD(0.5), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    w = numpy.linspace(0, 3, 40).astype(numpy.float32)
+    wd = backend.to_device(w, device)
+
+    def by_hand(rows):
+        probs = backend.to_numpy(model.predict(x))[rows]
+        losses = -numpy.log(probs[numpy.arange(len(probs)), labels[rows]])
+        right = (probs.argmax(axis=1) == labels[rows]).mean()
+        return (w[rows] * losses).mean(), right
+
+    loss, right = by_hand(slice(None))
+    for result in (model.evaluate(x, y, batch_size=7, verbose=0, sample_weight=wd),  # 7: a short last batch
+                   model.test_on_batch(x, y, sample_weight=w)):
+        assert result[0] == pytest.approx(loss, rel=1e-5) and result[1] == pytest.approx(right)
+    with minicnn.device(device):
+        weighted_loader = Loader(x, y, batch_size=9, shuffle=False, sample_weight=w)
+    assert model.evaluate(weighted_loader, verbose=0)[0] == pytest.approx(loss, rel=1e-5)
+    unweighted = model.evaluate(x, y, verbose=0)[0]
+    assert unweighted != pytest.approx(loss, rel=1e-3)
+    with pytest.raises(ValueError, match="array of 40 numbers"):
+        model.evaluate(x, y, verbose=0, sample_weight=wd[:39])
+
+    history = model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, wd))
+    loss, right = by_hand(slice(None))  # validation runs on the weights the epoch ended with
+    assert history.history["val_loss"][0] == pytest.approx(loss, rel=1e-5)
+    assert history.history["val_accuracy"][0] == pytest.approx(right)
+    history = model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, sample_weight=wd)
+    assert history.history["val_loss"][0] == pytest.approx(by_hand(slice(30, 40))[0], rel=1e-5)
