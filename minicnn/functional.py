@@ -8,7 +8,7 @@ import numpy
 
 from . import backend
 from .autograd import Tensor, apply
-from .functions import activation as act, average_pooling, conv, dense as dense_fn, depthwise_conv, dropout as dropout_fn
+from .functions import activation as act, average_pooling, conv, conv_transpose, dense as dense_fn, depthwise_conv, dropout as dropout_fn
 from .functions import layer_norm as ln, upsampling, loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
 
 
@@ -22,6 +22,14 @@ def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=
     with its own F / groups filters (functions/conv.py)."""
     return apply(conv.conv2d_forward, conv.conv2d_backward, *_tensors(x, kernel, bias),
                  strides=strides, padding=padding, input_grad=x.requires_grad, dilation=dilation, groups=groups)
+
+
+def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid", output_padding=None, dilation=1):
+    """x (N, H, W, C), kernel (kh, kw, F, C), bias (F,) -> (N, oh, ow, F): the transpose of a
+    convolution from F channels to C (functions/conv_transpose.py); 'same' gives H * strides."""
+    return apply(conv_transpose.conv2d_transpose_forward, conv_transpose.conv2d_transpose_backward,
+                 *_tensors(x, kernel, bias), strides=strides, padding=padding, output_padding=output_padding,
+                 dilation=dilation)
 
 
 def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid"):
@@ -221,7 +229,7 @@ def log_softmax(x, axis=-1):
     return x.log_softmax(axis)
 
 
-__all__ = ["concatenate", "conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d",
+__all__ = ["concatenate", "conv2d", "conv2d_transpose", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "zero_pad2d",
            "upsample2d", "relu_family",
            "leaky_relu", "dense", "dropout", "batch_norm", "layer_norm", "softmax_cross_entropy",
            "relu", "relu6", "elu", "selu", "silu", "swish", "softplus", "sigmoid", "tanh", "gelu", "softmax",

@@ -1,4 +1,6 @@
-"""Cross-entropy losses with Keras's names.
+"""Cross-entropy losses with Keras's names, and the registry of every loss compile()
+takes by name (the elementwise ones, MSE, MAE, Huber and binary cross-entropy, are in
+elementwise_losses.py).
 
 ``from_logits=False`` (Keras's default) means the model outputs probabilities. When
 the model's last step is a softmax, ``Sequential`` hands the loss the logits before
@@ -7,7 +9,8 @@ same value, without ever taking log of a rounded-to-zero probability.
 """
 import numpy
 
-from . import functional as F
+from . import elementwise_losses, functional as F
+from .elementwise_losses import BinaryCrossentropy, ElementwiseLoss, Huber, MeanAbsoluteError, MeanSquaredError  # noqa: F401
 from .functions.loss import one_hot_targets
 
 
@@ -21,6 +24,8 @@ def _widened(scores):
 class CategoricalCrossentropy:
     """Targets are one-hot rows (N, K) (integer labels are accepted too)."""
     sparse = False
+    classifies = True     # labels are classes: class_weight and the argmax accuracy apply
+    takes_logits = True   # a final softmax's input is welcome (the fused, stable form)
 
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="mean"):
         if not 0 <= label_smoothing < 1:
@@ -66,12 +71,13 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
 
 _BY_NAME = {"categorical_crossentropy": CategoricalCrossentropy,
-            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
+            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy, **elementwise_losses.BY_NAME}
 
 
 def deserialize(config):
     """A loss from its get_config() dict."""
-    classes = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy)}
+    classes = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                                             *elementwise_losses.CLASSES)}
     config = dict(config)
     name = config.pop("name", None)
     if name not in classes:
@@ -80,7 +86,7 @@ def deserialize(config):
 
 
 def get(identifier):
-    if isinstance(identifier, CategoricalCrossentropy):
+    if isinstance(identifier, (CategoricalCrossentropy, ElementwiseLoss)):
         return identifier
     if identifier not in _BY_NAME:
         raise ValueError(f"unknown loss {identifier!r}; known: {sorted(_BY_NAME)} "

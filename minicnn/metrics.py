@@ -64,15 +64,72 @@ def _top5(scores, labels):
     return top_k_count(scores, labels, 5)
 
 
+# For the elementwise losses (elementwise_losses.py) the targets are values shaped as the
+# output; each metric sums a per-sample mean over the batch, so that sum over the samples
+# seen is the epoch's mean, as with the counts above.
+def _targets(labels, scores):
+    """The targets as the output's shape and dtype ((N,) for an (N, 1) output)."""
+    return labels.reshape(scores.shape).astype(scores.dtype, copy=False)
+
+
+def _sample_means(values):
+    """(N, ...) -> (N,): each sample's mean over its values."""
+    return values.reshape(len(values), -1).mean(axis=1)
+
+
+def absolute_error_sum(scores, labels):
+    """Sum over the batch of each sample's mean |y_true - y_pred| (Keras's 'mae')."""
+    xp = backend.get_array_module(scores)
+    return _sample_means(xp.abs(scores - _targets(labels, scores))).sum()
+
+
+def squared_error_sum(scores, labels):
+    """Sum over the batch of each sample's mean (y_true - y_pred)² (Keras's 'mse')."""
+    d = scores - _targets(labels, scores)
+    return _sample_means(d * d).sum()
+
+
+def binary_right_sum(scores, labels, threshold=0.5):
+    """Sum over the batch of the fraction of each sample's outputs on the right side of
+    ``threshold`` (Keras's binary_accuracy: the target equals prediction > threshold)."""
+    right = _targets(labels, scores) == (scores > threshold).astype(scores.dtype)
+    return _sample_means(right.astype(scores.dtype)).sum()
+
+
+def _binary_right_from_logits(scores, labels):
+    return binary_right_sum(scores, labels, 0.0)  # sigmoid(z) > 0.5 exactly when z > 0
+
+
 # Keras's names (and short ones) for the metrics compile() accepts.
 BATCH_METRICS = {"accuracy": correct_count, "acc": correct_count,
                  "categorical_accuracy": correct_count, "sparse_categorical_accuracy": correct_count,
                  "top5": _top5, "top_5_accuracy": _top5,
                  "top_k_categorical_accuracy": _top5, "sparse_top_k_categorical_accuracy": _top5}
+VALUE_METRICS = {"mae": absolute_error_sum, "mean_absolute_error": absolute_error_sum,
+                 "mse": squared_error_sum, "mean_squared_error": squared_error_sum,
+                 "binary_accuracy": binary_right_sum}
+ACCURACY_NAMES = ("accuracy", "acc", "binary_accuracy")
 
 
-def batch_metric(name):
-    """The counting function for a metric name, or a ValueError naming the choices."""
-    if name not in BATCH_METRICS:
-        raise ValueError(f"unknown metric {name!r}; supported: {', '.join(BATCH_METRICS)}")
-    return BATCH_METRICS[name]
+def batch_metric(name, loss=None):
+    """The counting function for a metric name with this loss, or a ValueError naming the
+    choices. Class metrics (accuracy, top5) take class labels; value metrics (mae, mse,
+    binary_accuracy) take targets shaped as the output. 'accuracy' with binary
+    cross-entropy is binary_accuracy, as Keras chooses it."""
+    classifies = loss is None or getattr(loss, "classifies", True)
+    if classifies and name in BATCH_METRICS:
+        return BATCH_METRICS[name]
+    if not classifies and type(loss).__name__ == "BinaryCrossentropy" and name in ACCURACY_NAMES:
+        return _binary_right_from_logits if loss.from_logits else binary_right_sum
+    if not classifies and name in VALUE_METRICS and name != "binary_accuracy":
+        return VALUE_METRICS[name]
+    known = sorted(BATCH_METRICS) + sorted(VALUE_METRICS)
+    if name not in known:
+        raise ValueError(f"unknown metric {name!r}; supported: {', '.join(known)}")
+    loss_name = type(loss).__name__
+    if classifies:
+        raise ValueError(f"metric {name!r} compares outputs with target values, but {loss_name} takes class "
+                         f"labels; use 'accuracy' or 'top5'")
+    raise ValueError(f"metric {name!r} counts right classes (or, for binary_accuracy, yes/no answers), but "
+                     f"{loss_name} takes target values; use 'mae' or 'mse'"
+                     + ("" if loss_name == "BinaryCrossentropy" else ", or binary_crossentropy for yes/no targets"))

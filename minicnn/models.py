@@ -122,13 +122,14 @@ class Model:
         outputs = [values[id(s)] for s in self.outputs]
         return outputs if self._many[1] else outputs[0]
 
-    def _forward_logits(self, x, training):
+    def _forward_logits(self, x, training, logits_wanted=True):
         """(output, None), or (None, logits) when the output layer ends in a softmax
-        (what the fused cross-entropy wants). Training needs one input and one output."""
+        (what the fused cross-entropy wants; logits_wanted=False for a loss that takes the
+        output itself). Training needs one input and one output."""
         if self._many[0] or self._many[1]:
             raise ValueError(f"{self.name}: fit, evaluate and predict take models of one input and one output")
         last = self.outputs[0].layer
-        if getattr(last, "activation_name", None) == "softmax":
+        if logits_wanted and getattr(last, "activation_name", None) == "softmax":
             return None, self._run(x, training, stop_before_softmax=True)[id(self.outputs[0])]
         return self._run(x, training)[id(self.outputs[0])], None
 
@@ -216,14 +217,15 @@ class Model:
         and 'top5' (or Keras's 'top_k_categorical_accuracy')."""
         if optimizer is None or loss is None:
             raise ValueError("compile() needs an optimizer ('sgd', 'adam', 'adamw', 'rmsprop' or an Optimizer) "
-                             "and a loss ('categorical_crossentropy' or 'sparse_categorical_crossentropy')")
+                             "and a loss ('categorical_crossentropy', 'sparse_categorical_crossentropy', 'mse', 'mae', "
+                             "'huber', 'binary_crossentropy' or a minicnn.losses object)")
         loss = losses_mod.get(loss)
         if loss.from_logits and self.layers and self.layers[-1].activation_name == "softmax":
             raise ValueError(f"compile(): {self.layers[-1].name} ends in a softmax, so the model outputs "
                              "probabilities, but the loss has from_logits=True (it would treat them as "
                              "logits). Leave from_logits out: minicnn then feeds the loss the logits before "
                              "the softmax, the numerically stable way. Or end the model without a softmax.")
-        counters = {name: metrics_mod.batch_metric(name) for name in (metrics or [])}
+        counters = {name: metrics_mod.batch_metric(name, loss) for name in (metrics or [])}
         self.optimizer = optimizers_mod.get(optimizer)
         if mixed_precision.uses_mixed_float16(self.layers) and not isinstance(
                 self.optimizer, optimizers_mod.LossScaleOptimizer):
@@ -272,8 +274,11 @@ class Model:
             raise ValueError(f"{what}(): the model was built for inputs {(None,) + self.input_shape}, "
                              f"x has shape {tuple(x.shape)}")
         self._bind_optimizer()
-        classes = self.output_shape[-1]
         y_host = backend.to_numpy(y)  # one check up front instead of a sync every step
+        if not self.loss.classifies:
+            training.check_targets(y_host, self.output_shape, self.loss, what)
+            return
+        classes = self.output_shape[-1]
         if self.loss.sparse and y_host.ndim == 2 and y_host.shape[1] == classes and y_host.dtype.kind == "f":
             raise ValueError(f"{what}(): sparse_categorical_crossentropy expects integer labels "
                              f"(N,) or (N, 1), got one-hot {y_host.shape}; use "
@@ -315,8 +320,10 @@ class Model:
         self._require_compiled("train_on_batch")
         if self.optimizer.params is None or self._layers_changed:
             self._bind_optimizer()
-        weights = training.class_weight_array(class_weight, self.output_shape[-1], self.device)
+        weights = training.class_weight_array(class_weight, self.output_shape[-1], self.device, self.loss)
         loss, _, scores = training.train_step(self, x, y, weights, sample_weight)
+        if not self.loss.classifies:  # targets are values: nothing to count as right
+            return loss, None
         return loss, metrics_mod.correct_count(scores, y)
 
     def test_on_batch(self, x, y, sample_weight=None):
@@ -554,15 +561,16 @@ class Sequential(Model):
             x = layer(x, training=training)
         return x
 
-    def _forward_logits(self, x, training):
+    def _forward_logits(self, x, training, logits_wanted=True):
         """Run the model, stopping before a final softmax: returns (output, logits).
 
         When the last layer ends in a softmax, output is None and logits are the
-        inputs to that softmax (what the fused cross-entropy wants)."""
+        inputs to that softmax (what the fused cross-entropy wants); logits_wanted=False
+        (a loss that takes the output itself) runs the softmax too."""
         *body, last = self.layers
         for layer in body:
             x = layer(x, training=training)
-        if last.activation_name == "softmax":
+        if logits_wanted and last.activation_name == "softmax":
             last.build_for(x.shape[1:], x.device)
             return None, last.pre_activation(x)
         return last(x, training=training), None

@@ -25,7 +25,8 @@ import zipfile
 import numpy
 
 from . import activations, backend, losses, optimizers
-from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Cropping2D, Dense,
+from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose, Cropping2D,
+                     Dense,
                      DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, InputLayer,
                      LayerNormalization, LeakyReLU, MaxPooling2D, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
                      UpSampling2D, ZeroPadding2D)
@@ -33,7 +34,7 @@ from .layers import (Activation, Add, AveragePooling2D, BatchNormalization, Conc
 FORMAT, VERSION = "minicnn-model", 1
 WEIGHTS_FORMAT = "minicnn-weights"  # save_weights: the weights alone
 HEADER = "minicnn.json"
-LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPooling2D,
+LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, MaxPooling2D,
                                                AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                                                ZeroPadding2D, Cropping2D, UpSampling2D, Dense, Flatten, Reshape,
                                                Activation, ReLU, LeakyReLU, Softmax, Rescaling, Dropout,

@@ -44,7 +44,7 @@ def train_step(model, x, y, class_weights=None, sample_weight=None):
     sample_weight: (N,) on the device, a weight per sample (times the class's, if both)."""
     if not isinstance(x, Tensor):
         x = Tensor(x)
-    out, logits = model._forward_logits(x, training=True)
+    out, logits = model._forward_logits(x, training=True, logits_wanted=model.loss.takes_logits)
     if class_weights is not None:
         by_class = class_weights[true_classes(y)]
         sample_weight = by_class if sample_weight is None else sample_weight * by_class
@@ -85,7 +85,8 @@ def test_step(model, x, y, sample_weight=None):
     sample_weight (N,) on the device weights the loss as in train_step; the metrics stay
     unweighted, as Keras's compile(metrics=...)."""
     with no_grad():
-        out, logits = model._forward_logits(x if isinstance(x, Tensor) else Tensor(x), training=False)
+        out, logits = model._forward_logits(x if isinstance(x, Tensor) else Tensor(x), training=False,
+                                            logits_wanted=model.loss.takes_logits)
         weighting = {} if sample_weight is None else {"sample_weight": sample_weight}
         loss = with_penalties(model, model.loss(y, out, logits, check=False, **weighting)).data
         scores = (logits if out is None else out).data
@@ -121,11 +122,14 @@ class Sums:
         return int(bad.argmax()) if bool(bad.any()) else None
 
 
-def class_weight_array(class_weight, classes, device):
+def class_weight_array(class_weight, classes, device, loss=None):
     """Keras's class_weight, {class index: weight}, as a float32 (classes,) array on
     ``device``; a class the dict leaves out weighs 1. None stays None."""
     if class_weight is None:
         return None
+    if loss is not None and not loss.classifies:
+        raise ValueError(f"fit(): class_weight weighs class labels, but {type(loss).__name__} takes target "
+                         "values; weigh samples with sample_weight instead")
     if not isinstance(class_weight, dict):
         raise TypeError(f"fit(): class_weight must be a dict {{class index: weight}}, got "
                         f"{type(class_weight).__name__}")
@@ -139,6 +143,23 @@ def class_weight_array(class_weight, classes, device):
             raise ValueError(f"fit(): class_weight[{key}] must be a finite number >= 0, got {value!r}")
         weights[key] = value
     return backend.to_device(weights, device)
+
+
+def check_targets(y_host, output_shape, loss, what):
+    """A ValueError unless y (a host array) holds finite numbers shaped as the model's
+    output, (N, *output_shape), or (N,) for an output of one value; for binary
+    cross-entropy, in [0, 1]. Checked once where the targets enter, not every step."""
+    shape = tuple(y_host.shape[1:])
+    if shape != tuple(output_shape) and not (shape == () and tuple(output_shape) == (1,)):
+        raise ValueError(f"{what}(): {type(loss).__name__} compares each output with a target of the same "
+                         f"shape; the model outputs {(None, *output_shape)}, y has shape {tuple(y_host.shape)}")
+    if y_host.dtype.kind not in "biuf":
+        raise ValueError(f"{what}(): targets must be numbers, got dtype {y_host.dtype}")
+    if not numpy.isfinite(y_host).all():
+        raise ValueError(f"{what}(): targets hold NaN or infinite values")
+    if type(loss).__name__ == "BinaryCrossentropy" and (y_host.min() < 0 or y_host.max() > 1):
+        raise ValueError(f"{what}(): binary_crossentropy targets must lie in [0, 1], got values from "
+                         f"{y_host.min()} to {y_host.max()}")
 
 
 def check_sample_weight(sample_weight, n, what):
@@ -176,7 +197,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
     seed = new_seed() if seed is None else seed
     model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
     train = model._loader(x, y, batch_size, shuffle, seed, "fit", sample_weight)
-    class_weights = class_weight_array(class_weight, model.output_shape[-1], model.device)
+    class_weights = class_weight_array(class_weight, model.output_shape[-1], model.device, model.loss)
     weighted = train.sample_weight is not None  # the Loader's batches then carry their weights
     own_loader = train is not x  # made here from arrays, so shuffled by this fit's seed
     parallel = model.parallel  # data-parallel over ranks: each takes its shard of every batch

@@ -80,6 +80,59 @@ def test_conv2d_refuses_groups_that_do_not_fit(device):
         F.conv2d(tensor(numpy.zeros((1, 4, 4, 6)), device), tensor(numpy.zeros((3, 3, 6, 4)), device), dilation=2)
 
 
+@st.composite
+def transpose_cases(draw):
+    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    output_padding = draw(st.sampled_from([None, (strides[0] - 1, 0)]))
+    return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(1, 4)), w=draw(st.integers(1, 4)),
+                c=draw(st.integers(1, 3)), f=draw(st.integers(1, 3)), kh=draw(st.integers(1, 4)), kw=draw(st.integers(1, 3)),
+                strides=strides, padding=padding, output_padding=output_padding,
+                dilation=(draw(st.integers(1, 2)), 1), bias=draw(st.booleans()), seed=draw(st.integers(0, 999)))
+
+
+@given(case=transpose_cases())
+def test_conv2d_transpose_gradients_and_adjoint(device, case):
+    """Float64 gradients, and the defining identity: with the same kernel, strides and
+    padding, <conv2d(z), x> == <z, conv2d_transpose(x)> for any x and output-shaped z
+    (the transposed convolution is the convolution's adjoint, Keras's 'same' included)."""
+    rng = numpy.random.default_rng(case["seed"])
+    x = tensor(rng.standard_normal((case["n"], case["h"], case["w"], case["c"])), device)
+    W = tensor(rng.standard_normal((case["kh"], case["kw"], case["f"], case["c"])), device)
+    options = dict(strides=case["strides"], padding=case["padding"], dilation=case["dilation"])
+    try:
+        y = F.conv2d_transpose(x, W, None, output_padding=case["output_padding"], **options)
+    except ValueError as error:  # 'same' with output_padding and an even kernel can undershoot: refused
+        assert case["padding"] == "same" and case["output_padding"] is not None, error
+        assert "not the input's" in str(error) or "the output would be" in str(error)
+        return
+    z = tensor(rng.standard_normal(y.shape), device)
+    back = F.conv2d(z, W, None, **options)
+    assert back.shape == x.shape
+    assert float((back.data * x.data).sum()) == pytest.approx(float((z.data * y.data).sum()), rel=1e-9, abs=1e-9)
+    inputs = [x, W] + ([tensor(rng.standard_normal(case["f"]), device)] if case["bias"] else [])
+    gradcheck(lambda *t: F.conv2d_transpose(*t, output_padding=case["output_padding"], **options), inputs)
+
+
+def test_conv2d_transpose_sizes_are_keras(device):
+    """Keras's deconv_output_length: 'same' H*s; 'valid' (H-1)*s + k, or H*s when k < s;
+    with output_padding p, (H-1)*s + k - 2*(k//2 if 'same') + p. Refusals name the problem."""
+    x = tensor(numpy.ones((1, 5, 5, 2)), device)
+    for kernel, strides, padding, output_padding, expected in (
+            (3, 2, "same", None, 10), (3, 2, "valid", None, 11), (2, 3, "valid", None, 15), (4, 2, "same", None, 10),
+            (3, 2, "same", 1, 10), (3, 2, "valid", 1, 12), (3, 3, "same", 2, 15), (1, 1, "valid", None, 5)):
+        y = F.conv2d_transpose(x, tensor(numpy.ones((kernel, kernel, 3, 2)), device), None, strides, padding,
+                               output_padding)
+        assert y.shape == (1, expected, expected, 3), (kernel, strides, padding, output_padding)
+    W = tensor(numpy.ones((3, 3, 3, 2)), device)
+    with pytest.raises(ValueError, match="output_padding must be smaller than the stride"):
+        F.conv2d_transpose(x, W, None, 2, "same", 2)
+    with pytest.raises(ValueError, match="input has 2 channels, kernel .* expects 4"):
+        F.conv2d_transpose(x, tensor(numpy.ones((3, 3, 3, 4)), device))
+    with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
+        F.conv2d_transpose(x, W, None, 1, 1)
+
+
 @given(size=st.integers(1, 9), k=st.integers(1, 4), s=st.integers(1, 3))
 def test_same_padding_is_keras_style(size, k, s):
     before, after = conv.pad_amounts(size, k, s, "same")

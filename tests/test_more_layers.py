@@ -1,5 +1,5 @@
 """Reshape, GlobalMaxPooling2D, SpatialDropout2D (and Dropout's noise_shape), Softmax,
-the depthwise and separable convolutions, Conv2D's dilation_rate and groups, LayerNormalization, UpSampling2D and Cropping2D:
+the depthwise and separable convolutions, Conv2D's dilation_rate and groups, LayerNormalization, UpSampling2D, Cropping2D, Conv2DTranspose:
 values, float64 gradients, Keras's shapes and errors, and a save/load round trip."""
 import numpy
 import pytest
@@ -334,5 +334,57 @@ def test_cropping_and_upsampling_layers(device, tmp_path):
     assert model.predict(images).dtype == numpy.float32
     model.save(tmp_path / "m.npz")
     loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_config() == model.get_config()
+    numpy.testing.assert_array_equal(loaded.predict(images), model.predict(images))
+
+
+@pytest.mark.parametrize("padding, strides, output_padding", [("same", 2, None), ("valid", 2, None), ("valid", 3, 1),
+                                                              ("same", (2, 1), (1, 0))])
+def test_conv2d_transpose_layer(device, padding, strides, output_padding):
+    """Keras's shapes, layout (kh, kw, filters, C) and parameter count; the layer is F's op
+    plus the activation; float64 gradients through it."""
+    from minicnn import functional as F
+    from minicnn.layers import Conv2DTranspose
+    rng = numpy.random.default_rng(0)
+    x = tensor(rng.standard_normal((2, 4, 3, 5)), device)
+    layer = Conv2DTranspose(6, 3, strides=strides, padding=padding, output_padding=output_padding,
+                            activation="tanh", bias_initializer="ones", **F64)
+    y = layer(x)
+    sy, sx = (strides, strides) if isinstance(strides, int) else strides
+    py, px = (None, None) if output_padding is None else (
+        (output_padding, output_padding) if isinstance(output_padding, int) else output_padding)
+    expected = tuple(n * s if padding == "same" and p is None else (n - 1) * s + 3 - (2 if padding == "same" else 0)
+                     + (p or 0) for n, s, p in ((4, sy, py), (3, sx, px)))
+    assert layer.name.startswith("conv2d_transpose")
+    assert y.shape == (2, *expected, 6) and layer.output_shape == (*expected, 6)
+    assert layer.kernel.shape == (3, 3, 6, 5) and layer.count_params() == 9 * 5 * 6 + 6
+    by_hand = F.conv2d_transpose(x, layer.kernel, layer.bias, strides, padding, output_padding).tanh()
+    numpy.testing.assert_allclose(backend.to_numpy(y.data), backend.to_numpy(by_hand.data), rtol=1e-12)
+    gradcheck(layer, [x], params=layer.trainable_weights)
+
+
+def test_conv2d_transpose_autoencoder_trains_saves_and_refuses():
+    from minicnn.layers import Conv2DTranspose
+    with pytest.raises(ValueError, match="output_padding .* must be smaller than the strides"):
+        Conv2DTranspose(4, 3, strides=2, output_padding=2)
+    with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
+        Conv2DTranspose(4, 3, padding=1)
+    with pytest.raises(ValueError, match="filters must be a positive int"):
+        Conv2DTranspose(0, 3)
+    model = Sequential([Conv2D(8, 3, strides=2, padding="same", activation="relu", input_shape=(8, 8, 3)),
+                        Conv2DTranspose(3, 3, strides=2, padding="same", activation="sigmoid")])
+    assert model.output_shape == (8, 8, 3)
+    from minicnn.optimizers import Adam
+    model.compile(Adam(0.01), "mse", metrics=["mae"])
+    blocks = numpy.random.default_rng(0).random((16, 2, 2, 3), dtype=numpy.float32)
+    images = blocks.repeat(4, axis=1).repeat(4, axis=2)  # 4x4 blocks: something a bottleneck can keep
+    history = model.fit(images, images, epochs=40, batch_size=4, verbose=0).history
+    assert history["loss"][-1] < 0.1 * history["loss"][0]  # an autoencoder learns to give its input back
+    assert history["mae"][-1] < 0.3 * history["mae"][0]
+    assert all(w.dtype == numpy.float32 for w in model.get_weights())
+    import tempfile, os
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(os.path.join(folder, "m.npz"))
+        loaded = load_model(os.path.join(folder, "m.npz"))
     assert loaded.get_config() == model.get_config()
     numpy.testing.assert_array_equal(loaded.predict(images), model.predict(images))

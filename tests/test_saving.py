@@ -182,7 +182,7 @@ def _random_model(draw):
     """A Sequential of the layers, activations and optimizers a saved file must carry."""
     from hypothesis import strategies as st
     from minicnn import optimizers, regularizers
-    from minicnn.layers import (Activation, AveragePooling2D, Cropping2D, DepthwiseConv2D, GlobalAveragePooling2D,
+    from minicnn.layers import (Activation, AveragePooling2D, Conv2DTranspose, Cropping2D, DepthwiseConv2D, GlobalAveragePooling2D,
                                 GlobalMaxPooling2D, LayerNormalization, LeakyReLU, ReLU, Reshape, SeparableConv2D, Softmax, SpatialDropout2D,
                                 UpSampling2D, ZeroPadding2D)
     activation = st.sampled_from(["relu", "elu", "selu", "silu", "swish", "softplus", "leaky_relu", "relu6", "gelu",
@@ -196,6 +196,8 @@ def _random_model(draw):
             "depthwise": lambda: DepthwiseConv2D(3, padding="same", depth_multiplier=draw(st.sampled_from([1, 2])),
                                                  activation=draw(activation)),
             "separable": lambda: SeparableConv2D(4, 3, padding="same", activation=draw(activation)),
+            "transpose": lambda: [Conv2DTranspose(4, 3, strides=2, padding="same", activation=draw(activation)),
+                                  MaxPooling2D(2)],  # twice the size, then back
             "upsample": lambda: UpSampling2D(interpolation=draw(st.sampled_from(["nearest", "bilinear"]))),
             "crop": lambda: [ZeroPadding2D(1), Cropping2D(((0, 1), (1, 0)))],  # padded first: never too small
             "layernorm": lambda: LayerNormalization(axis=draw(st.sampled_from([-1, [1, 2, 3]])),

@@ -120,6 +120,60 @@ def test_upsample2d(device, interpolation, size):
     close(xo.grad, xt.grad)
 
 
+@pytest.mark.parametrize("kernel, strides, padding, output_padding, dilation",
+                         [(3, 2, "valid", None, 1), (4, 2, "same", None, 1), (3, 1, "same", None, 2),
+                          (2, 3, "valid", None, 1), (3, 2, "valid", 1, 1), ((3, 2), (2, 1), "valid", None, (1, 2))])
+def test_conv2d_transpose(device, kernel, strides, padding, output_padding, dilation):
+    """PyTorch's conv_transpose2d, weight (C, F, kh, kw), unpadded: every window's full
+    reach (the canvas). Keras's output is that canvas cropped (top, left) and, where
+    output_padding or a kernel smaller than the stride asks for more rows, extended by 0
+    rows no window reaches; the crop itself is checked by the adjoint identity
+    (test_functions.py)."""
+    from minicnn.functions import conv_transpose
+    kh, kw = conv.pair(kernel, "kernel")
+    x, W, b = rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((kh, kw, 6, 3)), rng.standard_normal(6)
+    xo, Wo, bo = ours(x, device), ours(W, device), ours(b, device)
+    yo = F.conv2d_transpose(xo, Wo, bo, strides, padding, output_padding, dilation)
+    gy = rng.standard_normal(yo.shape)
+    yo.backward(backend.to_device(gy, device))
+    (sy, sx), (dy, dx), (oh, ow), (top, left), _ = conv_transpose.transpose_geometry(
+        x.shape, W.shape, strides, padding, output_padding, dilation)
+    xt, Wt, bt = theirs(x), theirs(W), theirs(b)
+    canvas = tF.conv_transpose2d(nchw(xt), Wt.permute(3, 2, 0, 1), None, stride=(sy, sx), dilation=(dy, dx))
+    canvas = tF.pad(canvas, (0, max(0, left + ow - canvas.shape[3]), 0, max(0, top + oh - canvas.shape[2])))
+    yt = nhwc(canvas[:, :, top:top + oh, left:left + ow]) + bt
+    assert tuple(yt.shape) == yo.shape
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+    close(Wo.grad, Wt.grad)
+    close(bo.grad, bt.grad)
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "bce", "bce-logits"])
+def test_elementwise_losses(device, name):
+    """PyTorch's mse_loss, l1_loss, huber_loss, binary_cross_entropy(_with_logits), each
+    sample's mean times its weight, averaged over the batch: Keras's reduction."""
+    from minicnn import losses
+    shape = (4, 3, 2, 2)
+    scores = rng.uniform(0.05, 0.95, shape) if name == "bce" else rng.standard_normal(shape)
+    target = rng.random(shape) if name.startswith("bce") else rng.standard_normal(shape)
+    weight = rng.random(4)
+    ours_loss = {"mse": losses.MeanSquaredError(), "mae": losses.MeanAbsoluteError(), "huber": losses.Huber(0.7),
+                 "bce": losses.BinaryCrossentropy(), "bce-logits": losses.BinaryCrossentropy(from_logits=True)}[name]
+    theirs_loss = {"mse": tF.mse_loss, "mae": tF.l1_loss, "huber": lambda p, t, **k: tF.huber_loss(p, t, delta=0.7, **k),
+                   "bce": tF.binary_cross_entropy, "bce-logits": tF.binary_cross_entropy_with_logits}[name]
+    po = ours(scores, device)
+    value = ours_loss(backend.to_device(target, device), po, sample_weight=backend.to_device(weight, device))
+    value.backward()
+    pt = theirs(scores)
+    per_sample = theirs_loss(pt, torch.tensor(target), reduction="none").mean(dim=(1, 2, 3))
+    expected = (per_sample * torch.tensor(weight)).mean()
+    expected.backward()
+    close(value.data, expected)
+    close(po.grad, pt.grad)
+
+
 @pytest.mark.parametrize("pool, strides, padding", [(2, None, "valid"), (3, 2, "valid"), (3, 1, "same"), (2, 2, "same")])
 def test_max_pool(device, pool, strides, padding):
     x = rng.permutation(2 * 7 * 7 * 3).reshape(2, 7, 7, 3) / 10.0  # distinct: no ties

@@ -10,13 +10,14 @@ from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .reshaping import Cropping2D, UpSampling2D, ZeroPadding2D
 from .separable import DepthwiseConv2D, SeparableConv2D
+from .transposed import Conv2DTranspose
 
 MaxPool2D = MaxPooling2D  # Keras's aliases
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalMaxPool2D = GlobalMaxPooling2D
 
-__all__ = ["Layer", "Input", "InputLayer", "Add", "Concatenate", "Conv2D", "DepthwiseConv2D", "SeparableConv2D",
+__all__ = ["Layer", "Input", "InputLayer", "Add", "Concatenate", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "ZeroPadding2D",
            "Cropping2D", "UpSampling2D",

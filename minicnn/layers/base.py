@@ -9,7 +9,8 @@ from ..autograd import Tensor, no_grad
 
 
 def _snake(name):
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("2_d", "2d")
+    """Keras's default layer names: 'Conv2DTranspose' -> 'conv2d_transpose', 'ReLU' -> 're_lu'."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower().replace("2_d", "2d")
 
 
 def weight_options_config(layer):
