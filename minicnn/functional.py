@@ -32,11 +32,11 @@ def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid", output_pa
                  dilation=dilation)
 
 
-def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid"):
+def depthwise_conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1):
     """x (N, H, W, C), kernel (kh, kw, C, M), bias (C*M,) -> (N, oh, ow, C*M): each channel
-    filtered on its own (functions/depthwise_conv.py)."""
+    filtered on its own (functions/depthwise_conv.py); dilation as conv2d's."""
     return apply(depthwise_conv.depthwise_conv2d_forward, depthwise_conv.depthwise_conv2d_backward,
-                 *_tensors(x, kernel, bias), strides=strides, padding=padding)
+                 *_tensors(x, kernel, bias), strides=strides, padding=padding, dilation=dilation)
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):

@@ -317,6 +317,9 @@ def test_depthwise_conv2d_gradients(device, case):
     W = tensor(rng.standard_normal((case["kh"], case["kw"], case["c"], case["f"])), device)
     inputs = [x, W] + ([tensor(rng.standard_normal(case["c"] * case["f"]), device)] if case["bias"] else [])
     gradcheck(lambda *t: F.depthwise_conv2d(*t, strides=case["strides"], padding=case["padding"]), inputs)
+    if case["kh"] > 1 and case["padding"] == "same":  # the taps spread apart: a window as tall as the input
+        gradcheck(lambda *t: F.depthwise_conv2d(*t, strides=case["strides"], padding="same",
+                                                dilation=(2, 1)), inputs)
 
 
 def test_depthwise_conv2d_matches_a_direct_loop(device):

@@ -388,3 +388,20 @@ def test_conv2d_transpose_autoencoder_trains_saves_and_refuses():
         loaded = load_model(os.path.join(folder, "m.npz"))
     assert loaded.get_config() == model.get_config()
     numpy.testing.assert_array_equal(loaded.predict(images), model.predict(images))
+
+
+def test_depthwise_and_separable_dilation_rate(device):
+    """Keras's dilation_rate on both: the window (k - 1) * d + 1 sets the output size, the
+    weights stay kh x kw; the separable layer is the dilated depthwise step, then 1x1."""
+    from minicnn import functional as F
+    from minicnn.layers import DepthwiseConv2D, SeparableConv2D
+    x = tensor(numpy.random.default_rng(2).standard_normal((2, 9, 9, 3)), device)
+    depthwise = DepthwiseConv2D(3, dilation_rate=(2, 3), depth_multiplier=2, **F64)
+    assert depthwise(x).shape == (2, 5, 3, 6) and depthwise.depthwise_kernel.shape == (3, 3, 3, 2)
+    gradcheck(depthwise, [x], params=depthwise.trainable_weights)
+    separable = SeparableConv2D(4, 3, padding="same", dilation_rate=2, **F64)
+    y = separable(x)
+    by_hand = F.conv2d(F.depthwise_conv2d(x, separable.depthwise_kernel, None, 1, "same", 2),
+                       separable.pointwise_kernel, separable.bias)
+    assert y.shape == (2, 9, 9, 4) and separable.get_config()["dilation_rate"] == (2, 2)
+    numpy.testing.assert_allclose(backend.to_numpy(y.data), backend.to_numpy(by_hand.data), rtol=1e-12)

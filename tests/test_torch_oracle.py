@@ -429,20 +429,21 @@ def test_adamw_step(device):
 
 @pytest.mark.parametrize("strides", [1, 2])
 @pytest.mark.parametrize("padding", ["valid", "same"])
-@pytest.mark.parametrize("kernel, multiplier", [((3, 3), 1), ((2, 3), 2)])
-def test_depthwise_conv2d(device, strides, padding, kernel, multiplier):
+@pytest.mark.parametrize("kernel, multiplier, dilation", [((3, 3), 1, 1), ((2, 3), 2, 1), ((3, 2), 1, (2, 3))])
+def test_depthwise_conv2d(device, strides, padding, kernel, multiplier, dilation):
     """PyTorch's grouped convolution with one group per channel (groups=C), weight
     (C*M, 1, kh, kw), out channel c*M + m: the same as Keras's depthwise layout."""
     C = 3
     x, W, b = rng.standard_normal((2, 7, 8, C)), rng.standard_normal(kernel + (C, multiplier)), rng.standard_normal(C * multiplier)
     xo, Wo, bo = ours(x, device), ours(W, device), ours(b, device)
-    yo = F.depthwise_conv2d(xo, Wo, bo, strides, padding)
+    yo = F.depthwise_conv2d(xo, Wo, bo, strides, padding, dilation)
     gy = rng.standard_normal(yo.shape)
     yo.backward(backend.to_device(gy, device))
     xt, Wt, bt = theirs(x), theirs(W), theirs(b)
-    (pt, pb), (pl, pr) = (pad_amounts(7, kernel[0], strides, padding), pad_amounts(8, kernel[1], strides, padding))
+    (pt, pb), (pl, pr) = conv.conv_setup("depthwise", x, W, strides, padding, dilation)[1]
     weight = Wt.permute(2, 3, 0, 1).reshape(C * multiplier, 1, *kernel)
-    yt = nhwc(tF.conv2d(tF.pad(nchw(xt), (pl, pr, pt, pb)), weight, bt, stride=strides, groups=C))
+    yt = nhwc(tF.conv2d(tF.pad(nchw(xt), (pl, pr, pt, pb)), weight, bt, stride=strides, groups=C,
+                        dilation=conv.pair(dilation, "dilation")))
     (yt * torch.tensor(gy)).sum().backward()
     close(yo.data, yt)
     close(xo.grad, xt.grad)

@@ -14,24 +14,25 @@ slice of the padded input (the pixels that tap meets, conv.tap) times that tap's
 weights, broadcast over the batch and the positions.
 """
 from ..backend import accurate_sum, get_array_module
-from .conv import conv_setup, tap
+from .conv import conv_setup, pair, tap
 
 
-def depthwise_conv2d_forward(x, W, b=None, strides=1, padding="valid"):
+def depthwise_conv2d_forward(x, W, b=None, strides=1, padding="valid", dilation=1):
     """y = depthwise_conv(x, W) + b: x (N, H, W, C), W (kh, kw, C, M), b (C*M,) or None
-    -> y (N, oh, ow, C*M). Padding and output size as conv2d's ('same' as Keras)."""
+    -> y (N, oh, ow, C*M). Padding, output size and dilation (dy, dx) as conv2d's."""
     kh, kw, C, M = W.shape
-    (sy, sx), ((pt, pb), (pl, pr)), (oh, ow) = conv_setup("depthwise_conv2d", x, W, strides, padding)
+    (sy, sx), ((pt, pb), (pl, pr)), (oh, ow) = conv_setup("depthwise_conv2d", x, W, strides, padding, dilation)
+    dy, dx = pair(dilation, "dilation")
     xp = get_array_module(x)
     padded = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if pt or pb or pl or pr else x
     y = xp.zeros((x.shape[0], oh, ow, C, M), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):  # (N, oh, ow, C, 1) * (C, M): each channel times its own M weights
-            y += padded[:, tap(i, sy, oh), tap(j, sx, ow), :, None] * W[i, j]
+            y += padded[:, tap(i * dy, sy, oh), tap(j * dx, sx, ow), :, None] * W[i, j]
     y = y.reshape(x.shape[0], oh, ow, C * M)
     if b is not None:
         y += b
-    return y, (padded, W, (pt, pb, pl, pr), (sy, sx), b is not None)
+    return y, (padded, W, (pt, pb, pl, pr), (sy, sx), (dy, dx), b is not None)
 
 
 def depthwise_conv2d_backward(gy, cache):
@@ -40,7 +41,7 @@ def depthwise_conv2d_backward(gy, cache):
     The same tap loop: tap (i, j)'s weight gradient sums, over the batch and the positions,
     the pixels it met times gy; its share of gx is gy times its weights, summed over M and
     added back into the strided slice it read (within one tap those pixels are distinct)."""
-    padded, W, (pt, pb, pl, pr), (sy, sx), has_bias = cache
+    padded, W, (pt, pb, pl, pr), (sy, sx), (dy, dx), has_bias = cache
     xp = get_array_module(gy)
     kh, kw, C, M = W.shape
     N, oh, ow, _ = gy.shape
@@ -49,7 +50,7 @@ def depthwise_conv2d_backward(gy, cache):
     g_padded = xp.zeros_like(padded)
     for i in range(kh):
         for j in range(kw):
-            rows, cols = tap(i, sy, oh), tap(j, sx, ow)
+            rows, cols = tap(i * dy, sy, oh), tap(j * dx, sx, ow)
             gW[i, j] = xp.einsum("nhwc,nhwcm->cm", padded[:, rows, cols, :], gy5)
             g_padded[:, rows, cols, :] += xp.einsum("nhwcm,cm->nhwc", gy5, W[i, j])
     H, W_ = padded.shape[1], padded.shape[2]

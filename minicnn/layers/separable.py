@@ -6,7 +6,7 @@ then, in SeparableConv2D, a 1x1 Conv2D mixes the channels. For 3x3 filters from 
 channels that is 9*C + C*F weights instead of 9*C*F: about 9 times fewer for wide layers.
 """
 from .. import activations, constraints, functional as F, regularizers
-from ..functions.conv import normalize_padding, pair
+from ..functions.conv import dilated_size, normalize_padding, pair
 from .base import Layer, _named
 from .convolutional import _spatial_output, window_arithmetic
 
@@ -36,8 +36,8 @@ class DepthwiseConv2D(Layer):
     and depthwise_regularizer arguments for the kernel.
     """
 
-    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, activation=None,
-                 use_bias=True, depthwise_initializer="glorot_uniform", bias_initializer="zeros",
+    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, dilation_rate=(1, 1),
+                 activation=None, use_bias=True, depthwise_initializer="glorot_uniform", bias_initializer="zeros",
                  depthwise_constraint=None, bias_constraint=None, depthwise_regularizer=None,
                  bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
@@ -47,6 +47,7 @@ class DepthwiseConv2D(Layer):
         self.strides = pair(strides, f"{type(self).__name__} strides")
         self.padding = normalize_padding(padding)
         self.depth_multiplier = depth_multiplier
+        self.dilation_rate = pair(dilation_rate, f"{type(self).__name__} dilation_rate")
         self.activation_name, self.activation = activations.get(activation)
         self.use_bias = use_bias
         _options(self, "depthwise", depthwise_initializer, depthwise_constraint, depthwise_regularizer)
@@ -56,8 +57,12 @@ class DepthwiseConv2D(Layer):
     def regularized_weights(self):
         return [(self.depthwise_regularizer, self.depthwise_kernel), (self.bias_regularizer, self.bias)]
 
+    def window(self):
+        """(kh, kw) of the window the kernel spans: its size when dilated."""
+        return tuple(dilated_size(k, d) for k, d in zip(self.kernel_size, self.dilation_rate))
+
     def check_input_shape(self, input_shape):
-        _spatial_output(self, input_shape, *self.kernel_size, *self.strides)
+        _spatial_output(self, input_shape, *self.window(), *self.strides)
         if self.built and input_shape[2] != self.depthwise_kernel.shape[2]:
             raise self.error(f"expects {self.depthwise_kernel.shape[2]} input channels", input_shape)
 
@@ -73,27 +78,27 @@ class DepthwiseConv2D(Layer):
         return input_shape[2] * self.depth_multiplier
 
     def compute_output_shape(self, input_shape):
-        return (*_spatial_output(self, input_shape, *self.kernel_size, *self.strides),
+        return (*_spatial_output(self, input_shape, *self.window(), *self.strides),
                 self.output_channels(input_shape))
 
     def arithmetic(self):
         (kh, kw), (sy, sx), C, M = self.kernel_size, self.strides, self.input_shape[2], self.depth_multiplier
         weights = f"{kh}*{kw}*{C}*{M} + {C * M}" if self.use_bias else f"{kh}*{kw}*{C}*{M}"
-        return window_arithmetic(self, kh, kw, sy, sx) + [
+        return window_arithmetic(self, *self.window(), sy, sx) + [
             ("channels", f"{C}*{M}", C * M, "depth_multiplier filters per input channel"),
             ("params", weights, self.count_params(), "f*f weights per filter, one input channel each")]
 
     def pre_activation(self, x):
         x = self.cast_input(x)
         return F.depthwise_conv2d(x, self.compute_weight(self.depthwise_kernel), self.compute_weight(self.bias),
-                                  self.strides, self.padding)
+                                  self.strides, self.padding, self.dilation_rate)
 
     def call(self, x, training):
         return self.activation(self.pre_activation(x))
 
     def get_config(self):
         return {**super().get_config(), "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "depth_multiplier": self.depth_multiplier,
+                "padding": self.padding, "depth_multiplier": self.depth_multiplier, "dilation_rate": self.dilation_rate,
                 "activation": self.activation_name, "use_bias": self.use_bias,
                 **_options_config(self, "depthwise", "bias")}
 
@@ -107,12 +112,13 @@ class SeparableConv2D(DepthwiseConv2D):
     The 1x1 step is an ordinary Conv2D's GEMM, fast paths included.
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, dilation_rate=(1, 1),
                  activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_constraint=None,
                  pointwise_constraint=None, bias_constraint=None, depthwise_regularizer=None,
                  pointwise_regularizer=None, bias_regularizer=None, **kwargs):
-        super().__init__(kernel_size, strides, padding, depth_multiplier, activation, use_bias, depthwise_initializer,
+        super().__init__(kernel_size, strides, padding, depth_multiplier, dilation_rate, activation, use_bias,
+                         depthwise_initializer,
                          bias_initializer, depthwise_constraint, bias_constraint, depthwise_regularizer,
                          bias_regularizer, **kwargs)
         if not isinstance(filters, int) or filters <= 0:
@@ -141,13 +147,14 @@ class SeparableConv2D(DepthwiseConv2D):
     def arithmetic(self):
         (kh, kw), (sy, sx), C, M = self.kernel_size, self.strides, self.input_shape[2], self.depth_multiplier
         weights = f"{kh}*{kw}*{C}*{M} + {C * M}*{self.filters}" + (f" + {self.filters}" if self.use_bias else "")
-        return window_arithmetic(self, kh, kw, sy, sx) + [
+        return window_arithmetic(self, *self.window(), sy, sx) + [
             ("channels", None, self.filters, f"a 1x1 convolution mixes the {C * M} filtered channels"),
             ("params", weights, self.count_params(), "depthwise filters, then one weight per channel per filter")]
 
     def pre_activation(self, x):
         x = self.cast_input(x)
-        filtered = F.depthwise_conv2d(x, self.compute_weight(self.depthwise_kernel), None, self.strides, self.padding)
+        filtered = F.depthwise_conv2d(x, self.compute_weight(self.depthwise_kernel), None, self.strides, self.padding,
+                                      self.dilation_rate)
         return F.conv2d(filtered, self.compute_weight(self.pointwise_kernel), self.compute_weight(self.bias))
 
     def get_config(self):
