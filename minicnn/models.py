@@ -366,10 +366,12 @@ class Model:
         ``self.history``). The loop itself is minicnn/training.py.
 
         x, y: arrays (host or device; x (N, ...), y integer labels (N,)/(N, 1) or one-hot
-        (N, K)), moved once to the model's device; or x a ``minicnn.data.Loader`` (y None)
+        (N, K), or for an elementwise loss such as 'mse' targets shaped as the output),
+        moved once to the model's device; or x a ``minicnn.data.Loader`` (y None)
         that already holds the data there with its shuffling, augmentation and
         normalisation. batch_size defaults to 32, as in Keras.
-        validation_data: (x_val, y_val) or a Loader, evaluated after every epoch.
+        validation_data: (x_val, y_val), (x_val, y_val, sample_weight_val) or a Loader,
+        evaluated after every epoch.
         callbacks: ``minicnn.callbacks`` objects (or any object with some of their hooks),
         called as Keras calls them; one that sets ``model.stop_training = True`` ends
         training. Each epoch's logs hold loss, the metrics, val_loss, val_<metrics> and
@@ -378,9 +380,10 @@ class Model:
         epoch and batch (``self.diverged`` says where); that epoch reaches no callback.
         class_weight: Keras's {class index: weight}: each training sample's loss is
         multiplied by its true class's weight (1 for a class left out), so a rare class
-        counts for more; the logged loss is that weighted one, validation is unweighted.
+        counts for more; the logged loss is that weighted one; validation is not weighted by class.
         sample_weight: (N,) Keras's per-sample weights, the same way (times the class's
-        weight when both are given); with a Loader, give them to the Loader.
+        weight when both are given); with a Loader, give them to the Loader. validation_split
+        keeps the held-out samples' weights for the validation loss.
         seed: the shuffle order and dropout masks of epoch e derive from (seed, e).
         verbose: 0 silent; 1 a live progress bar on a terminal or in Jupyter, and in a
         log file a line every 30 s and one per epoch; 2 one line per epoch.
