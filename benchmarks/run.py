@@ -41,7 +41,7 @@ import minicnn  # noqa: E402
 from minicnn import backend, mixed_precision, optimizers, zoo  # noqa: E402
 from minicnn.autograd import Tensor, no_grad  # noqa: E402
 from minicnn.functions import conv, dense as dense_fn, conv_cpu, loss as loss_fn  # noqa: E402
-from minicnn.functions import normalization as bn, pooling  # noqa: E402
+from minicnn.functions import depthwise_conv, normalization as bn, pooling  # noqa: E402
 import timing  # noqa: E402
 
 # seed001_model2, seed004_base and seed004_augmented repeat an architecture listed here.
@@ -112,6 +112,17 @@ def minicnn_layer(kind, spec, xp, fast=True):
         else:
             def forward():
                 state["y"] = conv_cpu.unroll_rows(x, 3, 1, H)
+    elif kind == "depthwise":
+        H, C = spec
+        x, W, b = arr(N, H, H, C), arr(3, 3, C, 1), arr(C)
+
+        def forward():
+            with backend.fast_kernels(fast):
+                state["y"], state["cache"] = depthwise_conv.depthwise_conv2d_forward(x, W, b, 1, "same")
+
+        def backward():
+            with backend.fast_kernels(fast):
+                depthwise_conv.depthwise_conv2d_backward(state["gy"], state["cache"])
     elif kind == "maxpool":
         H, C = spec
         x = arr(N, H, H, C)
@@ -177,6 +188,13 @@ def torch_layer(kind, spec, device):
 
         def run():
             return TF.conv2d(x, W, b, padding=1 if padding == "same" else 0)
+    elif kind == "depthwise":
+        H, C = spec
+        x, W, b = arr(N, C, H, H), arr(C, 1, 3, 3), arr(C)
+        inputs = [x, W, b]
+
+        def run():
+            return TF.conv2d(x, W, b, padding=1, groups=C)
     elif kind == "maxpool":
         H, C = spec
         x = arr(N, C, H, H)
@@ -223,6 +241,7 @@ def layer_cases():
     cases += [
         ("im2col 32x32x32, 3x3 (col2im as backward)", "im2col", (32, 32, None, None)),
         ("unroll kernel rows 32x32x32, 3x3", "rows", (32, 32, None, None)),
+        ("depthwise 3x3 32x32x32 same (MobileNet's)", "depthwise", (32, 32)),
         ("max-pool 2x2 on 30x30x32", "maxpool", (30, 32)),
         ("batch-norm 15488 features (seed 000)", "batchnorm", (15488,)),
         ("batch-norm 32x32x32 channels", "batchnorm", (32, 32, 32)),

@@ -66,6 +66,38 @@ def test_conv_fast_equals_reference(device, case):
     _assert_same(fast, reference, dt)
 
 
+@st.composite
+def depthwise_cases(draw):
+    return dict(n=draw(st.integers(1, 5)), h=draw(st.integers(4, 9)), w=draw(st.integers(4, 9)),
+                c=draw(st.integers(1, 6)), m=draw(st.integers(1, 3)), kh=draw(st.integers(1, 3)),
+                kw=draw(st.integers(1, 3)), strides=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+                dilation=(draw(st.integers(1, 2)), 1), padding=draw(st.sampled_from(["valid", "same", 1])),
+                bias=draw(st.booleans()), tiny_chunks=draw(st.booleans()),
+                dtype=draw(st.sampled_from([numpy.float64, numpy.float32])), seed=draw(st.integers(0, 999)))
+
+
+@given(case=depthwise_cases())
+def test_depthwise_fast_equals_reference(device, case, monkeypatch):
+    """The threaded, cache-blocked depthwise loop (depthwise_conv_cpu.py) against the plain
+    tap loop: y, gx, gW, gb; tiny_chunks makes every thread's share several chunks."""
+    from minicnn.functions import depthwise_conv
+    monkeypatch.setattr(threads, "CHUNK_BYTES", 1 if case["tiny_chunks"] else threads.CHUNK_BYTES)
+    monkeypatch.setattr(threads, "CHUNK_MIN_PIXELS", 1)
+    rng = numpy.random.default_rng(case["seed"])
+    xp, dt = backend.xp(), case["dtype"]
+    x = xp.asarray(rng.standard_normal((case["n"], case["h"], case["w"], case["c"])), dtype=dt)
+    W = xp.asarray(rng.standard_normal((case["kh"], case["kw"], case["c"], case["m"])), dtype=dt)
+    b = xp.asarray(rng.standard_normal(case["c"] * case["m"]), dtype=dt) if case["bias"] else None
+    gy_holder = {}
+
+    def run():
+        y, cache = depthwise_conv.depthwise_conv2d_forward(x, W, b, case["strides"], case["padding"], case["dilation"])
+        gy = gy_holder.setdefault("gy", xp.asarray(rng.standard_normal(y.shape), dtype=dt))
+        return (y,) + depthwise_conv.depthwise_conv2d_backward(gy, cache)
+    fast, reference = _both(run)
+    _assert_same(fast, reference, dt)
+
+
 def test_each_cpu_conv_path_is_taken_where_intended():
     """The dispatch rule: planar im2col for thin inputs (RGB), any stride; kernel rows for
     wide, many-channel inputs at stride 1 across; blocked im2col for narrow images and

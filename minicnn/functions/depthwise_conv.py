@@ -13,7 +13,10 @@ hand to BLAS: the loop runs over the kh*kw kernel taps, and tap (i, j) is one st
 slice of the padded input (the pixels that tap meets, conv.tap) times that tap's (C, M)
 weights, broadcast over the batch and the positions.
 """
-from ..backend import accurate_sum, get_array_module
+import numpy
+
+from ..backend import accurate_sum, fast_kernels_enabled, get_array_module
+from . import depthwise_conv_cpu
 from .conv import conv_setup, pair, tap
 
 
@@ -25,6 +28,9 @@ def depthwise_conv2d_forward(x, W, b=None, strides=1, padding="valid", dilation=
     dy, dx = pair(dilation, "dilation")
     xp = get_array_module(x)
     padded = xp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if pt or pb or pl or pr else x
+    cache = (padded, W, (pt, pb, pl, pr), (sy, sx), (dy, dx), b is not None)
+    if fast_kernels_enabled() and xp is numpy:  # the same loop, on every core, in cache (depthwise_conv_cpu.py)
+        return depthwise_conv_cpu.depthwise_forward(padded, W, b, (sy, sx), (dy, dx), oh, ow), cache
     y = xp.zeros((x.shape[0], oh, ow, C, M), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):  # (N, oh, ow, C, 1) * (C, M): each channel times its own M weights
@@ -32,7 +38,7 @@ def depthwise_conv2d_forward(x, W, b=None, strides=1, padding="valid", dilation=
     y = y.reshape(x.shape[0], oh, ow, C * M)
     if b is not None:
         y += b
-    return y, (padded, W, (pt, pb, pl, pr), (sy, sx), (dy, dx), b is not None)
+    return y, cache
 
 
 def depthwise_conv2d_backward(gy, cache):
@@ -43,6 +49,10 @@ def depthwise_conv2d_backward(gy, cache):
     added back into the strided slice it read (within one tap those pixels are distinct)."""
     padded, W, (pt, pb, pl, pr), (sy, sx), (dy, dx), has_bias = cache
     xp = get_array_module(gy)
+    H, W_ = padded.shape[1], padded.shape[2]
+    if fast_kernels_enabled() and xp is numpy:
+        g_padded, gW, gb = depthwise_conv_cpu.depthwise_backward(gy, padded, W, (sy, sx), (dy, dx), has_bias)
+        return g_padded[:, pt:H - pb, pl:W_ - pr, :], gW, gb
     kh, kw, C, M = W.shape
     N, oh, ow, _ = gy.shape
     gy5 = gy.reshape(N, oh, ow, C, M)
@@ -53,7 +63,6 @@ def depthwise_conv2d_backward(gy, cache):
             rows, cols = tap(i * dy, sy, oh), tap(j * dx, sx, ow)
             gW[i, j] = xp.einsum("nhwc,nhwcm->cm", padded[:, rows, cols, :], gy5)
             g_padded[:, rows, cols, :] += xp.einsum("nhwcm,cm->nhwc", gy5, W[i, j])
-    H, W_ = padded.shape[1], padded.shape[2]
     gx = g_padded[:, pt:H - pb, pl:W_ - pr, :]
     gb = accurate_sum(gy.reshape(-1, C * M), axis=0) if has_bias else None
     return gx, gW, gb
