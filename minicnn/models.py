@@ -361,7 +361,7 @@ class Model:
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
             validation_data=None, validation_split=0.0, shuffle=True, class_weight=None, sample_weight=None,
-            initial_epoch=0, seed=None):
+            initial_epoch=0, seed=None, validation_batch_size=None, validation_freq=1):
         """Train for epochs ``initial_epoch .. epochs - 1``; returns a History (also at
         ``self.history``). The loop itself is minicnn/training.py.
 
@@ -371,7 +371,9 @@ class Model:
         that already holds the data there with its shuffling, augmentation and
         normalisation. batch_size defaults to 32, as in Keras.
         validation_data: (x_val, y_val), (x_val, y_val, sample_weight_val) or a Loader,
-        evaluated after every epoch.
+        evaluated after every epoch (every validation_freq-th with validation_freq, as
+        Keras: epochs validation_freq, 2 * validation_freq, ...), in batches of
+        validation_batch_size (default: batch_size; a Loader keeps its own).
         callbacks: ``minicnn.callbacks`` objects (or any object with some of their hooks),
         called as Keras calls them; one that sets ``model.stop_training = True`` ends
         training. Each epoch's logs hold loss, the metrics, val_loss, val_<metrics> and
@@ -389,7 +391,8 @@ class Model:
         log file a line every 30 s and one per epoch; 2 one line per epoch.
         """
         return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data,
-                            validation_split, shuffle, initial_epoch, seed, class_weight, sample_weight)
+                            validation_split, shuffle, initial_epoch, seed, class_weight, sample_weight,
+                            validation_batch_size, validation_freq)
 
     # --- inference --------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, return_dict=False):

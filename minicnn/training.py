@@ -175,9 +175,13 @@ def check_sample_weight(sample_weight, n, what):
 
 # --- fit ----------------------------------------------------------------------------------------
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, validation_split,
-        shuffle, initial_epoch, seed, class_weight=None, sample_weight=None):
+        shuffle, initial_epoch, seed, class_weight=None, sample_weight=None, validation_batch_size=None,
+        validation_freq=1):
     """Sequential.fit; see its docstring."""
     model._require_compiled("fit")
+    if isinstance(validation_freq, bool) or not isinstance(validation_freq, int) or validation_freq < 1:
+        raise ValueError(f"fit(): validation_freq must be a positive int (validate every n-th epoch), "
+                         f"got {validation_freq!r}")
     for name, value in (("epochs", epochs), ("batch_size", 1 if batch_size is None else batch_size)):
         if not isinstance(value, (int, numpy.integer)) or value < 1:
             raise ValueError(f"fit(): {name} must be a positive int, got {value!r}")
@@ -209,7 +213,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
             raise ValueError(f"fit(): validation_data is (x_val, y_val), (x_val, y_val, sample_weight_val) or a "
                              f"Loader; got {len(validation_data)} items")
         val_x, val_y, *val_weight = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
-        val = model._loader(val_x, val_y, None if val_y is None else train.batch_size, False, seed,
+        val_batch = validation_batch_size if validation_batch_size is not None else train.batch_size
+        val = model._loader(val_x, val_y, validation_batch_size if val_y is None else val_batch, False, seed,
                             "fit (validation_data)", *val_weight)
     steps = len(train)
     history = History()
@@ -261,7 +266,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         if parallel is not None:
             parallel.sync_buffers(model)  # rank 0's moving averages to every rank, before validation
         logs = sums.means()
-        if val is not None:
+        if val is not None and (epoch + 1) % validation_freq == 0:
             logs.update({f"val_{k}": v for k, v in evaluate_loader(model, val, hooks).items()})
         logs["learning_rate"] = float(model.optimizer.current_learning_rate)
         progress.finish(logs)

@@ -380,3 +380,45 @@ def test_backup_and_restore_keeps_the_backup_of_a_diverged_fit_and_refuses_anoth
     custom.compile("sgd", "sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="layer class of your own"):  # before any epoch runs
         custom.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.BackupAndRestore(tmp_path / "c")])
+
+
+def test_lambda_callback_calls_only_the_functions_given():
+    x, y = data(20)
+    seen = []
+    only_epochs = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append((epoch, sorted(logs))),
+                                           on_train_begin=lambda logs: seen.append("begin"))
+    model = tiny()
+    assert not CallbackList([only_epochs], model, {}).wants_batches
+    model.fit(x, y, batch_size=10, epochs=2, verbose=0, callbacks=[only_epochs])
+    assert seen == ["begin", (0, ["accuracy", "learning_rate", "loss"]), (1, ["accuracy", "learning_rate", "loss"])]
+    batches = []
+    model.fit(x, y, batch_size=10, epochs=1, verbose=0,
+              callbacks=[callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch))])
+    assert batches == [0, 1]
+    with pytest.raises(TypeError, match="unknown hook 'on_epoch_ended'"):
+        callbacks.LambdaCallback(on_epoch_ended=print)
+    with pytest.raises(TypeError, match="on_epoch_end must be a function"):
+        callbacks.LambdaCallback(on_epoch_end=3)
+
+
+def test_validation_freq_and_validation_batch_size():
+    """Keras's: validate after epochs freq, 2 * freq, ...; in batches of validation_batch_size
+    (the same loss, whatever the batch size); a Loader keeps its own, and says so."""
+    from minicnn.data import Loader
+    x, y = data(20)
+    model, recorder = tiny(), Recorder()
+    history = model.fit(x, y, batch_size=10, epochs=5, verbose=0, validation_data=(x, y), validation_freq=2,
+                        callbacks=[recorder])
+    assert ["val_loss" in logs for logs in recorder.epoch_logs] == [False, True, False, True, False]
+    assert len(history.history["val_loss"]) == 2 and recorder.calls.count("test_begin") == 2
+    test_batches = []
+    counter = callbacks.LambdaCallback(on_test_batch_end=lambda batch, logs: test_batches.append(batch))
+    history = model.fit(x, y, batch_size=10, epochs=1, verbose=0, validation_data=(x, y),
+                        validation_batch_size=3, callbacks=[counter])
+    assert test_batches == list(range(7))  # 20 samples in batches of 3
+    assert history.history["val_loss"][0] == pytest.approx(model.evaluate(x, y, batch_size=20, verbose=0)[0], rel=1e-5)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="validation_freq must be a positive int"):
+            model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), validation_freq=bad)
+    with pytest.raises(ValueError, match="the Loader makes batches of 5; set it on the Loader"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=Loader(x, y, 5, shuffle=False), validation_batch_size=3)

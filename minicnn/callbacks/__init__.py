@@ -7,6 +7,7 @@ arguments and call order.
     stopping.py       EarlyStopping, TerminateOnNaN
     learning_rate.py  LearningRateScheduler, ReduceLROnPlateau
     csv_logger.py     CSVLogger: one row of logs per epoch
+    lambda_callback.py  LambdaCallback: plain functions as hooks
 
 fit calls, in this order: set_model, set_params, on_train_begin; for each epoch
 on_epoch_begin, then for each batch on_train_batch_begin and on_train_batch_end, then
@@ -19,8 +20,9 @@ from .backup import BackupAndRestore
 from .base import Callback, CallbackList, History
 from .checkpoint import ModelCheckpoint
 from .csv_logger import CSVLogger
+from .lambda_callback import LambdaCallback
 from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from .stopping import EarlyStopping, TerminateOnNaN
 
-__all__ = ["Callback", "CallbackList", "History", "BackupAndRestore", "ModelCheckpoint", "CSVLogger",
+__all__ = ["Callback", "CallbackList", "History", "BackupAndRestore", "ModelCheckpoint", "CSVLogger", "LambdaCallback",
            "LearningRateScheduler", "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN"]

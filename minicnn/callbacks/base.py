@@ -79,7 +79,10 @@ class History(Callback):
 
 def defines(callback, hook):
     """Does this callback do something at ``hook``? (A Callback's inherited no-op does not
-    count; an object that is no Callback counts if it has the method.)"""
+    count; an object that is no Callback counts if it has the method; a function set on
+    the instance, as LambdaCallback sets them, counts.)"""
+    if hook in getattr(callback, "__dict__", {}):
+        return True
     method = getattr(type(callback), hook, None)
     if method is None:
         return False
