@@ -405,3 +405,44 @@ def test_depthwise_and_separable_dilation_rate(device):
                        separable.pointwise_kernel, separable.bias)
     assert y.shape == (2, 9, 9, 4) and separable.get_config()["dilation_rate"] == (2, 2)
     numpy.testing.assert_allclose(backend.to_numpy(y.data), backend.to_numpy(by_hand.data), rtol=1e-12)
+
+
+def test_elementwise_merging_layers(device, tmp_path):
+    """Subtract, Multiply, Average, Maximum, Minimum: values as NumPy's, float64 gradients
+    (inputs apart, so no ties), ties sent to the earlier input as TensorFlow sends them,
+    shape errors, and a functional model that saves and loads."""
+    from minicnn.layers import Average, Input, Maximum, Minimum, Multiply, Subtract
+    from minicnn.models import Model
+    rng = numpy.random.default_rng(0)
+    a, b, c = (tensor(distinct(rng, (2, 3, 4)) + k, device) for k in (0.0, 0.013, -0.021))
+    host = [backend.to_numpy(t.data) for t in (a, b, c)]
+    cases = {Subtract: (lambda u, v, w: u - v, 2), Multiply: (lambda u, v, w: u * v * w, 3),
+             Average: (lambda u, v, w: (u + v + w) / 3, 3), Maximum: (lambda u, v, w: numpy.maximum(numpy.maximum(u, v), w), 3),
+             Minimum: (lambda u, v, w: numpy.minimum(numpy.minimum(u, v), w), 3)}
+    for layer_class, (expected, count) in cases.items():
+        layer = layer_class(**F64)
+        inputs = [a, b, c][:count]
+        numpy.testing.assert_allclose(backend.to_numpy(layer(inputs).data), expected(*host) if count == 3 else
+                                      expected(host[0], host[1], None), rtol=1e-12)
+        gradcheck(lambda *t: layer_class(**F64)(list(t)), inputs)
+    tie = [tensor(numpy.ones((1, 3)), device), tensor(numpy.ones((1, 3)), device)]
+    for layer_class in (Maximum, Minimum):
+        for t in tie:
+            t.grad = None
+        layer_class(**F64)(tie).sum().backward()
+        assert backend.to_numpy(tie[0].grad).tolist() == [[1.0] * 3] and backend.to_numpy(tie[1].grad).tolist() == [[0.0] * 3]
+    with pytest.raises(ValueError, match="subtracts exactly two inputs; got 3"):
+        Subtract(**F64)([a, b, c])
+    with pytest.raises(ValueError, match="adds inputs of one shape"):
+        Multiply(**F64)([a, tensor(numpy.ones((2, 3, 5)), device)])
+
+    x = Input((6,))
+    gate = Dense(6, activation="sigmoid")(x)
+    y = Dense(3, activation="softmax")(Average()([Multiply()([x, gate]), Maximum()([x, Dense(6)(x)]),
+                                                   Subtract()([x, Minimum()([x, gate])])]))
+    model = Model(x, y)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    data = rng.random((8, 6), dtype=numpy.float32)
+    model.fit(data, numpy.arange(8) % 3, epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz")
+    numpy.testing.assert_array_equal(load_model(tmp_path / "m.npz").predict(data), model.predict(data))

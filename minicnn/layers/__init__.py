@@ -5,7 +5,7 @@ from .base import Layer
 from .convolutional import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
 from .input_layer import Input, InputLayer
-from .merging import Add, Concatenate
+from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .reshaping import Cropping2D, UpSampling2D, ZeroPadding2D
@@ -17,7 +17,7 @@ AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalMaxPool2D = GlobalMaxPooling2D
 
-__all__ = ["Layer", "Input", "InputLayer", "Add", "Concatenate", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
+__all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "ZeroPadding2D",
            "Cropping2D", "UpSampling2D",

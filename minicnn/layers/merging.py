@@ -1,4 +1,5 @@
-"""Layers that take several inputs: Add (a residual connection's sum) and Concatenate."""
+"""Layers that take several inputs: Add (a residual connection's sum), Subtract, Multiply,
+Average, Maximum, Minimum (elementwise, Keras's merging layers) and Concatenate."""
 from .. import functional as F, symbolic
 from ..autograd import Tensor
 from .base import Layer
@@ -63,6 +64,77 @@ class Add(Merge):
         for x in inputs[1:]:
             total = total + x
         return total
+
+
+class Subtract(Add):
+    """inputs[0] - inputs[1], elementwise: exactly two inputs of one shape."""
+
+    def check_input_shapes(self, shapes):
+        if len(shapes) != 2:
+            raise self.error(f"subtracts exactly two inputs; got {len(shapes)}")
+        super().check_input_shapes(shapes)
+
+    def shape_items(self):
+        return [(_axis_name(len(self.output_shape), len(self.output_shape) - 1), None, self.output_shape[-1],
+                 "the first input minus the second, elementwise")]
+
+    def call(self, inputs, training):
+        return inputs[0] - inputs[1]
+
+
+class Multiply(Add):
+    """The elementwise product of its inputs, all of one shape (a gate: x * sigmoid(g))."""
+
+    def shape_items(self):
+        return [(_axis_name(len(self.output_shape), len(self.output_shape) - 1), None, self.output_shape[-1],
+                 f"each of the {len(self.input_shape)} inputs', multiplied elementwise")]
+
+    def call(self, inputs, training):
+        product = inputs[0]
+        for x in inputs[1:]:
+            product = product * x
+        return product
+
+
+class Average(Add):
+    """The elementwise mean of its inputs, all of one shape (an ensemble's outputs)."""
+
+    def shape_items(self):
+        return [(_axis_name(len(self.output_shape), len(self.output_shape) - 1), None, self.output_shape[-1],
+                 f"the mean of the {len(self.input_shape)} inputs, elementwise")]
+
+    def call(self, inputs, training):
+        return super().call(inputs, training) * (1.0 / len(inputs))
+
+
+class Maximum(Add):
+    """The elementwise maximum of its inputs, all of one shape. max(a, b) = a + relu(b - a):
+    the gradient goes to the larger input, and at a tie to the earlier one (as TensorFlow's)."""
+
+    def shape_items(self):
+        return [(_axis_name(len(self.output_shape), len(self.output_shape) - 1), None, self.output_shape[-1],
+                 f"the largest of the {len(self.input_shape)} inputs, elementwise")]
+
+    def call(self, inputs, training):
+        largest = inputs[0]
+        for x in inputs[1:]:
+            largest = largest + (x - largest).relu()
+        return largest
+
+
+class Minimum(Add):
+    """The elementwise minimum of its inputs, all of one shape: min(a, b) = a - relu(a - b),
+    the gradient to the smaller input (at a tie, the earlier one)."""
+
+    def shape_items(self):
+        return [(_axis_name(len(self.output_shape), len(self.output_shape) - 1), None, self.output_shape[-1],
+                 f"the smallest of the {len(self.input_shape)} inputs, elementwise")]
+
+    def call(self, inputs, training):
+        smallest = inputs[0]
+        for x in inputs[1:]:
+            smallest = smallest - (smallest - x).relu()
+        return smallest
 
 
 class Concatenate(Merge):
