@@ -44,7 +44,11 @@ def _fill_index(k, n, fill_mode):
         period = max(2 * n - 2, 1)
         k = xp.abs(k) % period
         k = xp.where(k >= n, period - k, k)
-        inside = xp.ones_like(inside)
+    elif fill_mode == "symmetric":  # d c b a | a b c d | d c b a  (Keras's layers call this 'reflect')
+        k = k % (2 * n)
+        k = xp.where(k >= n, 2 * n - 1 - k, k)
+    elif fill_mode == "wrap":  # a b c d | a b c d | a b c d
+        k = k % n
     return xp.clip(k, 0, n - 1), inside if fill_mode == "constant" else xp.ones_like(inside)
 
 

@@ -28,7 +28,7 @@ from . import activations, backend, losses, optimizers
 from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D,
                      Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D,
                      GlobalMaxPooling2D, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
-                     Multiply, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
+                     Multiply, RandomFlip, RandomRotation, RandomTranslation, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
@@ -39,7 +39,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, Depthwis
                                                ZeroPadding2D, Cropping2D, UpSampling2D, Dense, Flatten, Reshape,
                                                Activation, ReLU, LeakyReLU, Softmax, Rescaling, Dropout,
                                                SpatialDropout2D, BatchNormalization, LayerNormalization, InputLayer, Add,
-                                               Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
+                                               Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
+                                               RandomFlip, RandomTranslation, RandomRotation)}
 
 
 class ModelFileError(ValueError):

@@ -1,6 +1,7 @@
 """Layers with Keras's names and arguments. Each owns its weights and calls the
 differentiable ops in ``minicnn.functional``."""
 from .activation import LeakyReLU, ReLU, Softmax
+from .augmentation import RandomFlip, RandomRotation, RandomTranslation
 from .base import Layer
 from .convolutional import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
@@ -22,4 +23,5 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "ZeroPadding2D",
            "Cropping2D", "UpSampling2D",
            "ReLU", "LeakyReLU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
-           "SpatialDropout2D", "BatchNormalization", "LayerNormalization"]
+           "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "RandomFlip", "RandomTranslation",
+           "RandomRotation"]

@@ -6,6 +6,7 @@ import numpy
 
 from .. import backend, constraints, initializers, mixed_precision, regularizers, symbolic
 from ..autograd import Tensor, no_grad
+from ..random import new_seed
 
 
 def _snake(name):
@@ -38,6 +39,29 @@ def _named(initializer):
     """Initializers are saved by name; a custom function is saved as the default
     (its values are in the saved weights anyway)."""
     return initializer if isinstance(initializer, str) else "glorot_uniform"
+
+
+class RandomStream:
+    """For layers that draw random numbers (Dropout, the Random* augmentation layers): a
+    Generator of the layer's own on its device. ``fit`` reseeds it every epoch from the
+    run's seed (Model.reseed), or from the layer's own ``seed`` where one was given, so a
+    resumed run draws what an uninterrupted one would have."""
+
+    def start_random_stream(self, seed):
+        self._stream_seed, self._rng = seed, None
+
+    def reseed(self, seed):
+        """Restart this layer's random stream from ``seed`` (``fit`` does so every epoch)."""
+        self._stream_seed, self._rng = seed, None
+
+    def rng(self, like):
+        """This layer's Generator on the device of ``like`` (created on first use)."""
+        module = backend.get_array_module(like)
+        if self._rng is None or self._rng[0] is not module:
+            if self._stream_seed is None:
+                self._stream_seed = new_seed()
+            self._rng = (module, backend.default_rng(self._stream_seed, module))
+        return self._rng[1]
 
 
 class Layer:

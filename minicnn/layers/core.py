@@ -1,10 +1,9 @@
 """Dense, Flatten, Reshape, Activation, Rescaling, Dropout and SpatialDropout2D, with Keras's arguments."""
 import math
 
-from .. import activations, backend, functional as F
+from .. import activations, functional as F
 from ..functions import dropout as dropout_fn
-from ..random import new_seed
-from .base import Layer, set_weight_options, weight_options_config
+from .base import Layer, RandomStream, set_weight_options, weight_options_config
 
 
 class Dense(Layer):
@@ -146,7 +145,7 @@ class Rescaling(Layer):
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
 
 
-class Dropout(Layer):
+class Dropout(RandomStream, Layer):
     """Inverted dropout in training, identity in inference; shape unchanged.
 
     rate: fraction of inputs zeroed, 0 <= rate < 1. noise_shape (Keras's): the shape of
@@ -164,8 +163,7 @@ class Dropout(Layer):
             raise ValueError(f"{type(self).__name__}: noise_shape holds None or positive ints, got {noise_shape!r}")
         self.rate, self.seed = float(rate), seed
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
-        self._rng = None
-        self._stream_seed = seed
+        self.start_random_stream(seed)
 
     def check_input_shape(self, input_shape):
         if self.noise_shape is None:
@@ -183,19 +181,6 @@ class Dropout(Layer):
         if self.noise_shape is None:
             return shape
         return tuple(size if n is None else n for n, size in zip(self.noise_shape, shape))
-
-    def reseed(self, seed):
-        """Restart this layer's random stream from ``seed`` (``fit`` does so every epoch)."""
-        self._stream_seed, self._rng = seed, None
-
-    def rng(self, like):
-        """This layer's Generator on the device of ``like`` (created on first use)."""
-        module = backend.get_array_module(like)
-        if self._rng is None or self._rng[0] is not module:
-            if self._stream_seed is None:
-                self._stream_seed = new_seed()
-            self._rng = (module, backend.default_rng(self._stream_seed, module))
-        return self._rng[1]
 
     def call(self, x, training):
         if not training or self.rate == 0:

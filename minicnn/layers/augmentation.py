@@ -1,0 +1,151 @@
+"""Keras's random augmentation layers: RandomFlip, RandomTranslation, RandomRotation.
+
+Put in the model (usually first), they change each training batch's images afresh and
+pass images through unchanged in inference, so the augmentation travels with the saved
+model. They draw from the layer's own random stream (base.RandomStream), reseeded by fit
+every epoch, and resample with data.affine_sample (bilinear), the Loader's Augment's code.
+
+They give no gradient to their input (an augmentation sits on the data, before any
+weight); a layer that needs one raises, naming itself. Shapes: (N, H, W, C) -> the same.
+"""
+import math
+
+import numpy
+
+from ..autograd import Tensor
+from ..backend import get_array_module
+from ..data import affine_sample
+from .base import Layer, RandomStream
+
+# Keras's fill modes, as data._fill_index names them: Keras's 'reflect' repeats the edge pixel
+FILL_MODES = {"reflect": "symmetric", "wrap": "wrap", "nearest": "nearest", "constant": "constant"}
+
+
+def factor_range(factor, what, limit=None):
+    """Keras's factor: f gives (-f, f); (low, high) as given. A ValueError names ``what``."""
+    low, high = (-factor, factor) if isinstance(factor, (int, float)) else tuple(factor)
+    if low > high or (limit is not None and max(abs(low), abs(high)) > limit):
+        bound = "" if limit is None else f" within [-{limit}, {limit}]"
+        raise ValueError(f"{what} must be a number f (drawn from [-f, f]) or (low, high) with low <= high"
+                         f"{bound}, got {factor!r}")
+    return float(low), float(high)
+
+
+class RandomAugmentation(RandomStream, Layer):
+    """What the three share: a seed, images in, training-only, no gradient to the input."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.start_random_stream(seed)
+
+    def check_input_shape(self, input_shape):
+        self.require_images(input_shape)
+
+    def call(self, x, training):
+        if not training:
+            return x
+        if x.requires_grad:
+            raise ValueError(f"{self.describe()}: it passes no gradient to its input; put it on the data, "
+                             "before any layer with weights (first in the model)")
+        return Tensor(self.augment(x.data, self.rng(x.data)))
+
+    def _fill(self, fill_mode, fill_value):
+        if fill_mode not in FILL_MODES:
+            raise ValueError(f"{type(self).__name__}: fill_mode must be one of {sorted(FILL_MODES)}, got {fill_mode!r}")
+        self.fill_mode, self.fill_value = fill_mode, float(fill_value)
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+class RandomFlip(RandomAugmentation):
+    """Each image mirrored with probability 1/2: left-right ('horizontal'), upside down
+    ('vertical'), or each of the two on its own draw ('horizontal_and_vertical', Keras's default)."""
+
+    MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+    def __init__(self, mode="horizontal_and_vertical", seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"RandomFlip: mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+
+    def augment(self, x, rng):
+        n = x.shape[0]
+        if self.mode != "vertical":
+            x = _where(rng.random(n, dtype=numpy.float32) < 0.5, x[:, :, ::-1], x)
+        if self.mode != "horizontal":
+            x = _where(rng.random(n, dtype=numpy.float32) < 0.5, x[:, ::-1], x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+class RandomTranslation(RandomAugmentation):
+    """Each image moved by a random fraction of its size: down by height_factor * H (drawn
+    from [-f, f], or (low, high)), right by width_factor * W; what comes in from outside is
+    fill_mode's: 'reflect' (Keras's default: d c b a | a b c d), 'wrap', 'nearest',
+    'constant' (fill_value)."""
+
+    def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
+                 fill_value=0.0, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.height_factor = factor_range(height_factor, "RandomTranslation: height_factor", 1.0)
+        self.width_factor = factor_range(width_factor, "RandomTranslation: width_factor", 1.0)
+        _require_bilinear(self, interpolation)
+        self._fill(fill_mode, fill_value)
+
+    def augment(self, x, rng):
+        n, h, w, _ = x.shape
+        xp = get_array_module(x)
+        shift_y = _uniform(rng, n, *self.height_factor) * numpy.float32(h)
+        shift_x = _uniform(rng, n, *self.width_factor) * numpy.float32(w)
+        no_turn, no_flip = xp.zeros(n, dtype=numpy.float32), xp.zeros(n, dtype=bool)
+        return affine_sample(x, no_turn, shift_y, shift_x, no_flip, FILL_MODES[self.fill_mode], self.fill_value)
+
+    def get_config(self):
+        return {**super().get_config(), "height_factor": list(self.height_factor),
+                "width_factor": list(self.width_factor), "fill_mode": self.fill_mode,
+                "interpolation": "bilinear", "fill_value": self.fill_value}
+
+
+class RandomRotation(RandomAugmentation):
+    """Each image turned about its centre by a random fraction of a full turn: factor f
+    draws from [-f, f] * 2 pi (Keras's: 0.1 is up to 36 degrees), positive counter-clockwise;
+    fill_mode as RandomTranslation's."""
+
+    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.factor = factor_range(factor, "RandomRotation: factor")
+        _require_bilinear(self, interpolation)
+        self._fill(fill_mode, fill_value)
+
+    def augment(self, x, rng):
+        n = x.shape[0]
+        xp = get_array_module(x)
+        # affine_sample turns clockwise on the screen (rows grow downwards) for a positive
+        # angle; Keras's positive factor turns counter-clockwise
+        angles = _uniform(rng, n, *self.factor) * numpy.float32(-2 * math.pi)
+        no_shift, no_flip = xp.zeros(n, dtype=numpy.float32), xp.zeros(n, dtype=bool)
+        return affine_sample(x, angles, no_shift, no_shift, no_flip, FILL_MODES[self.fill_mode], self.fill_value)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": list(self.factor), "fill_mode": self.fill_mode,
+                "interpolation": "bilinear", "fill_value": self.fill_value}
+
+
+def _uniform(rng, n, low, high):
+    """(n,) float32 draws from [low, high), on rng's device."""
+    return rng.random(n, dtype=numpy.float32) * numpy.float32(high - low) + numpy.float32(low)
+
+
+def _where(choose, a, b):
+    """Per image: a where choose (n,) is True, else b."""
+    return get_array_module(a).where(choose[:, None, None, None], a, b)
+
+
+def _require_bilinear(layer, interpolation):
+    if interpolation != "bilinear":
+        raise ValueError(f"{type(layer).__name__}: only interpolation='bilinear' is supported, got {interpolation!r}")
