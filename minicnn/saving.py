@@ -26,9 +26,9 @@ import numpy
 
 from . import activations, backend, losses, optimizers
 from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D,
-                     Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D,
-                     GlobalMaxPooling2D, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
-                     Multiply, RandomFlip, RandomRotation, RandomTranslation, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
+                     Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GlobalAveragePooling2D,
+                     GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
+                     Multiply, PReLU, RandomFlip, RandomRotation, RandomTranslation, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
@@ -37,8 +37,9 @@ HEADER = "minicnn.json"
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, MaxPooling2D,
                                                AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                                                ZeroPadding2D, Cropping2D, UpSampling2D, Dense, Flatten, Reshape,
-                                               Activation, ReLU, LeakyReLU, Softmax, Rescaling, Dropout,
-                                               SpatialDropout2D, BatchNormalization, LayerNormalization, InputLayer, Add,
+                                               Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax, Rescaling, Dropout,
+                                               SpatialDropout2D, BatchNormalization, LayerNormalization, GroupNormalization,
+                                               InputLayer, Add,
                                                Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
                                                RandomFlip, RandomTranslation, RandomRotation)}
 

@@ -446,3 +446,78 @@ def test_elementwise_merging_layers(device, tmp_path):
     model.fit(data, numpy.arange(8) % 3, epochs=1, verbose=0)
     model.save(tmp_path / "m.npz")
     numpy.testing.assert_array_equal(load_model(tmp_path / "m.npz").predict(data), model.predict(data))
+
+
+def test_prelu_and_elu_layers(device, tmp_path):
+    """PReLU: x above 0, alpha * x below, alpha learned, one per position or shared along
+    shared_axes; float64 gradients for x and alpha; ELU as F.elu; both save and load."""
+    from minicnn import functional as F, regularizers
+    from minicnn.layers import ELU, PReLU
+    rng = numpy.random.default_rng(0)
+    x = tensor(distinct(rng, (2, 3, 4, 5)) + 0.013, device)  # none at 0, the kink
+    layer = PReLU(alpha_initializer="ones", shared_axes=[1, 2], **F64)
+    layer(x)
+    assert layer.alpha.shape == (1, 1, 5) and layer.count_params() == 5
+    layer.alpha.data[...] = backend.to_device(numpy.linspace(0.1, 0.5, 5).reshape(1, 1, 5), device)
+    host, alpha = backend.to_numpy(x.data), numpy.linspace(0.1, 0.5, 5)
+    numpy.testing.assert_allclose(backend.to_numpy(layer(x).data), numpy.where(host > 0, host, alpha * host), rtol=1e-12)
+    gradcheck(layer, [x], params=layer.trainable_weights)
+    assert PReLU(**F64)(x).shape == x.shape  # alpha per position, zeros: a ReLU to begin with
+    elu = ELU(0.5, **F64)
+    numpy.testing.assert_array_equal(backend.to_numpy(elu(x).data), backend.to_numpy(F.elu(x, 0.5).data))
+    with pytest.raises(ValueError, match="shared_axes are axes after the batch"):
+        PReLU(shared_axes=[0])
+    with pytest.raises(ValueError, match="ELU: alpha must be >= 0"):
+        ELU(-1)
+    model = Sequential([Conv2D(4, 3, input_shape=(6, 6, 3)), PReLU(shared_axes=[1, 2],
+                                                                    alpha_regularizer=regularizers.l2(1e-3)),
+                        ELU(), Flatten(), Dense(2, activation="softmax")])
+    assert len(model.losses) == 1
+    model.compile("adam", "sparse_categorical_crossentropy")
+    images = rng.random((6, 6, 6, 3), dtype=numpy.float32)
+    model.fit(images, numpy.arange(6) % 2, epochs=2, verbose=0)
+    assert float(numpy.abs(model.layers[1].alpha.numpy()).max()) > 0  # the slopes learned
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.get_config() == model.get_config()
+    numpy.testing.assert_array_equal(loaded.predict(images), model.predict(images))
+
+
+@pytest.mark.parametrize("groups", [1, 2, 6])
+def test_group_normalization(device, groups, tmp_path):
+    """Each example's channel groups normalised over their channels and positions together:
+    the definition by hand; PyTorch's group_norm where installed; groups=1 is a layer norm
+    over the whole image; float64 gradients; save and load."""
+    from minicnn.layers import GroupNormalization, LayerNormalization
+    rng = numpy.random.default_rng(groups)
+    x = rng.standard_normal((3, 4, 5, 6)) * numpy.arange(1, 7) + numpy.arange(6)
+    layer = GroupNormalization(groups, epsilon=1e-5, gamma_initializer="ones", **F64)
+    y = layer(tensor(x, device))
+    layer.gamma.data[...] = backend.to_device(numpy.linspace(0.5, 2.0, 6), device)
+    layer.beta.data[...] = backend.to_device(numpy.linspace(-1.0, 1.0, 6), device)
+    y = backend.to_numpy(layer(tensor(x, device)).data)
+    g = x.reshape(3, 4, 5, groups, 6 // groups)
+    hat = (g - g.mean(axis=(1, 2, 4), keepdims=True)) / numpy.sqrt(g.var(axis=(1, 2, 4), keepdims=True) + 1e-5)
+    expected = hat.reshape(x.shape) * numpy.linspace(0.5, 2.0, 6) + numpy.linspace(-1.0, 1.0, 6)
+    numpy.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+    try:
+        import torch
+        theirs = torch.nn.functional.group_norm(torch.tensor(x).permute(0, 3, 1, 2), groups,
+                                                torch.tensor(numpy.linspace(0.5, 2.0, 6)),
+                                                torch.tensor(numpy.linspace(-1.0, 1.0, 6)), eps=1e-5)
+        numpy.testing.assert_allclose(y, theirs.permute(0, 2, 3, 1).numpy(), rtol=1e-9, atol=1e-10)
+    except ImportError:
+        pass
+    gradcheck(layer, [tensor(x, device)], params=layer.trainable_weights)
+    if groups == 1:
+        whole = LayerNormalization(axis=[1, 2, 3], epsilon=1e-5, **F64)(tensor(x, device))
+        plain = GroupNormalization(1, epsilon=1e-5, **F64)(tensor(x, device))
+        numpy.testing.assert_allclose(backend.to_numpy(plain.data), backend.to_numpy(whole.data), rtol=1e-10)
+    with pytest.raises(ValueError, match="the channels must divide into its 4 groups"):
+        Sequential([GroupNormalization(4, input_shape=(3, 3, 6))])
+    model = Sequential([Conv2D(6, 3, input_shape=(6, 6, 3)), GroupNormalization(groups), Flatten(), Dense(2)])
+    model.compile("adam", "mse")
+    images = rng.random((4, 6, 6, 3), dtype=numpy.float32)
+    model.fit(images, rng.random((4, 2), dtype=numpy.float32), epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz")
+    numpy.testing.assert_array_equal(load_model(tmp_path / "m.npz").predict(images), model.predict(images))

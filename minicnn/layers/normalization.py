@@ -1,5 +1,6 @@
-"""BatchNormalization over the last axis (features of (N, D), channels of (N, H, W, C)), and
-LayerNormalization, each example over its own axes."""
+"""BatchNormalization over the last axis (features of (N, D), channels of (N, H, W, C)),
+LayerNormalization, each example over its own axes, and GroupNormalization, each example
+over groups of its channels."""
 from .. import backend, functional as F
 from ..autograd import Tensor
 from .base import Layer
@@ -144,6 +145,75 @@ class LayerNormalization(Layer):
         axis = self.axis if isinstance(self.axis, int) else list(self.axis)
         return {**super().get_config(), "axis": axis, "epsilon": self.epsilon, "center": self.center,
                 "scale": self.scale, "beta_initializer": _initializer_name(self.beta_initializer, "zeros"),
+                "gamma_initializer": _initializer_name(self.gamma_initializer, "ones")}
+
+
+class GroupNormalization(Layer):
+    """Keras's GroupNormalization (Wu and He, 2018): each example's channels split into
+    ``groups`` groups of C / groups, each group normalised over its channels and every
+    position together, then a per-channel ``gamma`` and ``beta`` (C,). groups=1 is a layer
+    norm over the whole image; groups=C normalises each channel of each image on its own
+    (instance normalisation). Like LayerNormalization it uses no batch statistics, so it
+    trains as well at batch 2 as at 256. Channels last (axis=-1) only.
+
+    The arithmetic: x (N, ..., C) viewed as (N, ..., groups, C / groups), F.layer_norm over
+    every axis of that but the batch and the group axis (with gamma 1, beta 0), back to x's
+    shape, then gamma and beta per channel.
+    """
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"GroupNormalization: groups must be a positive int, got {groups!r}")
+        if axis != -1:
+            raise ValueError(f"GroupNormalization: only axis=-1 (channels-last) is supported, got axis={axis!r}")
+        if epsilon <= 0:
+            raise ValueError(f"GroupNormalization: epsilon must be > 0, got {epsilon}")
+        self.groups, self.axis, self.epsilon, self.center, self.scale = groups, axis, epsilon, center, scale
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.gamma = self.beta = None
+
+    def check_input_shape(self, input_shape):
+        if len(input_shape) < 1 or input_shape[-1] % self.groups:
+            raise self.error(f"the channels must divide into its {self.groups} groups", input_shape)
+        if self.built and input_shape[-1] != self.input_shape[-1]:
+            raise self.error(f"expects {self.input_shape[-1]} channels", input_shape)
+
+    def build(self, input_shape):
+        channels = (input_shape[-1],)
+        if self.scale:
+            self.gamma = self.add_weight("gamma", channels, self.gamma_initializer)
+        if self.center:
+            self.beta = self.add_weight("beta", channels, self.beta_initializer)
+
+    def arithmetic(self):
+        C = self.input_shape[-1]
+        trained = [name for name, w in (("gamma", self.gamma), ("beta", self.beta)) if w is not None]
+        return [("output", None, "shape unchanged", f"each example's {self.groups} groups of {C // self.groups} "
+                 "channels normalised alone"),
+                ("params", f"{len(trained)}*{C}", self.count_params(), f"{', '.join(trained) or 'nothing'} per channel")]
+
+    def call(self, x, training):
+        if x.dtype != self.dtype:  # mixed precision: the statistics in float32, the output float16
+            x = x.astype(self.dtype)
+        shape, C = x.shape, x.shape[-1]
+        grouped = x.reshape(*shape[:-1], self.groups, C // self.groups)
+        axes = tuple(a for a in range(1, grouped.ndim) if a != grouped.ndim - 2)  # all but batch and group
+        xp = backend.get_array_module(x.data)
+        sizes = tuple(grouped.shape[a] for a in axes)
+        ones, zeros = Tensor(xp.ones(sizes, dtype=x.dtype)), Tensor(xp.zeros(sizes, dtype=x.dtype))
+        y = F.layer_norm(grouped, ones, zeros, axes, self.epsilon).reshape(*shape)
+        if self.gamma is not None:
+            y = y * self.gamma
+        if self.beta is not None:
+            y = y + self.beta
+        return y.astype(self.compute_dtype) if y.dtype != self.compute_dtype else y
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": _initializer_name(self.beta_initializer, "zeros"),
                 "gamma_initializer": _initializer_name(self.gamma_initializer, "ones")}
 
 
