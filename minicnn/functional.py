@@ -127,7 +127,15 @@ def concatenate(tensors, axis=-1):
 
 
 def dense(x, kernel, bias=None):
-    """x (N, D_in), kernel (D_in, D_out), bias (D_out,) -> (N, D_out)."""
+    """x (N, D_in), kernel (D_in, D_out), bias (D_out,) -> (N, D_out).
+
+    x (N, d1, ..., D_in) of higher rank, as Keras's Dense and PyTorch's linear take it:
+    the same weights applied along the last axis at every position -> (N, d1, ..., D_out),
+    computed as one (N*d1*..., D_in) GEMM on a reshaped view.
+    """
+    if x.ndim > 2:
+        rows = x.reshape(-1, x.shape[-1])
+        return dense(rows, kernel, bias).reshape(*x.shape[:-1], kernel.shape[-1])
     return apply(dense_fn.dense_forward, dense_fn.dense_backward, *_tensors(x, kernel, bias))
 
 

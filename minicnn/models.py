@@ -13,7 +13,7 @@ from .autograd import Tensor, no_grad
 from .callbacks import History  # noqa: F401  (fit returns one; its home was here)
 from .functions.loss import one_hot_targets
 from .data import Loader, epoch_seed
-from .layers import InputLayer
+from .layers import InputLayer, Layer
 from .layers.merging import Merge
 from .symbolic import Symbol
 from . import symbolic
@@ -278,6 +278,10 @@ class Model:
         if not self.loss.classifies:
             training.check_targets(y_host, self.output_shape, self.loss, what)
             return
+        if len(self.output_shape) != 1:
+            raise ValueError(f"{what}(): {type(self.loss).__name__} needs one score per class for each sample, "
+                             f"outputs (None, K); the model outputs {(None, *self.output_shape)}: a Flatten() or "
+                             f"GlobalAveragePooling2D() before the last Dense gives that")
         classes = self.output_shape[-1]
         if self.loss.sparse and y_host.ndim == 2 and y_host.shape[1] == classes and y_host.dtype.kind == "f":
             raise ValueError(f"{what}(): sparse_categorical_crossentropy expects integer labels "
@@ -507,7 +511,9 @@ class Model:
 
 
 class Sequential(Model):
-    """Layers applied in order: ``Sequential([Conv2D(...), MaxPooling2D(), ...])``."""
+    """Layers applied in order: ``Sequential([Conv2D(...), MaxPooling2D(), ...])``; the
+    input's shape from the first layer's ``input_shape=`` or, as in Keras, an ``Input``
+    first: ``Sequential([Input((32, 32, 3)), Conv2D(...), ...])``."""
 
     def __init__(self, layers=None, name="sequential"):
         super().__init__(name=name)
@@ -516,6 +522,19 @@ class Sequential(Model):
 
     # --- assembling ---------------------------------------------------------------
     def add(self, layer):
+        if isinstance(layer, Symbol):  # Input(...) gives a Symbol; its InputLayer holds the shape
+            if layer.inputs:
+                raise TypeError(f"{self.name}.add: got {layer!r}, the output of a layer already applied "
+                                f"to inputs; a Sequential takes layers (build a functional Model for this)")
+            layer = layer.layer
+        if isinstance(layer, InputLayer):
+            if self.layers or self.built:
+                raise ValueError(f"{self.name}.add: an Input {(None,) + layer.shape} can only come first, "
+                                 f"before any layer")
+            return self.build(layer.shape)  # as Keras: built now, each layer added builds at once
+        if not isinstance(layer, Layer):
+            hint = " (a class: call it, e.g. Dense(10))" if isinstance(layer, type) else ""
+            raise TypeError(f"{self.name}.add: expects a Layer, got {layer!r}{hint}")
         names = {l.name for l in self.layers}
         if layer._name is None:  # Keras-style unique names: conv2d, conv2d_1, ...
             base, k = layer.name, 0

@@ -238,10 +238,13 @@ def test_batch_norm_moving_averages_follow_keras(device):
     numpy.testing.assert_allclose(y.var(axis=(0, 1, 2)), batch_var / (batch_var + 1e-3))
 
 
-@given(n=st.integers(1, 5), d_in=st.integers(1, 6), d_out=st.integers(1, 6), bias=st.booleans())
-def test_dense_gradients(device, n, d_in, d_out, bias):
+@given(n=st.integers(1, 5), lead=st.sampled_from([(), (2,), (3, 2)]), d_in=st.integers(1, 6),
+       d_out=st.integers(1, 6), bias=st.booleans())
+def test_dense_gradients(device, n, lead, d_in, d_out, bias):
+    """lead: axes between the batch and the features, along which the same weights apply."""
     rng = numpy.random.default_rng(n + d_in + d_out)
-    inputs = [tensor(rng.standard_normal((n, d_in)), device), tensor(rng.standard_normal((d_in, d_out)), device)]
+    inputs = [tensor(rng.standard_normal((n, *lead, d_in)), device),
+              tensor(rng.standard_normal((d_in, d_out)), device)]
     if bias:
         inputs.append(tensor(rng.standard_normal(d_out), device))
     gradcheck(F.dense, inputs)

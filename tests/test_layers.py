@@ -49,9 +49,9 @@ def test_max_pooling_layer_gradients(device, pool, strides, padding, seed):
 
 
 @given(units=st.integers(1, 4), activation=st.sampled_from([None, "tanh", "sigmoid", "softmax"]),
-       seed=st.integers(0, 999))
-def test_dense_layer_gradients(device, units, activation, seed):
-    x = tensor(numpy.random.default_rng(seed).standard_normal((3, 5)), device)
+       shape=st.sampled_from([(3, 5), (3, 2, 5)]), seed=st.integers(0, 999))
+def test_dense_layer_gradients(device, units, activation, shape, seed):
+    x = tensor(numpy.random.default_rng(seed).standard_normal(shape), device)
     check_layer(Dense(units, activation=activation, **F64), x)
 
 
@@ -155,11 +155,12 @@ def test_bad_input_is_caught_with_the_layer_and_shapes_named():
     assert "Conv2D 'c3'" in message and "kernel 5x5 is larger than the padded input 3x3" in message
     message = rank_error(MaxPooling2D(4, name="p"), (1, 3, 3, 1))
     assert "MaxPooling2D 'p'" in message and "larger than the padded input" in message
-    message = rank_error(Dense(3, name="d"), (2, 4, 4, 8))
-    assert "Dense 'd'" in message and "Flatten()" in message and "(None, 4, 4, 8)" in message
+    message = rank_error(Dense(3, name="d"), (2,))
+    assert "Dense 'd'" in message and "rank >= 2" in message and "(None,)" in message
     dense = Dense(3, name="d2")
     dense(Tensor(numpy.zeros((2, 5), numpy.float32)))
     assert "expects 5 input features" in rank_error(dense, (2, 6))
+    assert "expects 5 input features on the last axis" in rank_error(dense, (2, 3, 6))
     with pytest.raises(TypeError, match="Dense 'd2'.*float64"):
         dense(Tensor(numpy.zeros((2, 5))))
 

@@ -486,3 +486,39 @@ def test_evaluate_and_validation_weigh_the_loss_not_the_metrics(device):
     assert history.history["val_accuracy"][0] == pytest.approx(right)
     history = model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, sample_weight=wd)
     assert history.history["val_loss"][0] == pytest.approx(by_hand(slice(30, 40))[0], rel=1e-5)
+
+
+def test_an_input_first_builds_the_sequential_and_dense_applies_along_the_last_axis(device, tmp_path):
+    """Keras's ``Sequential([Input(shape), ...])``: built at once, each layer added after it
+    built as it comes. A Dense on (N, rows, features) applies the same weights to every
+    row (one GEMM over N*rows rows); the model trains, saves and loads."""
+    from minicnn.layers import Input
+    model = Sequential([Input((6, 5)), Dense(4, activation="tanh"), Flatten(), Dense(3, activation="softmax")])
+    assert model.built and model.input_shape == (6, 5) and model.layers[0].output_shape == (6, 4)
+    assert model.layers[1].output_shape == (24,) and len(model.layers) == 3
+    rng = numpy.random.default_rng(0)
+    x = rng.standard_normal((8, 6, 5)).astype(numpy.float32)
+    dense = model.layers[0]
+    rows = backend.to_numpy(dense(Tensor(backend.to_device(x, device))).data)
+    kernel, bias = backend.to_numpy(dense.kernel.data), backend.to_numpy(dense.bias.data)
+    numpy.testing.assert_allclose(rows, numpy.tanh(x @ kernel + bias), rtol=1e-5, atol=1e-6)
+    model.compile(optimizer=SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.fit(x, rng.integers(0, 3, 8), epochs=1, batch_size=4, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = minicnn.models.load_model(tmp_path / "m.npz", device=device)
+    numpy.testing.assert_allclose(backend.to_numpy(loaded.predict(x, verbose=0)),
+                                  backend.to_numpy(model.predict(x, verbose=0)), rtol=1e-6)
+
+
+def test_sequential_add_names_what_it_cannot_take():
+    from minicnn.layers import Input
+    with pytest.raises(ValueError, match=r"an Input \(None, 4\) can only come first"):
+        Sequential([Dense(3, input_shape=(4,)), Input((4,))])
+    with pytest.raises(TypeError, match="a class: call it"):
+        Sequential([Dense])
+    with pytest.raises(TypeError, match="already applied to inputs"):
+        Sequential([Dense(2)(Input((4,)))])
+    model = Sequential([Input((4, 4, 2)), Conv2D(3, 3, padding="same"), Dense(5, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"outputs \(None, 4, 4, 5\): a Flatten\(\)"):
+        model.fit(numpy.zeros((2, 4, 4, 2), numpy.float32), numpy.zeros(2, int), verbose=0)

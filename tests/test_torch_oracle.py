@@ -226,8 +226,9 @@ def test_batch_norm(device, shape, training):
         close(var_o.data, var_t)
 
 
-def test_dense(device):
-    x, W, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+@pytest.mark.parametrize("x_shape", [(6, 4), (3, 5, 2, 4)])
+def test_dense(device, x_shape):
+    x, W, b = rng.standard_normal(x_shape), rng.standard_normal((4, 3)), rng.standard_normal(3)
     xo, Wo, bo = ours(x, device), ours(W, device), ours(b, device)
     yo = F.dense(xo, Wo, bo)
     gy = rng.standard_normal(yo.shape)

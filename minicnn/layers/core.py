@@ -7,7 +7,8 @@ from .base import Layer, RandomStream, set_weight_options, weight_options_config
 
 
 class Dense(Layer):
-    """Fully connected. Input (N, D_in) -> (N, units).
+    """Fully connected. Input (N, D_in) -> (N, units); of higher rank, as in Keras, along the
+    last axis at every position: (N, d1, ..., D_in) -> (N, d1, ..., units).
 
     Weights: ``kernel`` (D_in, units) Glorot-uniform, ``bias`` (units,) zeros.
     """
@@ -26,24 +27,23 @@ class Dense(Layer):
         self.kernel = self.bias = None
 
     def check_input_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise self.error("expects input of rank 2 (batch, features); add Flatten() before it "
-                             "to feed it images", input_shape)
-        if self.built and input_shape[0] != self.kernel.shape[0]:
-            raise self.error(f"expects {self.kernel.shape[0]} input features", input_shape)
+        if len(input_shape) < 1:
+            raise self.error("expects input of rank >= 2 (batch, ..., features)", input_shape)
+        if self.built and input_shape[-1] != self.kernel.shape[0]:
+            raise self.error(f"expects {self.kernel.shape[0]} input features on the last axis", input_shape)
 
     def build(self, input_shape):
-        self.kernel = self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer,
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
                                       constraint=self.kernel_constraint)
         if self.use_bias:
             self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
                                         constraint=self.bias_constraint)
 
     def compute_output_shape(self, input_shape):
-        return (self.units,)
+        return (*input_shape[:-1], self.units)
 
     def arithmetic(self):
-        d_in = self.input_shape[0]
+        d_in = self.input_shape[-1]
         weights = f"({d_in} + 1)*{self.units}" if self.use_bias else f"{d_in}*{self.units}"
         return [("units", None, self.units, ""),
                 ("params", weights, self.count_params(),
