@@ -52,11 +52,13 @@ def _fill_index(k, n, fill_mode):
     return xp.clip(k, 0, n - 1), inside if fill_mode == "constant" else xp.ones_like(inside)
 
 
-def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0.0):
+def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0.0, zoom=None):
     """Rotate, shift and mirror each image of a batch, with bilinear interpolation.
 
     x: (N, H, W, C) float; angles: (N,) radians; shift_y, shift_x: (N,) pixels (an image
-    moved down/right by the shift); flip: (N,) bool, mirror left-right.
+    moved down/right by the shift); flip: (N,) bool, mirror left-right; zoom: None or
+    (zoom_y, zoom_x), each (N,): an output pixel d rows from the centre reads the input
+    zoom_y * d rows from it (above 1 the image shrinks: Keras's zoom out).
     fill_mode: what lies outside the image: 'nearest' (edge pixels, Keras's default),
     'constant' (``cval``, as padding then cropping does) or 'reflect'.
     Returns (N, H, W, C). With zero angles and integer shifts every output pixel is
@@ -72,6 +74,8 @@ def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0
     cy, cx = dtype.type((h - 1) / 2), dtype.type((w - 1) / 2)
     dy = rows - cy - shift_y[:, None, None].astype(dtype)
     dx = cols - cx - shift_x[:, None, None].astype(dtype)
+    if zoom is not None:
+        dy, dx = dy * zoom[0][:, None, None].astype(dtype), dx * zoom[1][:, None, None].astype(dtype)
     cos, sin = xp.cos(angles).astype(dtype)[:, None, None], xp.sin(angles).astype(dtype)[:, None, None]
     src_y = cos * dy - sin * dx + cy                          # (N, H, W)
     src_x = sin * dy + cos * dx + cx
@@ -99,10 +103,12 @@ class Augment:
     uniformly, as Keras), an int >= 1 is whole pixels (drawn from -s..s, as random
     crop with padding s does).
     horizontal_flip: mirror half the images. fill_mode: 'nearest', 'constant', 'reflect'.
+    zoom_range: z draws each image's vertical and horizontal zoom on their own from
+    [1 - z, 1 + z], or [low, high] as given; above 1 the content shrinks (zooms out).
     """
 
     def __init__(self, rotation_range=0.0, width_shift_range=0.0, height_shift_range=0.0,
-                 horizontal_flip=False, fill_mode="nearest", cval=0.0):
+                 horizontal_flip=False, fill_mode="nearest", cval=0.0, zoom_range=0.0):
         if fill_mode not in ("nearest", "constant", "reflect"):
             raise ValueError(f"Augment: fill_mode must be 'nearest', 'constant' or 'reflect', got {fill_mode!r}")
         for name, value in (("rotation_range", rotation_range), ("width_shift_range", width_shift_range),
@@ -112,6 +118,11 @@ class Augment:
         self.rotation_range, self.horizontal_flip = float(rotation_range), bool(horizontal_flip)
         self.width_shift_range, self.height_shift_range = width_shift_range, height_shift_range
         self.fill_mode, self.cval = fill_mode, float(cval)
+        low, high = (1 - zoom_range, 1 + zoom_range) if isinstance(zoom_range, (int, float)) else zoom_range
+        if not 0 < low <= high:
+            raise ValueError(f"Augment: zoom_range must be z in [0, 1) or [low, high] with 0 < low <= high, "
+                             f"got {zoom_range!r}")
+        self.zoom_range = (float(low), float(high))
 
     @staticmethod
     def _shifts(rng, n, shift_range, size):
@@ -132,12 +143,17 @@ class Augment:
             flip = rng.random(n, dtype=numpy.float32) < 0.5
         else:
             flip = backend.get_array_module(x).zeros(n, dtype=bool)
-        return affine_sample(x, angles, shift_y, shift_x, flip, self.fill_mode, self.cval)
+        zoom = None
+        if self.zoom_range != (1.0, 1.0):  # drawn only when asked: other settings keep their streams
+            low, high = self.zoom_range
+            zoom = tuple(rng.random(n, dtype=numpy.float32) * numpy.float32(high - low) + numpy.float32(low)
+                         for _ in "yx")
+        return affine_sample(x, angles, shift_y, shift_x, flip, self.fill_mode, self.cval, zoom)
 
     def get_config(self):
         return {"rotation_range": self.rotation_range, "width_shift_range": self.width_shift_range,
                 "height_shift_range": self.height_shift_range, "horizontal_flip": self.horizontal_flip,
-                "fill_mode": self.fill_mode, "cval": self.cval}
+                "fill_mode": self.fill_mode, "cval": self.cval, "zoom_range": list(self.zoom_range)}
 
 
 _PRESETS = {

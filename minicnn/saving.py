@@ -28,7 +28,8 @@ from . import activations, backend, losses, optimizers
 from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D,
                      Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GlobalAveragePooling2D,
                      GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
-                     Multiply, PReLU, RandomFlip, RandomRotation, RandomTranslation, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
+                     Multiply, PReLU, RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
+                     RandomZoom, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
@@ -41,7 +42,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, Depthwis
                                                SpatialDropout2D, BatchNormalization, LayerNormalization, GroupNormalization,
                                                InputLayer, Add,
                                                Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
-                                               RandomFlip, RandomTranslation, RandomRotation)}
+                                               RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
+                                               RandomContrast, RandomBrightness)}
 
 
 class ModelFileError(ValueError):

@@ -1,7 +1,8 @@
 """Layers with Keras's names and arguments. Each owns its weights and calls the
 differentiable ops in ``minicnn.functional``."""
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from .augmentation import RandomFlip, RandomRotation, RandomTranslation
+from .augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
+                           RandomZoom)
 from .base import Layer
 from .convolutional import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
@@ -24,4 +25,4 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "Cropping2D", "UpSampling2D",
            "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
-           "RandomRotation"]
+           "RandomRotation", "RandomZoom", "RandomContrast", "RandomBrightness"]

@@ -1,4 +1,5 @@
-"""Keras's random augmentation layers: RandomFlip, RandomTranslation, RandomRotation.
+"""Keras's random augmentation layers: RandomFlip, RandomTranslation, RandomRotation,
+RandomZoom (geometric), RandomContrast and RandomBrightness (photometric).
 
 Put in the model (usually first), they change each training batch's images afresh and
 pass images through unchanged in inference, so the augmentation travels with the saved
@@ -134,6 +135,92 @@ class RandomRotation(RandomAugmentation):
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor), "fill_mode": self.fill_mode,
                 "interpolation": "bilinear", "fill_value": self.fill_value}
+
+
+class RandomZoom(RandomAugmentation):
+    """Each image zoomed about its centre: height_factor f draws the vertical zoom from
+    1 + [-f, f] (or 1 + [low, high]), a positive value zooming out (the content shrinks by
+    that fraction, fill_mode's pixels around it), a negative one zooming in; width_factor
+    the same horizontally, or None (Keras's default) for the vertical zoom, keeping the
+    aspect ratio. Factors within [-1, 1]; fill_mode as RandomTranslation's."""
+
+    def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear", seed=None,
+                 fill_value=0.0, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.height_factor = factor_range(height_factor, "RandomZoom: height_factor", 1.0)
+        self.width_factor = None if width_factor is None else factor_range(width_factor, "RandomZoom: width_factor", 1.0)
+        _require_bilinear(self, interpolation)
+        self._fill(fill_mode, fill_value)
+
+    def augment(self, x, rng):
+        n = x.shape[0]
+        xp = get_array_module(x)
+        zoom_y = 1 + _uniform(rng, n, *self.height_factor)
+        zoom_x = zoom_y if self.width_factor is None else 1 + _uniform(rng, n, *self.width_factor)
+        no_turn, no_flip = xp.zeros(n, dtype=numpy.float32), xp.zeros(n, dtype=bool)
+        return affine_sample(x, no_turn, no_turn, no_turn, no_flip, FILL_MODES[self.fill_mode], self.fill_value,
+                             zoom=(zoom_y, zoom_x))
+
+    def get_config(self):
+        return {**super().get_config(), "height_factor": list(self.height_factor),
+                "width_factor": None if self.width_factor is None else list(self.width_factor),
+                "fill_mode": self.fill_mode, "interpolation": "bilinear", "fill_value": self.fill_value}
+
+
+class _Photometric(RandomAugmentation):
+    """A per-image change of pixel values kept within value_range (Keras's default (0, 255):
+    give (0, 1) for images already scaled so)."""
+
+    def _value_range(self, value_range):
+        low, high = value_range
+        if not low < high:
+            raise ValueError(f"{type(self).__name__}: value_range must be (low, high) with low < high, "
+                             f"got {value_range!r}")
+        self.value_range = (float(low), float(high))
+
+    def clip(self, x):
+        low, high = self.value_range
+        return get_array_module(x).clip(x, x.dtype.type(low), x.dtype.type(high))
+
+    def get_config(self):
+        return {**super().get_config(), "factor": list(self.factor), "value_range": list(self.value_range)}
+
+
+class RandomContrast(_Photometric):
+    """Each image's contrast scaled by a factor drawn from [1 - lower, 1 + upper] (factor f:
+    lower = upper = f, in [0, 1]): every pixel becomes (x - mean) * factor + mean, mean that
+    image's channel mean over its pixels, then clipped to value_range, as Keras 3."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        lower, upper = (factor, factor) if isinstance(factor, (int, float)) else tuple(factor)
+        if not (0 <= lower <= 1 and upper >= 0):
+            raise ValueError(f"RandomContrast: factor must be f in [0, 1] or (lower, upper) with 0 <= lower <= 1 "
+                             f"and upper >= 0, got {factor!r}")
+        self.factor = (float(lower), float(upper))
+        self._value_range(value_range)
+
+    def augment(self, x, rng):
+        lower, upper = self.factor
+        scale = _uniform(rng, x.shape[0], 1 - lower, 1 + upper)[:, None, None, None]
+        mean = x.mean(axis=(1, 2), keepdims=True)
+        return self.clip((x - mean) * scale.astype(x.dtype) + mean)
+
+
+class RandomBrightness(_Photometric):
+    """Each image brightened by a shift drawn from [-f, f] (or [low, high]) times the width
+    of value_range, the same for all its pixels and channels, then clipped to value_range;
+    factors within [-1, 1], as Keras's."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.factor = factor_range(factor, "RandomBrightness: factor", 1.0)
+        self._value_range(value_range)
+
+    def augment(self, x, rng):
+        low, high = self.value_range
+        shift = _uniform(rng, x.shape[0], *self.factor) * numpy.float32(high - low)
+        return self.clip(x + shift.astype(x.dtype)[:, None, None, None])
 
 
 def _uniform(rng, n, low, high):
