@@ -184,6 +184,16 @@ class Tensor:
             return (-gy,)
         return _make(-self.data, (self,), backward)
 
+    def abs(self):
+        """|x|; its gradient sign(x), 0 at 0 (as PyTorch's and TensorFlow's)."""
+        a = self.data
+
+        def backward(gy):
+            return (gy * backend.get_array_module(a).sign(a),)
+        return _make(abs(a), (self,), backward)
+
+    __abs__ = abs
+
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor):
             raise TypeError("Tensor ** Tensor is not supported; the exponent must be a number")

@@ -1,7 +1,7 @@
 """ReLU, LeakyReLU, PReLU, ELU and Softmax as layers of their own, with Keras's arguments
 (the plain activations by name are ``Activation('relu')`` or ``activation='relu'``)."""
 from .. import constraints, functional as F, regularizers
-from .base import Layer, _named
+from .base import Layer, _named, initializer_option
 from .core import Activation
 
 
@@ -65,7 +65,7 @@ class PReLU(Layer):
         if not all(isinstance(a, int) and a >= 1 for a in shared):
             raise ValueError(f"PReLU: shared_axes are axes after the batch (1, 2, ...), got {shared_axes!r}")
         self.shared_axes = shared
-        self.alpha_initializer = alpha_initializer
+        self.alpha_initializer = initializer_option(alpha_initializer)
         self.alpha_regularizer = regularizers.get(alpha_regularizer)
         self.alpha_constraint = constraints.get(alpha_constraint)
         self.alpha = None
@@ -93,7 +93,7 @@ class PReLU(Layer):
         return x.relu() - self.compute_weight(self.alpha) * (-x).relu()
 
     def get_config(self):
-        return {**super().get_config(), "alpha_initializer": _named(self.alpha_initializer),
+        return {**super().get_config(), "alpha_initializer": _named(self.alpha_initializer, "zeros"),
                 "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
                 "alpha_constraint": constraints.serialize(self.alpha_constraint),
                 "shared_axes": list(self.shared_axes) or None}

@@ -28,17 +28,25 @@ def weight_options_config(layer):
 def set_weight_options(layer, kernel_initializer, bias_initializer, kernel_constraint, bias_constraint,
                        kernel_regularizer, bias_regularizer):
     """Store Conv2D's and Dense's weight arguments (names or objects) on the layer."""
-    layer.kernel_initializer, layer.bias_initializer = kernel_initializer, bias_initializer
+    layer.kernel_initializer, layer.bias_initializer = initializer_option(kernel_initializer), initializer_option(
+        bias_initializer)
     layer.kernel_constraint = constraints.get(kernel_constraint)
     layer.bias_constraint = constraints.get(bias_constraint)
     layer.kernel_regularizer = regularizers.get(kernel_regularizer)
     layer.bias_regularizer = regularizers.get(bias_regularizer)
 
 
-def _named(initializer):
-    """Initializers are saved by name; a custom function is saved as the default
-    (its values are in the saved weights anyway)."""
-    return initializer if isinstance(initializer, str) else "glorot_uniform"
+def initializer_option(value):
+    """An initializer argument checked now, as Keras does (an unknown name raises here, not at
+    build): a name stays a name, to be saved as one; a saved config becomes its object."""
+    resolved = initializers.get(value)
+    return value if isinstance(value, str) else resolved
+
+
+def _named(initializer, default="glorot_uniform"):
+    """Initializers are saved by name, or an Initializer object by its config; a function
+    of the user's own as the weight's default (its values are in the saved weights anyway)."""
+    return initializers.serialize(initializer) or default
 
 
 class RandomStream:

@@ -3,7 +3,7 @@ LayerNormalization, each example over its own axes, and GroupNormalization, each
 over groups of its channels."""
 from .. import backend, functional as F
 from ..autograd import Tensor
-from .base import Layer
+from .base import Layer, _named, initializer_option
 
 
 class BatchNormalization(Layer):
@@ -91,7 +91,8 @@ class LayerNormalization(Layer):
         if epsilon <= 0:
             raise ValueError(f"LayerNormalization: epsilon must be > 0, got {epsilon}")
         self.axis, self.epsilon, self.center, self.scale = axis, epsilon, center, scale
-        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.beta_initializer = initializer_option(beta_initializer)
+        self.gamma_initializer = initializer_option(gamma_initializer)
         self.gamma = self.beta = None
 
     def axes(self, input_shape):
@@ -144,8 +145,8 @@ class LayerNormalization(Layer):
     def get_config(self):
         axis = self.axis if isinstance(self.axis, int) else list(self.axis)
         return {**super().get_config(), "axis": axis, "epsilon": self.epsilon, "center": self.center,
-                "scale": self.scale, "beta_initializer": _initializer_name(self.beta_initializer, "zeros"),
-                "gamma_initializer": _initializer_name(self.gamma_initializer, "ones")}
+                "scale": self.scale, "beta_initializer": _named(self.beta_initializer, "zeros"),
+                "gamma_initializer": _named(self.gamma_initializer, "ones")}
 
 
 class GroupNormalization(Layer):
@@ -171,7 +172,8 @@ class GroupNormalization(Layer):
         if epsilon <= 0:
             raise ValueError(f"GroupNormalization: epsilon must be > 0, got {epsilon}")
         self.groups, self.axis, self.epsilon, self.center, self.scale = groups, axis, epsilon, center, scale
-        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.beta_initializer = initializer_option(beta_initializer)
+        self.gamma_initializer = initializer_option(gamma_initializer)
         self.gamma = self.beta = None
 
     def check_input_shape(self, input_shape):
@@ -213,11 +215,6 @@ class GroupNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
-                "beta_initializer": _initializer_name(self.beta_initializer, "zeros"),
-                "gamma_initializer": _initializer_name(self.gamma_initializer, "ones")}
+                "beta_initializer": _named(self.beta_initializer, "zeros"),
+                "gamma_initializer": _named(self.gamma_initializer, "ones")}
 
-
-def _initializer_name(initializer, default):
-    """Initializers are saved by name; a custom function as the default (its values are in
-    the saved weights anyway)."""
-    return initializer if isinstance(initializer, str) else default

@@ -7,13 +7,13 @@ channels that is 9*C + C*F weights instead of 9*C*F: about 9 times fewer for wid
 """
 from .. import activations, constraints, functional as F, regularizers
 from ..functions.conv import dilated_size, normalize_padding, pair
-from .base import Layer, _named
+from .base import Layer, _named, initializer_option
 from .convolutional import _spatial_output, window_arithmetic
 
 
 def _options(layer, prefix, initializer, constraint, regularizer):
     """Store one weight's initializer, constraint and regularizer as ``{prefix}_...``."""
-    setattr(layer, f"{prefix}_initializer", initializer)
+    setattr(layer, f"{prefix}_initializer", initializer_option(initializer))
     setattr(layer, f"{prefix}_constraint", constraints.get(constraint))
     setattr(layer, f"{prefix}_regularizer", regularizers.get(regularizer))
 
