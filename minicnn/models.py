@@ -15,6 +15,7 @@ from .functions.loss import one_hot_targets
 from .data import Loader, epoch_seed
 from .layers import InputLayer, Layer
 from .layers.merging import Merge
+from .layers.nested import NestedModel
 from .symbolic import Symbol
 from . import symbolic
 
@@ -108,7 +109,7 @@ class Model:
             args = [values[id(s)] for s in node.inputs]
             arg = args if len(args) > 1 or isinstance(node.layer, Merge) else args[0]
             if node is last:
-                values[id(node)] = node.layer.pre_activation(arg)
+                values[id(node)] = _pre_activation(node.layer, arg, training)
             else:
                 values[id(node)] = node.layer(arg, training=training)
         return values
@@ -116,11 +117,17 @@ class Model:
     def __call__(self, x, training=None):
         """x Tensor (N, ...) (a list of them for several inputs) -> the output Tensor(s)."""
         if symbolic.is_symbolic(x):
-            raise TypeError(f"{self.name}: using a model as a layer of another is not supported yet; "
-                            "build the larger model from its layers")
+            return self._as_layer()(x)
         values = self._run(x, training)
         outputs = [values[id(s)] for s in self.outputs]
         return outputs if self._many[1] else outputs[0]
+
+    def _as_layer(self):
+        """This model as a layer of another (called on a Symbol): one NestedModel however
+        often it is called, so every call shares its weights."""
+        if getattr(self, "_nested", None) is None:
+            self._nested = NestedModel(self)
+        return self._nested
 
     def _forward_logits(self, x, training, logits_wanted=True):
         """(output, None), or (None, logits) when the output layer ends in a softmax
@@ -165,6 +172,19 @@ class Model:
     @property
     def non_trainable_weights(self):
         return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    @property
+    def trainable(self):
+        """False once ``model.trainable = False`` froze it (Keras's idiom for a pretrained base)."""
+        return getattr(self, "_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freeze (False) or unfreeze every layer, as Keras's: no weight of a frozen model
+        trains, and its batch-norm layers run in inference mode."""
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = value
 
     @property
     def losses(self):
@@ -527,6 +547,10 @@ class Sequential(Model):
                 raise TypeError(f"{self.name}.add: got {layer!r}, the output of a layer already applied "
                                 f"to inputs; a Sequential takes layers (build a functional Model for this)")
             layer = layer.layer
+        if isinstance(layer, Model):  # Keras's nesting: Sequential([base, Dense(10)])
+            if layer is self:
+                raise ValueError(f"{self.name}.add: a model cannot be a layer of itself")
+            layer = layer._as_layer()
         if isinstance(layer, InputLayer):
             if self.layers or self.built:
                 raise ValueError(f"{self.name}.add: an Input {(None,) + layer.shape} can only come first, "
@@ -577,7 +601,10 @@ class Sequential(Model):
 
     # --- forward ------------------------------------------------------------------
     def __call__(self, x, training=None):
-        """x Tensor (N, ...) -> output Tensor. The first call builds the model, as in Keras."""
+        """x Tensor (N, ...) -> output Tensor. The first call builds the model, as in Keras.
+        On a Symbol it is a layer of the functional model being built."""
+        if symbolic.is_symbolic(x):
+            return self._as_layer()(x)
         if not isinstance(x, Tensor):
             x = Tensor(x)
         if not self.built:
@@ -597,7 +624,7 @@ class Sequential(Model):
             x = layer(x, training=training)
         if logits_wanted and last.activation_name == "softmax":
             last.build_for(x.shape[1:], x.device)
-            return None, last.pre_activation(x)
+            return None, _pre_activation(last, x, training)
         return last(x, training=training), None
 
     def summary(self, print_fn=print, line_length=65, arithmetic=False):
@@ -622,6 +649,12 @@ class Sequential(Model):
             lines.append("=" * line_length if i == len(self.layers) - 1 else "_" * line_length)
         lines += _totals(self, line_length)
         print_fn("\n".join(lines))
+
+
+def _pre_activation(layer, x, training):
+    """A softmax layer's input: its pre_activation, which for a model nested as a layer
+    runs that model and so needs the mode (its batch-norm and dropout follow it)."""
+    return layer.pre_activation(x, training) if isinstance(layer, NestedModel) else layer.pre_activation(x)
 
 
 def _totals(model, line_length):

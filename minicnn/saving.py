@@ -29,7 +29,7 @@ from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalizat
                      Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GlobalAveragePooling2D,
                      GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
                      Multiply, PReLU, RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
-                     RandomZoom, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
+                     RandomZoom, NestedModel, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
@@ -43,7 +43,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, Depthwis
                                                InputLayer, Add,
                                                Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
                                                RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
-                                               RandomContrast, RandomBrightness)}
+                                               RandomContrast, RandomBrightness, NestedModel)}
 
 
 class ModelFileError(ValueError):
@@ -240,7 +240,7 @@ def load_model(path, compile=True, device=None):
     header, arrays = _read(path)
     spec = header.get("model") or {}
     with backend.device(device or backend.get_device()):
-        model = _rebuild(spec, path) if spec.get("class_name") == "Model" else _rebuild_sequential(spec, path)
+        model = rebuild_model(spec, path)
     weights = _numbered(arrays, "weights", len(model.weights), path)
     try:
         model.set_weights(weights)
@@ -253,6 +253,11 @@ def load_model(path, compile=True, device=None):
     if compile and header.get("compile"):
         _restore_compile(model, header, arrays, path)
     return model
+
+
+def rebuild_model(spec, path):
+    """A model from model_config's dict (a nested model's, inside a layer's config)."""
+    return _rebuild(spec, path) if spec.get("class_name") == "Model" else _rebuild_sequential(spec, path)
 
 
 def _make_layer(entry, what, path):
@@ -328,7 +333,9 @@ def _restore_compile(model, header, arrays, path):
                                      f"the model has {len(weights)} weights")
         try:
             if order is not None:
-                model.optimizer.build([weights[i] for i in order])  # refuses a parameter named twice
+                ordered = [weights[i] for i in order]
+                model.optimizer.build(ordered)  # refuses a parameter named twice; leaves frozen ones out,
+                model.optimizer.rebind(ordered)  # but a layer frozen after training keeps its state bound
             model.optimizer.load_state_dict({"iterations": state["iterations"], "slots": slots,
                                              "options": state.get("options"),
                                              "loss_scale": state.get("loss_scale")})

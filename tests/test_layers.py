@@ -191,3 +191,20 @@ def test_freezing_a_layer():
     assert dense.trainable_weights == [] and len(dense.non_trainable_weights) == 2
     dense.trainable = True
     assert len(dense.trainable_weights) == 2
+
+
+def test_a_frozen_batch_norm_runs_in_inference_mode(device):
+    """Keras's rule since TF 2.0: BatchNormalization with trainable = False normalises with
+    its moving averages even in training, and leaves them as they are."""
+    rng = numpy.random.default_rng(0)
+    x = tensor(rng.standard_normal((8, 3)) * 2 + 1, device).astype(numpy.float32)
+    bn = BatchNormalization()
+    bn(x, training=True)
+    bn.trainable = False
+    mean, variance = (backend.to_numpy(w.data).copy() for w in (bn.moving_mean, bn.moving_variance))
+    frozen = backend.to_numpy(bn(x, training=True).data)
+    numpy.testing.assert_array_equal(frozen, backend.to_numpy(bn(x, training=False).data))
+    numpy.testing.assert_array_equal(backend.to_numpy(bn.moving_mean.data), mean)
+    numpy.testing.assert_array_equal(backend.to_numpy(bn.moving_variance.data), variance)
+    bn.trainable = True
+    assert not numpy.allclose(backend.to_numpy(bn(x, training=True).data), frozen)  # batch statistics again

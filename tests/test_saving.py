@@ -248,3 +248,21 @@ def test_random_models_of_every_layer_kind_train_save_and_load_back_exactly(tmp_
 def data_for_random_models():
     rng = numpy.random.default_rng(0)
     return rng.standard_normal((16, 8, 8, 3)).astype(numpy.float32), numpy.arange(16) % 4
+
+
+def test_a_layer_frozen_after_training_saves_and_loads_with_its_optimizer_state(tmp_path):
+    """The optimizer keeps a frozen layer's slots (unfrozen, it goes on from them); a file
+    saved so once could not be loaded (the loader bound only the trainable weights)."""
+    model = Sequential([Dense(3, input_shape=(4,)), Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x, y = numpy.random.default_rng(0).random((8, 4), dtype=numpy.float32), numpy.arange(8) % 2
+    model.fit(x, y, verbose=0)
+    model.layers[0].trainable = False
+    model.fit(x, y, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert not loaded.layers[0].trainable and len(loaded.optimizer.params) == 4
+    for a, b in zip(loaded.optimizer.slots["m"], model.optimizer.slots["m"]):
+        numpy.testing.assert_array_equal(a, b)
+    loaded.layers[0].trainable = True
+    loaded.fit(x, y, verbose=0)  # and trains on from that state

@@ -11,6 +11,8 @@ class BatchNormalization(Layer):
     update moving = moving * momentum + batch * (1 - momentum); in inference use the
     moving averages.
 
+    With ``trainable = False`` it runs in inference mode even in training, as Keras's.
+
     Weights (Keras order): ``gamma`` (C,) ones and ``beta`` (C,) zeros, trained;
     ``moving_mean`` (C,) zeros and ``moving_variance`` (C,) ones, state (non-trainable).
     Under a mixed policy all four stay float32 and so does the arithmetic (a float16 input
@@ -54,6 +56,9 @@ class BatchNormalization(Layer):
                  f"the moving averages are not trained")]
 
     def call(self, x, training):
+        # Frozen (trainable=False), it runs in inference mode, as Keras's does since TF 2.0:
+        # fine-tuning a model above a frozen base must not move the base's statistics.
+        training = training and self._trainable
         # scale=False / center=False: a constant 1 / 0 on the same device, not a weight
         gamma = self.gamma if self.gamma is not None else Tensor(self.moving_mean.data * 0 + 1)
         beta = self.beta if self.beta is not None else Tensor(self.moving_mean.data * 0)
