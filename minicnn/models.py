@@ -519,7 +519,7 @@ class Model:
                  row("Layer (type)", "Output Shape", "Param #", "Connected to"), "=" * line_length]
         entries = [(s.layer, s, []) for s in self.inputs] + [(n.layer, n, n.inputs) for n in self.nodes]
         for i, (layer, symbol, inputs) in enumerate(entries):
-            label = f"{layer.name} ({type(layer).__name__})"
+            label = f"{layer.name} ({layer.type_name})"
             sources = [s.name for s in inputs] or [""]
             lines.append(row(label, str((None,) + symbol.shape), f"{layer.count_params()}", sources[0]))
             lines += [row("", "", "", source) for source in sources[1:]]
@@ -641,7 +641,7 @@ class Sequential(Model):
         lines = [f'Model: "{self.name}"', "_" * line_length, row("Layer (type)", "Output Shape", "Param #"),
                  "=" * line_length]
         for i, layer in enumerate(self.layers):
-            label = f"{layer.name} ({type(layer).__name__})"
+            label = f"{layer.name} ({layer.type_name})"
             lines.append(row(label, str((None,) + tuple(layer.output_shape)), f"{layer.count_params()}"))
             if arithmetic:
                 lines.append(f"    input {(None,) + tuple(layer.input_shape)}")

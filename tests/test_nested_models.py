@@ -30,6 +30,9 @@ def test_a_nested_sequential_computes_what_its_layers_do_and_passes_gradients(de
     assert isinstance(model.layers[0], NestedModel) and model.layers[0].name == "base"
     assert model.output_shape == (2,) and model.count_params() == base.count_params() + 12 * 2 + 2  # 2x2x3 features
     assert len(model.weights) == len(base.weights) + 2 and model.weights[0] is base.weights[0]
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any(line.startswith("base (Sequential)") and "(None, 12)" in line for line in "\n".join(lines).splitlines())
     rng = numpy.random.default_rng(1)
     x = Tensor(backend.to_device(rng.standard_normal((3, 6, 6, 2)), device), requires_grad=True)
     numpy.testing.assert_allclose(backend.to_numpy(model(x, training=False).data),
@@ -77,6 +80,9 @@ def test_a_model_called_on_symbols_is_one_layer_with_one_set_of_weights(device, 
         both = minicnn.layers.Concatenate()([base(left), base(right)])
         twin = Model([left, right], Dense(2)(both))
     assert [type(layer).__name__ for layer in twin.layers] == ["NestedModel", "Concatenate", "Dense"]
+    one = Input((4,))
+    functional = Model(one, Dense(2)(one))
+    assert twin.layers[0].type_name == "Sequential" and Sequential([functional]).layers[0].type_name == "Functional"
     assert twin.count_params() == base.count_params() + 24 * 2 + 2  # 12 features from each
     x, _ = data(4)
     xl, xr = (Tensor(backend.to_device(a, device)) for a in (x, x[::-1].copy()))

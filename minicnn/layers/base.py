@@ -102,8 +102,13 @@ class Layer:
     def name(self):
         return self._name or _snake(type(self).__name__)
 
+    @property
+    def type_name(self):
+        """What a summary prints in brackets after the name: the class's name."""
+        return type(self).__name__
+
     def describe(self):
-        return f"{type(self).__name__} '{self.name}'"
+        return f"{self.type_name} '{self.name}'"
 
     def error(self, message, input_shape=None):
         shape = f" (got input shape {(None,) + tuple(input_shape)})" if input_shape is not None else ""

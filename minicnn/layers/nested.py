@@ -37,6 +37,12 @@ class NestedModel(Layer):
         return self._name or self.model.name
 
     @property
+    def type_name(self):
+        """As Keras's summary: (Sequential) or (Functional)."""
+        from ..models import Sequential
+        return "Sequential" if isinstance(self.model, Sequential) else "Functional"
+
+    @property
     def trainable(self):
         return self.model.trainable
 
