@@ -1,6 +1,6 @@
 """Keras's other initializers (glorot_normal, lecun_*, RandomNormal, RandomUniform,
 TruncatedNormal, Constant, Orthogonal) and weight penalties (L1, L1L2): their formulas
-checked on large draws, seeds, save/load, and the penalties in the loss and gradient."""
+checked on large draws, seeds and save/load."""
 import math
 
 import numpy
@@ -93,32 +93,4 @@ def test_bad_initializers_and_regularizers_are_named():
     with pytest.raises(ValueError, match="l1: the factor must be a number >= 0"):
         regularizers.l1(-0.1)
     assert regularizers.get("l1_l2").get_config() == {"l1": 0.0, "l2": 0.0}  # Keras 3's default
-
-
-@pytest.mark.parametrize("penalty, l1, l2", [(regularizers.l1(0.05), 0.05, 0.0),
-                                             (regularizers.l1_l2(0.02, 0.03), 0.02, 0.03)])
-def test_l1_penalties_join_the_loss_and_the_gradient(device, penalty, l1, l2):
-    """loss = cross-entropy + l1 * sum(|kernel|) + l2 * sum(kernel^2); the kernel's gradient
-    gains l1 * sign(kernel) + 2 * l2 * kernel."""
-    rng = numpy.random.default_rng(0)
-    x = backend.to_device(rng.random((6, 4, 4, 1), dtype=numpy.float32), device)
-    y = backend.to_device(rng.integers(0, 3, 6), device)
-
-    def model(regularizer):
-        minicnn.set_seed(1)
-        m = Sequential([Flatten(input_shape=(4, 4, 1)),
-                        Dense(3, activation="softmax", kernel_regularizer=regularizer)])
-        m.build((4, 4, 1), device)
-        m.compile(minicnn.optimizers.SGD(1e-9), "sparse_categorical_crossentropy")
-        return m
-    plain, penalised = model(None), model(penalty)
-    kernel = backend.to_numpy(penalised.layers[1].kernel.data).astype(numpy.float64)
-    expected = plain.test_on_batch(x, y) + l1 * numpy.abs(kernel).sum() + l2 * (kernel ** 2).sum()
-    assert penalised.test_on_batch(x, y) == pytest.approx(expected, rel=1e-5)
-    grads = []
-    for m in (plain, penalised):
-        loss = minicnn.training.with_penalties(m, m.loss(y, *m._forward_logits(minicnn.Tensor(x), True)))
-        loss.backward()
-        grads.append(backend.to_numpy(m.layers[1].kernel.grad))
-    numpy.testing.assert_allclose(grads[1] - grads[0], l1 * numpy.sign(kernel) + 2 * l2 * kernel,
-                                  rtol=1e-4, atol=1e-6)
+# The L1 and L1L2 penalties in the loss and gradient: test_resnet_layers.py, beside L2's.

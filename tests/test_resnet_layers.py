@@ -77,29 +77,33 @@ def test_he_initialisers_give_variance_two_over_fan_in(name, expected_var):
         assert numpy.abs(w).max() <= math.sqrt(6 / fan_in)
 
 
-def test_l2_penalty_joins_the_loss_and_the_gradient(device):
-    """loss = cross-entropy + l * sum(kernel^2); the kernel's gradient gains 2 * l * kernel."""
+@pytest.mark.parametrize("penalty, l1, l2", [(regularizers.l2(0.05), 0.0, 0.05), (regularizers.l1(0.05), 0.05, 0.0),
+                                             (regularizers.l1_l2(0.02, 0.03), 0.02, 0.03)])
+def test_weight_penalties_join_the_loss_and_the_gradient(device, penalty, l1, l2):
+    """loss = cross-entropy + l1 * sum(|kernel|) + l2 * sum(kernel^2); the kernel's gradient
+    gains l1 * sign(kernel) + 2 * l2 * kernel (L2 alone: 2 * l2 * kernel)."""
     rng = numpy.random.default_rng(0)
     x = backend.to_device(rng.random((6, 4, 4, 1), dtype=numpy.float32), device)
     y = backend.to_device(rng.integers(0, 3, 6), device)
 
-    def model(penalty):
+    def model(regularizer):
         minicnn.set_seed(1)
         m = Sequential([Flatten(input_shape=(4, 4, 1)),
-                        Dense(3, activation="softmax", kernel_regularizer=penalty)])
+                        Dense(3, activation="softmax", kernel_regularizer=regularizer)])
         m.build((4, 4, 1), device)
         m.compile(minicnn.optimizers.SGD(1e-9), "sparse_categorical_crossentropy")
         return m
-    plain, penalised = model(None), model(regularizers.l2(0.05))
-    kernel = backend.to_numpy(penalised.layers[1].kernel.data)
-    expected = plain.test_on_batch(x, y) + 0.05 * float((kernel.astype(numpy.float64) ** 2).sum())
+    plain, penalised = model(None), model(penalty)
+    kernel = backend.to_numpy(penalised.layers[1].kernel.data).astype(numpy.float64)
+    expected = plain.test_on_batch(x, y) + l1 * numpy.abs(kernel).sum() + l2 * (kernel ** 2).sum()
     assert penalised.test_on_batch(x, y) == pytest.approx(expected, rel=1e-5)
     grads = []
     for m in (plain, penalised):
         loss = minicnn.training.with_penalties(m, m.loss(y, *m._forward_logits(minicnn.Tensor(x), True)))
         loss.backward()
         grads.append(backend.to_numpy(m.layers[1].kernel.grad))
-    numpy.testing.assert_allclose(grads[1] - grads[0], 2 * 0.05 * kernel, rtol=1e-4, atol=1e-7)
+    numpy.testing.assert_allclose(grads[1] - grads[0], l1 * numpy.sign(kernel) + 2 * l2 * kernel,
+                                  rtol=1e-4, atol=1e-6)
 
 
 def test_the_new_layers_save_and_load(tmp_path):
