@@ -9,7 +9,7 @@ import numpy
 from . import backend
 from .autograd import Tensor, apply
 from .functions import activation as act, average_pooling, conv, conv_transpose, dense as dense_fn, depthwise_conv, dropout as dropout_fn
-from .functions import layer_norm as ln, upsampling, loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
+from .functions import layer_norm as ln, resize as resize_fn, upsampling, loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
 
 
 def _tensors(*items):
@@ -72,6 +72,20 @@ def upsample2d(x, size=(2, 2), interpolation="nearest"):
                          "bilinear": (upsampling.upsample_bilinear_forward, upsampling.upsample_bilinear_backward)}[
         interpolation]
     return apply(forward, backward, x, size=conv.pair(size, "upsample2d size"))
+
+
+def resize(x, size, interpolation="bilinear"):
+    """x (N, H, W, C) -> (N, OH, OW, C) for size (OH, OW), any size up or down: 'bilinear'
+    or 'nearest', pixel edges aligned (Keras's and PyTorch's align_corners=False;
+    functions/resize.py). Differentiable in x: the gradient goes back through the same weights."""
+    if interpolation not in resize_fn.INTERPOLATIONS:
+        raise ValueError(f"resize: interpolation must be one of {resize_fn.INTERPOLATIONS}, got {interpolation!r}")
+    if x.ndim != 4:
+        raise ValueError(f"resize expects x of rank 4 (N, H, W, C), got shape {x.shape}")
+    size = conv.pair(size, "resize size")
+    if tuple(x.shape[1:3]) == size:
+        return x  # the matrices would be the identity
+    return apply(resize_fn.resize_forward, resize_fn.resize_backward, x, size=size, interpolation=interpolation)
 
 
 def relu_family(x, negative_slope=0.0, max_value=None, threshold=0.0):

@@ -25,11 +25,11 @@ import zipfile
 import numpy
 
 from . import activations, backend, losses, optimizers
-from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D,
+from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, CenterCrop, Concatenate, Conv2D,
                      Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GlobalAveragePooling2D,
                      GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
-                     Multiply, PReLU, RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
-                     RandomZoom, NestedModel, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
+                     Multiply, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
+                     RandomZoom, NestedModel, ReLU, Rescaling, Reshape, Resizing, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
@@ -43,7 +43,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, Depthwis
                                                InputLayer, Add,
                                                Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
                                                RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
-                                               RandomContrast, RandomBrightness, NestedModel)}
+                                               RandomContrast, RandomBrightness, RandomCrop, Resizing, CenterCrop,
+                                               NestedModel)}
 
 
 class ModelFileError(ValueError):

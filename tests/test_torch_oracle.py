@@ -102,22 +102,37 @@ def test_layer_norm(device, shape, axes):
     close(bo.grad, bt.grad)
 
 
+def same_as_interpolate(device, x, ours_op, mode, **their_size):
+    """ours_op(Tensor) against PyTorch's interpolate(mode, **their_size) on NCHW, in value and
+    in the gradient of a random upstream gradient."""
+    xo = ours(x, device)
+    yo = ours_op(xo)
+    gy = rng.standard_normal(yo.shape)
+    yo.backward(backend.to_device(gy, device))
+    xt = theirs(x)
+    options = {"align_corners": False} if mode == "bilinear" else {}
+    yt = nhwc(tF.interpolate(nchw(xt), mode=mode, **their_size, **options))
+    (yt * torch.tensor(gy)).sum().backward()
+    close(yo.data, yt)
+    close(xo.grad, xt.grad)
+
+
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @pytest.mark.parametrize("size", [(2, 2), (3, 2), (1, 3)])
 def test_upsample2d(device, interpolation, size):
     """PyTorch's interpolate(scale_factor=...) (bilinear with align_corners=False): Keras's
     UpSampling2D pixel for pixel, clamped border included."""
-    x = rng.standard_normal((2, 4, 5, 3))
-    xo = ours(x, device)
-    yo = F.upsample2d(xo, size, interpolation)
-    gy = rng.standard_normal(yo.shape)
-    yo.backward(backend.to_device(gy, device))
-    xt = theirs(x)
-    options = {"align_corners": False} if interpolation == "bilinear" else {}
-    yt = nhwc(tF.interpolate(nchw(xt), scale_factor=size, mode=interpolation, **options))
-    (yt * torch.tensor(gy)).sum().backward()
-    close(yo.data, yt)
-    close(xo.grad, xt.grad)
+    same_as_interpolate(device, rng.standard_normal((2, 4, 5, 3)), lambda t: F.upsample2d(t, size, interpolation),
+                        interpolation, scale_factor=size)
+
+
+@pytest.mark.parametrize("interpolation, their_mode", [("bilinear", "bilinear"), ("nearest", "nearest-exact")])
+@pytest.mark.parametrize("size", [(3, 4), (9, 5), (11, 16), (1, 1)])
+def test_resize(device, interpolation, their_mode, size):
+    """PyTorch's interpolate(size=...), down, up and by factors that are not whole; Keras's
+    'nearest' (half-pixel centres) is PyTorch's 'nearest-exact'."""
+    same_as_interpolate(device, rng.standard_normal((2, 6, 7, 3)), lambda t: F.resize(t, size, interpolation),
+                        their_mode, size=size)
 
 
 @pytest.mark.parametrize("kernel, strides, padding, output_padding, dilation",

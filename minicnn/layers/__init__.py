@@ -1,11 +1,12 @@
 """Layers with Keras's names and arguments. Each owns its weights and calls the
 differentiable ops in ``minicnn.functional``."""
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from .augmentation import (RandomBrightness, RandomContrast, RandomFlip, RandomRotation, RandomTranslation,
-                           RandomZoom)
+from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
+                           RandomTranslation, RandomZoom)
 from .base import Layer
 from .convolutional import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
+from .image_preprocessing import CenterCrop, Resizing
 from .input_layer import Input, InputLayer
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .nested import NestedModel
@@ -26,4 +27,4 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "Cropping2D", "UpSampling2D",
            "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
-           "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness"]
+           "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "Resizing", "CenterCrop"]

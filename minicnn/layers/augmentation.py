@@ -1,5 +1,5 @@
 """Keras's random augmentation layers: RandomFlip, RandomTranslation, RandomRotation,
-RandomZoom (geometric), RandomContrast and RandomBrightness (photometric).
+RandomZoom, RandomCrop (geometric), RandomContrast and RandomBrightness (photometric).
 
 Put in the model (usually first), they change each training batch's images afresh and
 pass images through unchanged in inference, so the augmentation travels with the saved
@@ -7,7 +7,8 @@ model. They draw from the layer's own random stream (base.RandomStream), reseede
 every epoch, and resample with data.affine_sample (bilinear), the Loader's Augment's code.
 
 They give no gradient to their input (an augmentation sits on the data, before any
-weight); a layer that needs one raises, naming itself. Shapes: (N, H, W, C) -> the same.
+weight); a layer that needs one raises, naming itself. Shapes: (N, H, W, C) -> the same,
+but RandomCrop's (N, height, width, C).
 """
 import math
 
@@ -17,6 +18,7 @@ from ..autograd import Tensor
 from ..backend import get_array_module
 from ..data import affine_sample
 from .base import Layer, RandomStream
+from .image_preprocessing import SizedOutput, smart_resize
 
 # Keras's fill modes, as data._fill_index names them: Keras's 'reflect' repeats the edge pixel
 FILL_MODES = {"reflect": "symmetric", "wrap": "wrap", "nearest": "nearest", "constant": "constant"}
@@ -167,6 +169,35 @@ class RandomZoom(RandomAugmentation):
                 "fill_mode": self.fill_mode, "interpolation": "bilinear", "fill_value": self.fill_value}
 
 
+class RandomCrop(RandomAugmentation, SizedOutput):
+    """In training, a (height, width) window at a random place in each image, every pixel
+    an exact copy. In inference, and for an image smaller than the window, Keras's smart
+    resize instead (image_preprocessing.py): the centred window of the target's aspect
+    ratio, resized to (height, width); an image already that size passes unchanged.
+
+    Unlike Keras's, which cuts every image of a batch at one place, each image draws its
+    own (as torchvision's RandomCrop, applied per image, does): more variety per batch.
+    Inference resizes, so ZeroPadding2D(4) before RandomCrop(32, 32) would shrink the padded
+    test images; pad-and-crop is data.Augment's whole-pixel shifts (width_shift_range=4)."""
+
+    def __init__(self, height, width, seed=None, **kwargs):
+        super().__init__(seed, height=height, width=width, **kwargs)
+
+    def call(self, x, training):
+        _, H, W, _ = x.shape
+        if training and H >= self.height and W >= self.width:
+            return super().call(x, training)  # augment, below; no gradient to the input
+        return smart_resize(x, (self.height, self.width))
+
+    def augment(self, x, rng):
+        n, h, w, _ = x.shape
+        xp = get_array_module(x)
+        top, left = (_offsets(rng, n, h - self.height), _offsets(rng, n, w - self.width))
+        rows = top[:, None] + xp.arange(self.height)                      # (n, height)
+        cols = left[:, None] + xp.arange(self.width)                      # (n, width)
+        return x[xp.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]  # (n, height, width, C)
+
+
 class _Photometric(RandomAugmentation):
     """A per-image change of pixel values kept within value_range (Keras's default (0, 255):
     give (0, 1) for images already scaled so)."""
@@ -226,6 +257,12 @@ class RandomBrightness(_Photometric):
 def _uniform(rng, n, low, high):
     """(n,) float32 draws from [low, high), on rng's device."""
     return rng.random(n, dtype=numpy.float32) * numpy.float32(high - low) + numpy.float32(low)
+
+
+def _offsets(rng, n, most):
+    """(n,) int32 draws from 0..most, each equally likely, on rng's device."""
+    drawn = (rng.random(n, dtype=numpy.float32) * numpy.float32(most + 1)).astype(numpy.int32)
+    return get_array_module(drawn).minimum(drawn, most)  # float32 rounding may reach most + 1
 
 
 def _where(choose, a, b):
