@@ -77,7 +77,7 @@ def parse_args(argv=None):
     p.add_argument("--model", choices=sorted(zoo.MODELS), default=None, help="default: seed004_base")
     p.add_argument("--epochs", type=int, default=None, help="default: the tutorial's")
     p.add_argument("--batch-size", type=int, default=None, help="default: the tutorial's")
-    p.add_argument("--optimizer", choices=["adam", "adamw", "rmsprop", "sgd"], default=None,
+    p.add_argument("--optimizer", choices=["adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "sgd"], default=None,
                    help="default: the tutorial's optimizer with its settings; a name takes Keras's defaults")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
     p.add_argument("--augment", choices=data.AUGMENTATIONS, default=None, help="default: the tutorial's")
@@ -156,7 +156,7 @@ def make_optimizer(settings):
 def set_learning_rate(optimizer, lr, model):
     if optimizer.schedule is not None:
         raise RunError(f"--lr {lr}: {model}'s recipe sets its learning rate by a schedule "
-                       f"({optimizer.schedule!r}); leave --lr out, or give --optimizer adam|adamw|rmsprop|sgd to train with a fixed rate")
+                       f"({optimizer.schedule!r}); leave --lr out, or give --optimizer (adam, sgd, ...) to train with a fixed rate")
     optimizer.learning_rate = lr
 
 

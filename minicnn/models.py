@@ -230,13 +230,15 @@ class Model:
 
     # --- training -------------------------------------------------------------------
     def compile(self, optimizer=None, loss=None, metrics=None):
-        """optimizer: 'sgd', 'adam', 'adamw', 'rmsprop' or an Optimizer (wrapped in a
+        """optimizer: 'sgd', 'adam', 'adamw', 'nadam', 'adamax', 'rmsprop', 'adagrad', 'adadelta'
+        (Keras's defaults) or an Optimizer (wrapped in a
         LossScaleOptimizer when a layer's policy is "mixed_float16", as Keras does); loss: a name such as
         'categorical_crossentropy' or a minicnn.losses object; metrics: a list of
         'accuracy' (or 'acc', or Keras's 'categorical_accuracy' / 'sparse_categorical_accuracy')
         and 'top5' (or Keras's 'top_k_categorical_accuracy')."""
         if optimizer is None or loss is None:
-            raise ValueError("compile() needs an optimizer ('sgd', 'adam', 'adamw', 'rmsprop' or an Optimizer) "
+            raise ValueError("compile() needs an optimizer ('sgd', 'adam', 'adamw', 'nadam', 'adamax', 'rmsprop', "
+                             "'adagrad', 'adadelta' or an Optimizer) "
                              "and a loss ('categorical_crossentropy', 'sparse_categorical_crossentropy', 'mse', 'mae', "
                              "'huber', 'binary_crossentropy' or a minicnn.losses object)")
         loss = losses_mod.get(loss)

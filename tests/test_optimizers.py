@@ -48,19 +48,27 @@ def test_adam_by_the_keras_formula(device):
         numpy.testing.assert_allclose(path[t - 1], w, rtol=1e-12)
 
 
+def assert_resumes_exactly(make, device):
+    """Two steps, the state through state_dict into a new optimizer, two more: bit for bit
+    the four steps of one optimizer, and the config rebuilds the same optimizer."""
+    copy = optimizers.deserialize(make().get_config())
+    assert type(copy) is type(make()) and copy.get_config() == make().get_config()
+    whole = run(make(), GRADS, [1.0, 1.0], device)
+    first = make()
+    half = run(first, GRADS[:2], [1.0, 1.0], device)
+    second = make()
+    w = Tensor(backend.to_device(half[-1], device), requires_grad=True)
+    second.build([w])
+    second.load_state_dict(first.state_dict())
+    for g, expected in zip(GRADS[2:], whole[2:]):
+        w.grad = backend.to_device(numpy.asarray(g, numpy.float64), device)
+        second.step()
+        numpy.testing.assert_array_equal(backend.to_numpy(w.data), expected)
+
+
 def test_state_dict_round_trip_resumes_exactly(device):
     for make in (lambda: SGD(0.1, momentum=0.9, decay=0.1), lambda: Adam(0.1)):
-        whole = run(make(), GRADS, [1.0, 1.0], device)
-        first = make()
-        half = run(first, GRADS[:2], [1.0, 1.0], device)
-        second = make()
-        w = Tensor(backend.to_device(half[-1], device), requires_grad=True)
-        second.build([w])
-        second.load_state_dict(first.state_dict())
-        for g, expected in zip(GRADS[2:], whole[2:]):
-            w.grad = backend.to_device(numpy.asarray(g, numpy.float64), device)
-            second.step()
-            numpy.testing.assert_array_equal(backend.to_numpy(w.data), expected)
+        assert_resumes_exactly(make, device)
 
 
 def test_state_dict_shape_mismatch_is_refused():
@@ -321,21 +329,93 @@ def test_rmsprop_and_adamw_keras_defaults_names_and_state():
     assert type(adamw) is AdamW and adamw.weight_decay == 0.004 and adamw.learning_rate == 0.001
     assert RMSprop(momentum=0.5, centered=True).slot_names == ("velocity", "momentum", "average_gradient")
     for make in (lambda: RMSprop(0.1, momentum=0.5, centered=True), lambda: AdamW(0.1, weight_decay=0.1)):
-        copy = optimizers.deserialize(make().get_config())
-        assert type(copy) is type(make()) and copy.get_config() == make().get_config()
-        whole = run(make(), GRADS, [1.0, 1.0], "cpu")
-        first = make()
-        half = run(first, GRADS[:2], [1.0, 1.0], "cpu")
-        second = make()
-        w = Tensor(half[-1].copy(), requires_grad=True)
-        second.build([w]).load_state_dict(first.state_dict())
-        for g, expected in zip(GRADS[2:], whole[2:]):
-            w.grad = numpy.asarray(g, numpy.float64)
-            second.step()
-            numpy.testing.assert_array_equal(w.data, expected)
+        assert_resumes_exactly(make, "cpu")
     for bad in (lambda: RMSprop(rho=1.0), lambda: RMSprop(momentum=-0.1), lambda: RMSprop(epsilon=0),
                 lambda: AdamW(weight_decay=None)):
         with pytest.raises(ValueError):
             bad()
-    with pytest.raises(ValueError, match="'adagrad'.*'rmsprop'"):
-        optimizers.get("adagrad")
+    with pytest.raises(ValueError, match="unknown optimizer 'ftrl'; use one of .*'adadelta'.*'sgd'"):
+        optimizers.get("ftrl")
+
+
+def test_nadam_by_the_keras_formula(device):
+    """Keras's Nadam: the momentum schedule u_t, its running product, Nesterov's look-ahead."""
+    lr, b1, b2, eps = 0.01, 0.8, 0.95, 1e-7
+    path = run(optimizers.Nadam(lr, b1, b2, eps), GRADS, [1.0, -1.0], device)
+    w, m, v, product = numpy.array([1.0, -1.0]), numpy.zeros(2), numpy.zeros(2), 1.0
+    for t, g in enumerate(map(numpy.array, GRADS), start=1):
+        u_t, u_next = b1 * (1 - 0.5 * 0.96 ** (0.004 * t)), b1 * (1 - 0.5 * 0.96 ** (0.004 * (t + 1)))
+        product *= u_t
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        m_hat = u_next * m / (1 - product * u_next) + (1 - u_t) * g / (1 - product)
+        w = w - lr * m_hat / (numpy.sqrt(v / (1 - b2 ** t)) + eps)
+        numpy.testing.assert_allclose(path[t - 1], w, rtol=1e-12)
+
+
+def test_adamax_by_the_keras_formula(device):
+    lr, b1, b2, eps = 0.01, 0.8, 0.95, 1e-7
+    path = run(optimizers.Adamax(lr, b1, b2, eps), GRADS, [1.0, -1.0], device)
+    w, m, u = numpy.array([1.0, -1.0]), numpy.zeros(2), numpy.zeros(2)
+    for t, g in enumerate(map(numpy.array, GRADS), start=1):
+        m, u = b1 * m + (1 - b1) * g, numpy.maximum(b2 * u, numpy.abs(g))
+        w = w - lr / (1 - b1 ** t) * m / (u + eps)
+        numpy.testing.assert_allclose(path[t - 1], w, rtol=1e-12)
+
+
+def test_adagrad_and_adadelta_by_the_keras_formulas(device):
+    lr, start, eps = 0.1, 0.2, 1e-7
+    path = run(optimizers.Adagrad(lr, initial_accumulator_value=start, epsilon=eps), GRADS, [1.0, -1.0], device)
+    w, a = numpy.array([1.0, -1.0]), numpy.full(2, start)
+    for t, g in enumerate(map(numpy.array, GRADS)):
+        a = a + g * g
+        w = w - lr * g / numpy.sqrt(a + eps)
+        numpy.testing.assert_allclose(path[t], w, rtol=1e-12)
+    lr, rho = 1.0, 0.9
+    path = run(optimizers.Adadelta(lr, rho=rho, epsilon=eps), GRADS, [1.0, -1.0], device)
+    w, G, D = numpy.array([1.0, -1.0]), numpy.zeros(2), numpy.zeros(2)
+    for t, g in enumerate(map(numpy.array, GRADS)):
+        G = rho * G + (1 - rho) * g * g
+        delta = numpy.sqrt(D + eps) / numpy.sqrt(G + eps) * g
+        D = rho * D + (1 - rho) * delta * delta
+        w = w - lr * delta
+        numpy.testing.assert_allclose(path[t], w, rtol=1e-12)
+
+
+MORE_RULES = [lambda: optimizers.Nadam(0.1), lambda: optimizers.Adamax(0.1),
+              lambda: optimizers.Adagrad(0.1, initial_accumulator_value=0.3), lambda: optimizers.Adadelta(1.0, rho=0.8)]
+
+
+@pytest.mark.parametrize("make", MORE_RULES)
+def test_nadam_adamax_adagrad_adadelta_resume_exactly_and_keep_float32(device, make):
+    """Nadam's momentum product is remade from the step count on a resume, so the resumed
+    steps are the unbroken run's bit for bit; float32 weights and slots stay float32."""
+    assert_resumes_exactly(make, device)
+    w = Tensor(backend.to_device(numpy.ones((3, 4), numpy.float32), device), requires_grad=True)
+    opt = make().build([w])
+    for _ in range(3):
+        w.grad = backend.to_device(numpy.full((3, 4), 0.5, numpy.float32), device)
+        opt.step()
+    assert w.dtype == numpy.float32 and all(s[0].dtype == numpy.float32 for s in opt.slots.values())
+    assert backend.to_numpy(w.data).max() < 1
+
+
+def test_nadam_adamax_adagrad_adadelta_keras_defaults_and_checks():
+    defaults = {"nadam": (optimizers.Nadam, {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}),
+                "adamax": (optimizers.Adamax, {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}),
+                "adagrad": (optimizers.Adagrad, {"initial_accumulator_value": 0.1, "epsilon": 1e-7}),
+                "adadelta": (optimizers.Adadelta, {"rho": 0.95, "epsilon": 1e-7})}
+    for name, (cls, options) in defaults.items():
+        made = optimizers.get(name.capitalize())
+        assert type(made) is cls and made.learning_rate == 0.001
+        assert {key: getattr(made, key) for key in options} == options
+    # Adagrad's accumulator starts at initial_accumulator_value, for a weight bound later too
+    a, b = Tensor(numpy.ones(2), requires_grad=True), Tensor(numpy.ones(3), requires_grad=True)
+    adagrad = optimizers.Adagrad(initial_accumulator_value=0.25).build([a])
+    adagrad.rebind([a, b])
+    assert [s.tolist() for s in adagrad.slots["accumulator"]] == [[0.25] * 2, [0.25] * 3]
+    for bad, message in ((lambda: optimizers.Nadam(beta_1=1.0), "Nadam: need 0 <= beta_1"),
+                         (lambda: optimizers.Adamax(epsilon=0), "Adamax: need"),
+                         (lambda: optimizers.Adagrad(initial_accumulator_value=-1), "Adagrad: need"),
+                         (lambda: optimizers.Adadelta(rho=1.0), "Adadelta: need 0 <= rho < 1")):
+        with pytest.raises(ValueError, match=message):
+            bad()

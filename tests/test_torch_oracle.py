@@ -448,6 +448,33 @@ def test_adamw_step(device):
         numpy.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
 
 
+@pytest.fixture
+def torch_float64_scalars():
+    """PyTorch keeps NAdam's momentum product as a tensor of its default dtype, float32: a
+    relative error near 1e-8 in it moves the weights 2e-10 (relative) off float64 arithmetic."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(default)
+
+
+@pytest.mark.parametrize("name, ours_kw, theirs_cls, theirs_kw", [
+    ("Nadam", {"epsilon": 1e-12}, "NAdam", {"eps": 1e-12}),  # momentum_decay 0.004, Keras's fixed schedule
+    # epsilon: Keras's is added to u, PyTorch's to |g| inside the max; tiny, they agree
+    ("Adamax", {"epsilon": 1e-30}, "Adamax", {"eps": 1e-30}),
+    # Keras's epsilon sits under the root, PyTorch's after it; Keras starts the sum at 0.1, PyTorch at 0
+    ("Adagrad", {"epsilon": 1e-30, "initial_accumulator_value": 0.1}, "Adagrad",
+     {"eps": 1e-30, "initial_accumulator_value": 0.1}),
+    ("Adadelta", {"rho": 0.9, "epsilon": 1e-6}, "Adadelta", {"rho": 0.9, "eps": 1e-6}),
+])
+def test_nadam_adamax_adagrad_adadelta_steps(device, torch_float64_scalars, name, ours_kw, theirs_cls, theirs_kw):
+    from minicnn import optimizers
+    lr = 1.0 if name == "Adadelta" else 0.01  # Adadelta's own scale: lr 1 is Zeiler's method
+    for a, b in optimizer_paths(getattr(optimizers, name)(lr, **ours_kw), getattr(torch.optim, theirs_cls), device,
+                                steps=8, lr=lr, **theirs_kw):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("strides", [1, 2])
 @pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize("kernel, multiplier, dilation", [((3, 3), 1, 1), ((2, 3), 2, 1), ((3, 2), 1, (2, 3))])

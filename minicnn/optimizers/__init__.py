@@ -3,15 +3,18 @@
     base.py       Optimizer: the loop every optimizer shares (groups, weight decay, state)
     clipping.py   clipnorm, global_clipnorm, clipvalue: gradients bounded before the update
     sgd.py        SGD: momentum, Nesterov, Keras 2's time-based decay
-    adam.py       Adam, and AdamW (Adam with decoupled weight decay on)
+    adam.py       Adam, AdamW (Adam with decoupled weight decay on), Nadam (Nesterov's momentum),
+                  Adamax (the infinity norm)
     rmsprop.py    RMSprop: plain, with momentum, centered
+    adagrad.py    Adagrad (every squared gradient summed), Adadelta (a ratio of two running roots)
     schedules.py  learning rates that change with the step: ExponentialDecay, PiecewiseConstantDecay,
                   CosineDecay (warm-up as in Keras 3), and the LearningRateSchedule base class
     lookahead.py  Lookahead: the weights pulled back to their running average
     loss_scale.py LossScaleOptimizer: dynamic loss scaling for float16 training
 """
 from . import schedules
-from .adam import Adam, AdamW
+from .adagrad import Adadelta, Adagrad
+from .adam import Adam, Adamax, AdamW, Nadam
 from .base import Optimizer
 from .lookahead import Lookahead
 from .loss_scale import LossScaleOptimizer
@@ -26,17 +29,18 @@ def deserialize(config):
     name = config.pop("name", None)
     if name == "LossScaleOptimizer" and isinstance(config.get("inner_optimizer"), dict):
         return LossScaleOptimizer(deserialize(config.pop("inner_optimizer")), **config)
-    classes = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW, "RMSprop": RMSprop}
+    classes = {cls.__name__: cls for cls in (SGD, Adam, AdamW, Nadam, Adamax, RMSprop, Adagrad, Adadelta)}
     if name not in classes:
         raise ValueError(f"unknown optimizer class {name!r}; known: {sorted(classes)}")
     return classes[name](**config)
 
 
 def get(identifier):
-    """'sgd', 'adam', 'adamw', 'rmsprop' (Keras's defaults), an Optimizer or a LossScaleOptimizer."""
+    """'sgd', 'adam', 'adamw', 'nadam', 'adamax', 'rmsprop', 'adagrad', 'adadelta' (Keras's
+    defaults), an Optimizer or a LossScaleOptimizer."""
     if isinstance(identifier, (Optimizer, LossScaleOptimizer)):
         return identifier
-    by_name = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+    by_name = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, Nadam, Adamax, RMSprop, Adagrad, Adadelta)}
     if isinstance(identifier, str) and identifier.lower() in by_name:
         return by_name[identifier.lower()]()
     raise ValueError(f"unknown optimizer {identifier!r}; use one of {sorted(by_name)} or an Optimizer instance")

@@ -11,7 +11,7 @@ can resume exactly where it stopped.
 Weight decay comes two ways: ``weight_decay`` shrinks w directly (decoupled, as Keras 3
 and AdamW), ``l2`` adds l2 * w to the gradient so it also feeds the momentum (PyTorch
 SGD's weight_decay). Parameter groups give some parameters their own options.
-SGD, Adam and RMSprop (sgd.py, adam.py, rmsprop.py) each add only their update rule. ``clipnorm``,
+SGD, Adam and the rest (sgd.py, adam.py, rmsprop.py, adagrad.py) each add only their update rule. ``clipnorm``,
 ``global_clipnorm`` or ``clipvalue`` clip the gradients first (clipping.py), as Keras's do.
 """
 import numbers
@@ -125,22 +125,26 @@ class Optimizer:
                 if p.requires_grad:
                     self.params.append(p)
                     self.options.append(options)
-        self.slots = {name: [backend.get_array_module(p.data).zeros_like(p.data) for p in self.params]
-                      for name in self.slot_names}
+        self.slots = {name: [self.new_slot(name, p) for p in self.params] for name in self.slot_names}
         return self
+
+    def new_slot(self, name, p):
+        """The starting value of slot ``name`` for parameter p: zeros, on p's device (Adagrad's
+        accumulator starts elsewhere)."""
+        return backend.get_array_module(p.data).zeros_like(p.data)
 
     def rebind(self, params):
         """Bind to ``params`` (a list of Tensors) again, keeping the slots and options of
         every parameter bound already: a model that gained a layer (or lost one) since
         build() trains the new weights, and the old ones keep their momenta. New
-        parameters start from zero slots and the optimizer's own options."""
+        parameters start from new slots (new_slot) and the optimizer's own options."""
         if self.params is None:
             return self.build(params)
         index = {id(p): i for i, p in enumerate(self.params)}
         kept = [index.get(id(p)) for p in params]
         self.params = list(params)
         self.options = [self.options[i] if i is not None else (1.0, self.weight_decay, self.l2) for i in kept]
-        self.slots = {name: [slots[i] if i is not None else backend.get_array_module(p.data).zeros_like(p.data)
+        self.slots = {name: [slots[i] if i is not None else self.new_slot(name, p)
                              for i, p in zip(kept, self.params)] for name, slots in self.slots.items()}
         return self
 
