@@ -6,21 +6,30 @@ averages) and take and return arrays on the model's device.
 """
 from . import backend
 from .autograd import Tensor, no_grad
-from .layers import Conv2D
+from .layers import Conv2D, NestedModel
 
 
 def feature_maps(model, x, layer_type=Conv2D):
     """x (N, H, W, C) -> [(layer, maps)] for every layer of ``layer_type``, where maps is
-    that layer's output (N, oh, ow, F) after its activation: one map per filter."""
+    that layer's output (N, oh, ow, F) after its activation: one map per filter. A model
+    nested as a layer is looked inside, its maps in their place in the order."""
     from .models import Sequential
     if not isinstance(model, Sequential):  # a graph: each node's output, in the order they run
         with no_grad():
             values = model._run(Tensor(x), False)
-        return [(node.layer, values[id(node)].data) for node in model.nodes if isinstance(node.layer, layer_type)]
+        found = []
+        for node in model.nodes:
+            if isinstance(node.layer, NestedModel):  # run again inside, from the node's input
+                found += feature_maps(node.layer.model, values[id(node.inputs[0])].data, layer_type)
+            if isinstance(node.layer, layer_type):
+                found.append((node.layer, values[id(node)].data))
+        return found
     found = []
     with no_grad():
         out = Tensor(x)
         for layer in model.layers:
+            if isinstance(layer, NestedModel):
+                found += feature_maps(layer.model, out.data, layer_type)
             out = layer(out, training=False)
             if isinstance(layer, layer_type):
                 found.append((layer, out.data))

@@ -511,9 +511,10 @@ class Model:
 
     # --- description ---------------------------------------------------------------------
 
-    def summary(self, print_fn=print, line_length=98, arithmetic=False):
+    def summary(self, print_fn=print, line_length=98, arithmetic=False, expand_nested=False):
         """Each layer's output shape, parameter count and the layers it reads ("Connected
-        to"), then the totals, in Keras's format; arithmetic=True as Sequential.summary."""
+        to"), then the totals, in Keras's format; arithmetic=True and expand_nested=True
+        as Sequential.summary."""
         cols = (29, 24, 10, line_length - 63)
         def row(*cells):
             return "".join(f"{c[:w - 1]:<{w}}" for c, w in zip(cells, cols)).rstrip()
@@ -525,6 +526,8 @@ class Model:
             sources = [s.name for s in inputs] or [""]
             lines.append(row(label, str((None,) + symbol.shape), f"{layer.count_params()}", sources[0]))
             lines += [row("", "", "", source) for source in sources[1:]]
+            if expand_nested:
+                lines += [row(*cells) for cells in _nested_rows(layer)]
             if arithmetic and not isinstance(layer, InputLayer):
                 lines += ["    " + _arithmetic_line(*item) for item in layer.arithmetic()]
             lines.append("=" * line_length if i == len(entries) - 1 else "_" * line_length)
@@ -629,11 +632,12 @@ class Sequential(Model):
             return None, _pre_activation(last, x, training)
         return last(x, training=training), None
 
-    def summary(self, print_fn=print, line_length=65, arithmetic=False):
+    def summary(self, print_fn=print, line_length=65, arithmetic=False, expand_nested=False):
         """Print each layer's output shape and parameter count, then the totals, in
         Keras's format. ``arithmetic=True`` adds under each layer how those numbers
         follow from its input: the output-size formula floor((n + 2p - f) / s) + 1 and
-        the parameter count ((f*f*c_in) + 1)*c_out, with the layer's numbers filled in."""
+        the parameter count ((f*f*c_in) + 1)*c_out, with the layer's numbers filled in.
+        ``expand_nested=True`` lists a nested model's layers under it, marked '| ' per level."""
         if not self.built:
             raise ValueError(f"{self.name} is not built yet: give the first layer input_shape=..., "
                              f"call build(input_shape), or fit/call it on data first")
@@ -645,6 +649,8 @@ class Sequential(Model):
         for i, layer in enumerate(self.layers):
             label = f"{layer.name} ({layer.type_name})"
             lines.append(row(label, str((None,) + tuple(layer.output_shape)), f"{layer.count_params()}"))
+            if expand_nested:
+                lines += [row(*cells) for cells in _nested_rows(layer)]
             if arithmetic:
                 lines.append(f"    input {(None,) + tuple(layer.input_shape)}")
                 lines += ["    " + _arithmetic_line(*item) for item in layer.arithmetic()]
@@ -657,6 +663,19 @@ def _pre_activation(layer, x, training):
     """A softmax layer's input: its pre_activation, which for a model nested as a layer
     runs that model and so needs the mode (its batch-norm and dropout follow it)."""
     return layer.pre_activation(x, training) if isinstance(layer, NestedModel) else layer.pre_activation(x)
+
+
+def _nested_rows(layer, depth=1):
+    """(label, output shape, params) of each layer inside a nested model, and of the models
+    nested in those, each level marked by one more '| ' (summary's expand_nested)."""
+    if not isinstance(layer, NestedModel):
+        return []
+    rows = []
+    for inner in layer.model.layers:
+        rows.append(("| " * depth + f"{inner.name} ({inner.type_name})",
+                     str((None,) + tuple(inner.output_shape)), f"{inner.count_params()}"))
+        rows += _nested_rows(inner, depth + 1)
+    return rows
 
 
 def _totals(model, line_length):

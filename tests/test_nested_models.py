@@ -134,3 +134,48 @@ def test_nesting_names_what_it_cannot_do():
     assert Sequential([Sequential([Dense(2, input_shape=(3,))]), Sequential([Dense(2, input_shape=(2,))])]
                       ).layers[1].name == "sequential_1"  # default names made unique, as layers' are
     assert second.layers[0].name == "base"
+
+
+def test_a_nested_model_is_looked_inside_by_summary_get_layer_and_feature_maps(device):
+    """Keras's model.get_layer('base').layers / .get_layer(...) / .summary(),
+    summary(expand_nested=True) listing the inner layers under '| ' (two levels deep
+    here), and interpret.feature_maps finding the convolutions inside, in order."""
+    from minicnn.interpret import feature_maps
+    minicnn.set_seed(0)
+    with minicnn.device(device):
+        base = base_model()
+        outer_base = Sequential([base, Dense(4)], name="outer_base")
+        model = Sequential([Input((6, 6, 2)), Conv2D(2, 1, name="first"), Conv2D(2, 1, name="again"),
+                            Conv2D(2, 1, name="back"), outer_base, Dense(3)])
+        x_symbol = Input((6, 6, 2))
+        graph = Model(x_symbol, Dense(3)(base(x_symbol)))
+    wrapper = model.get_layer("outer_base")
+    assert wrapper.layers is outer_base.layers and wrapper.get_layer("base").layers is base.layers
+    assert wrapper.get_layer("base").get_layer(index=0) is base.layers[0]
+    lines, inner = [], []
+    model.summary(print_fn=lines.append, expand_nested=True)
+    wrapper.summary(print_fn=inner.append)
+    text = "\n".join(lines).splitlines()
+    assert inner[0].startswith('Model: "outer_base"')
+    assert any(line.startswith("| base (Sequential)") and "(None, 12)" in line for line in text)
+    assert any(line.startswith("| | conv2d (Conv2D)") and "(None, 4, 4, 3)" in line and line.endswith("57")
+               for line in text)
+    flat = []
+    model.summary(print_fn=flat.append)
+    assert not any(line.startswith("|") for line in "\n".join(flat).splitlines())
+    graph_lines = []
+    graph.summary(print_fn=graph_lines.append, expand_nested=True)
+    assert any(line.startswith("| batch_normalization (Batch") for line in "\n".join(graph_lines).splitlines())
+    x, _ = data(3)
+    xt = backend.to_device(x, device)
+    maps = feature_maps(model, xt)
+    assert [layer.name for layer, _ in maps] == ["first", "again", "back", "conv2d"]
+    conv = base.layers[0]
+    with minicnn.autograd.no_grad():
+        expected = conv(model.layers[2](model.layers[1](model.layers[0](Tensor(xt)))), training=False)
+    numpy.testing.assert_allclose(backend.to_numpy(maps[-1][1]), backend.to_numpy(expected.data), rtol=1e-6)
+    (graph_conv, graph_maps), = feature_maps(graph, xt)
+    assert graph_conv is conv
+    with minicnn.autograd.no_grad():
+        numpy.testing.assert_allclose(backend.to_numpy(graph_maps),
+                                      backend.to_numpy(conv(Tensor(xt), training=False).data), rtol=1e-6)

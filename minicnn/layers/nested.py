@@ -52,6 +52,20 @@ class NestedModel(Layer):
         self._trainable = bool(value)
         self.model.trainable = value
 
+    # --- what a Keras user reaches for on a nested model, from the model inside ------
+    @property
+    def layers(self):
+        """The inner model's layers (Keras: model.get_layer('base').layers)."""
+        return self.model.layers
+
+    def get_layer(self, name=None, index=None):
+        """One of the inner model's layers, by name or index (Model.get_layer)."""
+        return self.model.get_layer(name, index)
+
+    def summary(self, *args, **kwargs):
+        """The inner model's summary (Model.summary)."""
+        return self.model.summary(*args, **kwargs)
+
     def get_config(self):
         from ..saving import model_config
         return {**super().get_config(), "trainable": self.model.trainable, "model": model_config(self.model)}
