@@ -289,6 +289,7 @@ class Model:
             raise ValueError(f"{what}(): x has {len(x)} samples but y has {len(y)}")
         if len(x) == 0:
             raise ValueError(f"{what}(): no samples")
+        training.check_inputs(x, what)
         if not self.built:
             self.build(x.shape[1:])
         if tuple(x.shape[1:]) != self.input_shape:

@@ -162,6 +162,24 @@ def check_targets(y_host, output_shape, loss, what):
                          f"{y_host.min()} to {y_host.max()}")
 
 
+def check_inputs(x, what, piece=4096):
+    """A ValueError unless x (N, ...) holds numbers, all finite: one NaN image would make
+    the first loss NaN and, through the step, every weight. Checked once where the data
+    enter, piece by piece (no temporary of the data's size), on the data's device."""
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{what}(): x must hold numbers, got dtype {x.dtype}")
+    if x.dtype.kind != "f":
+        return
+    xp = backend.get_array_module(x)
+    for start in range(0, len(x), piece):
+        part = x[start:start + piece]
+        if not bool(xp.isfinite(part).all()):
+            bad = int(xp.flatnonzero(~xp.isfinite(part.reshape(len(part), -1)).all(axis=1))[0]) + start
+            raise ValueError(f"{what}(): x holds NaN or infinite values (the first in sample {bad}); they would "
+                             "make the loss NaN (and in training, through the step, every weight): remove those "
+                             "samples or replace the values (numpy.nan_to_num)")
+
+
 def check_sample_weight(sample_weight, n, what):
     """A ValueError unless sample_weight is an array (n,) of finite numbers >= 0."""
     shape = getattr(sample_weight, "shape", None)

@@ -212,6 +212,18 @@ def test_fit_rejects_bad_input_where_it_enters():
         model.fit(x, numpy.eye(4, dtype=numpy.float32)[y], verbose=0)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         model.fit(x, y, batch_size=0, verbose=0)
+    before = model.get_weights()
+    for bad in (numpy.nan, numpy.inf):
+        poisoned = x.copy()
+        poisoned[13, 2, 5, 1] = bad
+        with pytest.raises(ValueError, match="x holds NaN or infinite values \\(the first in sample 13\\)"):
+            model.fit(poisoned, y, verbose=0)
+        with pytest.raises(ValueError, match="evaluate\\(\\): x holds NaN"):
+            model.evaluate(poisoned, y, verbose=0)
+    for a, b in zip(before, model.get_weights()):  # refused before a step: the weights are untouched
+        numpy.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="x must hold numbers, got dtype <U"):
+        model.fit(x.astype(str), y, verbose=0)
     with pytest.raises(ValueError, match="no samples"):
         model.predict(x[:0])
     with pytest.raises(TypeError, match="x must be a NumPy or CuPy array.*got list"):
