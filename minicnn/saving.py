@@ -20,6 +20,7 @@ kill at any moment leaves either the old file or the new one, never half of one.
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 
 import numpy
@@ -127,6 +128,17 @@ def model_config(model):
             "many": list(model._many)}
 
 
+def warn_if_not_finite(model, host_weights, path, what):
+    """A RuntimeWarning naming the weights that are NaN or infinite, if any: they are saved
+    all the same (a diverged model is worth a look), but never silently over a good file."""
+    bad = [w.name for w, host in zip(model.weights, host_weights) if not numpy.isfinite(host).all()]
+    hint = "; keep_previous=True keeps the file a save replaces" if what == "save" else ""
+    if bad:
+        warnings.warn(f"{what}(): {len(bad)} weight arrays of {model.name} hold NaN or infinite values "
+                      f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): did training diverge? {path} "
+                      f"now holds them{hint}", RuntimeWarning, stacklevel=4)
+
+
 def save_model(model, path, include_optimizer=True, metadata=None, keep_previous=False):
     """Write ``model`` (built) to ``path``: architecture, weights, and, when compiled and
     ``include_optimizer``, the optimizer's configuration and state. ``metadata``: any
@@ -135,6 +147,7 @@ def save_model(model, path, include_optimizer=True, metadata=None, keep_previous
     if not model.built:
         raise ValueError(f"save(): {model.name} is not built yet, so it has no weights to save")
     arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
+    warn_if_not_finite(model, arrays.values(), path, "save")
     header = {"format": FORMAT, "version": VERSION, "model": model_config(model),
               "compile": None, "optimizer_state": None, "metadata": metadata or {}}
     if model.optimizer is not None:
@@ -169,6 +182,7 @@ def save_weights(model, path):
                "shapes": [list(w.shape) for w in layer.weights]} for layer in model.layers]
     header = {"format": WEIGHTS_FORMAT, "version": VERSION, "layers": layers}
     arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
+    warn_if_not_finite(model, arrays.values(), path, "save_weights")
     arrays[HEADER] = numpy.array(json.dumps(header))
     atomic_write(path, lambda f: numpy.savez(f, **arrays))
 

@@ -95,6 +95,20 @@ def test_a_write_that_fails_midway_leaves_the_old_file_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary left behind
 
 
+def test_saving_weights_that_are_not_finite_warns_and_names_them(tmp_path, recwarn):
+    model = small_model()
+    model.save(tmp_path / "good.npz")
+    model.save_weights(tmp_path / "good.weights.npz")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # finite: nothing said
+    model.layers[-1].kernel.data[0, 0] = numpy.inf
+    with pytest.warns(RuntimeWarning, match=r"save\(\): 1 weight arrays of .* hold NaN or infinite values "
+                                            r"\(dense_1/kernel\): did training diverge\?.*keep_previous=True"):
+        model.save(tmp_path / "bad.npz", keep_previous=True)
+    with pytest.warns(RuntimeWarning, match=r"save_weights\(\): 1 weight arrays.*bad.weights.npz now holds them$"):
+        model.save_weights(tmp_path / "bad.weights.npz")
+    assert not numpy.isfinite(load_model(tmp_path / "bad.npz").get_weights()[-2]).all()  # saved all the same
+
+
 def rewrite(path, change):
     """Copy of a saved model with its arrays edited by ``change(arrays)``."""
     with numpy.load(path) as f:
