@@ -27,9 +27,10 @@ import numpy
 
 from . import activations, backend, losses, optimizers
 from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, CenterCrop, Concatenate, Conv2D,
-                     Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GlobalAveragePooling2D,
+                     Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GaussianDropout,
+                     GaussianNoise, GlobalAveragePooling2D,
                      GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
-                     Multiply, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
+                     Multiply, Normalization, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
                      RandomZoom, NestedModel, ReLU, Rescaling, Reshape, Resizing, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
@@ -45,7 +46,7 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, Depthwis
                                                Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
                                                RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
                                                RandomContrast, RandomBrightness, RandomCrop, Resizing, CenterCrop,
-                                               NestedModel)}
+                                               Normalization, GaussianNoise, GaussianDropout, NestedModel)}
 
 
 class ModelFileError(ValueError):

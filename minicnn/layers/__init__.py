@@ -5,11 +5,13 @@ from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomF
                            RandomTranslation, RandomZoom)
 from .base import Layer
 from .convolutional import Conv2D
+from .data_normalization import Normalization
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
 from .image_preprocessing import CenterCrop, Resizing
 from .input_layer import Input, InputLayer
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .nested import NestedModel
+from .noise import GaussianDropout, GaussianNoise
 from .normalization import BatchNormalization, GroupNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .reshaping import Cropping2D, UpSampling2D, ZeroPadding2D
@@ -27,4 +29,5 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "Cropping2D", "UpSampling2D",
            "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
-           "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "Resizing", "CenterCrop"]
+           "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "Resizing", "CenterCrop",
+           "Normalization", "GaussianNoise", "GaussianDropout"]
