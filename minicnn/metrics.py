@@ -40,10 +40,14 @@ def format_confusion_matrix(matrix, names):
 # how many samples each metric counts as right; the epoch's value is that count over the
 # samples seen. Labels are integers (N,) / (N, 1) or one-hot rows (N, K).
 def true_classes(labels):
-    """Integer class of each sample, (N,), from integer or one-hot labels."""
+    """Integer class of each sample, (N,), from integer or one-hot labels, or from yes/no
+    targets (N,) or (N, 1) of a single output, rounded (Keras's rule for class_weight)."""
     if labels.ndim == 2 and labels.shape[1] > 1:
         return labels.argmax(axis=1)
-    return labels.reshape(-1)
+    flat = labels.reshape(-1)
+    if flat.dtype.kind == "f":
+        return backend.get_array_module(flat).rint(flat).astype(numpy.int32)
+    return flat
 
 
 def correct_count(scores, labels):

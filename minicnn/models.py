@@ -410,6 +410,7 @@ class Model:
         class_weight: Keras's {class index: weight}: each training sample's loss is
         multiplied by its true class's weight (1 for a class left out), so a rare class
         counts for more; the logged loss is that weighted one; validation is not weighted by class.
+        With binary_crossentropy and one output the classes are its 0/1 targets (rounded), as Keras's.
         sample_weight: (N,) Keras's per-sample weights, the same way (times the class's
         weight when both are given); with a Loader, give them to the Loader. validation_split
         keeps the held-out samples' weights for the validation loss.

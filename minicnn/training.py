@@ -124,12 +124,17 @@ class Sums:
 
 def class_weight_array(class_weight, classes, device, loss=None):
     """Keras's class_weight, {class index: weight}, as a float32 (classes,) array on
-    ``device``; a class the dict leaves out weighs 1. None stays None."""
+    ``device``; a class the dict leaves out weighs 1. None stays None. With
+    binary_crossentropy and one output, as in Keras, the classes are the targets 0 and 1
+    (rounded: metrics.true_classes): {0: 1, 1: 5} weighs the rare yes five times."""
     if class_weight is None:
         return None
     if loss is not None and not loss.classifies:
-        raise ValueError(f"fit(): class_weight weighs class labels, but {type(loss).__name__} takes target "
-                         "values; weigh samples with sample_weight instead")
+        if type(loss).__name__ != "BinaryCrossentropy" or classes != 1:
+            raise ValueError(f"fit(): class_weight weighs class labels (or, with binary_crossentropy and one "
+                             f"output, the 0/1 targets), but {type(loss).__name__} with {classes} outputs takes "
+                             "target values; weigh samples with sample_weight instead")
+        classes = 2
     if not isinstance(class_weight, dict):
         raise TypeError(f"fit(): class_weight must be a dict {{class index: weight}}, got "
                         f"{type(class_weight).__name__}")

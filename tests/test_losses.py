@@ -115,6 +115,42 @@ def test_a_softmax_output_under_mse_is_compared_as_probabilities(device):
         ((probabilities - target) ** 2).mean(), rel=1e-5)
 
 
+@pytest.mark.parametrize("target_shape", [(24,), (24, 1)])
+def test_binary_crossentropy_takes_keras_class_weight_on_its_0_1_targets(device, target_shape):
+    """class_weight {0: w0, 1: w1} with one sigmoid output weighs each sample by its target,
+    rounded, as Keras: the same training as sample_weight of those weights; a key other
+    than 0 or 1, or a model of several outputs, is refused by name."""
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((24, 4, 4, 1)).astype(numpy.float32)
+    yes = (rng.random(24) < 0.25).astype(numpy.float32)
+    targets = backend.to_device(yes.reshape(target_shape), device)
+
+    def fresh():
+        minicnn.set_seed(0)
+        with minicnn.device(device):
+            model = Sequential([Flatten(input_shape=(4, 4, 1)), Dense(1, activation="sigmoid")])
+        model.compile(Adam(0.05), "binary_crossentropy")
+        return model
+    by_class, by_sample = fresh(), fresh()
+    by_class.fit(backend.to_device(x, device), targets, epochs=2, batch_size=8, verbose=0, seed=1,
+                 class_weight={0: 1.0, 1: 3.0})
+    by_sample.fit(backend.to_device(x, device), targets, epochs=2, batch_size=8, verbose=0, seed=1,
+                  sample_weight=backend.to_device(numpy.where(yes > 0.5, 3.0, 1.0).astype(numpy.float32), device))
+    for a, b in zip(by_class.get_weights(), by_sample.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    plain = fresh()
+    plain.fit(backend.to_device(x, device), targets, epochs=2, batch_size=8, verbose=0, seed=1)
+    assert not numpy.allclose(plain.get_weights()[0], by_class.get_weights()[0])  # the weights did something
+    with pytest.raises(ValueError, match=r"class_weight has class 2; the model's 2 classes are 0..1"):
+        fresh().fit(backend.to_device(x, device), targets, verbose=0, class_weight={2: 1.0})
+    with minicnn.device(device):
+        several = Sequential([Flatten(input_shape=(4, 4, 1)), Dense(3, activation="sigmoid")])
+    several.compile("adam", "binary_crossentropy")
+    with pytest.raises(ValueError, match="BinaryCrossentropy with 3 outputs takes target values"):
+        several.fit(backend.to_device(x, device), backend.to_device(numpy.zeros((24, 3), numpy.float32), device),
+                    verbose=0, class_weight={0: 1.0})
+
+
 def test_elementwise_losses_refuse_what_does_not_fit():
     model = Sequential([Conv2D(2, 3, padding="same", input_shape=(4, 4, 1)), Conv2DTranspose(1, 1)])
     x = numpy.zeros((4, 4, 4, 1), numpy.float32)
@@ -124,7 +160,8 @@ def test_elementwise_losses_refuse_what_does_not_fit():
         model.fit(x, x[..., 0], epochs=1, verbose=0)
     with pytest.raises(ValueError, match="targets hold NaN"):
         model.fit(x, numpy.full_like(x, numpy.nan), epochs=1, verbose=0)
-    with pytest.raises(ValueError, match="class_weight weighs class labels, but MeanSquaredError"):
+    with pytest.raises(ValueError, match=r"class_weight weighs class labels \(or, with binary_crossentropy and "
+                                         r"one output, the 0/1 targets\), but MeanSquaredError"):
         model.fit(x, x, epochs=1, verbose=0, class_weight={0: 2.0})
     model.compile("adam", "binary_crossentropy")
     with pytest.raises(ValueError, match=r"binary_crossentropy targets must lie in \[0, 1\]"):
