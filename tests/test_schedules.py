@@ -9,7 +9,8 @@ import pytest
 from minicnn import Tensor
 from minicnn.models import load_model
 from minicnn.optimizers import SGD, Adam, deserialize, schedules
-from minicnn.optimizers.schedules import CosineDecay, ExponentialDecay, PiecewiseConstantDecay
+from minicnn.optimizers.schedules import (CosineDecay, CosineDecayRestarts, ExponentialDecay, InverseTimeDecay,
+                                          PiecewiseConstantDecay, PolynomialDecay)
 from test_saving import data, small_model
 
 
@@ -35,8 +36,52 @@ def test_cosine_decay_by_hand_with_and_without_warm_up():
     assert warm(110) == pytest.approx(0.0) and warm(500) == pytest.approx(0.0)
 
 
+def test_inverse_time_and_polynomial_decay_by_hand():
+    inverse = InverseTimeDecay(0.1, decay_steps=10, decay_rate=0.5)
+    assert [inverse(s) for s in (0, 5, 10, 30)] == pytest.approx([0.1, 0.1 / 1.25, 0.1 / 1.5, 0.1 / 2.5])
+    stairs = InverseTimeDecay(0.1, decay_steps=10, decay_rate=0.5, staircase=True)
+    assert [stairs(s) for s in (9, 10, 29)] == pytest.approx([0.1, 0.1 / 1.5, 0.1 / 2])
+    line = PolynomialDecay(0.1, decay_steps=100, end_learning_rate=0.01)
+    assert [line(s) for s in (0, 50, 100, 500)] == pytest.approx([0.1, 0.055, 0.01, 0.01])
+    square = PolynomialDecay(0.1, decay_steps=100, end_learning_rate=0.0, power=2.0)
+    assert square(50) == pytest.approx(0.025)
+    cycling = PolynomialDecay(0.1, decay_steps=100, end_learning_rate=0.0, cycle=True)
+    # step 150: the cycle is rounded up to 200 steps, 25% of the way from the top
+    assert [cycling(s) for s in (0, 100, 150)] == pytest.approx([0.1, 0.0, 0.025])
+
+
+def test_cosine_decay_restarts_by_keras_formula_and_pytorch():
+    """Each cycle t_mul times the one before, m_mul times lower at its start; a restart
+    step is the first of its cycle. PyTorch's CosineAnnealingWarmRestarts (m_mul 1,
+    eta_min = alpha * the rate) gives the same rates step for step."""
+    restarts = CosineDecayRestarts(0.1, first_decay_steps=10, t_mul=2.0, m_mul=0.5, alpha=0.1)
+    assert [restarts.cycle(s) for s in (0, 9, 10, 29, 30, 70)] == [(0, 0.0), (0, 0.9), (1, 0.0), (1, 0.95),
+                                                                (2, 0.0), (3, 0.0)]
+    def keras(step, k, fraction):
+        return 0.1 * (0.9 * 0.5 * 0.5 ** k * (1 + math.cos(math.pi * fraction)) + 0.1)
+    assert [restarts(s) for s in (0, 5, 10, 20, 30)] == pytest.approx(
+        [keras(0, 0, 0), keras(5, 0, 0.5), keras(10, 1, 0), keras(20, 1, 0.5), keras(30, 2, 0)])
+    flat = CosineDecayRestarts(0.1, first_decay_steps=8, t_mul=1.0)
+    assert flat(8) == pytest.approx(0.1) and flat(12) == pytest.approx(0.05)
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: the oracle comparison is skipped")
+    w = torch.zeros(1, requires_grad=True)
+    for t_mul in (1, 2, 3):
+        optimizer = torch.optim.SGD([w], lr=0.1)
+        theirs = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=7, T_mult=t_mul, eta_min=0.02)
+        ours = CosineDecayRestarts(0.1, first_decay_steps=7, t_mul=float(t_mul), alpha=0.2)
+        for step in range(200):
+            assert ours(step) == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-12, abs=1e-15), step
+            optimizer.step()
+            theirs.step()
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: ExponentialDecay(0.1, 0, 0.5), "decay_steps"),
+    (lambda: InverseTimeDecay(0.1, 10, -1.0), "decay_rate must be a number >= 0"),
+    (lambda: PolynomialDecay(0.1, 10, end_learning_rate=-1), "end_learning_rate must be"),
+    (lambda: PolynomialDecay(0.1, 10, power=0), "power must be a positive number"),
+    (lambda: CosineDecayRestarts(0.1, 10, t_mul=0.5), "t_mul .* must be >= 1"),
+    (lambda: CosineDecayRestarts(0.1, 10, alpha=1.5), "alpha"),
     (lambda: ExponentialDecay(-0.1, 10, 0.5), "initial_learning_rate"),
     (lambda: PiecewiseConstantDecay([10], [1.0]), "one more value than boundaries"),
     (lambda: PiecewiseConstantDecay([10, 5], [1.0, 0.5, 0.1]), "must increase"),
@@ -112,3 +157,12 @@ def test_piecewise_linear_decay_is_page_s_one_cycle():
     assert [cycle(s) for s in (0, 2.5, 5, 14.5, 24, 30)] == pytest.approx([0.0, 0.2, 0.4, 0.2, 0.0, 0.0])
     with pytest.raises(ValueError, match="first boundary 0"):
         PiecewiseLinearDecay([1, 5], [0.1, 0.2])
+
+
+@pytest.mark.parametrize("schedule", [InverseTimeDecay(0.1, 10, 0.5, staircase=True),
+                                      PolynomialDecay(0.1, 100, 0.001, power=2.0, cycle=True),
+                                      CosineDecayRestarts(0.1, 10, t_mul=1.5, m_mul=0.8, alpha=0.05)])
+def test_the_newer_schedules_round_trip_in_an_optimizer_config(schedule):
+    copy = deserialize(SGD(schedule, momentum=0.9).get_config()).schedule
+    assert type(copy) is type(schedule) and copy.get_config() == schedule.get_config()
+    assert [copy(s) for s in range(0, 300, 7)] == [schedule(s) for s in range(0, 300, 7)]

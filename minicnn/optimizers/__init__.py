@@ -7,8 +7,9 @@
                   Adamax (the infinity norm)
     rmsprop.py    RMSprop: plain, with momentum, centered
     adagrad.py    Adagrad (every squared gradient summed), Adadelta (a ratio of two running roots)
-    schedules.py  learning rates that change with the step: ExponentialDecay, PiecewiseConstantDecay,
-                  CosineDecay (warm-up as in Keras 3), and the LearningRateSchedule base class
+    schedules.py  learning rates that change with the step: ExponentialDecay, InverseTimeDecay,
+                  PolynomialDecay, PiecewiseConstantDecay, CosineDecay (warm-up as in Keras 3),
+                  CosineDecayRestarts, PiecewiseLinearDecay, and the LearningRateSchedule base class
     lookahead.py  Lookahead: the weights pulled back to their running average
     loss_scale.py LossScaleOptimizer: dynamic loss scaling for float16 training
 """

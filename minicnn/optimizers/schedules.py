@@ -63,6 +63,56 @@ class ExponentialDecay(LearningRateSchedule):
                 "decay_rate": self.decay_rate, "staircase": self.staircase}
 
 
+class InverseTimeDecay(LearningRateSchedule):
+    """initial_learning_rate / (1 + decay_rate * step / decay_steps) (Keras's); staircase=True
+    rounds step / decay_steps down. Keras 2's optimizer ``decay`` is this with decay_steps 1."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+        _positive("InverseTimeDecay", initial_learning_rate=initial_learning_rate, decay_steps=decay_steps)
+        if not isinstance(decay_rate, (int, float)) or decay_rate < 0:
+            raise ValueError(f"InverseTimeDecay: decay_rate must be a number >= 0, got {decay_rate!r}")
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.decay_rate, self.staircase = decay_rate, bool(staircase)
+
+    def __call__(self, step):
+        elapsed = step / self.decay_steps
+        if self.staircase:
+            elapsed = math.floor(elapsed)
+        return self.initial_learning_rate / (1 + self.decay_rate * elapsed)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase}
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """From initial_learning_rate down to end_learning_rate over decay_steps along
+    (1 - step / decay_steps) ** power (power 1: a straight line), then end_learning_rate
+    (Keras's). cycle=True starts again instead, each cycle as long as the step count
+    rounded up to a whole number of decay_steps."""
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False):
+        _positive("PolynomialDecay", initial_learning_rate=initial_learning_rate, decay_steps=decay_steps,
+                  power=power)
+        if not isinstance(end_learning_rate, (int, float)) or end_learning_rate < 0:
+            raise ValueError(f"PolynomialDecay: end_learning_rate must be a number >= 0, got {end_learning_rate!r}")
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.end_learning_rate, self.power, self.cycle = end_learning_rate, power, bool(cycle)
+
+    def __call__(self, step):
+        steps = self.decay_steps
+        if self.cycle:
+            steps = self.decay_steps * max(1, math.ceil(step / self.decay_steps))
+        else:
+            step = min(step, steps)
+        fraction = (1 - step / steps) ** self.power
+        return (self.initial_learning_rate - self.end_learning_rate) * fraction + self.end_learning_rate
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "end_learning_rate": self.end_learning_rate, "power": self.power, "cycle": self.cycle}
+
+
 class PiecewiseConstantDecay(LearningRateSchedule):
     """values[0] while step <= boundaries[0], values[1] while step <= boundaries[1], ...,
     values[-1] after the last boundary (Keras's rule: a boundary belongs to the interval
@@ -126,6 +176,44 @@ class CosineDecay(LearningRateSchedule):
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "alpha": self.alpha, "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Half a cosine from the rate down to alpha times it over first_decay_steps, then a
+    restart (Loshchilov & Hutter's SGDR, Keras's): cycle k lasts first_decay_steps *
+    t_mul**k steps and starts at initial_learning_rate * m_mul**k.
+
+    The cycle a step falls in is found by counting cycle lengths, not by Keras's
+    logarithm, so a step exactly at a restart is never put in the cycle before by rounding."""
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0):
+        _positive("CosineDecayRestarts", initial_learning_rate=initial_learning_rate,
+                  first_decay_steps=first_decay_steps, m_mul=m_mul)
+        if not isinstance(t_mul, (int, float)) or t_mul < 1:
+            raise ValueError(f"CosineDecayRestarts: t_mul (how much longer each cycle is) must be >= 1, got {t_mul!r}")
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"CosineDecayRestarts: alpha (the final fraction) must be in [0, 1], got {alpha}")
+        self.initial_learning_rate, self.first_decay_steps = initial_learning_rate, first_decay_steps
+        self.t_mul, self.m_mul, self.alpha = t_mul, m_mul, alpha
+
+    def cycle(self, step):
+        """(k, fraction): step lies in cycle k, fraction of the way through it."""
+        if self.t_mul == 1:
+            k = math.floor(step / self.first_decay_steps)
+            return k, step / self.first_decay_steps - k
+        k, start, length = 0, 0.0, float(self.first_decay_steps)
+        while step >= start + length:
+            k, start, length = k + 1, start + length, length * self.t_mul
+        return k, (step - start) / length
+
+    def __call__(self, step):
+        k, fraction = self.cycle(step)
+        cosine = 0.5 * self.m_mul ** k * (1 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "first_decay_steps": self.first_decay_steps,
+                "t_mul": self.t_mul, "m_mul": self.m_mul, "alpha": self.alpha}
 
 
 class PiecewiseLinearDecay(LearningRateSchedule):
