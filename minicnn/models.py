@@ -3,6 +3,7 @@
 This module holds the layer stack and the public methods; the training loop they call
 is in training.py, its progress display in progress.py, and callbacks in callbacks/.
 """
+import json
 import time
 
 import numpy
@@ -511,6 +512,27 @@ class Model:
         from .saving import model_config
         return model_config(self)
 
+    @classmethod
+    def from_config(cls, config):
+        """A new model, freshly initialised, from ``get_config()``'s dict (Keras's)."""
+        from .saving import rebuild_model
+        return rebuild_model(config, "from_config()")
+
+    def to_json(self, **kwargs):
+        """get_config() as JSON text (json.dumps's keyword arguments, as indent=2, pass on);
+        ``model_from_json`` reads it back."""
+        return json.dumps(self.get_config(), **kwargs)
+
+    # Keras 3's names for the weights
+    variables = property(lambda self: self.weights)
+    trainable_variables = property(lambda self: self.trainable_weights)
+    non_trainable_variables = property(lambda self: self.non_trainable_weights)
+
+    @property
+    def metrics_names(self):
+        """'loss' then the compiled metrics, in the order evaluate() returns them (Keras 2's)."""
+        return ["loss", *self.metrics]
+
     # --- description ---------------------------------------------------------------------
 
     def summary(self, print_fn=print, line_length=98, arithmetic=False, expand_nested=False):
@@ -690,6 +712,23 @@ def _arithmetic_line(what, expression, value, note):
     """'height, width: floor((32 + 2*1 - 3) / 1) + 1 = 32' or 'channels: 32 (one per filter)'."""
     text = f"{what}: {expression} = {value}" if expression is not None else f"{what}: {value}"
     return f"{text}   ({note})" if note else text
+
+
+def model_from_json(text):
+    """A new model, freshly initialised, from ``to_json()``'s text (Keras's)."""
+    try:
+        config = json.loads(text)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"model_from_json(): not JSON text from to_json() ({error})") from None
+    return Model.from_config(config)
+
+
+def clone_model(model):
+    """A new model of the same architecture on the same device, its weights drawn afresh
+    by its layers' initializers, not compiled (Keras's clone_model): for a second member
+    of an ensemble, or to train again from scratch."""
+    with backend.device(model.device):
+        return Model.from_config(model.get_config())
 
 
 def load_model(path, compile=True, device=None):

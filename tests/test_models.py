@@ -534,3 +534,36 @@ def test_sequential_add_names_what_it_cannot_take():
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match=r"outputs \(None, 4, 4, 5\): a Flatten\(\)"):
         model.fit(numpy.zeros((2, 4, 4, 2), numpy.float32), numpy.zeros(2, int), verbose=0)
+
+
+def test_config_json_clone_and_keras_3_names(device):
+    """to_json / model_from_json / from_config / clone_model make the same architecture with
+    fresh weights (Sequential, functional, nested); Layer.from_config; Keras 3's
+    variables names and Keras 2's metrics_names."""
+    from minicnn.layers import Input
+    from minicnn.models import Model, clone_model, model_from_json
+    with minicnn.device(device):
+        sequential = small_model()
+        inputs = Input((8, 8, 3))
+        functional = Model(inputs, Dense(4, activation="softmax")(Flatten()(sequential(inputs))))
+    x, _ = quadrant_data(6)
+    for model in (sequential, functional):
+        for copy in (model_from_json(model.to_json(indent=1)), type(model).from_config(model.get_config()),
+                     clone_model(model)):
+            assert copy is not model and copy.get_config() == model.get_config()
+            assert [w.shape for w in copy.weights] == [w.shape for w in model.weights]
+            assert not numpy.array_equal(copy.get_weights()[0], model.get_weights()[0])  # drawn afresh
+            assert copy.predict(x).shape == model.predict(x).shape and copy.optimizer is None
+        assert clone_model(model).device == device
+    dense = Dense(5, activation="relu", kernel_regularizer=minicnn.regularizers.l2(0.01), name="d")
+    again = Dense.from_config(dense.get_config())
+    assert type(again) is Dense and again.get_config() == dense.get_config() and not again.built
+    assert sequential.variables == sequential.weights and sequential.trainable_variables == sequential.trainable_weights
+    assert len(sequential.non_trainable_variables) == 2  # batch-norm's moving mean and variance
+    sequential.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy", "top5"])
+    assert sequential.metrics_names == ["loss", "accuracy", "top5"]
+    assert len(sequential.evaluate(x, numpy.zeros(6, int), verbose=0)) == 3
+    with pytest.raises(ValueError, match="model_from_json\\(\\): not JSON text"):
+        model_from_json("{not json")
+    with pytest.raises(ValueError, match="from_config\\(\\): .*not a minicnn layer"):
+        Model.from_config({"class_name": "Sequential", "input_shape": [4], "layers": [{"class_name": "LSTM"}]})

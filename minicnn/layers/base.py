@@ -315,5 +315,10 @@ class Layer:
     def get_config(self):
         return {"name": self.name, "trainable": self._trainable, "dtype": self.dtype_policy.name}
 
+    @classmethod
+    def from_config(cls, config):
+        """A new layer, not built, from ``get_config()``'s dict (Keras's)."""
+        return cls(**config)
+
     def __repr__(self):
         return f"<{self.describe()}, built={self.built}>"
