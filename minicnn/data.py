@@ -52,8 +52,10 @@ def _fill_index(k, n, fill_mode):
     return xp.clip(k, 0, n - 1), inside if fill_mode == "constant" else xp.ones_like(inside)
 
 
-def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0.0, zoom=None):
-    """Rotate, shift and mirror each image of a batch, with bilinear interpolation.
+def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0.0, zoom=None,
+                  interpolation="bilinear"):
+    """Rotate, shift and mirror each image of a batch, with bilinear interpolation (or,
+    interpolation='nearest', the one pixel nearest to where each output pixel reads).
 
     x: (N, H, W, C) float; angles: (N,) radians; shift_y, shift_x: (N,) pixels (an image
     moved down/right by the shift); flip: (N,) bool, mirror left-right; zoom: None or
@@ -79,11 +81,15 @@ def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0
     cos, sin = xp.cos(angles).astype(dtype)[:, None, None], xp.sin(angles).astype(dtype)[:, None, None]
     src_y = cos * dy - sin * dx + cy                          # (N, H, W)
     src_x = sin * dy + cos * dx + cx
+    batch = xp.arange(n)[:, None, None]
+    if interpolation == "nearest":  # one gather: the pixel whose centre is closest, a tie rounded up
+        iy, in_y = _fill_index(xp.floor(src_y + dtype.type(0.5)).astype(xp.int32), h, fill_mode)
+        ix, in_x = _fill_index(xp.floor(src_x + dtype.type(0.5)).astype(xp.int32), w, fill_mode)
+        return xp.where((in_y & in_x)[..., None], x[batch, iy, ix], dtype.type(cval))
     # Bilinear: blend the four pixels around (src_y, src_x).
     y0, x0 = xp.floor(src_y), xp.floor(src_x)
     wy, wx = (src_y - y0)[..., None], (src_x - x0)[..., None]
     y0, x0 = y0.astype(xp.int32), x0.astype(xp.int32)
-    batch = xp.arange(n)[:, None, None]
     out = xp.zeros_like(x)
     for oy, ox, weight in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx),
                            (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):

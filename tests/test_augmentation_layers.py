@@ -116,6 +116,23 @@ def test_random_contrast_and_brightness_keep_each_image_in_range(device):
         RandomContrast(1.5)
 
 
+def test_nearest_interpolation_copies_input_pixels(device):
+    """interpolation='nearest': every output pixel is one input pixel (or the fill value);
+    a whole-pixel shift is the same either way; the option is saved in the config."""
+    x, xt = images(device, n=8, size=8, channels=1)
+    for layer in (RandomRotation(0.2, fill_mode="constant", fill_value=-1.0, interpolation="nearest", seed=1),
+                  RandomZoom(0.3, interpolation="nearest", seed=2),
+                  RandomTranslation(0.3, 0.3, fill_mode="wrap", interpolation="nearest", seed=3)):
+        y = backend.to_numpy(layer(xt, training=True).data)
+        for i in range(len(x)):
+            assert numpy.isin(y[i], numpy.append(x[i], -1.0)).all(), type(layer).__name__
+        assert not numpy.array_equal(y, x) and layer.get_config()["interpolation"] == "nearest"
+    shift = dict(height_factor=(0.25, 0.25), width_factor=(-0.125, -0.125), fill_mode="constant")
+    numpy.testing.assert_array_equal(
+        backend.to_numpy(RandomTranslation(**shift, interpolation="nearest")(xt, training=True).data),
+        backend.to_numpy(RandomTranslation(**shift)(xt, training=True).data))
+
+
 def test_augmentation_in_a_model_is_seeded_by_fit_and_saved(device, tmp_path):
     x, _ = images(device, n=16, size=8, channels=3)
     y = numpy.arange(16) % 3
@@ -150,8 +167,8 @@ def test_augmentation_layers_refuse_what_they_cannot_do(device):
         RandomRotation((0.2, 0.1))
     with pytest.raises(ValueError, match="fill_mode must be one of"):
         RandomRotation(0.1, fill_mode="mirror")
-    with pytest.raises(ValueError, match="only interpolation='bilinear'"):
-        RandomTranslation(0.1, 0.1, interpolation="nearest")
+    with pytest.raises(ValueError, match="interpolation must be 'bilinear' or 'nearest', got 'bicubic'"):
+        RandomTranslation(0.1, 0.1, interpolation="bicubic")
     model = Sequential([Conv2D(2, 3, input_shape=(6, 6, 1)), RandomFlip()])
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="RandomFlip 'random_flip': it passes no gradient to its input"):

@@ -4,7 +4,8 @@ RandomZoom, RandomCrop (geometric), RandomContrast and RandomBrightness (photome
 Put in the model (usually first), they change each training batch's images afresh and
 pass images through unchanged in inference, so the augmentation travels with the saved
 model. They draw from the layer's own random stream (base.RandomStream), reseeded by fit
-every epoch, and resample with data.affine_sample (bilinear), the Loader's Augment's code.
+every epoch, and resample with data.affine_sample (bilinear, or interpolation='nearest'),
+the Loader's Augment's code.
 
 They give no gradient to their input (an augmentation sits on the data, before any
 weight); a layer that needs one raises, naming itself. Shapes: (N, H, W, C) -> the same,
@@ -97,7 +98,7 @@ class RandomTranslation(RandomAugmentation):
         super().__init__(seed, **kwargs)
         self.height_factor = factor_range(height_factor, "RandomTranslation: height_factor", 1.0)
         self.width_factor = factor_range(width_factor, "RandomTranslation: width_factor", 1.0)
-        _require_bilinear(self, interpolation)
+        self.interpolation = _interpolation(self, interpolation)
         self._fill(fill_mode, fill_value)
 
     def augment(self, x, rng):
@@ -106,12 +107,13 @@ class RandomTranslation(RandomAugmentation):
         shift_y = _uniform(rng, n, *self.height_factor) * numpy.float32(h)
         shift_x = _uniform(rng, n, *self.width_factor) * numpy.float32(w)
         no_turn, no_flip = xp.zeros(n, dtype=numpy.float32), xp.zeros(n, dtype=bool)
-        return affine_sample(x, no_turn, shift_y, shift_x, no_flip, FILL_MODES[self.fill_mode], self.fill_value)
+        return affine_sample(x, no_turn, shift_y, shift_x, no_flip, FILL_MODES[self.fill_mode], self.fill_value,
+                             interpolation=self.interpolation)
 
     def get_config(self):
         return {**super().get_config(), "height_factor": list(self.height_factor),
                 "width_factor": list(self.width_factor), "fill_mode": self.fill_mode,
-                "interpolation": "bilinear", "fill_value": self.fill_value}
+                "interpolation": self.interpolation, "fill_value": self.fill_value}
 
 
 class RandomRotation(RandomAugmentation):
@@ -122,7 +124,7 @@ class RandomRotation(RandomAugmentation):
     def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, **kwargs):
         super().__init__(seed, **kwargs)
         self.factor = factor_range(factor, "RandomRotation: factor")
-        _require_bilinear(self, interpolation)
+        self.interpolation = _interpolation(self, interpolation)
         self._fill(fill_mode, fill_value)
 
     def augment(self, x, rng):
@@ -132,11 +134,12 @@ class RandomRotation(RandomAugmentation):
         # angle; Keras's positive factor turns counter-clockwise
         angles = _uniform(rng, n, *self.factor) * numpy.float32(-2 * math.pi)
         no_shift, no_flip = xp.zeros(n, dtype=numpy.float32), xp.zeros(n, dtype=bool)
-        return affine_sample(x, angles, no_shift, no_shift, no_flip, FILL_MODES[self.fill_mode], self.fill_value)
+        return affine_sample(x, angles, no_shift, no_shift, no_flip, FILL_MODES[self.fill_mode], self.fill_value,
+                             interpolation=self.interpolation)
 
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor), "fill_mode": self.fill_mode,
-                "interpolation": "bilinear", "fill_value": self.fill_value}
+                "interpolation": self.interpolation, "fill_value": self.fill_value}
 
 
 class RandomZoom(RandomAugmentation):
@@ -151,7 +154,7 @@ class RandomZoom(RandomAugmentation):
         super().__init__(seed, **kwargs)
         self.height_factor = factor_range(height_factor, "RandomZoom: height_factor", 1.0)
         self.width_factor = None if width_factor is None else factor_range(width_factor, "RandomZoom: width_factor", 1.0)
-        _require_bilinear(self, interpolation)
+        self.interpolation = _interpolation(self, interpolation)
         self._fill(fill_mode, fill_value)
 
     def augment(self, x, rng):
@@ -161,12 +164,12 @@ class RandomZoom(RandomAugmentation):
         zoom_x = zoom_y if self.width_factor is None else 1 + _uniform(rng, n, *self.width_factor)
         no_turn, no_flip = xp.zeros(n, dtype=numpy.float32), xp.zeros(n, dtype=bool)
         return affine_sample(x, no_turn, no_turn, no_turn, no_flip, FILL_MODES[self.fill_mode], self.fill_value,
-                             zoom=(zoom_y, zoom_x))
+                             zoom=(zoom_y, zoom_x), interpolation=self.interpolation)
 
     def get_config(self):
         return {**super().get_config(), "height_factor": list(self.height_factor),
                 "width_factor": None if self.width_factor is None else list(self.width_factor),
-                "fill_mode": self.fill_mode, "interpolation": "bilinear", "fill_value": self.fill_value}
+                "fill_mode": self.fill_mode, "interpolation": self.interpolation, "fill_value": self.fill_value}
 
 
 class RandomCrop(RandomAugmentation, SizedOutput):
@@ -270,6 +273,9 @@ def _where(choose, a, b):
     return get_array_module(a).where(choose[:, None, None, None], a, b)
 
 
-def _require_bilinear(layer, interpolation):
-    if interpolation != "bilinear":
-        raise ValueError(f"{type(layer).__name__}: only interpolation='bilinear' is supported, got {interpolation!r}")
+def _interpolation(layer, interpolation):
+    """'bilinear' (Keras's default) or 'nearest', else a ValueError naming the layer."""
+    if interpolation not in ("bilinear", "nearest"):
+        raise ValueError(f"{type(layer).__name__}: interpolation must be 'bilinear' or 'nearest', "
+                         f"got {interpolation!r}")
+    return interpolation
