@@ -97,6 +97,10 @@ def load_model_or_previous(path, compile=True, device=None, say=print):
 
 def layer_config(layer):
     """{'class_name', 'config'} of a layer a saved model can rebuild, or a ValueError."""
+    reason = getattr(type(layer), "not_saveable", None)
+    if reason is not None:
+        raise ValueError(f"cannot save {layer.describe()}: {reason}. Save the model's weights with "
+                         "model.save_weights(path) and rebuild the model in code to load them")
     if type(layer).__name__ not in LAYER_CLASSES or LAYER_CLASSES[type(layer).__name__] is not type(layer):
         raise ValueError(f"cannot save {layer.describe()}: {type(layer).__name__} is a layer class of your own; "
                          f"a saved model holds minicnn's ({', '.join(sorted(LAYER_CLASSES))}). Save its "

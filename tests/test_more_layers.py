@@ -521,3 +521,42 @@ def test_group_normalization(device, groups, tmp_path):
     model.fit(images, rng.random((4, 2), dtype=numpy.float32), epochs=1, verbose=0)
     model.save(tmp_path / "m.npz")
     numpy.testing.assert_array_equal(load_model(tmp_path / "m.npz").predict(images), model.predict(images))
+
+
+def test_lambda_layer_is_a_differentiable_function_that_refuses_to_be_saved(device, tmp_path):
+    """Keras's Lambda: its output shape found by one call, float64 gradients through the
+    function, arguments passed on, in Sequential and functional models; a save (and a
+    ModelCheckpoint, before the first epoch) refuses it by name, save_weights does not."""
+    import minicnn
+    from minicnn import callbacks
+    from minicnn.layers import Input, Lambda
+    from minicnn.models import Model
+    rng = numpy.random.default_rng(4)
+    x = tensor(rng.standard_normal((2, 4, 4, 3)), device)
+    scale = Lambda(lambda t, factor: t * factor - 1.0, arguments={"factor": 3.0}, **F64)
+    numpy.testing.assert_allclose(backend.to_numpy(scale(x).data), backend.to_numpy(x.data) * 3 - 1, rtol=1e-15)
+    gradcheck(scale, [x])
+    pool = Lambda(lambda t: (t * t).mean(axis=(1, 2)), output_shape=(3,), **F64)
+    assert pool(x).shape == (2, 3) and pool.output_shape == (3,)
+    gradcheck(pool, [x])
+    with minicnn.device(device):
+        model = Sequential([Lambda(lambda t: t * 2.0 - 1.0, input_shape=(4, 4, 3)), Conv2D(2, 3),
+                            Lambda(lambda t: t.mean(axis=(1, 2))), Dense(3, activation="softmax")])
+        inputs = Input((4, 4, 3))
+        graph = Model(inputs, Dense(2)(Lambda(lambda t: t.reshape(len(t), -1))(inputs)))
+    assert model.layers[2].output_shape == (2,) and graph.output_shape == (2,)
+    images, labels = rng.random((6, 4, 4, 3), dtype=numpy.float32), numpy.arange(6) % 3
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(backend.to_device(images, device), labels, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="cannot save Lambda 'lambda': it holds a Python function"):
+        model.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="cannot save Lambda"):
+        model.fit(backend.to_device(images, device), labels, epochs=1, verbose=0,
+                  callbacks=[callbacks.ModelCheckpoint(str(tmp_path / "c.npz"))])
+    model.save_weights(tmp_path / "w.npz")
+    with pytest.raises(ValueError, match=r"output_shape \(4,\) was given, but the function returns \(None, 3\)"):
+        Lambda(lambda t: t.mean(axis=(1, 2)), output_shape=(4,), **F64)(x)
+    with pytest.raises(TypeError, match="the function must return a minicnn Tensor"):
+        Lambda(lambda t: t.data, **F64)(x)
+    with pytest.raises(TypeError, match="function must be callable"):
+        Lambda(3)

@@ -44,6 +44,10 @@ class ModelCheckpoint(Callback):
         self.monitor = Monitor("ModelCheckpoint", monitor, mode)
         self.best = self.monitor.worst if initial_value_threshold is None else initial_value_threshold
 
+    def on_train_begin(self, logs=None):
+        if not self.save_weights_only:  # a layer a file cannot hold (Lambda, a class of one's own): say so now,
+            self.model.get_config()     # not after the first epoch's training
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         path = self._path(epoch, logs)

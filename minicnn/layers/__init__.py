@@ -9,6 +9,7 @@ from .data_normalization import Normalization
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
 from .image_preprocessing import CenterCrop, Resizing
 from .input_layer import Input, InputLayer
+from .lambda_layer import Lambda
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .nested import NestedModel
 from .noise import GaussianDropout, GaussianNoise
@@ -30,4 +31,4 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
            "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "Resizing", "CenterCrop",
-           "Normalization", "GaussianNoise", "GaussianDropout"]
+           "Normalization", "GaussianNoise", "GaussianDropout", "Lambda"]
