@@ -8,7 +8,7 @@ import time
 
 import numpy
 
-from . import backend, losses as losses_mod, metrics as metrics_mod, mixed_precision, optimizers as optimizers_mod
+from . import backend, batch_stream, losses as losses_mod, metrics as metrics_mod, mixed_precision, optimizers as optimizers_mod
 from . import training
 from .autograd import Tensor, no_grad
 from .callbacks import History  # noqa: F401  (fit returns one; its home was here)
@@ -316,9 +316,26 @@ class Model:
         except ValueError as error:
             raise ValueError(f"{what}(): {error}") from None
 
-    def _loader(self, x, y, batch_size, shuffle, seed, what, sample_weight=None):
+    def _loader(self, x, y, batch_size, shuffle, seed, what, sample_weight=None, steps=None):
         """Wrap arrays in a Loader on the model's device (one explicit copy of the
-        data there), or check a Loader the caller made."""
+        data there), check a Loader the caller made, or read batches from a generator or
+        other source of them (batch_stream.py; steps: batches per epoch)."""
+        if batch_stream.is_source(x):
+            for name, value, why in (("y", y, "the source yields the labels with each batch"),
+                                     ("batch_size", batch_size, "the source makes the batches"),
+                                     ("sample_weight", sample_weight, "yield (x, y, sample_weight) batches")):
+                if value is not None:
+                    raise ValueError(f"{what}(): x is a source of batches ({type(x).__name__}): leave {name} out; "
+                                     f"{why}")
+            stream = batch_stream.BatchStream(x, steps, what, self.device if self.built else None, self.dtype)
+            self._prepare(*stream.first[:2], what)
+            return stream
+        if steps is not None:
+            raise ValueError(f"{what}(): steps_per_epoch / steps count the batches of a generator; with arrays or a "
+                             f"Loader every batch is read, so leave it out")
+        if isinstance(x, (list, tuple)) and y is None and x and isinstance(x[0], (list, tuple)):
+            raise TypeError(f"{what}(): x is a {type(x).__name__} of batches; pass iter(...) of it (a generator "
+                            "or an iterator is a source of batches, a list is read as several inputs)")
         if isinstance(x, Loader):
             if y is not None:
                 raise ValueError(f"{what}(): x is a Loader, which carries its own labels; leave y out")
@@ -389,7 +406,8 @@ class Model:
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
             validation_data=None, validation_split=0.0, shuffle=True, class_weight=None, sample_weight=None,
-            initial_epoch=0, seed=None, validation_batch_size=None, validation_freq=1):
+            initial_epoch=0, seed=None, validation_batch_size=None, validation_freq=1, steps_per_epoch=None,
+            validation_steps=None):
         """Train for epochs ``initial_epoch .. epochs - 1``; returns a History (also at
         ``self.history``). The loop itself is minicnn/training.py.
 
@@ -397,8 +415,12 @@ class Model:
         (N, K), or for an elementwise loss such as 'mse' targets shaped as the output),
         moved once to the model's device; or x a ``minicnn.data.Loader`` (y None)
         that already holds the data there with its shuffling, augmentation and
-        normalisation. batch_size defaults to 32, as in Keras.
-        validation_data: (x_val, y_val), (x_val, y_val, sample_weight_val) or a Loader,
+        normalisation; or x a generator or other source of (x_batch, y_batch[,
+        sample_weight_batch]) batches (y None; batch_stream.py), an epoch being
+        steps_per_epoch of them (all of a source with a length, when left out), as Keras's
+        fit(generator). batch_size defaults to 32, as in Keras.
+        validation_data: (x_val, y_val), (x_val, y_val, sample_weight_val), a Loader or a
+        source of batches (validation_steps of them),
         evaluated after every epoch (every validation_freq-th with validation_freq, as
         Keras: epochs validation_freq, 2 * validation_freq, ...), in batches of
         validation_batch_size (default: batch_size; a Loader keeps its own).
@@ -421,17 +443,19 @@ class Model:
         """
         return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_data,
                             validation_split, shuffle, initial_epoch, seed, class_weight, sample_weight,
-                            validation_batch_size, validation_freq)
+                            validation_batch_size, validation_freq, steps_per_epoch, validation_steps)
 
     # --- inference --------------------------------------------------------------------
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, return_dict=False):
-        """Loss over (x, y) or a Loader, in inference mode: a float, or [loss, *metrics]
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, return_dict=False,
+                 steps=None):
+        """Loss over (x, y), a Loader or ``steps`` batches of a source (as fit's), in
+        inference mode: a float, or [loss, *metrics]
         in compile order when compiled with metrics (as Keras); with return_dict=True
         {"loss": ..., metric: ...} instead. sample_weight (N,): each sample's loss weighted
         as fit weights it (a Loader's own weights count the same way); the metrics stay
         unweighted, as Keras's compile(metrics=...)."""
         self._require_compiled("evaluate")
-        loader = self._loader(x, y, batch_size, False, 0, "evaluate", sample_weight)
+        loader = self._loader(x, y, batch_size, False, 0, "evaluate", sample_weight, steps)
         start = time.perf_counter()
         result = training.evaluate_loader(self, loader)  # data-parallel: over every rank's shard
         if verbose and (self.parallel is None or self.parallel.comm.is_root):
@@ -442,10 +466,18 @@ class Model:
             return {"loss": result["loss"], **{m: result[m] for m in self.metrics}}
         return [result["loss"]] + [result[m] for m in self.metrics] if self.metrics else result["loss"]
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """Model outputs for x (N, ...) or a Loader's batches, in inference mode.
-        Returns an array on x's own device (NumPy in, NumPy out; a Loader's device)."""
-        if isinstance(x, Loader):
+    def predict(self, x, batch_size=32, verbose=0, steps=None):
+        """Model outputs for x (N, ...), a Loader's batches or ``steps`` batches of a
+        source (x_batch, or tuples whose first item is it), in inference mode.
+        Returns an array on x's own device (NumPy in, NumPy out; a Loader's device; a
+        source's: its first batch's)."""
+        if batch_stream.is_source(x):
+            stream = batch_stream.BatchStream(x, steps, "predict", self.device if self.built else None, self.dtype,
+                                              labels=False)
+            batches, home = (xb for xb, _ in stream.batches()), stream.home
+        elif steps is not None:
+            raise ValueError("predict(): steps counts the batches of a generator; with arrays or a Loader leave it out")
+        elif isinstance(x, Loader):
             batches, home = (xb for xb, _ in x.batches()), x.device
         else:
             if not hasattr(x, "shape"):

@@ -22,6 +22,7 @@ import numpy
 
 from . import backend
 from .autograd import Tensor, no_grad
+from .batch_stream import is_source
 from .callbacks import CallbackList, History
 from .data import Loader
 from .metrics import true_classes
@@ -199,7 +200,7 @@ def check_sample_weight(sample_weight, n, what):
 # --- fit ----------------------------------------------------------------------------------------
 def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, validation_split,
         shuffle, initial_epoch, seed, class_weight=None, sample_weight=None, validation_batch_size=None,
-        validation_freq=1):
+        validation_freq=1, steps_per_epoch=None, validation_steps=None):
     """Sequential.fit; see its docstring."""
     model._require_compiled("fit")
     if isinstance(validation_freq, bool) or not isinstance(validation_freq, int) or validation_freq < 1:
@@ -213,8 +214,9 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
     if not 0 <= validation_split < 1:
         raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
     if validation_split and validation_data is None:  # Keras takes the last samples
-        if isinstance(x, Loader):
-            raise ValueError("fit(): validation_split needs arrays; with a Loader pass validation_data")
+        if isinstance(x, Loader) or is_source(x):
+            raise ValueError("fit(): validation_split needs arrays; with a Loader or a source of batches pass "
+                             "validation_data")
         cut = int(len(x) * (1 - validation_split))
         validation_data = (x[cut:], y[cut:])
         if sample_weight is not None:  # as Keras: the held-out samples keep their weights
@@ -223,15 +225,23 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         x, y = x[:cut], y[:cut]
     seed = new_seed() if seed is None else seed
     model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
-    train = model._loader(x, y, batch_size, shuffle, seed, "fit", sample_weight)
+    if model.parallel is not None and is_source(x):
+        raise ValueError("fit(): data-parallel training (--workers) shards a Loader's batches; a source of batches "
+                         "cannot be shared out: give arrays or a Loader")
+    train = model._loader(x, y, batch_size, shuffle, seed, "fit", sample_weight, steps_per_epoch)
     class_weights = class_weight_array(class_weight, model.output_shape[-1], model.device, model.loss)
     weighted = train.sample_weight is not None  # the Loader's batches then carry their weights
-    own_loader = train is not x  # made here from arrays, so shuffled by this fit's seed
+    own_loader = isinstance(train, Loader) and train is not x  # made here from arrays: shuffled by this fit's seed
     parallel = model.parallel  # data-parallel over ranks: each takes its shard of every batch
     if parallel is not None:
         train, verbose = parallel.shard(train), verbose if parallel.comm.is_root else 0
     val = None
-    if validation_data is not None:
+    if validation_data is not None and is_source(validation_data):
+        val = model._loader(validation_data, None, None, False, seed, "fit (validation_data)", steps=validation_steps)
+    elif validation_data is not None:
+        if validation_steps is not None:
+            raise ValueError("fit(): validation_steps counts the batches of a validation generator; with arrays "
+                             "or a Loader leave it out")
         if not isinstance(validation_data, Loader) and len(validation_data) not in (2, 3):
             raise ValueError(f"fit(): validation_data is (x_val, y_val), (x_val, y_val, sample_weight_val) or a "
                              f"Loader; got {len(validation_data)} items")
@@ -321,6 +331,9 @@ def evaluate_loader(model, loader, hooks=None):
         hooks.call("on_test_begin", {})
     parallel = model.parallel
     if parallel is not None:  # each rank evaluates its shard; the sums are added up below
+        if not isinstance(loader, Loader):
+            raise ValueError("evaluate(): data-parallel evaluation shards a Loader's batches; a source of batches "
+                             "cannot be shared out: give arrays or a Loader")
         loader = parallel.shard(loader)
     sums = Sums(_array_module(loader.device), model.metric_counters, 0)
     for step, (xb, yb, *weights) in enumerate(loader.batches(weights=loader.sample_weight is not None)):
