@@ -186,7 +186,9 @@ class Loader:
     """(x, y) batches from arrays held on ``device``: ``for xb, yb in loader.batches(epoch)``.
 
     x: (N, H, W, C) images (uint8 or float), kept in their dtype on the device and
-    converted per batch; y: labels (N,) / (N, 1) ints or one-hot (N, K).
+    converted per batch, or a list of arrays of N samples each, one per input of a model
+    of several (each batch then a list; no augment, mean or std); y: labels (N,) / (N, 1)
+    ints or one-hot (N, K).
     mean, std: per-channel (C,) values in x's units; batches are ``(x - mean) / std``
     (the tutorials' ``x / 255`` is mean=0, std=255). augment: an ``Augment``, applied to
     the pixels before normalisation. shuffle: a new order every epoch from (seed, epoch).
@@ -202,22 +204,30 @@ class Loader:
 
     def __init__(self, x, y, batch_size=32, shuffle=True, augment=None, mean=None, std=None,
                  seed=0, device=None, drop_last=False, dtype="float32", sample_weight=None):
-        if len(x) != len(y):
-            raise ValueError(f"Loader: x has {len(x)} samples but y has {len(y)}")
-        if sample_weight is not None and tuple(sample_weight.shape) != (len(x),):
-            raise ValueError(f"Loader: sample_weight must have one weight per sample, shape ({len(x)},); "
+        # several inputs (a functional model's): x a list of arrays, each batch a list of their rows
+        self.many = isinstance(x, (list, tuple))
+        if self.many and (augment is not None or mean is not None or std is not None or not x):
+            raise ValueError("Loader: x is a list of arrays (a model of several inputs); augment, mean and std are "
+                             "for one input of images: put them in the model (Normalization, Random* layers)")
+        n = len(x[0]) if self.many else len(x)
+        if any(len(one) != n for one in (x if self.many else [x])) or n != len(y):
+            sizes = [len(one) for one in x] if self.many else len(x)
+            raise ValueError(f"Loader: x has {sizes} samples but y has {len(y)}")
+        if sample_weight is not None and tuple(sample_weight.shape) != (n,):
+            raise ValueError(f"Loader: sample_weight must have one weight per sample, shape ({n},); "
                              f"got {tuple(sample_weight.shape)}")
-        if len(x) == 0:
+        if n == 0:
             raise ValueError("Loader: no samples")
         if not isinstance(batch_size, (int, numpy.integer)) or batch_size < 1:
             raise ValueError(f"Loader: batch_size must be a positive int, got {batch_size!r}")
-        if drop_last and len(x) < batch_size:
-            raise ValueError(f"Loader: drop_last with {len(x)} samples < batch_size {batch_size} "
+        if drop_last and n < batch_size:
+            raise ValueError(f"Loader: drop_last with {n} samples < batch_size {batch_size} "
                              "leaves no batch at all")
         self.device = device or backend.get_device()
         self.dtype = numpy.dtype(dtype)
+        self.n = n
         # One explicit copy of the whole dataset onto the device, here and only here.
-        self.x = backend.to_device(x, self.device)
+        self.x = [backend.to_device(one, self.device) for one in x] if self.many else backend.to_device(x, self.device)
         y_kind = backend.get_array_module(y).asarray(y).dtype.kind
         self.y = backend.to_device(y, self.device, dtype=self.dtype if y_kind == "f" else None)
         self.sample_weight = None if sample_weight is None else backend.to_device(
@@ -225,7 +235,7 @@ class Loader:
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.augment, self.seed = augment, seed
         self.shard = None  # (rank, size) when sharded
-        channels = x.shape[-1]
+        channels = x[0].shape[-1] if self.many else x.shape[-1]
         self.mean = self._per_channel(0.0 if mean is None else mean, channels, "mean")
         self.std = self._per_channel(1.0 if std is None else std, channels, "std")
         if (backend.to_numpy(self.std) <= 0).any():
@@ -237,7 +247,7 @@ class Loader:
 
     def __len__(self):
         """Batches per epoch."""
-        n = len(self.x)
+        n = self.n
         batches = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
         if self.shard is not None and batches and n - (batches - 1) * self.batch_size < self.shard[1]:
             batches -= 1  # the last batch is too small to give every rank a sample
@@ -258,15 +268,15 @@ class Loader:
 
     @property
     def num_samples(self):
-        return len(self) * self.batch_size if self.drop_last else len(self.x)
+        return len(self) * self.batch_size if self.drop_last else self.n
 
     def batches(self, epoch=0, weights=False):
         """Yield (x_batch (B, H, W, C) float, y_batch) on the device for one epoch; with
         weights=True (x_batch, y_batch, sample_weight_batch (B,)), the weights all 1 where
         the loader holds none."""
-        xp = backend.get_array_module(self.x)
+        xp = backend.get_array_module(self.y)
         rng = backend.default_rng(epoch_seed(self.seed, epoch), xp)
-        n = len(self.x)
+        n = self.n
         # argsort of uniform draws: a permutation made on the device itself
         order = xp.argsort(rng.random(n, dtype=numpy.float32)) if self.shuffle else None
         augment_rng = rng
@@ -278,15 +288,19 @@ class Loader:
             if self.shard is not None:  # this rank's part of the batch
                 start, stop = start + (stop - start) * rank // size, start + (stop - start) * (rank + 1) // size
             index = order[start:stop] if order is not None else slice(start, stop)
-            xb = self.x[index].astype(self.dtype)
-            if self.augment is not None:
-                xb = self.augment(xb, augment_rng)
-            if not weights:
-                yield (xb - self.mean) / self.std, self.y[index]
-            elif self.sample_weight is None:
-                yield (xb - self.mean) / self.std, self.y[index], xp.ones(len(xb), dtype=numpy.float32)
+            if self.many:
+                xb = [one[index].astype(self.dtype) for one in self.x]
             else:
-                yield (xb - self.mean) / self.std, self.y[index], self.sample_weight[index]
+                xb = self.x[index].astype(self.dtype)
+                if self.augment is not None:
+                    xb = self.augment(xb, augment_rng)
+                xb = (xb - self.mean) / self.std
+            if not weights:
+                yield xb, self.y[index]
+            elif self.sample_weight is None:
+                yield xb, self.y[index], xp.ones(stop - start, dtype=numpy.float32)
+            else:
+                yield xb, self.y[index], self.sample_weight[index]
 
     def labels(self):
         """All labels as a host (N,) int array (for confusion matrices and the like)."""

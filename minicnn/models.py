@@ -133,9 +133,10 @@ class Model:
     def _forward_logits(self, x, training, logits_wanted=True):
         """(output, None), or (None, logits) when the output layer ends in a softmax
         (what the fused cross-entropy wants; logits_wanted=False for a loss that takes the
-        output itself). Training needs one input and one output."""
-        if self._many[0] or self._many[1]:
-            raise ValueError(f"{self.name}: fit, evaluate and predict take models of one input and one output")
+        output itself). Training needs one output (any number of inputs)."""
+        if self._many[1]:
+            raise ValueError(f"{self.name}: fit and evaluate take models of one output (it has "
+                             f"{len(self.outputs)}); predict and model(x) give all of them")
         last = self.outputs[0].layer
         if logits_wanted and getattr(last, "activation_name", None) == "softmax":
             return None, self._run(x, training, stop_before_softmax=True)[id(self.outputs[0])]
@@ -281,22 +282,32 @@ class Model:
             optimizer.rebind([p for p in optimizer.params if id(p) in present] + missing)
 
     def _prepare(self, x, y, what):
-        """Validate x and y where they enter; build the model if needed."""
-        for name, value in (("x", x), ("y", y)):
-            if not hasattr(value, "shape") or not hasattr(value, "dtype"):
-                raise TypeError(f"{what}(): {name} must be a NumPy or CuPy array (or x a minicnn.data.Loader), "
-                                f"got {type(value).__name__}; numpy.asarray({name}) makes one")
-        if len(x) != len(y):
-            raise ValueError(f"{what}(): x has {len(x)} samples but y has {len(y)}")
-        if len(x) == 0:
-            raise ValueError(f"{what}(): no samples")
-        training.check_inputs(x, what)
+        """Validate x (a list of arrays, one per input, for a model of several) and y where
+        they enter; build the model if needed."""
+        if self._several[1]:
+            raise ValueError(f"{what}(): {self.name} has {len(self.outputs)} outputs; fit and evaluate take models "
+                             "of one output (one loss to compute), predict and model(x) give all of them")
+        xs = self._input_arrays(x, what)
+        if not hasattr(y, "shape") or not hasattr(y, "dtype"):
+            raise TypeError(f"{what}(): y must be a NumPy or CuPy array, got {type(y).__name__}; "
+                            "numpy.asarray(y) makes one")
+        for i, one in enumerate(xs):
+            name = f"x[{i}]" if len(xs) > 1 else "x"
+            if len(one) != len(y):
+                raise ValueError(f"{what}(): {name} has {len(one)} samples but y has {len(y)}")
+            if len(one) == 0:
+                raise ValueError(f"{what}(): no samples")
+            training.check_inputs(one, what)
         if not self.built:
-            self.build(x.shape[1:])
-        if tuple(x.shape[1:]) != self.input_shape:
-            # conv nets could take other sizes, but the Dense layers could not: say it here
-            raise ValueError(f"{what}(): the model was built for inputs {(None,) + self.input_shape}, "
-                             f"x has shape {tuple(x.shape)}")
+            self.build(xs[0].shape[1:])
+        several = self._several[0]
+        shapes = self.input_shape if several else [self.input_shape]
+        for i, (one, shape) in enumerate(zip(xs, shapes)):
+            if tuple(one.shape[1:]) != tuple(shape):
+                # conv nets could take other sizes, but the Dense layers could not: say it here
+                which = f"input {i} ({self.inputs[i].name}) takes" if several else "the model was built for inputs"
+                raise ValueError(f"{what}(): {which} {(None,) + tuple(shape)}, "
+                                 f"{'x[%d]' % i if several else 'x'} has shape {tuple(one.shape)}")
         self._bind_optimizer()
         y_host = backend.to_numpy(y)  # one check up front instead of a sync every step
         if not self.loss.classifies:
@@ -316,6 +327,30 @@ class Model:
         except ValueError as error:
             raise ValueError(f"{what}(): {error}") from None
 
+    @property
+    def _several(self):
+        """(several inputs?, several outputs?): a functional model's; a Sequential has one of each."""
+        return getattr(self, "_many", (False, False))
+
+    def _input_arrays(self, x, what):
+        """x as a list of arrays: [x] for a model of one input, x itself (a list or tuple,
+        one array per input, in the order of Model(inputs=...)) for one of several."""
+        many = self._several[0]
+        if many:
+            if not isinstance(x, (list, tuple)) or len(x) != len(self.inputs):
+                raise TypeError(f"{what}(): {self.name} has {len(self.inputs)} inputs, so x is a list of "
+                                f"{len(self.inputs)} arrays, one per input in the order of Model(inputs=...); "
+                                f"got {type(x).__name__}{' of %d' % len(x) if isinstance(x, (list, tuple)) else ''}")
+            xs = list(x)
+        else:
+            xs = [x]
+        for i, one in enumerate(xs):
+            if not hasattr(one, "shape") or not hasattr(one, "dtype"):
+                name = f"x[{i}]" if many else "x"
+                raise TypeError(f"{what}(): {name} must be a NumPy or CuPy array (or x a minicnn.data.Loader), "
+                                f"got {type(one).__name__}; numpy.asarray({name}) makes one")
+        return xs
+
     def _loader(self, x, y, batch_size, shuffle, seed, what, sample_weight=None, steps=None):
         """Wrap arrays in a Loader on the model's device (one explicit copy of the
         data there), check a Loader the caller made, or read batches from a generator or
@@ -333,7 +368,8 @@ class Model:
         if steps is not None:
             raise ValueError(f"{what}(): steps_per_epoch / steps count the batches of a generator; with arrays or a "
                              f"Loader every batch is read, so leave it out")
-        if isinstance(x, (list, tuple)) and y is None and x and isinstance(x[0], (list, tuple)):
+        if isinstance(x, (list, tuple)) and y is None and x and isinstance(x[0], (list, tuple)) \
+                and not self._several[0]:
             raise TypeError(f"{what}(): x is a {type(x).__name__} of batches; pass iter(...) of it (a generator "
                             "or an iterator is a source of batches, a list is read as several inputs)")
         if isinstance(x, Loader):
@@ -354,7 +390,7 @@ class Model:
             raise ValueError(f"{what}(): give labels y with x (or pass a minicnn.data.Loader as x)")
         self._prepare(x, y, what)
         if sample_weight is not None:
-            training.check_sample_weight(sample_weight, len(x), what)
+            training.check_sample_weight(sample_weight, len(y), what)
         return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
                       device=self.device, dtype=self.dtype, sample_weight=sample_weight)
 
@@ -480,27 +516,34 @@ class Model:
         elif isinstance(x, Loader):
             batches, home = (xb for xb, _ in x.batches()), x.device
         else:
-            if not hasattr(x, "shape"):
-                raise TypeError(f"predict(): x must be a NumPy or CuPy array or a minicnn.data.Loader, got "
-                                f"{type(x).__name__}; numpy.asarray(x) makes one")
-            if len(x) == 0:
+            xs = self._input_arrays(x, "predict")
+            n = len(xs[0])
+            if n == 0:
                 raise ValueError("predict(): x holds no samples")
-            batches = (x[start:start + batch_size] for start in range(0, len(x), batch_size))
-            home = backend.device_of(x)
+            if any(len(one) != n for one in xs):
+                raise ValueError(f"predict(): the inputs hold {[len(one) for one in xs]} samples; give as many "
+                                 "for each input")
+            cut = (lambda a, b: [one[a:b] for one in xs]) if len(xs) > 1 else (lambda a, b: xs[0][a:b])
+            batches = (cut(start, start + batch_size) for start in range(0, n, batch_size))
+            home = backend.device_of(xs[0])
         outputs = []
         with no_grad():
             for xb in batches:
                 if not self.built:
                     self.build(xb.shape[1:])
-                xb = Tensor(backend.to_device(xb, self.device, dtype=self.dtype))
-                outputs.append(self(xb, training=False).data)
-        xp = backend.get_array_module(outputs[0])
+                to_model = lambda a: Tensor(backend.to_device(a, self.device, dtype=self.dtype))  # noqa: E731
+                out = self([to_model(a) for a in xb] if isinstance(xb, list) else to_model(xb), training=False)
+                outputs.append([o.data for o in out] if isinstance(out, list) else out.data)
+        xp = backend.get_array_module(outputs[0][0] if isinstance(outputs[0], list) else outputs[0])
+        if isinstance(outputs[0], list):  # several outputs: one array each, as Keras
+            return [backend.to_device(xp.concatenate([o[k] for o in outputs]), home) for k in range(len(outputs[0]))]
         return backend.to_device(xp.concatenate(outputs), home)
 
     def predict_on_batch(self, x):
         """Model outputs for one batch x (N, ...), in inference mode, as one forward pass:
         an array on x's own device, as predict."""
-        return self.predict(x, batch_size=max(len(x), 1))
+        first = x[0] if isinstance(x, (list, tuple)) and self._several[0] else x
+        return self.predict(x, batch_size=max(len(first), 1))
 
     # --- saving ----------------------------------------------------------------------------
     def save(self, path, include_optimizer=True, metadata=None, keep_previous=False):

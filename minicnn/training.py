@@ -37,14 +37,20 @@ def _array_module(device):
 
 
 # --- one batch --------------------------------------------------------------------------------
+def as_input(x):
+    """A batch as the model takes it: a Tensor, or a list of them for several inputs."""
+    if isinstance(x, (list, tuple)):
+        return [one if isinstance(one, Tensor) else Tensor(one) for one in x]
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
 def train_step(model, x, y, class_weights=None, sample_weight=None):
     """One optimizer step on a batch on the model's device. Returns the loss, each
     compiled metric's count of right answers (device scalars: no synchronisation) and
     the class scores (N, K) the step computed. class_weights: (K,) on the device
     (class_weight_array), each sample's loss weighted by its true class's entry;
     sample_weight: (N,) on the device, a weight per sample (times the class's, if both)."""
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    x = as_input(x)
     out, logits = model._forward_logits(x, training=True, logits_wanted=model.loss.takes_logits)
     if class_weights is not None:
         by_class = class_weights[true_classes(y)]
@@ -86,8 +92,7 @@ def test_step(model, x, y, sample_weight=None):
     sample_weight (N,) on the device weights the loss as in train_step; the metrics stay
     unweighted, as Keras's compile(metrics=...)."""
     with no_grad():
-        out, logits = model._forward_logits(x if isinstance(x, Tensor) else Tensor(x), training=False,
-                                            logits_wanted=model.loss.takes_logits)
+        out, logits = model._forward_logits(as_input(x), training=False, logits_wanted=model.loss.takes_logits)
         weighting = {} if sample_weight is None else {"sample_weight": sample_weight}
         loss = with_penalties(model, model.loss(y, out, logits, check=False, **weighting)).data
         scores = (logits if out is None else out).data
@@ -217,12 +222,13 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         if isinstance(x, Loader) or is_source(x):
             raise ValueError("fit(): validation_split needs arrays; with a Loader or a source of batches pass "
                              "validation_data")
-        cut = int(len(x) * (1 - validation_split))
-        validation_data = (x[cut:], y[cut:])
+        several = isinstance(x, (list, tuple))  # one array per input
+        cut = int(len(y) * (1 - validation_split))
+        validation_data = ([one[cut:] for one in x] if several else x[cut:], y[cut:])
         if sample_weight is not None:  # as Keras: the held-out samples keep their weights
-            check_sample_weight(sample_weight, len(x), "fit")
+            check_sample_weight(sample_weight, len(y), "fit")
             sample_weight, validation_data = sample_weight[:cut], (*validation_data, sample_weight[cut:])
-        x, y = x[:cut], y[:cut]
+        x, y = ([one[:cut] for one in x] if several else x[:cut]), y[:cut]
     seed = new_seed() if seed is None else seed
     model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
     if model.parallel is not None and is_source(x):
@@ -274,7 +280,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         for step, (xb, yb, *weights) in enumerate(train.batches(epoch, weights=weighted)):
             if hooks.wants_batches:
                 hooks.call("on_train_batch_begin", step, {})
-            loss, counts, _ = train_step(model, Tensor(xb), yb, class_weights, *weights)
+            loss, counts, _ = train_step(model, as_input(xb), yb, class_weights, *weights)
             sums.add(step, loss, counts, len(yb))
             done = step + 1
             if on_host and not math.isfinite(float(loss)):
@@ -339,7 +345,7 @@ def evaluate_loader(model, loader, hooks=None):
     for step, (xb, yb, *weights) in enumerate(loader.batches(weights=loader.sample_weight is not None)):
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_begin", step, {})
-        loss, counts = test_step(model, Tensor(xb), yb, *weights)
+        loss, counts = test_step(model, as_input(xb), yb, *weights)
         sums.add(step, loss, counts, len(yb))
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_end", step, sums.means())

@@ -10,6 +10,7 @@ from minicnn import Tensor, backend, gradcheck
 from minicnn.layers import (Activation, Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten,
                             GlobalAveragePooling2D, Input, Layer, MaxPooling2D)
 from minicnn.models import Model, Sequential, load_model
+from minicnn.optimizers import SGD
 from minicnn.saving import ModelFileError
 
 
@@ -248,3 +249,60 @@ def test_feature_maps_of_a_graph_follow_its_nodes():
     assert [layer.name for layer, _ in maps] == ["conv2d", "conv2d_1"]
     direct = model.layers[1](Tensor(x), training=False).data  # the 1x1 conv, on the input itself
     numpy.testing.assert_array_equal(maps[1][1], direct)
+
+
+def test_a_model_of_several_inputs_fits_evaluates_and_predicts(device, tmp_path):
+    """fit([x_image, x_meta], y) as Keras: the same training as feeding the model those
+    batches by hand, shuffled together; validation_split cuts every input; a Loader of a
+    list; predict gives one array per output of a model of several; each input checked
+    by name."""
+    from minicnn.data import Loader
+    rng = numpy.random.default_rng(5)
+    images, meta = rng.random((24, 6, 6, 2), dtype=numpy.float32), rng.random((24, 5), dtype=numpy.float32)
+    labels = numpy.arange(24) % 3
+
+    def fresh():
+        minicnn.set_seed(0)
+        with minicnn.device(device):
+            image, extra = Input((6, 6, 2)), Input((5,))
+            joined = Concatenate()([Flatten()(Conv2D(3, 3, activation="relu")(image)), Dense(4)(extra)])
+            model = Model([image, extra], Dense(3, activation="softmax")(joined))
+        model.compile(SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+    fitted = fresh()
+    history = fitted.fit([backend.to_device(images, device), meta], labels, batch_size=8, epochs=2, seed=3,
+                         verbose=0, validation_split=0.25)
+    assert len(history.history["val_loss"]) == 2
+    by_hand = fresh()  # the same batches, from a Loader of the list, train the same weights
+    with minicnn.device(device):
+        loader = Loader([images[:18], meta[:18]], labels[:18], batch_size=8, seed=3)
+    by_hand.fit(loader, epochs=2, seed=3, verbose=0)
+    for a, b in zip(fitted.get_weights(), by_hand.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    loss, accuracy = fitted.evaluate([images, meta], labels, verbose=0)
+    probabilities = fitted.predict([images, meta], batch_size=5)
+    assert probabilities.shape == (24, 3) and isinstance(probabilities, numpy.ndarray)
+    numpy.testing.assert_allclose(probabilities, fitted.predict_on_batch([images, meta]), rtol=1e-5, atol=1e-7)
+    assert accuracy == pytest.approx((probabilities.argmax(1) == labels).mean())
+    assert loss == pytest.approx(-numpy.log(probabilities[numpy.arange(24), labels]).mean(), rel=1e-4)
+    fitted.save(tmp_path / "two.npz")
+    numpy.testing.assert_array_equal(load_model(tmp_path / "two.npz").predict([images, meta]),
+                                     fitted.predict([images, meta]))
+    with minicnn.device(device):
+        image = Input((6, 6, 2))
+        features = Flatten()(image)
+        heads = Model(image, [Dense(2)(features), Dense(3, activation="softmax")(features)])
+    outputs = heads.predict(images)
+    assert [o.shape for o in outputs] == [(24, 2), (24, 3)]
+    heads.compile("adam", "sparse_categorical_crossentropy")
+    for make, error, message in (
+            (lambda: fitted.fit(images, labels, verbose=0), TypeError, "has 2 inputs, so x is a list of 2 arrays"),
+            (lambda: fitted.fit([images], labels, verbose=0), TypeError, "got list of 1"),
+            (lambda: fitted.fit([images, meta[:10]], labels, verbose=0), ValueError, "x\\[1\\] has 10 samples"),
+            (lambda: fitted.fit([meta, images], labels, verbose=0), ValueError,
+             r"input 0 \(.*\) takes \(None, 6, 6, 2\), x\[0\] has shape \(24, 5\)"),
+            (lambda: fitted.predict([images, meta.tolist()]), TypeError, "x\\[1\\] must be a NumPy or CuPy array"),
+            (lambda: heads.fit(images, labels, verbose=0), ValueError, "has 2 outputs; fit and evaluate take"),
+            (lambda: Loader([images, meta], labels, std=255.0), ValueError, "augment, mean and std are for one input")):
+        with pytest.raises(error, match=message):
+            make()
