@@ -188,7 +188,8 @@ class Loader:
     x: (N, H, W, C) images (uint8 or float), kept in their dtype on the device and
     converted per batch, or a list of arrays of N samples each, one per input of a model
     of several (each batch then a list; no augment, mean or std); y: labels (N,) / (N, 1)
-    ints or one-hot (N, K).
+    ints or one-hot (N, K), or targets; a list of such arrays, one per output of a model
+    of several (each batch's labels then a list).
     mean, std: per-channel (C,) values in x's units; batches are ``(x - mean) / std``
     (the tutorials' ``x / 255`` is mean=0, std=255). augment: an ``Augment``, applied to
     the pixels before normalisation. shuffle: a new order every epoch from (seed, epoch).
@@ -209,10 +210,15 @@ class Loader:
         if self.many and (augment is not None or mean is not None or std is not None or not x):
             raise ValueError("Loader: x is a list of arrays (a model of several inputs); augment, mean and std are "
                              "for one input of images: put them in the model (Normalization, Random* layers)")
+        # several outputs: y a list of arrays (a list of plain numbers is one array of labels)
+        self.many_y = isinstance(y, (list, tuple)) and bool(y) and all(hasattr(one, "shape") for one in y)
+        if not self.many_y and not hasattr(y, "dtype"):
+            y = numpy.asarray(y)
         n = len(x[0]) if self.many else len(x)
-        if any(len(one) != n for one in (x if self.many else [x])) or n != len(y):
+        ys = list(y) if self.many_y else [y]
+        if any(len(one) != n for one in (x if self.many else [x])) or any(len(one) != n for one in ys):
             sizes = [len(one) for one in x] if self.many else len(x)
-            raise ValueError(f"Loader: x has {sizes} samples but y has {len(y)}")
+            raise ValueError(f"Loader: x has {sizes} samples but y has {[len(one) for one in ys] if self.many_y else len(y)}")
         if sample_weight is not None and tuple(sample_weight.shape) != (n,):
             raise ValueError(f"Loader: sample_weight must have one weight per sample, shape ({n},); "
                              f"got {tuple(sample_weight.shape)}")
@@ -228,8 +234,8 @@ class Loader:
         self.n = n
         # One explicit copy of the whole dataset onto the device, here and only here.
         self.x = [backend.to_device(one, self.device) for one in x] if self.many else backend.to_device(x, self.device)
-        y_kind = backend.get_array_module(y).asarray(y).dtype.kind
-        self.y = backend.to_device(y, self.device, dtype=self.dtype if y_kind == "f" else None)
+        ys = [backend.to_device(one, self.device, dtype=self.dtype if one.dtype.kind == "f" else None) for one in ys]
+        self.y = ys if self.many_y else ys[0]
         self.sample_weight = None if sample_weight is None else backend.to_device(
             sample_weight, self.device, dtype=numpy.float32)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
@@ -274,7 +280,7 @@ class Loader:
         """Yield (x_batch (B, H, W, C) float, y_batch) on the device for one epoch; with
         weights=True (x_batch, y_batch, sample_weight_batch (B,)), the weights all 1 where
         the loader holds none."""
-        xp = backend.get_array_module(self.y)
+        xp = backend.get_array_module(self.y[0] if self.many_y else self.y)
         rng = backend.default_rng(epoch_seed(self.seed, epoch), xp)
         n = self.n
         # argsort of uniform draws: a permutation made on the device itself
@@ -295,15 +301,18 @@ class Loader:
                 if self.augment is not None:
                     xb = self.augment(xb, augment_rng)
                 xb = (xb - self.mean) / self.std
+            yb = [one[index] for one in self.y] if self.many_y else self.y[index]
             if not weights:
-                yield xb, self.y[index]
+                yield xb, yb
             elif self.sample_weight is None:
-                yield xb, self.y[index], xp.ones(stop - start, dtype=numpy.float32)
+                yield xb, yb, xp.ones(stop - start, dtype=numpy.float32)
             else:
-                yield xb, self.y[index], self.sample_weight[index]
+                yield xb, yb, self.sample_weight[index]
 
     def labels(self):
         """All labels as a host (N,) int array (for confusion matrices and the like)."""
+        if self.many_y:
+            raise ValueError("Loader.labels(): this loader holds labels for several outputs; read loader.y[k]")
         y = backend.to_numpy(self.y)
         return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
 

@@ -8,11 +8,11 @@ import time
 
 import numpy
 
-from . import backend, batch_stream, losses as losses_mod, metrics as metrics_mod, mixed_precision, optimizers as optimizers_mod
+from . import backend, batch_stream, losses as losses_mod, metrics as metrics_mod, mixed_precision, multi_output
+from . import optimizers as optimizers_mod
 from . import training
 from .autograd import Tensor, no_grad
 from .callbacks import History  # noqa: F401  (fit returns one; its home was here)
-from .functions.loss import one_hot_targets
 from .data import Loader, epoch_seed
 from .layers import InputLayer, Layer
 from .layers.merging import Merge
@@ -40,7 +40,7 @@ class Model:
         self.layers = []
         self.built = False
         self.input_shape = self.output_shape = None
-        self.optimizer = self.loss = None
+        self.optimizer = self.loss = self.heads = None  # heads: a multi_output.Heads, compiled with several outputs
         self.metrics, self.metric_counters = [], {}
         self.history = None
         self.metadata = {}
@@ -92,9 +92,9 @@ class Model:
             raise ValueError(f"{self.name} takes inputs {(None,) + tuple(self.input_shape)}, not {(None,) + shape}")
         return self
 
-    def _run(self, x, training, stop_before_softmax=False):
-        """Every node's value for input(s) x: {id(symbol): Tensor}. stop_before_softmax:
-        the output node's layer gives the logits before its softmax instead."""
+    def _run(self, x, training, before_softmax=()):
+        """Every node's value for input(s) x: {id(symbol): Tensor}. before_softmax: the
+        output symbols whose layer gives the logits before its softmax instead."""
         xs = list(x) if self._many[0] else [x]
         if len(xs) != len(self.inputs):
             raise ValueError(f"{self.name} takes {len(self.inputs)} inputs, got {len(xs)}")
@@ -105,11 +105,11 @@ class Model:
                 raise ValueError(f"{self.name}: input {symbol.name} takes {(None,) + symbol.shape}, "
                                  f"got {tuple(value.shape)}")
             values[id(symbol)] = value
-        last = self.outputs[0] if stop_before_softmax else None
+        stop = {id(symbol) for symbol in before_softmax}
         for node in self.nodes:
             args = [values[id(s)] for s in node.inputs]
             arg = args if len(args) > 1 or isinstance(node.layer, Merge) else args[0]
-            if node is last:
+            if id(node) in stop:
                 values[id(node)] = _pre_activation(node.layer, arg, training)
             else:
                 values[id(node)] = node.layer(arg, training=training)
@@ -135,12 +135,19 @@ class Model:
         (what the fused cross-entropy wants; logits_wanted=False for a loss that takes the
         output itself). Training needs one output (any number of inputs)."""
         if self._many[1]:
-            raise ValueError(f"{self.name}: fit and evaluate take models of one output (it has "
-                             f"{len(self.outputs)}); predict and model(x) give all of them")
-        last = self.outputs[0].layer
-        if logits_wanted and getattr(last, "activation_name", None) == "softmax":
-            return None, self._run(x, training, stop_before_softmax=True)[id(self.outputs[0])]
-        return self._run(x, training)[id(self.outputs[0])], None
+            raise ValueError(f"{self.name} has {len(self.outputs)} outputs, so there is no one set of class "
+                             "scores; predict and model(x) give all of them")
+        return self._outputs_and_logits(x, training, [logits_wanted])[0]
+
+    def _outputs_and_logits(self, x, training, logits_wanted):
+        """[(output, None) or (None, logits)] for each output, as _forward_logits gives
+        them for one; logits_wanted: a bool per output. An output that other layers read
+        too runs its softmax (they need it), and its loss takes the probabilities."""
+        read = {id(s) for node in self.nodes for s in node.inputs}
+        stop = [symbol for symbol, wanted in zip(self.outputs, logits_wanted)
+                if wanted and getattr(symbol.layer, "activation_name", None) == "softmax" and id(symbol) not in read]
+        values, stopped = self._run(x, training, before_softmax=stop), {id(s) for s in stop}
+        return [(None, values[id(s)]) if id(s) in stopped else (values[id(s)], None) for s in self.outputs]
 
     @property
     def device(self):
@@ -231,32 +238,41 @@ class Model:
         return output if logits is None else logits
 
     # --- training -------------------------------------------------------------------
-    def compile(self, optimizer=None, loss=None, metrics=None):
+    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
         """optimizer: 'sgd', 'adam', 'adamw', 'nadam', 'adamax', 'rmsprop', 'adagrad', 'adadelta'
         (Keras's defaults) or an Optimizer (wrapped in a
         LossScaleOptimizer when a layer's policy is "mixed_float16", as Keras does); loss: a name such as
         'categorical_crossentropy' or a minicnn.losses object; metrics: a list of
         'accuracy' (or 'acc', or Keras's 'categorical_accuracy' / 'sparse_categorical_accuracy')
-        and 'top5' (or Keras's 'top_k_categorical_accuracy')."""
+        and 'top5' (or Keras's 'top_k_categorical_accuracy').
+        A model of several outputs takes a loss per output, loss_weights and metrics per
+        output, each a dict keyed by output name or a list in output order
+        (minicnn/multi_output.py)."""
         if optimizer is None or loss is None:
             raise ValueError("compile() needs an optimizer ('sgd', 'adam', 'adamw', 'nadam', 'adamax', 'rmsprop', "
                              "'adagrad', 'adadelta' or an Optimizer) "
                              "and a loss ('categorical_crossentropy', 'sparse_categorical_crossentropy', 'mse', 'mae', "
                              "'huber', 'binary_crossentropy' or a minicnn.losses object)")
-        loss = losses_mod.get(loss)
-        if loss.from_logits and self.layers and self.layers[-1].activation_name == "softmax":
-            raise ValueError(f"compile(): {self.layers[-1].name} ends in a softmax, so the model outputs "
-                             "probabilities, but the loss has from_logits=True (it would treat them as "
-                             "logits). Leave from_logits out: minicnn then feeds the loss the logits before "
-                             "the softmax, the numerically stable way. Or end the model without a softmax.")
-        counters = {name: metrics_mod.batch_metric(name, loss) for name in (metrics or [])}
+        if self._several[1]:  # a loss (and metrics) per output
+            heads = multi_output.Heads(self, loss, loss_weights, metrics)
+            for symbol, one in zip(self.outputs, heads.losses):
+                _refuse_logits_of_softmax(symbol.layer, one)
+            loss, counters = heads.losses, {}
+        else:
+            if loss_weights is not None:
+                raise ValueError("compile(): loss_weights weighs the losses of a model of several outputs against "
+                                 f"each other; {self.name} has one output (scale the learning rate instead)")
+            heads, loss = None, losses_mod.get(loss)
+            if self.layers:
+                _refuse_logits_of_softmax(self.layers[-1], loss)
+            counters = {name: metrics_mod.batch_metric(name, loss) for name in (metrics or [])}
         self.optimizer = optimizers_mod.get(optimizer)
         if mixed_precision.uses_mixed_float16(self.layers) and not isinstance(
                 self.optimizer, optimizers_mod.LossScaleOptimizer):
             # float16 gradients need loss scaling (optimizers/loss_scale.py), as Keras 3 adds it
             self.optimizer = optimizers_mod.LossScaleOptimizer(self.optimizer)
-        self.loss = loss
-        self.metrics = list(metrics or [])
+        self.loss, self.heads = loss, heads
+        self.metrics = metrics if isinstance(metrics, dict) else list(metrics or [])
         self.metric_counters = counters
         if self.built:
             self.optimizer.build(self.trainable_weights)
@@ -282,19 +298,21 @@ class Model:
             optimizer.rebind([p for p in optimizer.params if id(p) in present] + missing)
 
     def _prepare(self, x, y, what):
-        """Validate x (a list of arrays, one per input, for a model of several) and y where
-        they enter; build the model if needed."""
-        if self._several[1]:
-            raise ValueError(f"{what}(): {self.name} has {len(self.outputs)} outputs; fit and evaluate take models "
-                             "of one output (one loss to compute), predict and model(x) give all of them")
+        """Validate x (a list of arrays, one per input, for a model of several) and y (one
+        array per output for a model of several) where they enter; build the model if needed."""
         xs = self._input_arrays(x, what)
-        if not hasattr(y, "shape") or not hasattr(y, "dtype"):
-            raise TypeError(f"{what}(): y must be a NumPy or CuPy array, got {type(y).__name__}; "
-                            "numpy.asarray(y) makes one")
+        ys = self.heads.targets(y, what) if self.heads is not None else [y]
+        for i, one in enumerate(ys):
+            if not hasattr(one, "shape") or not hasattr(one, "dtype"):
+                name = f"y for output {self.heads.names[i]!r}" if self.heads is not None else "y"
+                raise TypeError(f"{what}(): {name} must be a NumPy or CuPy array, got {type(one).__name__}; "
+                                "numpy.asarray(y) makes one")
         for i, one in enumerate(xs):
             name = f"x[{i}]" if len(xs) > 1 else "x"
-            if len(one) != len(y):
-                raise ValueError(f"{what}(): {name} has {len(one)} samples but y has {len(y)}")
+            for k, target in enumerate(ys):
+                if len(one) != len(target):
+                    which = f"y for output {self.heads.names[k]!r}" if self.heads is not None else "y"
+                    raise ValueError(f"{what}(): {name} has {len(one)} samples but {which} has {len(target)}")
             if len(one) == 0:
                 raise ValueError(f"{what}(): no samples")
             training.check_inputs(one, what)
@@ -309,23 +327,20 @@ class Model:
                 raise ValueError(f"{what}(): {which} {(None,) + tuple(shape)}, "
                                  f"{'x[%d]' % i if several else 'x'} has shape {tuple(one.shape)}")
         self._bind_optimizer()
-        y_host = backend.to_numpy(y)  # one check up front instead of a sync every step
-        if not self.loss.classifies:
-            training.check_targets(y_host, self.output_shape, self.loss, what)
+        if self.heads is None:
+            training.check_labels(backend.to_numpy(y), self.output_shape, self.loss, what)
             return
-        if len(self.output_shape) != 1:
-            raise ValueError(f"{what}(): {type(self.loss).__name__} needs one score per class for each sample, "
-                             f"outputs (None, K); the model outputs {(None, *self.output_shape)}: a Flatten() or "
-                             f"GlobalAveragePooling2D() before the last Dense gives that")
-        classes = self.output_shape[-1]
-        if self.loss.sparse and y_host.ndim == 2 and y_host.shape[1] == classes and y_host.dtype.kind == "f":
-            raise ValueError(f"{what}(): sparse_categorical_crossentropy expects integer labels "
-                             f"(N,) or (N, 1), got one-hot {y_host.shape}; use "
-                             f"categorical_crossentropy for one-hot labels")
-        try:  # the loss's own check of label shape, type and range
-            one_hot_targets(y_host, classes, numpy.dtype(numpy.float32))
-        except ValueError as error:
-            raise ValueError(f"{what}(): {error}") from None
+        for name, target, shape, loss in zip(self.heads.names, ys, self.output_shape, self.heads.losses):
+            try:  # one check up front per output instead of a sync every step
+                training.check_labels(backend.to_numpy(target), shape, loss, what)
+            except ValueError as error:
+                raise ValueError(str(error).replace(f"{what}(): ", f"{what}(): output {name!r}: ", 1)) from None
+
+    @property
+    def _result_names(self):
+        """The names evaluate returns after 'loss', in order: the metrics, or for a model
+        of several outputs each output's loss, then each output's metrics."""
+        return self.heads.log_names if self.heads is not None else self.metrics
 
     @property
     def _several(self):
@@ -389,18 +404,28 @@ class Model:
         if y is None:
             raise ValueError(f"{what}(): give labels y with x (or pass a minicnn.data.Loader as x)")
         self._prepare(x, y, what)
+        if self.heads is not None:  # one array per output, in output order
+            y = self.heads.targets(y, what)
         if sample_weight is not None:
-            training.check_sample_weight(sample_weight, len(y), what)
+            training.check_sample_weight(sample_weight, multi_output.batch_length(y), what)
         return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
                       device=self.device, dtype=self.dtype, sample_weight=sample_weight)
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on a batch already on the model's device. Returns (loss,
         number correct) as device scalars: reading them would make a GPU wait, so the
-        caller decides when. sample_weight ((N,), on the device) and class_weight: as fit's."""
+        caller decides when. sample_weight ((N,), on the device) and class_weight: as fit's.
+        A model of several outputs takes y as fit does and returns (loss, {log name: sum
+        over the batch}) for each output's loss and metrics (multi_output.py)."""
         self._require_compiled("train_on_batch")
         if self.optimizer.params is None or self._layers_changed:
             self._bind_optimizer()
+        if self.heads is not None:
+            if class_weight is not None:
+                raise ValueError(f"train_on_batch(): class_weight weighs one output's classes; {self.name} has "
+                                 f"{len(self.heads.names)} outputs: use sample_weight")
+            loss, sums, _ = training.train_step(self, x, self.heads.targets(y, "train_on_batch"), None, sample_weight)
+            return loss, sums
         weights = training.class_weight_array(class_weight, self.output_shape[-1], self.device, self.loss)
         loss, _, scores = training.train_step(self, x, y, weights, sample_weight)
         if not self.loss.classifies:  # targets are values: nothing to count as right
@@ -412,15 +437,17 @@ class Model:
         [loss, *metrics] when compiled with metrics (reading them synchronises).
         sample_weight (N,): the loss weighted as evaluate's."""
         self._require_compiled("test_on_batch")
-        x = backend.to_device(x, self.device, dtype=self.dtype)
-        y = backend.to_device(y, self.device)
+        on_device = lambda a, dtype=None: backend.to_device(a, self.device, dtype=dtype)  # noqa: E731
+        x = [on_device(one, self.dtype) for one in x] if self._several[0] else on_device(x, self.dtype)
+        y = [on_device(one) for one in self.heads.targets(y, "test_on_batch")] if self.heads else on_device(y)
+        n = multi_output.batch_length(y)
         if sample_weight is not None:
-            training.check_sample_weight(sample_weight, len(y), "test_on_batch")
-            sample_weight = backend.to_device(sample_weight, self.device, dtype=numpy.float32)
+            training.check_sample_weight(sample_weight, n, "test_on_batch")
+            sample_weight = on_device(sample_weight, numpy.float32)
         loss, counts = training.test_step(self, x, y, sample_weight)
-        if not self.metrics:
+        if not self._result_names:
             return float(loss)
-        return [float(loss)] + [float(counts[m]) / len(y) for m in self.metrics]
+        return [float(loss)] + [float(counts[m]) / n for m in self._result_names]
 
     def stop_for_nonfinite_loss(self, epoch, step, loss):
         """Stop fit because the loss of this batch is NaN or infinite (``self.diverged``)."""
@@ -454,7 +481,9 @@ class Model:
         normalisation; or x a generator or other source of (x_batch, y_batch[,
         sample_weight_batch]) batches (y None; batch_stream.py), an epoch being
         steps_per_epoch of them (all of a source with a length, when left out), as Keras's
-        fit(generator). batch_size defaults to 32, as in Keras.
+        fit(generator). batch_size defaults to 32, as in Keras. A model of several inputs
+        takes x as a list of arrays, one per input; one of several outputs takes y as a list
+        of arrays, one per output, or a dict keyed by output name (multi_output.py).
         validation_data: (x_val, y_val), (x_val, y_val, sample_weight_val), a Loader or a
         source of batches (validation_steps of them),
         evaluated after every epoch (every validation_freq-th with validation_freq, as
@@ -495,12 +524,13 @@ class Model:
         start = time.perf_counter()
         result = training.evaluate_loader(self, loader)  # data-parallel: over every rank's shard
         if verbose and (self.parallel is None or self.parallel.comm.is_root):
-            shown = "".join(f" - {m}: {result[m]:.4f}" for m in self.metrics)
+            shown = "".join(f" - {m}: {result[m]:.4f}" for m in self._result_names)
             print(f"{len(loader)} steps - {time.perf_counter() - start:.1f}s - loss: {result['loss']:.4f}{shown}",
                   flush=True)
+        names = self._result_names
         if return_dict:
-            return {"loss": result["loss"], **{m: result[m] for m in self.metrics}}
-        return [result["loss"]] + [result[m] for m in self.metrics] if self.metrics else result["loss"]
+            return {"loss": result["loss"], **{m: result[m] for m in names}}
+        return [result["loss"]] + [result[m] for m in names] if names else result["loss"]
 
     def predict(self, x, batch_size=32, verbose=0, steps=None):
         """Model outputs for x (N, ...), a Loader's batches or ``steps`` batches of a
@@ -605,8 +635,9 @@ class Model:
 
     @property
     def metrics_names(self):
-        """'loss' then the compiled metrics, in the order evaluate() returns them (Keras 2's)."""
-        return ["loss", *self.metrics]
+        """'loss' then the compiled metrics (for several outputs, each output's loss, then its
+        metrics), in the order evaluate() returns them (Keras 2's)."""
+        return ["loss", *self._result_names]
 
     # --- description ---------------------------------------------------------------------
 
@@ -756,6 +787,15 @@ class Sequential(Model):
             lines.append("=" * line_length if i == len(self.layers) - 1 else "_" * line_length)
         lines += _totals(self, line_length)
         print_fn("\n".join(lines))
+
+
+def _refuse_logits_of_softmax(layer, loss):
+    """A ValueError when a layer ending in a softmax feeds a loss told it gets logits."""
+    if loss.from_logits and getattr(layer, "activation_name", None) == "softmax":
+        raise ValueError(f"compile(): {layer.name} ends in a softmax, so the model outputs "
+                         "probabilities, but the loss has from_logits=True (it would treat them as "
+                         "logits). Leave from_logits out: minicnn then feeds the loss the logits before "
+                         "the softmax, the numerically stable way. Or end the model without a softmax.")
 
 
 def _pre_activation(layer, x, training):

@@ -8,7 +8,8 @@ names the file and what is wrong.
 
 Layout of the zip:
   ``minicnn.json``          {"format", "version", "model": {name, input_shape, layers},
-                             "compile": {optimizer, loss, metrics} | null,
+                             "compile": {optimizer, loss, metrics[, loss_weights]} | null,
+                             (several outputs: loss, loss_weights, metrics one per output)
                              "optimizer_state": {iterations, slots: {name: count}, loss_scale?} | null,
                              "metadata": {...}}   (a 0-d unicode array)
   ``weights/0000`` ...      the model's weights in Keras order (``get_weights()``)
@@ -156,8 +157,9 @@ def save_model(model, path, include_optimizer=True, metadata=None, keep_previous
     header = {"format": FORMAT, "version": VERSION, "model": model_config(model),
               "compile": None, "optimizer_state": None, "metadata": metadata or {}}
     if model.optimizer is not None:
-        header["compile"] = {"optimizer": model.optimizer.get_config(), "loss": model.loss.get_config(),
-                             "metrics": model.metrics}
+        header["compile"] = {"optimizer": model.optimizer.get_config(), **(
+            model.heads.get_config() if model.heads is not None  # several outputs: a loss list, weights, metrics
+            else {"loss": model.loss.get_config(), "metrics": model.metrics})}
         if include_optimizer and model.optimizer.params is not None:
             model._bind_optimizer()  # layers added or popped since the last fit: their state too
             state = model.optimizer.state_dict()
@@ -337,8 +339,10 @@ def _rebuild(spec, path):
 def _restore_compile(model, header, arrays, path):
     settings = header["compile"]
     try:
-        model.compile(optimizer=optimizers.deserialize(settings["optimizer"]),
-                      loss=losses.deserialize(settings["loss"]), metrics=settings.get("metrics"))
+        loss = settings["loss"]
+        loss = [losses.deserialize(one) for one in loss] if isinstance(loss, list) else losses.deserialize(loss)
+        model.compile(optimizer=optimizers.deserialize(settings["optimizer"]), loss=loss,
+                      metrics=settings.get("metrics"), loss_weights=settings.get("loss_weights"))
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: bad compile settings: {error}") from None
     state = header.get("optimizer_state")

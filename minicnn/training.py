@@ -25,7 +25,9 @@ from .autograd import Tensor, no_grad
 from .batch_stream import is_source
 from .callbacks import CallbackList, History
 from .data import Loader
+from .functions.loss import one_hot_targets
 from .metrics import true_classes
+from .multi_output import batch_length
 from .optimizers import LossScaleOptimizer
 from .progress import Progress
 from .random import new_seed
@@ -51,14 +53,20 @@ def train_step(model, x, y, class_weights=None, sample_weight=None):
     (class_weight_array), each sample's loss weighted by its true class's entry;
     sample_weight: (N,) on the device, a weight per sample (times the class's, if both)."""
     x = as_input(x)
-    out, logits = model._forward_logits(x, training=True, logits_wanted=model.loss.takes_logits)
-    if class_weights is not None:
-        by_class = class_weights[true_classes(y)]
-        sample_weight = by_class if sample_weight is None else sample_weight * by_class
-    if sample_weight is None:
-        loss = model.loss(y, out, logits, check=False)
+    if model.heads is not None:  # several outputs: their weighted losses summed (multi_output.py)
+        loss, counts = model.heads.loss(model, x, y, sample_weight, training=True)
+        scores = None
     else:
-        loss = model.loss(y, out, logits, check=False, sample_weight=sample_weight)
+        out, logits = model._forward_logits(x, training=True, logits_wanted=model.loss.takes_logits)
+        if class_weights is not None:
+            by_class = class_weights[true_classes(y)]
+            sample_weight = by_class if sample_weight is None else sample_weight * by_class
+        if sample_weight is None:
+            loss = model.loss(y, out, logits, check=False)
+        else:
+            loss = model.loss(y, out, logits, check=False, sample_weight=sample_weight)
+        scores = (logits if out is None else out).data
+        counts = {name: count(scores, y) for name, count in model.metric_counters.items()}
     loss = with_penalties(model, loss)
     model.optimizer.zero_grad()
     parallel, value = model.parallel, loss.data
@@ -69,14 +77,13 @@ def train_step(model, x, y, class_weights=None, sample_weight=None):
         if parallel is None:
             model.optimizer.scale_loss(loss).backward() if scaled else loss.backward()
         else:  # the gradient of this shard's summed loss; the all-reduce makes it the global mean's
-            n = len(y)
+            n = batch_length(y)
             scale = model.optimizer.scale if scaled else 1
             loss.backward(loss.data * 0 + loss.data.dtype.type(n * scale))
             value = parallel.allreduce_gradients(model.optimizer.params or model.trainable_weights,
                                                  loss.data * n, n)
     model.optimizer.step()
-    scores = (logits if out is None else out).data
-    return value, {name: count(scores, y) for name, count in model.metric_counters.items()}, scores
+    return value, counts, scores
 
 
 def with_penalties(model, loss):
@@ -92,6 +99,9 @@ def test_step(model, x, y, sample_weight=None):
     sample_weight (N,) on the device weights the loss as in train_step; the metrics stay
     unweighted, as Keras's compile(metrics=...)."""
     with no_grad():
+        if model.heads is not None:  # several outputs (multi_output.py)
+            loss, counts = model.heads.loss(model, as_input(x), y, sample_weight, training=False)
+            return with_penalties(model, loss).data, counts
         out, logits = model._forward_logits(as_input(x), training=False, logits_wanted=model.loss.takes_logits)
         weighting = {} if sample_weight is None else {"sample_weight": sample_weight}
         loss = with_penalties(model, model.loss(y, out, logits, check=False, **weighting)).data
@@ -156,6 +166,28 @@ def class_weight_array(class_weight, classes, device, loss=None):
     return backend.to_device(weights, device)
 
 
+def check_labels(y_host, output_shape, loss, what):
+    """A ValueError unless y (a host array) fits ``loss`` and an output of ``output_shape``:
+    class labels for a classifying loss (with one score per class), else targets shaped as
+    the output (check_targets). Checked once where the labels enter, not every step."""
+    if not loss.classifies:
+        check_targets(y_host, output_shape, loss, what)
+        return
+    if len(output_shape) != 1:
+        raise ValueError(f"{what}(): {type(loss).__name__} needs one score per class for each sample, "
+                         f"outputs (None, K); the model outputs {(None, *output_shape)}: a Flatten() or "
+                         f"GlobalAveragePooling2D() before the last Dense gives that")
+    classes = output_shape[-1]
+    if loss.sparse and y_host.ndim == 2 and y_host.shape[1] == classes and y_host.dtype.kind == "f":
+        raise ValueError(f"{what}(): sparse_categorical_crossentropy expects integer labels "
+                         f"(N,) or (N, 1), got one-hot {y_host.shape}; use "
+                         f"categorical_crossentropy for one-hot labels")
+    try:  # the loss's own check of label shape, type and range
+        one_hot_targets(y_host, classes, numpy.dtype(numpy.float32))
+    except ValueError as error:
+        raise ValueError(f"{what}(): {error}") from None
+
+
 def check_targets(y_host, output_shape, loss, what):
     """A ValueError unless y (a host array) holds finite numbers shaped as the model's
     output, (N, *output_shape), or (N,) for an output of one value; for binary
@@ -218,17 +250,25 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         raise ValueError(f"fit(): initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
     if not 0 <= validation_split < 1:
         raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
+    if model.heads is not None:  # several outputs: a list of targets, one per output
+        y = model.heads.targets(y, "fit") if y is not None else None
+        if class_weight is not None:
+            raise ValueError(f"fit(): class_weight weighs the classes of one output, but {model.name} has "
+                             f"{len(model.heads.names)}; weigh samples with sample_weight (it weighs every "
+                             "output's loss)")
     if validation_split and validation_data is None:  # Keras takes the last samples
         if isinstance(x, Loader) or is_source(x):
             raise ValueError("fit(): validation_split needs arrays; with a Loader or a source of batches pass "
                              "validation_data")
-        several = isinstance(x, (list, tuple))  # one array per input
-        cut = int(len(y) * (1 - validation_split))
-        validation_data = ([one[cut:] for one in x] if several else x[cut:], y[cut:])
+        several, outputs = isinstance(x, (list, tuple)), isinstance(y, list)  # one array per input, per output
+        cut = int(batch_length(y) * (1 - validation_split))
+        head, tail = (lambda a, many: [one[:cut] for one in a] if many else a[:cut]), \
+            (lambda a, many: [one[cut:] for one in a] if many else a[cut:])
+        validation_data = (tail(x, several), tail(y, outputs))
         if sample_weight is not None:  # as Keras: the held-out samples keep their weights
-            check_sample_weight(sample_weight, len(y), "fit")
+            check_sample_weight(sample_weight, batch_length(y), "fit")
             sample_weight, validation_data = sample_weight[:cut], (*validation_data, sample_weight[cut:])
-        x, y = ([one[:cut] for one in x] if several else x[:cut]), y[:cut]
+        x, y = head(x, several), head(y, outputs)
     seed = new_seed() if seed is None else seed
     model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
     if model.parallel is not None and is_source(x):
@@ -275,13 +315,13 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         model.reseed(seed if parallel is None else parallel.rank_seed(seed), epoch)
         hooks.call("on_epoch_begin", epoch, {})
         progress = Progress(epoch, epochs, steps, verbose)
-        sums = Sums(xp, model.metric_counters, steps)
+        sums = Sums(xp, model._result_names, steps)
         done = 0
         for step, (xb, yb, *weights) in enumerate(train.batches(epoch, weights=weighted)):
             if hooks.wants_batches:
                 hooks.call("on_train_batch_begin", step, {})
             loss, counts, _ = train_step(model, as_input(xb), yb, class_weights, *weights)
-            sums.add(step, loss, counts, len(yb))
+            sums.add(step, loss, counts, batch_length(yb))
             done = step + 1
             if on_host and not math.isfinite(float(loss)):
                 model.stop_for_nonfinite_loss(epoch, step, float(loss))
@@ -341,12 +381,12 @@ def evaluate_loader(model, loader, hooks=None):
             raise ValueError("evaluate(): data-parallel evaluation shards a Loader's batches; a source of batches "
                              "cannot be shared out: give arrays or a Loader")
         loader = parallel.shard(loader)
-    sums = Sums(_array_module(loader.device), model.metric_counters, 0)
+    sums = Sums(_array_module(loader.device), model._result_names, 0)
     for step, (xb, yb, *weights) in enumerate(loader.batches(weights=loader.sample_weight is not None)):
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_begin", step, {})
         loss, counts = test_step(model, as_input(xb), yb, *weights)
-        sums.add(step, loss, counts, len(yb))
+        sums.add(step, loss, counts, batch_length(yb))
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_end", step, sums.means())
     if parallel is not None:

@@ -302,7 +302,7 @@ def test_a_model_of_several_inputs_fits_evaluates_and_predicts(device, tmp_path)
             (lambda: fitted.fit([meta, images], labels, verbose=0), ValueError,
              r"input 0 \(.*\) takes \(None, 6, 6, 2\), x\[0\] has shape \(24, 5\)"),
             (lambda: fitted.predict([images, meta.tolist()]), TypeError, "x\\[1\\] must be a NumPy or CuPy array"),
-            (lambda: heads.fit(images, labels, verbose=0), ValueError, "has 2 outputs; fit and evaluate take"),
+            (lambda: heads.fit(images, labels, verbose=0), TypeError, "has 2 outputs .* so y is a list of arrays"),
             (lambda: Loader([images, meta], labels, std=255.0), ValueError, "augment, mean and std are for one input")):
         with pytest.raises(error, match=message):
             make()
