@@ -2,7 +2,9 @@
 steps_per_epoch=...)`` and the loop over a PyTorch-style DataLoader.
 
 The source yields (x_batch, y_batch) or (x_batch, y_batch, sample_weight_batch), NumPy or
-CuPy arrays (predict takes x_batch alone too). Two kinds, told apart as Keras tells them:
+CuPy arrays (predict takes x_batch alone too); for a model of several inputs x_batch is a
+list of arrays, one per input, and for one of several outputs y_batch a list of arrays, one
+per output, or a dict keyed by output name. Two kinds, told apart as Keras tells them:
 
   * a one-shot iterator, such as a generator: it is read on from epoch to epoch, so an
     epoch is the next steps_per_epoch batches, which must be given;
@@ -34,8 +36,9 @@ class BatchStream:
     minicnn.data.Loader gives them. steps: batches per epoch (steps_per_epoch); labels=False
     for predict, whose batches may be x alone."""
 
-    def __init__(self, source, steps=None, what="fit", device=None, dtype="float32", labels=True):
+    def __init__(self, source, steps=None, what="fit", device=None, dtype="float32", labels=True, targets=None):
         self.source, self.what, self.labels_wanted = source, what, labels
+        self.targets = targets  # a model of several outputs: y (list or dict) -> a list in output order
         self.one_shot = hasattr(source, "__next__")
         if steps is None:
             if self.one_shot or not hasattr(source, "__len__"):
@@ -53,7 +56,7 @@ class BatchStream:
         if self.one_shot:
             self._ahead.append(first)
         self.first = first  # (x, y, w or None) on the device, for fit's checks
-        self.batch_size = len(first[0])
+        self.batch_size = _length(first[0])
         self.sample_weight = True if first[2] is not None else None  # as a Loader's: "the batches carry weights"
 
     def __len__(self):
@@ -78,23 +81,31 @@ class BatchStream:
         if not parts or len(parts) > 3 or (self.labels_wanted and len(parts) < 2):
             raise ValueError(f"{where}: expected (x_batch, y_batch) or (x_batch, y_batch, sample_weight), got "
                              f"{type(item).__name__} of {len(parts)} items")
-        for name, array in zip(("x", "y", "sample_weight"), parts):
-            if not (hasattr(array, "shape") and hasattr(array, "dtype")):
-                raise TypeError(f"{where}: {name} must be a NumPy or CuPy array, got {type(array).__name__}")
-        x, y, w = (*parts, None, None)[:3]
-        if len(x) == 0 or any(a is not None and len(a) != len(x) for a in (y, w)):
-            raise ValueError(f"{where}: x holds {len(x)} samples, y and sample_weight must hold as many (and some)")
+        x, y, w = (list(p) if isinstance(p, tuple) else p for p in (*parts, None, None)[:3])
+        if y is not None and self.targets is not None:
+            try:
+                y = self.targets(y, self.what)
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"{where}: {str(error).split('(): ', 1)[-1]}") from None
+        for name, value in (("x", x), ("y", y), ("sample_weight", w)):
+            if value is not None and not all(_is_array(a) for a in (value if _is_list(value, name) else [value])):
+                raise TypeError(f"{where}: {name} must be a NumPy or CuPy array{_LIST_NOTE.get(name, '')}, got "
+                                f"{_describe(value)}")
+        n = _length(x)
+        if n == 0 or any(len(a) != n for a in _arrays(x)[1:] + _arrays(y) + _arrays(w)):
+            raise ValueError(f"{where}: x holds {[len(a) for a in _arrays(x)] if isinstance(x, list) else n} "
+                             "samples; y and sample_weight must hold as many (and some)")
         if not step:
-            self.home = backend.device_of(x)  # where the source keeps its batches: predict answers there
-        x = backend.to_device(x, self.device).astype(self.dtype, copy=False)
+            self.home = backend.device_of(_arrays(x)[0])  # where the source keeps its batches: predict answers there
+        x = _each(x, lambda a: backend.to_device(a, self.device).astype(self.dtype, copy=False))
         if y is not None:
-            y = backend.to_device(y, self.device, dtype=self.dtype if y.dtype.kind == "f" else None)
+            y = _each(y, lambda a: backend.to_device(a, self.device, dtype=self.dtype if a.dtype.kind == "f" else None))
         if w is not None:
             w = backend.to_device(w, self.device, dtype=numpy.float32)
-        if step and (x.shape[1:] != self.first[0].shape[1:]
-                     or (y is not None and self.first[1] is not None and y.shape[1:] != self.first[1].shape[1:])):
-            raise ValueError(f"{where}: x has shape {x.shape} and y {None if y is None else y.shape}; the first "
-                             f"batch had {self.first[0].shape} and {None if self.first[1] is None else self.first[1].shape}")
+        if step and (_shapes(x) != _shapes(self.first[0])
+                     or (y is not None and self.first[1] is not None and _shapes(y) != _shapes(self.first[1]))):
+            raise ValueError(f"{where}: x has shape {_shapes(x, True)} and y {_shapes(y, True)}; the first batch had "
+                             f"{_shapes(self.first[0], True)} and {_shapes(self.first[1], True)}")
         return x, y, w
 
     def batches(self, epoch=0, weights=False):
@@ -106,4 +117,44 @@ class BatchStream:
             if not weights:
                 yield x, y
             else:
-                yield x, y, (w if w is not None else backend.get_array_module(x).ones(len(x), dtype=numpy.float32))
+                xp = backend.get_array_module(_arrays(x)[0])
+                yield x, y, (w if w is not None else xp.ones(_length(x), dtype=numpy.float32))
+
+
+# --- a batch's parts: an array, or for x and y a list of arrays (several inputs, outputs) ---
+_LIST_NOTE = {"x": " (or a list of them, one per input)", "y": " (or a list of them, one per output)"}
+
+
+def _is_array(a):
+    return hasattr(a, "shape") and hasattr(a, "dtype")
+
+
+def _is_list(value, name):
+    return name in _LIST_NOTE and isinstance(value, list) and bool(value)
+
+
+def _arrays(value):
+    """The arrays of a part: [] for None, the list itself, or [the array]."""
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
+
+
+def _length(value):
+    return len(_arrays(value)[0])
+
+
+def _each(value, change):
+    return [change(a) for a in value] if isinstance(value, list) else change(value)
+
+
+def _shapes(value, whole=False):
+    """Each array's shape past the batch axis (whole: with it, for messages)."""
+    if value is None:
+        return None
+    shapes = [tuple(a.shape) if whole else tuple(a.shape[1:]) for a in _arrays(value)]
+    return shapes if isinstance(value, list) else shapes[0]
+
+
+def _describe(value):
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)}" + (f", the first a {type(value[0]).__name__}" if value else "")
+    return type(value).__name__

@@ -377,7 +377,8 @@ class Model:
                 if value is not None:
                     raise ValueError(f"{what}(): x is a source of batches ({type(x).__name__}): leave {name} out; "
                                      f"{why}")
-            stream = batch_stream.BatchStream(x, steps, what, self.device if self.built else None, self.dtype)
+            stream = batch_stream.BatchStream(x, steps, what, self.device if self.built else None, self.dtype,
+                                              targets=self.heads.targets if self.heads is not None else None)
             self._prepare(*stream.first[:2], what)
             return stream
         if steps is not None:

@@ -106,7 +106,7 @@ def test_a_source_of_batches_refuses_what_it_cannot_do(device):
         (lambda: model.fit(iter([(x[:B], y[:B] + 3)]), steps_per_epoch=1, verbose=0), ValueError,
          "labels out of range"),  # the first batch is checked as arrays are
         (lambda: model.fit(iter([(x[:B].tolist(), y[:B])]), steps_per_epoch=1, verbose=0), TypeError,
-         "x must be a NumPy or CuPy array, got list"),
+         r"x must be a NumPy or CuPy array \(or a list of them, one per input\), got a list of 10, the first a list"),
         (lambda: model.fit(forever(x, y), steps_per_epoch=0, verbose=0), ValueError, "must be a positive int"),
         (lambda: model.fit(forever(x, y), steps_per_epoch=2, validation_split=0.2, verbose=0), ValueError,
          "validation_split needs arrays"),
@@ -125,3 +125,32 @@ def test_a_source_of_batches_refuses_what_it_cannot_do(device):
     with pytest.raises(ValueError, match=r"batch 2 of epoch 1: x has shape \(10, 4, 8, 3\)"):
         model.fit(iter([(x[:B], y[:B]), (x[:B, :4], y[:B])]), steps_per_epoch=2, verbose=0)
     assert backend.to_numpy(model.predict(iter([x[:B]]), steps=1)).shape == (B, 3)
+
+
+def test_a_model_of_several_inputs_trains_and_predicts_on_batches_of_lists(device):
+    """([x_image, x_extra], y) batches train as the two arrays do; predict takes
+    ([x_image, x_extra],) batches; an input missing from a later batch is refused by shape."""
+    from minicnn.layers import Concatenate, Input
+    from minicnn.models import Model
+    x, y, _ = data()
+    extra = numpy.random.default_rng(1).random((N, 4)).astype(numpy.float32)
+
+    def two_inputs():
+        minicnn.set_seed(0)
+        with minicnn.device(device):
+            image, meta = Input((8, 8, 3)), Input((4,))
+            joined = Concatenate()([Flatten()(Conv2D(2, 3, activation="relu")(image)), Dense(3)(meta)])
+            model = Model([image, meta], Dense(3, activation="softmax")(joined))
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+    arrays, streamed = two_inputs(), two_inputs()
+    expected = arrays.fit([x, extra], y, batch_size=B, epochs=2, shuffle=False, verbose=0).history
+    batches = (([a, b], c) for a, b, c in forever(x, extra, y))
+    got = streamed.fit(batches, steps_per_epoch=N // B, epochs=2, verbose=0).history
+    numpy.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-6)
+    assert_same_weights(arrays, streamed)
+    numpy.testing.assert_allclose(streamed.predict(iter([([x[:B], extra[:B]],), ([x[B:], extra[B:]],)]), steps=2),
+                                  arrays.predict([x, extra]), rtol=1e-6)
+    odd = iter([([x[:B], extra[:B]], y[:B]), ([x[:B], extra[:B, :2]], y[:B])])
+    with pytest.raises(ValueError, match=r"batch 2 of epoch 1: x has shape \[\(10, 8, 8, 3\), \(10, 2\)\]"):
+        streamed.fit(odd, steps_per_epoch=2, verbose=0)

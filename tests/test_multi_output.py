@@ -169,3 +169,25 @@ def test_bad_settings_and_targets_are_refused_by_name():
         twice = Model(image, [shared(image), shared(image)])
     with pytest.raises(ValueError, match="a layer giving two outputs"):
         twice.compile("adam", "mse")
+
+
+def test_a_generator_of_batches_with_targets_per_output_trains_as_the_arrays(device):
+    """(x, {output: targets}) batches from a generator: the same weights and logs as the
+    arrays they cut; a batch without an output's targets is refused, naming it."""
+    arrays, streamed = two_heads(device), two_heads(device)
+    for model in (arrays, streamed):
+        model.compile("adam", loss=["sparse_categorical_crossentropy", "mse"], metrics={"kind": "accuracy"})
+    expected = arrays.fit(IMAGES, [KINDS, SIZES], batch_size=8, epochs=2, shuffle=False, verbose=0).history
+
+    def batches():
+        while True:
+            for start in range(0, 24, 8):
+                yield IMAGES[start:start + 8], {"kind": KINDS[start:start + 8], "size": SIZES[start:start + 8]}
+    got = streamed.fit(batches(), steps_per_epoch=3, epochs=2, verbose=0).history
+    assert list(got) == list(expected)
+    for name in expected:
+        numpy.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
+    for a, b in zip(arrays.get_weights(), streamed.get_weights()):
+        numpy.testing.assert_allclose(a, b, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"batch 1 of epoch 1: y has no targets for outputs \['size'\]"):
+        streamed.evaluate(iter([(IMAGES, {"kind": KINDS})]), steps=1, verbose=0)
