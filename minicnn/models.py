@@ -347,9 +347,26 @@ class Model:
         """(several inputs?, several outputs?): a functional model's; a Sequential has one of each."""
         return getattr(self, "_many", (False, False))
 
+    def _inputs_by_position(self, x, what):
+        """x given as a dict keyed by input name (Keras's fit({"image": ..., "meta": ...}))
+        as the model takes it by position: a list in the order of Model(inputs=...), or the
+        one array of a model of one input. Anything else is returned as it is."""
+        if not isinstance(x, dict):
+            return x
+        names = [symbol.name for symbol in getattr(self, "inputs", [])]
+        if not names:
+            raise TypeError(f"{what}(): x is a dict keyed by input name, but {self.name} is a Sequential, whose "
+                            "one input has no name to key it by: give the array")
+        missing, extra = [n for n in names if n not in x], [k for k in x if k not in names]
+        if missing or extra:
+            raise ValueError(f"{what}(): x has no arrays for inputs {missing}" if missing else
+                             f"{what}(): x has arrays for {extra}, which are not inputs; the inputs are {names}")
+        return [x[n] for n in names] if self._several[0] else x[names[0]]
+
     def _input_arrays(self, x, what):
         """x as a list of arrays: [x] for a model of one input, x itself (a list or tuple,
         one array per input, in the order of Model(inputs=...)) for one of several."""
+        x = self._inputs_by_position(x, what)
         many = self._several[0]
         if many:
             if not isinstance(x, (list, tuple)) or len(x) != len(self.inputs):
@@ -384,6 +401,7 @@ class Model:
         if steps is not None:
             raise ValueError(f"{what}(): steps_per_epoch / steps count the batches of a generator; with arrays or a "
                              f"Loader every batch is read, so leave it out")
+        x = self._inputs_by_position(x, what)
         if isinstance(x, (list, tuple)) and y is None and x and isinstance(x[0], (list, tuple)) \
                 and not self._several[0]:
             raise TypeError(f"{what}(): x is a {type(x).__name__} of batches; pass iter(...) of it (a generator "
@@ -439,6 +457,7 @@ class Model:
         sample_weight (N,): the loss weighted as evaluate's."""
         self._require_compiled("test_on_batch")
         on_device = lambda a, dtype=None: backend.to_device(a, self.device, dtype=dtype)  # noqa: E731
+        x = self._inputs_by_position(x, "test_on_batch")
         x = [on_device(one, self.dtype) for one in x] if self._several[0] else on_device(x, self.dtype)
         y = [on_device(one) for one in self.heads.targets(y, "test_on_batch")] if self.heads else on_device(y)
         n = multi_output.batch_length(y)
@@ -573,6 +592,7 @@ class Model:
     def predict_on_batch(self, x):
         """Model outputs for one batch x (N, ...), in inference mode, as one forward pass:
         an array on x's own device, as predict."""
+        x = self._inputs_by_position(x, "predict_on_batch")
         first = x[0] if isinstance(x, (list, tuple)) and self._several[0] else x
         return self.predict(x, batch_size=max(len(first), 1))
 

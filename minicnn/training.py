@@ -250,6 +250,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         raise ValueError(f"fit(): initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
     if not 0 <= validation_split < 1:
         raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
+    x = model._inputs_by_position(x, "fit")  # a dict keyed by input name: a list in input order
     if model.heads is not None:  # several outputs: a list of targets, one per output
         y = model.heads.targets(y, "fit") if y is not None else None
         if class_weight is not None:

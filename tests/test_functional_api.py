@@ -292,6 +292,15 @@ def test_a_model_of_several_inputs_fits_evaluates_and_predicts(device, tmp_path)
         image = Input((6, 6, 2))
         features = Flatten()(image)
         heads = Model(image, [Dense(2)(features), Dense(3, activation="softmax")(features)])
+    # x as a dict keyed by input name, as Keras's: the same as the list in input order
+    by_name = {fitted.inputs[1].name: meta, fitted.inputs[0].name: images}
+    numpy.testing.assert_array_equal(fitted.predict(by_name), fitted.predict([images, meta]))
+    numpy.testing.assert_array_equal(fitted.predict_on_batch(by_name), fitted.predict_on_batch([images, meta]))
+    assert fitted.evaluate(by_name, labels, verbose=0) == fitted.evaluate([images, meta], labels, verbose=0)
+    twin = fresh()
+    twin.fit(by_name, labels, batch_size=8, epochs=2, seed=3, verbose=0, validation_split=0.25)
+    for a, b in zip(twin.get_weights(), fitted.get_weights()):
+        numpy.testing.assert_array_equal(a, b)
     outputs = heads.predict(images)
     assert [o.shape for o in outputs] == [(24, 2), (24, 3)]
     heads.compile("adam", "sparse_categorical_crossentropy")
@@ -302,6 +311,9 @@ def test_a_model_of_several_inputs_fits_evaluates_and_predicts(device, tmp_path)
             (lambda: fitted.fit([meta, images], labels, verbose=0), ValueError,
              r"input 0 \(.*\) takes \(None, 6, 6, 2\), x\[0\] has shape \(24, 5\)"),
             (lambda: fitted.predict([images, meta.tolist()]), TypeError, "x\\[1\\] must be a NumPy or CuPy array"),
+            (lambda: fitted.predict({fitted.inputs[0].name: images}), ValueError, "x has no arrays for inputs"),
+            (lambda: fitted.fit({**by_name, "other": meta}, labels, verbose=0), ValueError,
+             r"x has arrays for \['other'\], which are not inputs"),
             (lambda: heads.fit(images, labels, verbose=0), TypeError, "has 2 outputs .* so y is a list of arrays"),
             (lambda: Loader([images, meta], labels, std=255.0), ValueError, "augment, mean and std are for one input")):
         with pytest.raises(error, match=message):
