@@ -50,6 +50,7 @@ class Model:
         self._layers_changed = False  # add() / pop() since the optimizer was bound
         self.fit_seed = None  # the seed of the current (or last) fit's shuffles and dropout masks
         self.resume_from = None  # {epoch, seed}: set by callbacks.BackupAndRestore as fit begins
+        self._many = (False, False)  # (several inputs?, several outputs?): _wire sets a functional model's
         if inputs is not None or outputs is not None:
             self._wire(inputs, outputs)
 
@@ -253,7 +254,7 @@ class Model:
                              "'adagrad', 'adadelta' or an Optimizer) "
                              "and a loss ('categorical_crossentropy', 'sparse_categorical_crossentropy', 'mse', 'mae', "
                              "'huber', 'binary_crossentropy' or a minicnn.losses object)")
-        if self._several[1]:  # a loss (and metrics) per output
+        if self._many[1]:  # a loss (and metrics) per output
             heads = multi_output.Heads(self, loss, loss_weights, metrics)
             for symbol, one in zip(self.outputs, heads.losses):
                 _refuse_logits_of_softmax(symbol.layer, one)
@@ -318,7 +319,7 @@ class Model:
             training.check_inputs(one, what)
         if not self.built:
             self.build(xs[0].shape[1:])
-        several = self._several[0]
+        several = self._many[0]
         shapes = self.input_shape if several else [self.input_shape]
         for i, (one, shape) in enumerate(zip(xs, shapes)):
             if tuple(one.shape[1:]) != tuple(shape):
@@ -342,11 +343,6 @@ class Model:
         of several outputs each output's loss, then each output's metrics."""
         return self.heads.log_names if self.heads is not None else self.metrics
 
-    @property
-    def _several(self):
-        """(several inputs?, several outputs?): a functional model's; a Sequential has one of each."""
-        return getattr(self, "_many", (False, False))
-
     def _inputs_by_position(self, x, what):
         """x given as a dict keyed by input name (Keras's fit({"image": ..., "meta": ...}))
         as the model takes it by position: a list in the order of Model(inputs=...), or the
@@ -361,13 +357,13 @@ class Model:
         if missing or extra:
             raise ValueError(f"{what}(): x has no arrays for inputs {missing}" if missing else
                              f"{what}(): x has arrays for {extra}, which are not inputs; the inputs are {names}")
-        return [x[n] for n in names] if self._several[0] else x[names[0]]
+        return [x[n] for n in names] if self._many[0] else x[names[0]]
 
     def _input_arrays(self, x, what):
         """x as a list of arrays: [x] for a model of one input, x itself (a list or tuple,
         one array per input, in the order of Model(inputs=...)) for one of several."""
         x = self._inputs_by_position(x, what)
-        many = self._several[0]
+        many = self._many[0]
         if many:
             if not isinstance(x, (list, tuple)) or len(x) != len(self.inputs):
                 raise TypeError(f"{what}(): {self.name} has {len(self.inputs)} inputs, so x is a list of "
@@ -403,7 +399,7 @@ class Model:
                              f"Loader every batch is read, so leave it out")
         x = self._inputs_by_position(x, what)
         if isinstance(x, (list, tuple)) and y is None and x and isinstance(x[0], (list, tuple)) \
-                and not self._several[0]:
+                and not self._many[0]:
             raise TypeError(f"{what}(): x is a {type(x).__name__} of batches; pass iter(...) of it (a generator "
                             "or an iterator is a source of batches, a list is read as several inputs)")
         if isinstance(x, Loader):
@@ -458,7 +454,7 @@ class Model:
         self._require_compiled("test_on_batch")
         on_device = lambda a, dtype=None: backend.to_device(a, self.device, dtype=dtype)  # noqa: E731
         x = self._inputs_by_position(x, "test_on_batch")
-        x = [on_device(one, self.dtype) for one in x] if self._several[0] else on_device(x, self.dtype)
+        x = [on_device(one, self.dtype) for one in x] if self._many[0] else on_device(x, self.dtype)
         y = [on_device(one) for one in self.heads.targets(y, "test_on_batch")] if self.heads else on_device(y)
         n = multi_output.batch_length(y)
         if sample_weight is not None:
@@ -593,7 +589,7 @@ class Model:
         """Model outputs for one batch x (N, ...), in inference mode, as one forward pass:
         an array on x's own device, as predict."""
         x = self._inputs_by_position(x, "predict_on_batch")
-        first = x[0] if isinstance(x, (list, tuple)) and self._several[0] else x
+        first = x[0] if isinstance(x, (list, tuple)) and self._many[0] else x
         return self.predict(x, batch_size=max(len(first), 1))
 
     # --- saving ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ class NestedModel(Layer):
             from ..saving import rebuild_model
             model = rebuild_model(model, "a nested model")
         super().__init__(name=name, trainable=model.trainable, dtype=dtype)
-        if getattr(model, "_many", (False, False)) != (False, False):
+        if model._many != (False, False):
             raise ValueError(f"{model.name}: only a model of one input and one output can be a layer")
         self.model = model
         self.inner_layers = model.layers  # the model's own list: what sublayers walks
