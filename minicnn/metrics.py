@@ -115,11 +115,94 @@ VALUE_METRICS = {"mae": absolute_error_sum, "mean_absolute_error": absolute_erro
 ACCURACY_NAMES = ("accuracy", "acc", "binary_accuracy")
 
 
+class FunctionMetric:
+    """A metric of your own, as Keras takes one: ``fn(y_true, y_pred)`` on a batch's arrays
+    (NumPy or CuPy, the model's device: y_true the labels or targets as given, y_pred the
+    model's output, after any final softmax) returning each sample's value (N,) or the
+    batch's mean. fit and evaluate report its mean over the samples seen, under fn's name.
+    Written with the array module of its inputs (``minicnn.backend.get_array_module``), it
+    runs on the device, and reading it costs no synchronisation."""
+    takes_output = True  # wants probabilities, not the logits the fused cross-entropy took
+
+    def __init__(self, fn):
+        self.fn, self.name = fn, metric_name(fn)
+
+    def __call__(self, scores, labels):
+        """Sum over the batch of fn's per-sample values (its mean times the batch size)."""
+        values = self.fn(labels, scores)
+        xp = backend.get_array_module(scores)
+        values = xp.asarray(values, dtype=numpy.float32) if not hasattr(values, "dtype") else values
+        if values.ndim == 0:
+            return values * len(scores)
+        if len(values) != len(scores):
+            raise ValueError(f"metric {self.name!r} returned shape {tuple(values.shape)} for a batch of "
+                             f"{len(scores)}; return one value per sample (N,) or the batch's mean")
+        return _sample_means(values).sum()
+
+
+def metric_name(metric):
+    """The name a metric is logged under: itself for a name, a function's __name__."""
+    if isinstance(metric, str):
+        return metric
+    if not callable(metric):
+        raise TypeError(f"a metric is a name ({', '.join(sorted(BATCH_METRICS) + sorted(VALUE_METRICS))}) or a "
+                        f"function fn(y_true, y_pred), got {type(metric).__name__}")
+    return getattr(metric, "__name__", type(metric).__name__)
+
+
+def _softmax(logits):
+    """Rows of logits (N, K) -> probabilities, in float32 at least (float16 would round)."""
+    xp = backend.get_array_module(logits)
+    z = logits.astype(numpy.promote_types(logits.dtype, numpy.float32), copy=False)
+    e = xp.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def count_all(counters, out, logits, labels):
+    """{name: sum over the batch} for each counter, on the device. out is the model's output
+    (a Tensor), or None where the loss took the logits before a final softmax (logits a
+    Tensor then): the built-in metrics read either (an argmax is the same), a metric of
+    your own gets the probabilities, the softmax computed once for all of them."""
+    scores = (logits if out is None else out).data
+    probabilities = None
+    result = {}
+    for name, count in counters.items():
+        if getattr(count, "takes_output", False) and out is None:
+            probabilities = _softmax(scores) if probabilities is None else probabilities
+            result[name] = count(probabilities, labels)
+        else:
+            result[name] = count(scores, labels)
+    return result
+
+
+def batch_counters(metrics, loss, what="compile()"):
+    """{logged name: counting function} for a list of metric names and functions, with
+    this loss; a ValueError for two of one name."""
+    counters = {}
+    for metric in metrics:
+        name = metric_name(metric)
+        if name in counters:
+            raise ValueError(f"{what}: two metrics are named {name!r}; each is logged by its name, so give "
+                             "functions different names")
+        counters[name] = batch_metric(metric, loss)
+    return counters
+
+
+def counters_config(counters):
+    """The metrics as a saved model stores them: each name, or {"function": name} for a
+    metric of your own (load_model takes it back from custom_objects)."""
+    return [{"function": name} if isinstance(count, FunctionMetric) else name for name, count in counters.items()]
+
+
 def batch_metric(name, loss=None):
     """The counting function for a metric name with this loss, or a ValueError naming the
     choices. Class metrics (accuracy, top5) take class labels; value metrics (mae, mse,
     binary_accuracy) take targets shaped as the output. 'accuracy' with binary
-    cross-entropy is binary_accuracy, as Keras chooses it."""
+    cross-entropy is binary_accuracy, as Keras chooses it. A function is a metric of your
+    own (FunctionMetric)."""
+    if not isinstance(name, str):
+        metric_name(name)  # a TypeError for what is neither a name nor a function
+        return FunctionMetric(name)
     classifies = loss is None or getattr(loss, "classifies", True)
     if classifies and name in BATCH_METRICS:
         return BATCH_METRICS[name]

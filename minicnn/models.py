@@ -245,7 +245,8 @@ class Model:
         LossScaleOptimizer when a layer's policy is "mixed_float16", as Keras does); loss: a name such as
         'categorical_crossentropy' or a minicnn.losses object; metrics: a list of
         'accuracy' (or 'acc', or Keras's 'categorical_accuracy' / 'sparse_categorical_accuracy')
-        and 'top5' (or Keras's 'top_k_categorical_accuracy').
+        and 'top5' (or Keras's 'top_k_categorical_accuracy'), or functions fn(y_true, y_pred) of
+        your own (metrics.FunctionMetric), logged under their __name__.
         A model of several outputs takes a loss per output, loss_weights and metrics per
         output, each a dict keyed by output name or a list in output order
         (minicnn/multi_output.py)."""
@@ -266,14 +267,16 @@ class Model:
             heads, loss = None, losses_mod.get(loss)
             if self.layers:
                 _refuse_logits_of_softmax(self.layers[-1], loss)
-            counters = {name: metrics_mod.batch_metric(name, loss) for name in (metrics or [])}
+            metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else metrics
+            counters = metrics_mod.batch_counters(metrics or [], loss)
         self.optimizer = optimizers_mod.get(optimizer)
         if mixed_precision.uses_mixed_float16(self.layers) and not isinstance(
                 self.optimizer, optimizers_mod.LossScaleOptimizer):
             # float16 gradients need loss scaling (optimizers/loss_scale.py), as Keras 3 adds it
             self.optimizer = optimizers_mod.LossScaleOptimizer(self.optimizer)
         self.loss, self.heads = loss, heads
-        self.metrics = metrics if isinstance(metrics, dict) else list(metrics or [])
+        # the names the metrics are logged under (for several outputs, compile's metrics as given)
+        self.metrics = list(counters) if heads is None else metrics
         self.metric_counters = counters
         if self.built:
             self.optimizer.build(self.trainable_weights)
@@ -863,7 +866,7 @@ def clone_model(model):
         return Model.from_config(model.get_config())
 
 
-def load_model(path, compile=True, device=None):
+def load_model(path, compile=True, device=None, custom_objects=None):
     """A model saved with ``model.save(path)``; see ``minicnn.saving.load_model``."""
     from .saving import load_model as load
-    return load(path, compile, device)
+    return load(path, compile, device, custom_objects)

@@ -51,7 +51,9 @@ def _is_loss(value):
 
 
 def _is_flat_metric_list(value):
-    return isinstance(value, str) or (isinstance(value, (list, tuple)) and all(isinstance(m, str) for m in value))
+    """A metric, or a list of metrics (names or functions), rather than one entry per output."""
+    one = lambda m: isinstance(m, str) or (callable(m) and not isinstance(m, (list, tuple, dict)))  # noqa: E731
+    return one(value) or (isinstance(value, (list, tuple)) and all(one(m) for m in value))
 
 
 class Heads:
@@ -83,9 +85,9 @@ class Heads:
         wanted = _per_output([] if metrics is None else metrics, self.names, "metrics", _is_flat_metric_list)
         self.counters = []
         for name, one, loss_fn in zip(self.names, wanted, self.losses):
-            one = [] if one is None else [one] if isinstance(one, str) else list(one)
+            one = [] if one is None else list(one) if isinstance(one, (list, tuple)) else [one]
             try:
-                self.counters.append({m: metrics_mod.batch_metric(m, loss_fn) for m in one})
+                self.counters.append(metrics_mod.batch_counters(one, loss_fn))
             except ValueError as error:
                 raise ValueError(f"compile(): output {name!r}: {error} (metrics={{'{name}': [...]}} gives each "
                                  "output its own)") from None
@@ -96,7 +98,7 @@ class Heads:
     def get_config(self):
         """What saving stores to compile the same way again."""
         return {"loss": [loss_fn.get_config() for loss_fn in self.losses], "loss_weights": self.weights,
-                "metrics": [list(counters) for counters in self.counters]}
+                "metrics": [metrics_mod.counters_config(counters) for counters in self.counters]}
 
     def targets(self, y, what):
         """y as a list of arrays, one per output: from a dict keyed by output name or a list
@@ -131,8 +133,7 @@ class Heads:
             term = value * weight if weight != 1.0 else value
             total = term if total is None else total + term
         for name, counters, (out, logits), y in zip(self.names, self.counters, forwards, ys):
-            scores = (logits if out is None else out).data
-            sums.update({f"{name}_{m}": count(scores, y) for m, count in counters.items()})
+            sums.update({f"{name}_{m}": value for m, value in metrics_mod.count_all(counters, out, logits, y).items()})
         return total, sums
 
 

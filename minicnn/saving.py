@@ -26,7 +26,7 @@ import zipfile
 
 import numpy
 
-from . import activations, backend, losses, optimizers
+from . import activations, backend, losses, metrics, optimizers
 from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, CenterCrop, Concatenate, Conv2D,
                      Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GaussianDropout,
                      GaussianNoise, GlobalAveragePooling2D,
@@ -159,7 +159,7 @@ def save_model(model, path, include_optimizer=True, metadata=None, keep_previous
     if model.optimizer is not None:
         header["compile"] = {"optimizer": model.optimizer.get_config(), **(
             model.heads.get_config() if model.heads is not None  # several outputs: a loss list, weights, metrics
-            else {"loss": model.loss.get_config(), "metrics": model.metrics})}
+            else {"loss": model.loss.get_config(), "metrics": metrics.counters_config(model.metric_counters)})}
         if include_optimizer and model.optimizer.params is not None:
             model._bind_optimizer()  # layers added or popped since the last fit: their state too
             state = model.optimizer.state_dict()
@@ -252,11 +252,13 @@ def _numbered(arrays, prefix, count, path):
     return [arrays[n] for n in names]
 
 
-def load_model(path, compile=True, device=None):
+def load_model(path, compile=True, device=None, custom_objects=None):
     """Rebuild the model saved at ``path`` on ``device`` (default: the current one).
 
     With ``compile=True`` and a compiled model in the file, the model comes back
     compiled, its optimizer state restored, so training continues where it stopped.
+    custom_objects: {name: function} for the metrics of your own it was compiled with
+    (a file holds only their names), as Keras's.
     The file's metadata dict is at ``model.metadata``."""
     path = os.fspath(path)
     header, arrays = _read(path)
@@ -273,7 +275,7 @@ def load_model(path, compile=True, device=None):
         raise ModelFileError(f"{path}: holds {stored} weight arrays, the architecture has {len(weights)}")
     model.metadata = header.get("metadata") or {}
     if compile and header.get("compile"):
-        _restore_compile(model, header, arrays, path)
+        _restore_compile(model, header, arrays, path, custom_objects)
     return model
 
 
@@ -336,13 +338,30 @@ def _rebuild(spec, path):
         raise ModelFileError(f"{path}: the saved graph does not fit together: {type(error).__name__}: {error}") from None
 
 
-def _restore_compile(model, header, arrays, path):
+def _own_metrics(stored, custom_objects, path):
+    """The stored metrics with each {"function": name} (a metric of your own, which a file
+    cannot hold) replaced by custom_objects[name]; a ModelFileError saying how when absent."""
+    if isinstance(stored, list):
+        return [_own_metrics(one, custom_objects, path) for one in stored]
+    if isinstance(stored, dict) and set(stored) == {"function"}:
+        name = stored["function"]
+        if name not in (custom_objects or {}):
+            raise ModelFileError(f"{path}: the model was compiled with the metric function {name!r}, which a file "
+                                 f"cannot hold: load_model(path, custom_objects={{{name!r}: {name}}}) gives it "
+                                 "back (or compile=False loads the model uncompiled)")
+        return custom_objects[name]
+    return stored
+
+
+def _restore_compile(model, header, arrays, path, custom_objects=None):
     settings = header["compile"]
+    own_metrics = _own_metrics(settings.get("metrics"), custom_objects, path)
     try:
         loss = settings["loss"]
         loss = [losses.deserialize(one) for one in loss] if isinstance(loss, list) else losses.deserialize(loss)
         model.compile(optimizer=optimizers.deserialize(settings["optimizer"]), loss=loss,
-                      metrics=settings.get("metrics"), loss_weights=settings.get("loss_weights"))
+                      metrics=own_metrics,
+                      loss_weights=settings.get("loss_weights"))
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: bad compile settings: {error}") from None
     state = header.get("optimizer_state")

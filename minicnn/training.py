@@ -26,7 +26,7 @@ from .batch_stream import is_source
 from .callbacks import CallbackList, History
 from .data import Loader
 from .functions.loss import one_hot_targets
-from .metrics import true_classes
+from .metrics import count_all, true_classes
 from .multi_output import batch_length
 from .optimizers import LossScaleOptimizer
 from .progress import Progress
@@ -66,7 +66,7 @@ def train_step(model, x, y, class_weights=None, sample_weight=None):
         else:
             loss = model.loss(y, out, logits, check=False, sample_weight=sample_weight)
         scores = (logits if out is None else out).data
-        counts = {name: count(scores, y) for name, count in model.metric_counters.items()}
+        counts = count_all(model.metric_counters, out, logits, y)
     loss = with_penalties(model, loss)
     model.optimizer.zero_grad()
     parallel, value = model.parallel, loss.data
@@ -105,8 +105,7 @@ def test_step(model, x, y, sample_weight=None):
         out, logits = model._forward_logits(as_input(x), training=False, logits_wanted=model.loss.takes_logits)
         weighting = {} if sample_weight is None else {"sample_weight": sample_weight}
         loss = with_penalties(model, model.loss(y, out, logits, check=False, **weighting)).data
-        scores = (logits if out is None else out).data
-    return loss, {name: count(scores, y) for name, count in model.metric_counters.items()}
+        return loss, count_all(model.metric_counters, out, logits, y)
 
 
 class Sums:
