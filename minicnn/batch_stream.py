@@ -156,5 +156,6 @@ def _shapes(value, whole=False):
 
 def _describe(value):
     if isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__} of {len(value)}" + (f", the first a {type(value[0]).__name__}" if value else "")
+        first = f", the first a {type(value[0]).__name__}" if value else ""
+        return f"a {type(value).__name__} of {len(value)}{first}"
     return type(value).__name__

@@ -218,7 +218,8 @@ class Loader:
         ys = list(y) if self.many_y else [y]
         if any(len(one) != n for one in (x if self.many else [x])) or any(len(one) != n for one in ys):
             sizes = [len(one) for one in x] if self.many else len(x)
-            raise ValueError(f"Loader: x has {sizes} samples but y has {[len(one) for one in ys] if self.many_y else len(y)}")
+            y_sizes = [len(one) for one in ys] if self.many_y else len(y)
+            raise ValueError(f"Loader: x has {sizes} samples but y has {y_sizes}")
         if sample_weight is not None and tuple(sample_weight.shape) != (n,):
             raise ValueError(f"Loader: sample_weight must have one weight per sample, shape ({n},); "
                              f"got {tuple(sample_weight.shape)}")

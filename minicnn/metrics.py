@@ -50,22 +50,34 @@ def true_classes(labels):
     return flat
 
 
+# Each metric is a function of the batch giving one value per sample (N,); its counter sums
+# them. A weighted metric (compile's weighted_metrics) sums them times the samples' weights.
+def correct_per_sample(scores, labels):
+    """True where a row of scores (N, K) has its largest score at the true class."""
+    return scores.argmax(axis=1) == true_classes(labels)
+
+
 def correct_count(scores, labels):
     """How many rows of scores (N, K) have their largest score at the true class."""
-    return (scores.argmax(axis=1) == true_classes(labels)).sum()
+    return correct_per_sample(scores, labels).sum()
 
 
-def top_k_count(scores, labels, k=5):
-    """How many rows have the true class among their k largest scores: the true class's
-    rank (how many classes scored strictly higher) is below k. No sort needed."""
+def top_k_per_sample(scores, labels, k=5):
+    """True where the true class is among a row's k largest scores: its rank (how many
+    classes scored strictly higher) is below k. No sort needed."""
     truth = true_classes(labels)
     xp = backend.get_array_module(scores)
     true_score = scores[xp.arange(len(scores)), truth]
-    return ((scores > true_score[:, None]).sum(axis=1) < k).sum()
+    return (scores > true_score[:, None]).sum(axis=1) < k
 
 
-def _top5(scores, labels):
-    return top_k_count(scores, labels, 5)
+def top_k_count(scores, labels, k=5):
+    """How many rows have the true class among their k largest scores."""
+    return top_k_per_sample(scores, labels, k).sum()
+
+
+def _top5_per_sample(scores, labels):
+    return top_k_per_sample(scores, labels, 5)
 
 
 # For the elementwise losses (elementwise_losses.py) the targets are values shaped as the
@@ -81,41 +93,57 @@ def _sample_means(values):
     return values.reshape(len(values), -1).mean(axis=1)
 
 
-def absolute_error_sum(scores, labels):
-    """Sum over the batch of each sample's mean |y_true - y_pred| (Keras's 'mae')."""
+def absolute_errors(scores, labels):
+    """Each sample's mean |y_true - y_pred| (Keras's 'mae'), (N,)."""
     xp = backend.get_array_module(scores)
-    return _sample_means(xp.abs(scores - _targets(labels, scores))).sum()
+    return _sample_means(xp.abs(scores - _targets(labels, scores)))
 
 
-def squared_error_sum(scores, labels):
-    """Sum over the batch of each sample's mean (y_true - y_pred)² (Keras's 'mse')."""
+def squared_errors(scores, labels):
+    """Each sample's mean (y_true - y_pred)² (Keras's 'mse'), (N,)."""
     d = scores - _targets(labels, scores)
-    return _sample_means(d * d).sum()
+    return _sample_means(d * d)
 
 
-def binary_right_sum(scores, labels, threshold=0.5):
-    """Sum over the batch of the fraction of each sample's outputs on the right side of
-    ``threshold`` (Keras's binary_accuracy: the target equals prediction > threshold)."""
+def binary_right(scores, labels, threshold=0.5):
+    """Each sample's fraction of outputs on the right side of ``threshold`` (Keras's
+    binary_accuracy: the target equals prediction > threshold), (N,)."""
     right = _targets(labels, scores) == (scores > threshold).astype(scores.dtype)
-    return _sample_means(right.astype(scores.dtype)).sum()
+    return _sample_means(right.astype(scores.dtype))
 
 
 def _binary_right_from_logits(scores, labels):
-    return binary_right_sum(scores, labels, 0.0)  # sigmoid(z) > 0.5 exactly when z > 0
+    return binary_right(scores, labels, 0.0)  # sigmoid(z) > 0.5 exactly when z > 0
+
+
+class Summed:
+    """A metric's counter: its per-sample values summed over the batch (on the device)."""
+
+    def __init__(self, per_sample):
+        self.per_sample = per_sample
+
+    def __call__(self, scores, labels):
+        return self.per_sample(scores, labels).sum()
+
+
+absolute_error_sum, squared_error_sum, binary_right_sum = Summed(absolute_errors), Summed(squared_errors), \
+    Summed(binary_right)
+_correct, _top5_count, _binary_from_logits = Summed(correct_per_sample), Summed(_top5_per_sample), \
+    Summed(_binary_right_from_logits)
 
 
 # Keras's names (and short ones) for the metrics compile() accepts.
-BATCH_METRICS = {"accuracy": correct_count, "acc": correct_count,
-                 "categorical_accuracy": correct_count, "sparse_categorical_accuracy": correct_count,
-                 "top5": _top5, "top_5_accuracy": _top5,
-                 "top_k_categorical_accuracy": _top5, "sparse_top_k_categorical_accuracy": _top5}
+BATCH_METRICS = {"accuracy": _correct, "acc": _correct,
+                 "categorical_accuracy": _correct, "sparse_categorical_accuracy": _correct,
+                 "top5": _top5_count, "top_5_accuracy": _top5_count,
+                 "top_k_categorical_accuracy": _top5_count, "sparse_top_k_categorical_accuracy": _top5_count}
 VALUE_METRICS = {"mae": absolute_error_sum, "mean_absolute_error": absolute_error_sum,
                  "mse": squared_error_sum, "mean_squared_error": squared_error_sum,
                  "binary_accuracy": binary_right_sum}
 ACCURACY_NAMES = ("accuracy", "acc", "binary_accuracy")
 
 
-class FunctionMetric:
+class FunctionMetric(Summed):
     """A metric of your own, as Keras takes one: ``fn(y_true, y_pred)`` on a batch's arrays
     (NumPy or CuPy, the model's device: y_true the labels or targets as given, y_pred the
     model's output, after any final softmax) returning each sample's value (N,) or the
@@ -125,19 +153,38 @@ class FunctionMetric:
     takes_output = True  # wants probabilities, not the logits the fused cross-entropy took
 
     def __init__(self, fn):
+        super().__init__(self._values)
         self.fn, self.name = fn, metric_name(fn)
 
-    def __call__(self, scores, labels):
-        """Sum over the batch of fn's per-sample values (its mean times the batch size)."""
+    def _values(self, scores, labels):
+        """fn's value for each sample (N,); a batch mean stands for every sample's."""
         values = self.fn(labels, scores)
         xp = backend.get_array_module(scores)
         values = xp.asarray(values, dtype=numpy.float32) if not hasattr(values, "dtype") else values
         if values.ndim == 0:
-            return values * len(scores)
+            return xp.broadcast_to(values, (len(scores),))
         if len(values) != len(scores):
             raise ValueError(f"metric {self.name!r} returned shape {tuple(values.shape)} for a batch of "
                              f"{len(scores)}; return one value per sample (N,) or the batch's mean")
-        return _sample_means(values).sum()
+        return _sample_means(values)
+
+
+class Weighted:
+    """A metric weighed by each sample's weight (compile's weighted_metrics, as Keras's):
+    the batch's sum of weight * value; the epoch's figure is the sum of those over the sum
+    of the weights seen (count_all gives it as WEIGHT_SUM), so a sample of weight 3 counts
+    as three, and with no weights given it is the plain metric."""
+
+    def __init__(self, counter):
+        self.counter = counter
+        self.takes_output = getattr(counter, "takes_output", False)
+
+    def __call__(self, scores, labels, weights):
+        values = self.counter.per_sample(scores, labels)
+        return (values.astype(weights.dtype, copy=False) * weights).sum()
+
+
+WEIGHT_SUM = "weight_sum"  # count_all's entry for the sum of the batch's weights (weighted metrics' divisor)
 
 
 def metric_name(metric):
@@ -158,40 +205,66 @@ def _softmax(logits):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def count_all(counters, out, logits, labels):
+def count_all(counters, out, logits, labels, weights=None):
     """{name: sum over the batch} for each counter, on the device. out is the model's output
     (a Tensor), or None where the loss took the logits before a final softmax (logits a
     Tensor then): the built-in metrics read either (an argmax is the same), a metric of
-    your own gets the probabilities, the softmax computed once for all of them."""
+    your own gets the probabilities, the softmax computed once for all of them.
+    weights (N,): the samples' weights, for the Weighted counters (all 1 when None); with
+    any of those the result also holds WEIGHT_SUM, the sum of the weights."""
     scores = (logits if out is None else out).data
     probabilities = None
     result = {}
     for name, count in counters.items():
         if getattr(count, "takes_output", False) and out is None:
             probabilities = _softmax(scores) if probabilities is None else probabilities
-            result[name] = count(probabilities, labels)
+            given = probabilities
         else:
-            result[name] = count(scores, labels)
+            given = scores
+        if isinstance(count, Weighted):
+            if weights is None:
+                weights = backend.get_array_module(scores).ones(len(scores), dtype=numpy.float32)
+            result[name] = count(given, labels, weights)
+            result[WEIGHT_SUM] = weights.sum()
+        else:
+            result[name] = count(given, labels)
     return result
 
 
-def batch_counters(metrics, loss, what="compile()"):
+def batch_counters(metrics, loss, what="compile()", weighted_metrics=()):
     """{logged name: counting function} for a list of metric names and functions, with
-    this loss; a ValueError for two of one name."""
+    this loss, then for the weighted_metrics (Weighted counters, logged as 'weighted_<name>'
+    where a plain metric has that name, as Keras 2's); a ValueError for two of one name."""
     counters = {}
-    for metric in metrics:
+    for metric, weighted in [(m, False) for m in metrics] + [(m, True) for m in weighted_metrics]:
         name = metric_name(metric)
-        if name in counters:
+        if weighted and name in counters and name != WEIGHT_SUM:
+            name = f"weighted_{name}"
+        if name in counters or name == WEIGHT_SUM:
             raise ValueError(f"{what}: two metrics are named {name!r}; each is logged by its name, so give "
                              "functions different names")
-        counters[name] = batch_metric(metric, loss)
+        count = batch_metric(metric, loss)
+        counters[name] = Weighted(count) if weighted else count
     return counters
+
+
+def weighted_names(counters):
+    """The names of the Weighted counters among ``counters``."""
+    return [name for name, count in counters.items() if isinstance(count, Weighted)]
 
 
 def counters_config(counters):
     """The metrics as a saved model stores them: each name, or {"function": name} for a
     metric of your own (load_model takes it back from custom_objects)."""
-    return [{"function": name} if isinstance(count, FunctionMetric) else name for name, count in counters.items()]
+    return [{"function": name} if isinstance(count, FunctionMetric) else name for name, count in counters.items()
+            if not isinstance(count, Weighted)]
+
+
+def weighted_config(counters):
+    """The weighted metrics as a saved model stores them (as counters_config)."""
+    return [{"function": count.counter.name} if isinstance(count.counter, FunctionMetric)
+            else name.removeprefix("weighted_") if name.startswith("weighted_") and name.removeprefix("weighted_")
+            in counters else name for name, count in counters.items() if isinstance(count, Weighted)]
 
 
 def batch_metric(name, loss=None):
@@ -207,7 +280,7 @@ def batch_metric(name, loss=None):
     if classifies and name in BATCH_METRICS:
         return BATCH_METRICS[name]
     if not classifies and type(loss).__name__ == "BinaryCrossentropy" and name in ACCURACY_NAMES:
-        return _binary_right_from_logits if loss.from_logits else binary_right_sum
+        return _binary_from_logits if loss.from_logits else binary_right_sum
     if not classifies and name in VALUE_METRICS and name != "binary_accuracy":
         return VALUE_METRICS[name]
     known = sorted(BATCH_METRICS) + sorted(VALUE_METRICS)

@@ -239,14 +239,16 @@ class Model:
         return output if logits is None else logits
 
     # --- training -------------------------------------------------------------------
-    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None):
+    def compile(self, optimizer=None, loss=None, metrics=None, loss_weights=None, weighted_metrics=None):
         """optimizer: 'sgd', 'adam', 'adamw', 'nadam', 'adamax', 'rmsprop', 'adagrad', 'adadelta'
         (Keras's defaults) or an Optimizer (wrapped in a
         LossScaleOptimizer when a layer's policy is "mixed_float16", as Keras does); loss: a name such as
         'categorical_crossentropy' or a minicnn.losses object; metrics: a list of
         'accuracy' (or 'acc', or Keras's 'categorical_accuracy' / 'sparse_categorical_accuracy')
         and 'top5' (or Keras's 'top_k_categorical_accuracy'), or functions fn(y_true, y_pred) of
-        your own (metrics.FunctionMetric), logged under their __name__.
+        your own (metrics.FunctionMetric), logged under their __name__. weighted_metrics: more
+        of them, each sample counted with its weight (sample_weight, times class_weight's in
+        training), as Keras's; logged as 'weighted_<name>' where a plain metric has the name.
         A model of several outputs takes a loss per output, loss_weights and metrics per
         output, each a dict keyed by output name or a list in output order
         (minicnn/multi_output.py)."""
@@ -256,6 +258,9 @@ class Model:
                              "and a loss ('categorical_crossentropy', 'sparse_categorical_crossentropy', 'mse', 'mae', "
                              "'huber', 'binary_crossentropy' or a minicnn.losses object)")
         if self._many[1]:  # a loss (and metrics) per output
+            if weighted_metrics:
+                raise ValueError(f"compile(): weighted_metrics are not built for a model of several outputs "
+                                 f"({self.name} has {len(self.outputs)}); give its outputs metrics=")
             heads = multi_output.Heads(self, loss, loss_weights, metrics)
             for symbol, one in zip(self.outputs, heads.losses):
                 _refuse_logits_of_softmax(symbol.layer, one)
@@ -267,8 +272,8 @@ class Model:
             heads, loss = None, losses_mod.get(loss)
             if self.layers:
                 _refuse_logits_of_softmax(self.layers[-1], loss)
-            metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else metrics
-            counters = metrics_mod.batch_counters(metrics or [], loss)
+            one = lambda m: [m] if isinstance(m, str) or callable(m) else list(m or [])  # noqa: E731  (not its letters)
+            counters = metrics_mod.batch_counters(one(metrics), loss, weighted_metrics=one(weighted_metrics))
         self.optimizer = optimizers_mod.get(optimizer)
         if mixed_precision.uses_mixed_float16(self.layers) and not isinstance(
                 self.optimizer, optimizers_mod.LossScaleOptimizer):
@@ -466,7 +471,10 @@ class Model:
         loss, counts = training.test_step(self, x, y, sample_weight)
         if not self._result_names:
             return float(loss)
-        return [float(loss)] + [float(counts[m]) / n for m in self._result_names]
+        sums = training.Sums(backend.get_array_module(loss), self._result_names, 0,
+                             metrics_mod.weighted_names(self.metric_counters))
+        sums.add(0, loss, counts, n)
+        return [float(loss)] + [sums.means()[m] for m in self._result_names]
 
     def stop_for_nonfinite_loss(self, epoch, step, loss):
         """Stop fit because the loss of this batch is NaN or infinite (``self.diverged``)."""

@@ -159,7 +159,8 @@ def save_model(model, path, include_optimizer=True, metadata=None, keep_previous
     if model.optimizer is not None:
         header["compile"] = {"optimizer": model.optimizer.get_config(), **(
             model.heads.get_config() if model.heads is not None  # several outputs: a loss list, weights, metrics
-            else {"loss": model.loss.get_config(), "metrics": metrics.counters_config(model.metric_counters)})}
+            else {"loss": model.loss.get_config(), "metrics": metrics.counters_config(model.metric_counters),
+                  "weighted_metrics": metrics.weighted_config(model.metric_counters)})}
         if include_optimizer and model.optimizer.params is not None:
             model._bind_optimizer()  # layers added or popped since the last fit: their state too
             state = model.optimizer.state_dict()
@@ -356,11 +357,12 @@ def _own_metrics(stored, custom_objects, path):
 def _restore_compile(model, header, arrays, path, custom_objects=None):
     settings = header["compile"]
     own_metrics = _own_metrics(settings.get("metrics"), custom_objects, path)
+    own_weighted = _own_metrics(settings.get("weighted_metrics"), custom_objects, path)
     try:
         loss = settings["loss"]
         loss = [losses.deserialize(one) for one in loss] if isinstance(loss, list) else losses.deserialize(loss)
         model.compile(optimizer=optimizers.deserialize(settings["optimizer"]), loss=loss,
-                      metrics=own_metrics,
+                      metrics=own_metrics, weighted_metrics=own_weighted,
                       loss_weights=settings.get("loss_weights"))
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: bad compile settings: {error}") from None

@@ -26,7 +26,7 @@ from .batch_stream import is_source
 from .callbacks import CallbackList, History
 from .data import Loader
 from .functions.loss import one_hot_targets
-from .metrics import count_all, true_classes
+from .metrics import WEIGHT_SUM, count_all, true_classes, weighted_names
 from .multi_output import batch_length
 from .optimizers import LossScaleOptimizer
 from .progress import Progress
@@ -66,7 +66,7 @@ def train_step(model, x, y, class_weights=None, sample_weight=None):
         else:
             loss = model.loss(y, out, logits, check=False, sample_weight=sample_weight)
         scores = (logits if out is None else out).data
-        counts = count_all(model.metric_counters, out, logits, y)
+        counts = count_all(model.metric_counters, out, logits, y, sample_weight)
     loss = with_penalties(model, loss)
     model.optimizer.zero_grad()
     parallel, value = model.parallel, loss.data
@@ -105,15 +105,18 @@ def test_step(model, x, y, sample_weight=None):
         out, logits = model._forward_logits(as_input(x), training=False, logits_wanted=model.loss.takes_logits)
         weighting = {} if sample_weight is None else {"sample_weight": sample_weight}
         loss = with_penalties(model, model.loss(y, out, logits, check=False, **weighting)).data
-        return loss, count_all(model.metric_counters, out, logits, y)
+        return loss, count_all(model.metric_counters, out, logits, y, sample_weight)
 
 
 class Sums:
     """Running sums of one pass over batches: sum of loss * batch size, metric counts,
-    samples seen, and (for finding a diverged batch) each batch's loss, all on the device."""
+    samples seen, and (for finding a diverged batch) each batch's loss, all on the device.
+    weighted: the names among ``names`` of weighted metrics, whose sums are over the sum of
+    the weights seen (counted as metrics.WEIGHT_SUM) instead of over the samples."""
 
-    def __init__(self, xp, names, steps):
-        self.loss, self.counts, self.seen = 0, dict.fromkeys(names, 0), 0
+    def __init__(self, xp, names, steps, weighted=()):
+        self.weighted = list(weighted)
+        self.loss, self.counts, self.seen = 0, dict.fromkeys(list(names) + ([WEIGHT_SUM] if weighted else []), 0), 0
         self.batch_losses = xp.zeros(max(steps, 1), dtype=numpy.float32)
 
     def add(self, step, loss, counts, size):
@@ -127,7 +130,12 @@ class Sums:
     def means(self):
         """{'loss': mean, metric: fraction right}, as floats (reading them synchronises)."""
         result = {"loss": float(self.loss) / self.seen}
-        result.update({name: float(count) / self.seen for name, count in self.counts.items()})
+        weights = float(self.counts[WEIGHT_SUM]) if self.weighted else None
+        for name, count in self.counts.items():
+            if name in self.weighted:  # no weight at all (every sample's 0): nothing measured, NaN
+                result[name] = float(count) / weights if weights else float("nan")
+            elif name != WEIGHT_SUM or not self.weighted:
+                result[name] = float(count) / self.seen
         return result
 
     def first_nonfinite(self, steps_done):
@@ -315,7 +323,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         model.reseed(seed if parallel is None else parallel.rank_seed(seed), epoch)
         hooks.call("on_epoch_begin", epoch, {})
         progress = Progress(epoch, epochs, steps, verbose)
-        sums = Sums(xp, model._result_names, steps)
+        sums = Sums(xp, model._result_names, steps, weighted_names(model.metric_counters))
         done = 0
         for step, (xb, yb, *weights) in enumerate(train.batches(epoch, weights=weighted)):
             if hooks.wants_batches:
@@ -381,7 +389,8 @@ def evaluate_loader(model, loader, hooks=None):
             raise ValueError("evaluate(): data-parallel evaluation shards a Loader's batches; a source of batches "
                              "cannot be shared out: give arrays or a Loader")
         loader = parallel.shard(loader)
-    sums = Sums(_array_module(loader.device), model._result_names, 0)
+    sums = Sums(_array_module(loader.device), model._result_names, 0,
+                weighted_names(model.metric_counters))
     for step, (xb, yb, *weights) in enumerate(loader.batches(weights=loader.sample_weight is not None)):
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_begin", step, {})

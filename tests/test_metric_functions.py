@@ -1,7 +1,8 @@
 """Metrics of your own, as Keras takes them: compile(metrics=[fn]) with fn(y_true, y_pred)
 on the batch's arrays, logged under fn's name as its mean over the samples seen; fed the
 probabilities even where the loss took the logits; saved by name and given back by
-load_model(custom_objects=...)."""
+load_model(custom_objects=...). And compile(weighted_metrics=...): each sample counted with
+its weight, sample_weight's (times class_weight's in training)."""
 import numpy
 import pytest
 
@@ -9,6 +10,7 @@ import minicnn
 from minicnn import backend
 from minicnn.layers import Dense, Input
 from minicnn.models import Model, Sequential, load_model
+from minicnn.optimizers import SGD
 from minicnn.saving import ModelFileError
 
 RNG = numpy.random.default_rng(3)
@@ -84,3 +86,42 @@ def test_metric_functions_that_cannot_be_logged_are_refused():
         model.evaluate(X, Y, batch_size=30, verbose=0)
     model.compile("adam", "sparse_categorical_crossentropy", metrics="accuracy")  # one name, not its letters
     assert model.metrics == ["accuracy"]
+
+
+def test_weighted_metrics_count_each_sample_with_its_weight(device, tmp_path):
+    weights = RNG.uniform(0, 3, 30).astype(numpy.float32)
+    minicnn.set_seed(0)
+    with minicnn.device(device):
+        model = Sequential([Dense(8, activation="tanh", input_shape=(5,)), Dense(4, activation="softmax")])
+    # a learning rate of 1e-12: the weights stay (to float32), so training's figures are those of predict's outputs
+    model.compile(SGD(1e-12), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  weighted_metrics=["accuracy", true_class_probability])
+    assert model.metrics == ["accuracy", "weighted_accuracy", "true_class_probability"]
+    probabilities = model.predict(X)
+    right, true_p = probabilities.argmax(axis=1) == Y, probabilities[numpy.arange(30), Y]
+    logs = model.evaluate(X, Y, sample_weight=weights, batch_size=7, verbose=0, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(right.mean())
+    assert logs["weighted_accuracy"] == pytest.approx((right * weights).sum() / weights.sum(), rel=1e-5)
+    assert logs["true_class_probability"] == pytest.approx((true_p * weights).sum() / weights.sum(), rel=1e-5)
+    unweighted = model.evaluate(X, Y, batch_size=7, verbose=0, return_dict=True)
+    assert unweighted["weighted_accuracy"] == pytest.approx(right.mean())
+    # in training, class_weight weighs them too (times sample_weight)
+    by_class = {0: 1.0, 1: 4.0, 2: 0.5, 3: 2.0}
+    sample = weights * numpy.array([by_class[k] for k in Y], dtype=numpy.float32)
+    history = model.fit(X, Y, batch_size=7, epochs=1, shuffle=False, class_weight=by_class, sample_weight=weights,
+                        verbose=0).history
+    assert history["weighted_accuracy"][0] == pytest.approx((right * sample).sum() / sample.sum(), rel=1e-5)
+    assert history["accuracy"][0] == pytest.approx(right.mean())
+    numpy.testing.assert_allclose(model.test_on_batch(X, Y, sample_weight=weights),
+                                  [logs["loss"], logs["accuracy"], logs["weighted_accuracy"],
+                                   logs["true_class_probability"]], rtol=1e-5)
+    model.save(tmp_path / "weighted.npz")
+    loaded = load_model(tmp_path / "weighted.npz", custom_objects={"true_class_probability": true_class_probability})
+    assert loaded.metrics == model.metrics
+    reloaded = loaded.evaluate(X, Y, sample_weight=weights, batch_size=7, verbose=0, return_dict=True)
+    assert reloaded == pytest.approx(logs)
+    with minicnn.device(device):
+        x = Input((5,))
+        heads = Model(x, [Dense(2, name="a")(x), Dense(2, name="b")(x)])
+    with pytest.raises(ValueError, match="weighted_metrics are not built for a model of several outputs"):
+        heads.compile("adam", "mse", weighted_metrics=["mae"])
