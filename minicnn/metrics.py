@@ -171,26 +171,31 @@ class FunctionMetric(Summed):
 
 class Weighted:
     """A metric weighed by each sample's weight (compile's weighted_metrics, as Keras's):
-    the batch's sum of weight * value; the epoch's figure is the sum of those over the sum
-    of the weights seen (count_all gives it as WEIGHT_SUM), so a sample of weight 3 counts
-    as three, and with no weights given it is the plain metric."""
+    the batch's (sum of weight * value, sum of weights); the epoch's figure is the first
+    total over the second, so a sample of weight 3 counts as three, and with no weights
+    given it is the plain metric. Like every counter with a ``result``, it adds up a vector
+    of sums on the device, read once at the end (training.Sums)."""
 
     def __init__(self, counter):
         self.counter = counter
         self.takes_output = getattr(counter, "takes_output", False)
 
     def __call__(self, scores, labels, weights):
-        values = self.counter.per_sample(scores, labels)
-        return (values.astype(weights.dtype, copy=False) * weights).sum()
+        values = self.counter.per_sample(scores, labels).astype(weights.dtype, copy=False)
+        return backend.get_array_module(values).stack([(values * weights).sum(), weights.sum()])
 
-
-WEIGHT_SUM = "weight_sum"  # count_all's entry for the sum of the batch's weights (weighted metrics' divisor)
+    @staticmethod
+    def result(total):
+        """The epoch's figure from the summed (weighted values, weights); NaN with no weight."""
+        return float(total[0] / total[1]) if total[1] else float("nan")
 
 
 def metric_name(metric):
     """The name a metric is logged under: itself for a name, a function's __name__."""
     if isinstance(metric, str):
         return metric
+    if hasattr(metric, "name") and hasattr(metric, "result"):  # Precision(), Recall(), AUC()
+        return metric.name
     if not callable(metric):
         raise TypeError(f"a metric is a name ({', '.join(sorted(BATCH_METRICS) + sorted(VALUE_METRICS))}) or a "
                         f"function fn(y_true, y_pred), got {type(metric).__name__}")
@@ -210,8 +215,7 @@ def count_all(counters, out, logits, labels, weights=None):
     (a Tensor), or None where the loss took the logits before a final softmax (logits a
     Tensor then): the built-in metrics read either (an argmax is the same), a metric of
     your own gets the probabilities, the softmax computed once for all of them.
-    weights (N,): the samples' weights, for the Weighted counters (all 1 when None); with
-    any of those the result also holds WEIGHT_SUM, the sum of the weights."""
+    weights (N,): the samples' weights, for the counters that weigh (all 1 when None)."""
     scores = (logits if out is None else out).data
     probabilities = None
     result = {}
@@ -225,7 +229,6 @@ def count_all(counters, out, logits, labels, weights=None):
             if weights is None:
                 weights = backend.get_array_module(scores).ones(len(scores), dtype=numpy.float32)
             result[name] = count(given, labels, weights)
-            result[WEIGHT_SUM] = weights.sum()
         else:
             result[name] = count(given, labels)
     return result
@@ -238,26 +241,33 @@ def batch_counters(metrics, loss, what="compile()", weighted_metrics=()):
     counters = {}
     for metric, weighted in [(m, False) for m in metrics] + [(m, True) for m in weighted_metrics]:
         name = metric_name(metric)
-        if weighted and name in counters and name != WEIGHT_SUM:
+        if weighted and name in counters:
             name = f"weighted_{name}"
-        if name in counters or name == WEIGHT_SUM:
+        if name in counters:
             raise ValueError(f"{what}: two metrics are named {name!r}; each is logged by its name, so give "
                              "functions different names")
         count = batch_metric(metric, loss)
+        if weighted and not hasattr(count, "per_sample"):
+            raise ValueError(f"{what}: {name} is not a mean over samples, and weighing it is not built; give it "
+                             "in metrics=")
         counters[name] = Weighted(count) if weighted else count
     return counters
 
 
-def weighted_names(counters):
-    """The names of the Weighted counters among ``counters``."""
-    return [name for name, count in counters.items() if isinstance(count, Weighted)]
+def results(counters):
+    """{name: result} for the counters whose epoch's figure is not their sum over the samples
+    seen but a function of their summed vector (weighted metrics, precision, recall, AUC)."""
+    return {name: count.result for name, count in counters.items() if hasattr(count, "result")}
 
 
 def counters_config(counters):
     """The metrics as a saved model stores them: each name, or {"function": name} for a
     metric of your own (load_model takes it back from custom_objects)."""
-    return [{"function": name} if isinstance(count, FunctionMetric) else name for name, count in counters.items()
-            if not isinstance(count, Weighted)]
+    def stored(name, count):
+        if isinstance(count, FunctionMetric):
+            return {"function": name}
+        return {"metric": count.get_config()} if hasattr(count, "get_config") else name
+    return [stored(name, count) for name, count in counters.items() if not isinstance(count, Weighted)]
 
 
 def weighted_config(counters):
@@ -273,9 +283,14 @@ def batch_metric(name, loss=None):
     binary_accuracy) take targets shaped as the output. 'accuracy' with binary
     cross-entropy is binary_accuracy, as Keras chooses it. A function is a metric of your
     own (FunctionMetric)."""
+    from . import confusion_metrics  # it reads true_classes from here
+    if isinstance(name, confusion_metrics.ConfusionMetric):
+        return name
     if not isinstance(name, str):
         metric_name(name)  # a TypeError for what is neither a name nor a function
         return FunctionMetric(name)
+    if name in confusion_metrics.BY_NAME:
+        return confusion_metrics.BY_NAME[name]()
     classifies = loss is None or getattr(loss, "classifies", True)
     if classifies and name in BATCH_METRICS:
         return BATCH_METRICS[name]
@@ -283,7 +298,7 @@ def batch_metric(name, loss=None):
         return _binary_from_logits if loss.from_logits else binary_right_sum
     if not classifies and name in VALUE_METRICS and name != "binary_accuracy":
         return VALUE_METRICS[name]
-    known = sorted(BATCH_METRICS) + sorted(VALUE_METRICS)
+    known = sorted(BATCH_METRICS) + sorted(VALUE_METRICS) + sorted(confusion_metrics.BY_NAME)
     if name not in known:
         raise ValueError(f"unknown metric {name!r}; supported: {', '.join(known)}")
     loss_name = type(loss).__name__
@@ -293,3 +308,7 @@ def batch_metric(name, loss=None):
     raise ValueError(f"metric {name!r} counts right classes (or, for binary_accuracy, yes/no answers), but "
                      f"{loss_name} takes target values; use 'mae' or 'mse'"
                      + ("" if loss_name == "BinaryCrossentropy" else ", or binary_crossentropy for yes/no targets"))
+
+
+# Keras's stateful metrics, here as minicnn.metrics.Precision etc. (their module reads this one)
+from .confusion_metrics import AUC, Precision, Recall  # noqa: E402,F401

@@ -472,7 +472,7 @@ class Model:
         if not self._result_names:
             return float(loss)
         sums = training.Sums(backend.get_array_module(loss), self._result_names, 0,
-                             metrics_mod.weighted_names(self.metric_counters))
+                             metrics_mod.results(self.metric_counters))
         sums.add(0, loss, counts, n)
         return [float(loss)] + [sums.means()[m] for m in self._result_names]
 

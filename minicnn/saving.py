@@ -344,6 +344,12 @@ def _own_metrics(stored, custom_objects, path):
     cannot hold) replaced by custom_objects[name]; a ModelFileError saying how when absent."""
     if isinstance(stored, list):
         return [_own_metrics(one, custom_objects, path) for one in stored]
+    if isinstance(stored, dict) and set(stored) == {"metric"}:  # Precision(), Recall(), AUC()
+        from .confusion_metrics import deserialize
+        try:
+            return deserialize(stored["metric"])
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{path}: bad compile settings: {error}") from None
     if isinstance(stored, dict) and set(stored) == {"function"}:
         name = stored["function"]
         if name not in (custom_objects or {}):

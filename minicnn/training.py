@@ -26,7 +26,7 @@ from .batch_stream import is_source
 from .callbacks import CallbackList, History
 from .data import Loader
 from .functions.loss import one_hot_targets
-from .metrics import WEIGHT_SUM, count_all, true_classes, weighted_names
+from .metrics import count_all, results, true_classes
 from .multi_output import batch_length
 from .optimizers import LossScaleOptimizer
 from .progress import Progress
@@ -111,12 +111,12 @@ def test_step(model, x, y, sample_weight=None):
 class Sums:
     """Running sums of one pass over batches: sum of loss * batch size, metric counts,
     samples seen, and (for finding a diverged batch) each batch's loss, all on the device.
-    weighted: the names among ``names`` of weighted metrics, whose sums are over the sum of
-    the weights seen (counted as metrics.WEIGHT_SUM) instead of over the samples."""
+    finals: {name: result} for the metrics whose figure is result(their summed vector of
+    sums, on the host) rather than their sum over the samples seen (metrics.results)."""
 
-    def __init__(self, xp, names, steps, weighted=()):
-        self.weighted = list(weighted)
-        self.loss, self.counts, self.seen = 0, dict.fromkeys(list(names) + ([WEIGHT_SUM] if weighted else []), 0), 0
+    def __init__(self, xp, names, steps, finals=None):
+        self.finals = finals or {}
+        self.loss, self.counts, self.seen = 0, dict.fromkeys(names, 0), 0
         self.batch_losses = xp.zeros(max(steps, 1), dtype=numpy.float32)
 
     def add(self, step, loss, counts, size):
@@ -130,12 +130,9 @@ class Sums:
     def means(self):
         """{'loss': mean, metric: fraction right}, as floats (reading them synchronises)."""
         result = {"loss": float(self.loss) / self.seen}
-        weights = float(self.counts[WEIGHT_SUM]) if self.weighted else None
         for name, count in self.counts.items():
-            if name in self.weighted:  # no weight at all (every sample's 0): nothing measured, NaN
-                result[name] = float(count) / weights if weights else float("nan")
-            elif name != WEIGHT_SUM or not self.weighted:
-                result[name] = float(count) / self.seen
+            final = self.finals.get(name)
+            result[name] = final(backend.to_numpy(count)) if final is not None else float(count) / self.seen
         return result
 
     def first_nonfinite(self, steps_done):
@@ -323,7 +320,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         model.reseed(seed if parallel is None else parallel.rank_seed(seed), epoch)
         hooks.call("on_epoch_begin", epoch, {})
         progress = Progress(epoch, epochs, steps, verbose)
-        sums = Sums(xp, model._result_names, steps, weighted_names(model.metric_counters))
+        sums = Sums(xp, model._result_names, steps, results(model.metric_counters))
         done = 0
         for step, (xb, yb, *weights) in enumerate(train.batches(epoch, weights=weighted)):
             if hooks.wants_batches:
@@ -390,7 +387,7 @@ def evaluate_loader(model, loader, hooks=None):
                              "cannot be shared out: give arrays or a Loader")
         loader = parallel.shard(loader)
     sums = Sums(_array_module(loader.device), model._result_names, 0,
-                weighted_names(model.metric_counters))
+                results(model.metric_counters))
     for step, (xb, yb, *weights) in enumerate(loader.batches(weights=loader.sample_weight is not None)):
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_begin", step, {})

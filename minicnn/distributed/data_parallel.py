@@ -166,12 +166,20 @@ class DataParallel:
         names = list(sums.counts)
         values = [sums.loss, *(sums.counts[k] for k in names), sums.seen]
         with backend.device(backend.device_of(sums.batch_losses)):
-            packed = xp.stack([xp.asarray(v, dtype=numpy.float64) for v in values])
+            pieces = [xp.asarray(v, dtype=numpy.float64).reshape(-1) for v in values]  # a metric may sum a vector
+            packed = xp.concatenate(pieces)
         self.comm.allreduce_sum_(packed)
-        sums.loss = packed[0]
-        for i, k in enumerate(names):
-            sums.counts[k] = packed[1 + i]
-        sums.seen = int(round(float(packed[-1])))
+        start = 0
+        for i, piece in enumerate(pieces):
+            value = packed[start:start + piece.size]
+            value = value[0] if piece.size == 1 and numpy.ndim(values[i]) == 0 else value
+            start += piece.size
+            if i == 0:
+                sums.loss = value
+            elif i <= len(names):
+                sums.counts[names[i - 1]] = value
+            else:
+                sums.seen = int(round(float(value)))
         return sums
 
 

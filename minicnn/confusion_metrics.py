@@ -1,0 +1,156 @@
+"""Precision, recall and the area under the ROC curve, as Keras's metrics of those names
+(``metrics=["accuracy", Precision(), Recall(), AUC()]``, or the names "precision",
+"recall", "auc").
+
+Each output is read as a yes/no answer for its sample: the output is a probability (a
+sigmoid's, or a softmax's), "yes" where it is above the threshold, and the truth is the
+target (binary labels 0/1, or, for integer class labels of a softmax output, the one-hot
+row). Over all of them, as Keras counts:
+
+    precision = true positives / predicted positives    (of the yeses, how many are right)
+    recall    = true positives / actual positives       (of the true ones, how many are found)
+    AUC       = area under the curve of recall (true-positive rate) against false-positive
+                rate as the threshold sweeps from 0 to 1: the chance that a random positive
+                scores above a random negative
+
+None of these is a mean over samples, so each batch adds a small vector of counts on the
+device (true positives, predicted positives, ...: no synchronisation) and the epoch's figure
+is computed from their totals (``result``), as Keras's stateful metrics do. class_id=k keeps
+only output k: the precision or recall of class k.
+"""
+import numpy
+
+from . import backend
+from .metrics import true_classes
+
+
+class ConfusionMetric:
+    """What Precision, Recall and AUC share: reading outputs and targets as yes/no answers."""
+    takes_output = True  # probabilities, not the logits the fused cross-entropy took
+
+    def __init__(self, name, class_id):
+        if class_id is not None and (isinstance(class_id, bool) or not isinstance(class_id, (int, numpy.integer))
+                                     or class_id < 0):
+            raise ValueError(f"{type(self).__name__}: class_id must be an output index >= 0 or None, got {class_id!r}")
+        self.name, self.class_id = name, class_id
+
+    def answers(self, scores, labels):
+        """(scores, truth) flattened over samples and outputs: the outputs (M,) and whether
+        each is truly yes (M,) bool."""
+        xp = backend.get_array_module(scores)
+        scores = scores.reshape(len(scores), -1)
+        if scores.shape[1] > 1 and (labels.ndim == 1 or labels.shape[1:] == (1,)):  # class labels: one-hot rows
+            truth = xp.zeros(scores.shape, dtype=bool)
+            truth[xp.arange(len(scores)), true_classes(labels)] = True
+        else:
+            truth = labels.reshape(scores.shape) != 0
+        if self.class_id is not None:
+            if self.class_id >= scores.shape[1]:
+                raise ValueError(f"{self.name}: class_id={self.class_id}, but the output has {scores.shape[1]} values")
+            scores, truth = scores[:, self.class_id], truth[:, self.class_id]
+        return scores.reshape(-1), truth.reshape(-1)
+
+    def get_config(self):
+        return {"class_name": type(self).__name__, "name": self.name, "class_id": self.class_id}
+
+
+class _Ratio(ConfusionMetric):
+    """Precision or recall at one threshold: the batch adds (true positives, the count they
+    are a fraction of)."""
+
+    def __init__(self, thresholds=None, class_id=None, name=None):
+        super().__init__(name or type(self).__name__.lower(), class_id)
+        threshold = 0.5 if thresholds is None else thresholds
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ValueError(f"{type(self).__name__}: thresholds must be one number in [0, 1] (a list of them is "
+                             f"not built), got {thresholds!r}")
+        self.threshold = float(threshold)
+
+    def __call__(self, scores, labels):
+        scores, truth = self.answers(scores, labels)
+        said_yes = scores > scores.dtype.type(self.threshold)
+        xp = backend.get_array_module(scores)
+        return xp.stack([(said_yes & truth).sum(), self._whole(said_yes, truth).sum()]).astype(numpy.float64)
+
+    @staticmethod
+    def result(total):
+        """true positives / the whole; 0 where the whole is 0, as Keras's divide_no_nan."""
+        return float(total[0] / total[1]) if total[1] else 0.0
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.threshold}
+
+
+class Precision(_Ratio):
+    """Of the outputs answered yes (above the threshold, 0.5 by default), the fraction truly yes."""
+
+    @staticmethod
+    def _whole(said_yes, truth):
+        return said_yes
+
+
+class Recall(_Ratio):
+    """Of the outputs truly yes, the fraction answered yes (above the threshold)."""
+
+    @staticmethod
+    def _whole(said_yes, truth):
+        return truth
+
+
+class AUC(ConfusionMetric):
+    """Area under the ROC curve, as Keras's AUC(): the true- and false-positive counts at
+    num_thresholds thresholds spread over [0, 1] (Keras's: -eps, 1/(n-1), ..., (n-2)/(n-1),
+    1 + eps), the curve through those points, its area by the trapezoidal rule. With 200
+    thresholds it is within about 1/200 of the exact rank statistic."""
+
+    def __init__(self, num_thresholds=200, curve="ROC", name="auc", class_id=None):
+        super().__init__(name, class_id)
+        if curve != "ROC":
+            raise ValueError(f"AUC: curve={curve!r} is not built; only the ROC curve is")
+        if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, numpy.integer)) \
+                or num_thresholds < 2:
+            raise ValueError(f"AUC: num_thresholds must be an int > 1, got {num_thresholds!r}")
+        self.num_thresholds = int(num_thresholds)
+        eps = 1e-7
+        inner = [(i + 1) / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
+        self.thresholds = numpy.array([-eps, *inner, 1 + eps], dtype=numpy.float32)
+        self._on_device = {}  # the thresholds copied once to each device they are used on
+
+    def __call__(self, scores, labels):
+        """(2 * T + 2,): true positives at each threshold, false positives at each, the
+        positives and the negatives."""
+        scores, truth = self.answers(scores, labels)
+        xp = backend.get_array_module(scores)
+        where = backend.device_of(scores)
+        if where not in self._on_device:
+            self._on_device[where] = backend.to_device(self.thresholds, where)
+        said_yes = scores[:, None] > self._on_device[where].astype(scores.dtype, copy=False)  # (M, T)
+        true_yes = (said_yes & truth[:, None]).sum(axis=0)
+        positives = truth.sum()
+        false_yes = said_yes.sum(axis=0) - true_yes
+        return xp.concatenate([true_yes, false_yes, xp.stack([positives, truth.size - positives])]).astype(
+            numpy.float64)
+
+    def result(self, total):
+        t = self.num_thresholds
+        true_yes, false_yes, (positives, negatives) = total[:t], total[t:2 * t], total[2 * t:]
+        if not positives or not negatives:
+            return 0.0  # no curve to draw without both kinds, as Keras gives
+        tpr, fpr = true_yes / positives, false_yes / negatives  # from (1, 1) at the lowest threshold to (0, 0)
+        return float(((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum())
+
+    def get_config(self):
+        return {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": "ROC"}
+
+
+CLASSES = {cls.__name__: cls for cls in (Precision, Recall, AUC)}
+BY_NAME = {"precision": Precision, "recall": Recall, "auc": AUC}
+
+
+def deserialize(config):
+    """A metric from its get_config() dict."""
+    config = dict(config)
+    cls = CLASSES.get(config.pop("class_name", None))
+    if cls is None:
+        raise ValueError(f"unknown metric class in {config!r}; known: {sorted(CLASSES)}")
+    return cls(**config)

@@ -1,0 +1,88 @@
+"""Precision, Recall and AUC (minicnn/confusion_metrics.py), as Keras's: counted over the
+epoch's outputs, whatever the batches, and checked against their definitions computed
+here from predict's outputs: precision and recall exactly, AUC against the exact rank
+statistic (within what 200 thresholds can resolve) and against the trapezoid through
+Keras's thresholds exactly."""
+import numpy
+import pytest
+
+import minicnn
+from minicnn.layers import Dense
+from minicnn.metrics import AUC, Precision, Recall
+from minicnn.models import Sequential, load_model
+
+RNG = numpy.random.default_rng(8)
+X = RNG.standard_normal((90, 4)).astype(numpy.float32)
+YES = (X[:, 0] + 0.7 * RNG.standard_normal(90) > 0.3).astype(numpy.float32)[:, None]
+CLASSES = (X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5).astype(int)
+
+
+def exact_auc(scores, truth):
+    """P(a positive scores above a negative), ties counting half: the area under the ROC curve."""
+    positive, negative = scores[truth], scores[~truth]
+    above = (positive[:, None] > negative[None, :]).mean()
+    return above + 0.5 * (positive[:, None] == negative[None, :]).mean()
+
+
+def keras_trapezoid(scores, truth, n=200):
+    """Keras's AUC() by its definition: thresholds -eps, 1/(n-1) .. (n-2)/(n-1), 1 + eps."""
+    thresholds = numpy.array([-1e-7, *[(i + 1) / (n - 1) for i in range(n - 2)], 1 + 1e-7], numpy.float32)
+    said = scores[:, None] > thresholds
+    tpr = (said & truth[:, None]).sum(0) / truth.sum()
+    fpr = (said & ~truth[:, None]).sum(0) / (~truth).sum()
+    return ((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum()
+
+
+def test_a_yes_no_output_s_precision_recall_and_auc_match_their_definitions(device, tmp_path):
+    minicnn.set_seed(1)
+    with minicnn.device(device):
+        model = Sequential([Dense(6, activation="tanh", input_shape=(4,)), Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy",
+                  metrics=[Precision(), Recall(thresholds=0.3), "auc", Precision(thresholds=0.7, name="sure_precision")])
+    history = model.fit(X, YES, batch_size=16, epochs=2, verbose=0, validation_data=(X, YES)).history
+    assert [k for k in history if not k.startswith("val_")] == ["loss", "precision", "recall", "auc",
+                                                                "sure_precision", "learning_rate"]
+    p, truth = model.predict(X)[:, 0], YES[:, 0] == 1
+    for batch in (7, 90):  # counted over the epoch's outputs: the batches make no difference
+        logs = model.evaluate(X, YES, batch_size=batch, verbose=0, return_dict=True)
+        assert logs["precision"] == pytest.approx(((p > 0.5) & truth).sum() / (p > 0.5).sum())
+        assert logs["recall"] == pytest.approx(((p > 0.3) & truth).sum() / truth.sum())
+        assert logs["sure_precision"] == pytest.approx(((p > 0.7) & truth).sum() / max((p > 0.7).sum(), 1))
+        assert logs["auc"] == pytest.approx(keras_trapezoid(p, truth), abs=1e-6)
+        assert logs["auc"] == pytest.approx(exact_auc(p, truth), abs=5e-3)
+    assert history["val_auc"][-1] == pytest.approx(logs["auc"], abs=1e-6)
+    model.save(tmp_path / "yes_no.npz")
+    loaded = load_model(tmp_path / "yes_no.npz")
+    assert loaded.metrics == model.metrics
+    assert loaded.evaluate(X, YES, verbose=0, return_dict=True) == pytest.approx(logs)
+
+
+def test_class_labels_of_a_softmax_output_count_as_one_hot_answers_and_class_id_picks_one(device):
+    minicnn.set_seed(2)
+    with minicnn.device(device):
+        model = Sequential([Dense(3, activation="softmax", input_shape=(4,))])
+    model.compile("adam", "sparse_categorical_crossentropy",
+                  metrics=[Precision(), Recall(class_id=2, name="recall_2"), AUC(class_id=1, name="auc_1"),
+                           AUC(num_thresholds=50, name="auc_50")])
+    logs = model.evaluate(X, CLASSES, batch_size=8, verbose=0, return_dict=True)
+    p = model.predict(X)
+    one_hot = numpy.eye(3, dtype=bool)[CLASSES]
+    assert logs["precision"] == pytest.approx(((p > 0.5) & one_hot).sum() / (p > 0.5).sum())
+    assert logs["recall_2"] == pytest.approx(((p[:, 2] > 0.5) & one_hot[:, 2]).sum() / one_hot[:, 2].sum())
+    assert logs["auc_1"] == pytest.approx(keras_trapezoid(p[:, 1], one_hot[:, 1]), abs=1e-6)
+    assert logs["auc_50"] == pytest.approx(keras_trapezoid(p.reshape(-1), one_hot.reshape(-1), 50), abs=1e-6)
+
+
+def test_confusion_metrics_refuse_what_they_cannot_do():
+    model = Sequential([Dense(3, activation="softmax", input_shape=(4,))])
+    for make, message in ((lambda: Precision(thresholds=[0.3, 0.6]), "thresholds must be one number in \\[0, 1\\]"),
+                          (lambda: AUC(curve="PR"), "curve='PR' is not built"),
+                          (lambda: AUC(num_thresholds=1), "num_thresholds must be an int > 1"),
+                          (lambda: Recall(class_id=-1), "class_id must be an output index")):
+        with pytest.raises(ValueError, match=message):
+            make()
+    with pytest.raises(ValueError, match="auc is not a mean over samples, and weighing it is not built"):
+        model.compile("adam", "sparse_categorical_crossentropy", weighted_metrics=["auc"])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[Recall(class_id=3)])
+    with pytest.raises(ValueError, match="class_id=3, but the output has 3 values"):
+        model.evaluate(X, CLASSES, verbose=0)
