@@ -16,7 +16,8 @@ row). Over all of them, as Keras counts:
 None of these is a mean over samples, so each batch adds a small vector of counts on the
 device (true positives, predicted positives, ...: no synchronisation) and the epoch's figure
 is computed from their totals (``result``), as Keras's stateful metrics do. class_id=k keeps
-only output k: the precision or recall of class k.
+only output k: the precision or recall of class k. Given in weighted_metrics, each answer
+counts with its sample's weight (sample_weight, times class_weight's in training).
 """
 import numpy
 
@@ -34,9 +35,9 @@ class ConfusionMetric:
             raise ValueError(f"{type(self).__name__}: class_id must be an output index >= 0 or None, got {class_id!r}")
         self.name, self.class_id = name, class_id
 
-    def answers(self, scores, labels):
-        """(scores, truth) flattened over samples and outputs: the outputs (M,) and whether
-        each is truly yes (M,) bool."""
+    def answers(self, scores, labels, weights=None):
+        """(scores, truth, weights) flattened over samples and outputs: the outputs (M,),
+        whether each is truly yes (M,) bool, and each one's sample weight (M,), or None."""
         xp = backend.get_array_module(scores)
         scores = scores.reshape(len(scores), -1)
         if scores.shape[1] > 1 and (labels.ndim == 1 or labels.shape[1:] == (1,)):  # class labels: one-hot rows
@@ -44,14 +45,24 @@ class ConfusionMetric:
             truth[xp.arange(len(scores)), true_classes(labels)] = True
         else:
             truth = labels.reshape(scores.shape) != 0
+        if weights is not None:  # each sample's weight for every one of its outputs
+            weights = xp.broadcast_to(weights.reshape(-1, 1), scores.shape)
         if self.class_id is not None:
             if self.class_id >= scores.shape[1]:
                 raise ValueError(f"{self.name}: class_id={self.class_id}, but the output has {scores.shape[1]} values")
             scores, truth = scores[:, self.class_id], truth[:, self.class_id]
-        return scores.reshape(-1), truth.reshape(-1)
+            weights = None if weights is None else weights[:, self.class_id]
+        return scores.reshape(-1), truth.reshape(-1), None if weights is None else weights.reshape(-1)
 
     def get_config(self):
         return {"class_name": type(self).__name__, "name": self.name, "class_id": self.class_id}
+
+
+def _total(mask, weights, axis=None):
+    """How many are True in mask (over axis), each counted with its weight where given."""
+    if weights is None:
+        return mask.sum(axis=axis)
+    return (mask * (weights if mask.ndim == 1 else weights[:, None])).sum(axis=axis)
 
 
 class _Ratio(ConfusionMetric):
@@ -66,11 +77,12 @@ class _Ratio(ConfusionMetric):
                              f"not built), got {thresholds!r}")
         self.threshold = float(threshold)
 
-    def __call__(self, scores, labels):
-        scores, truth = self.answers(scores, labels)
+    def __call__(self, scores, labels, weights=None):
+        scores, truth, weights = self.answers(scores, labels, weights)
         said_yes = scores > scores.dtype.type(self.threshold)
         xp = backend.get_array_module(scores)
-        return xp.stack([(said_yes & truth).sum(), self._whole(said_yes, truth).sum()]).astype(numpy.float64)
+        return xp.stack([_total(said_yes & truth, weights), _total(self._whole(said_yes, truth), weights)]).astype(
+            numpy.float64)
 
     @staticmethod
     def result(total):
@@ -116,20 +128,20 @@ class AUC(ConfusionMetric):
         self.thresholds = numpy.array([-eps, *inner, 1 + eps], dtype=numpy.float32)
         self._on_device = {}  # the thresholds copied once to each device they are used on
 
-    def __call__(self, scores, labels):
+    def __call__(self, scores, labels, weights=None):
         """(2 * T + 2,): true positives at each threshold, false positives at each, the
-        positives and the negatives."""
-        scores, truth = self.answers(scores, labels)
+        positives and the negatives (each counted with its weight where given)."""
+        scores, truth, weights = self.answers(scores, labels, weights)
         xp = backend.get_array_module(scores)
         where = backend.device_of(scores)
         if where not in self._on_device:
             self._on_device[where] = backend.to_device(self.thresholds, where)
         said_yes = scores[:, None] > self._on_device[where].astype(scores.dtype, copy=False)  # (M, T)
-        true_yes = (said_yes & truth[:, None]).sum(axis=0)
-        positives = truth.sum()
-        false_yes = said_yes.sum(axis=0) - true_yes
-        return xp.concatenate([true_yes, false_yes, xp.stack([positives, truth.size - positives])]).astype(
-            numpy.float64)
+        true_yes = _total(said_yes & truth[:, None], weights, axis=0)
+        false_yes = _total(said_yes & ~truth[:, None], weights, axis=0)
+        counts = xp.stack([_total(truth, weights), _total(~truth, weights)])
+        return xp.concatenate([true_yes.astype(numpy.float64), false_yes.astype(numpy.float64),
+                               counts.astype(numpy.float64)])
 
     def result(self, total):
         t = self.num_thresholds

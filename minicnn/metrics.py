@@ -181,12 +181,15 @@ class Weighted:
         self.takes_output = getattr(counter, "takes_output", False)
 
     def __call__(self, scores, labels, weights):
+        if hasattr(self.counter, "result"):  # Precision, Recall, AUC: counts that weigh themselves
+            return self.counter(scores, labels, weights)
         values = self.counter.per_sample(scores, labels).astype(weights.dtype, copy=False)
         return backend.get_array_module(values).stack([(values * weights).sum(), weights.sum()])
 
-    @staticmethod
-    def result(total):
+    def result(self, total):
         """The epoch's figure from the summed (weighted values, weights); NaN with no weight."""
+        if hasattr(self.counter, "result"):
+            return self.counter.result(total)
         return float(total[0] / total[1]) if total[1] else float("nan")
 
 
@@ -247,9 +250,6 @@ def batch_counters(metrics, loss, what="compile()", weighted_metrics=()):
             raise ValueError(f"{what}: two metrics are named {name!r}; each is logged by its name, so give "
                              "functions different names")
         count = batch_metric(metric, loss)
-        if weighted and not hasattr(count, "per_sample"):
-            raise ValueError(f"{what}: {name} is not a mean over samples, and weighing it is not built; give it "
-                             "in metrics=")
         counters[name] = Weighted(count) if weighted else count
     return counters
 
@@ -272,9 +272,14 @@ def counters_config(counters):
 
 def weighted_config(counters):
     """The weighted metrics as a saved model stores them (as counters_config)."""
-    return [{"function": count.counter.name} if isinstance(count.counter, FunctionMetric)
-            else name.removeprefix("weighted_") if name.startswith("weighted_") and name.removeprefix("weighted_")
-            in counters else name for name, count in counters.items() if isinstance(count, Weighted)]
+    def stored(name, count):
+        if isinstance(count.counter, FunctionMetric):
+            return {"function": count.counter.name}
+        if hasattr(count.counter, "get_config"):
+            return {"metric": count.counter.get_config()}
+        plain = name.removeprefix("weighted_")
+        return plain if name.startswith("weighted_") and plain in counters else name
+    return [stored(name, count) for name, count in counters.items() if isinstance(count, Weighted)]
 
 
 def batch_metric(name, loss=None):

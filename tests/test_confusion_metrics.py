@@ -17,6 +17,16 @@ YES = (X[:, 0] + 0.7 * RNG.standard_normal(90) > 0.3).astype(numpy.float32)[:, N
 CLASSES = (X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5).astype(int)
 
 
+def weighted_trapezoid(scores, truth, weights, n=200):
+    """keras_trapezoid with each answer counted with its weight."""
+    thresholds = numpy.array([-1e-7, *[(i + 1) / (n - 1) for i in range(n - 2)], 1 + 1e-7], numpy.float32)
+    said = scores[:, None] > thresholds
+    w = weights[:, None]
+    tpr = ((said & truth[:, None]) * w).sum(0) / (truth * weights).sum()
+    fpr = ((said & ~truth[:, None]) * w).sum(0) / (~truth * weights).sum()
+    return ((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum()
+
+
 def exact_auc(scores, truth):
     """P(a positive scores above a negative), ties counting half: the area under the ROC curve."""
     positive, negative = scores[truth], scores[~truth]
@@ -81,8 +91,30 @@ def test_confusion_metrics_refuse_what_they_cannot_do():
                           (lambda: Recall(class_id=-1), "class_id must be an output index")):
         with pytest.raises(ValueError, match=message):
             make()
-    with pytest.raises(ValueError, match="auc is not a mean over samples, and weighing it is not built"):
-        model.compile("adam", "sparse_categorical_crossentropy", weighted_metrics=["auc"])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=[Recall(class_id=3)])
     with pytest.raises(ValueError, match="class_id=3, but the output has 3 values"):
         model.evaluate(X, CLASSES, verbose=0)
+
+
+def test_weighted_precision_recall_and_auc_count_each_answer_with_its_sample_s_weight(device, tmp_path):
+    weights = RNG.uniform(0, 2, 90).astype(numpy.float32)
+    minicnn.set_seed(3)
+    with minicnn.device(device):
+        model = Sequential([Dense(3, activation="softmax", input_shape=(4,))])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[Precision()],
+                  weighted_metrics=[Precision(), Recall(class_id=0), AUC()])
+    assert model.metrics == ["precision", "weighted_precision", "recall", "auc"]
+    logs = model.evaluate(X, CLASSES, sample_weight=weights, batch_size=8, verbose=0, return_dict=True)
+    p = model.predict(X)
+    one_hot = numpy.eye(3, dtype=bool)[CLASSES]
+    w = numpy.broadcast_to(weights[:, None], p.shape)
+    said = p > 0.5
+    assert logs["precision"] == pytest.approx((said & one_hot).sum() / said.sum())
+    assert logs["weighted_precision"] == pytest.approx(((said & one_hot) * w).sum() / (said * w).sum(), rel=1e-5)
+    assert logs["recall"] == pytest.approx(((said & one_hot)[:, 0] * weights).sum() / (one_hot[:, 0] * weights).sum(),
+                                           rel=1e-5)
+    assert logs["auc"] == pytest.approx(weighted_trapezoid(p.reshape(-1), one_hot.reshape(-1), w.reshape(-1)),
+                                        abs=1e-6)
+    model.save(tmp_path / "weighted.npz")
+    assert load_model(tmp_path / "weighted.npz").evaluate(
+        X, CLASSES, sample_weight=weights, batch_size=8, verbose=0, return_dict=True) == pytest.approx(logs)
