@@ -346,6 +346,15 @@ class Model:
                 raise ValueError(str(error).replace(f"{what}(): ", f"{what}(): output {name!r}: ", 1)) from None
 
     @property
+    def _metric_finals(self):
+        """{logged name: result} for the metrics whose figure comes from a vector of sums
+        (metrics.results): training.Sums computes them so."""
+        if self.heads is not None:
+            return {f"{name}_{m}": final for name, counters in zip(self.heads.names, self.heads.counters)
+                    for m, final in metrics_mod.results(counters).items()}
+        return metrics_mod.results(self.metric_counters)
+
+    @property
     def _result_names(self):
         """The names evaluate returns after 'loss', in order: the metrics, or for a model
         of several outputs each output's loss, then each output's metrics."""
@@ -472,7 +481,7 @@ class Model:
         if not self._result_names:
             return float(loss)
         sums = training.Sums(backend.get_array_module(loss), self._result_names, 0,
-                             metrics_mod.results(self.metric_counters))
+                             self._metric_finals)
         sums.add(0, loss, counts, n)
         return [float(loss)] + [sums.means()[m] for m in self._result_names]
 

@@ -26,7 +26,7 @@ from .batch_stream import is_source
 from .callbacks import CallbackList, History
 from .data import Loader
 from .functions.loss import one_hot_targets
-from .metrics import count_all, results, true_classes
+from .metrics import count_all, true_classes
 from .multi_output import batch_length
 from .optimizers import LossScaleOptimizer
 from .progress import Progress
@@ -320,7 +320,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         model.reseed(seed if parallel is None else parallel.rank_seed(seed), epoch)
         hooks.call("on_epoch_begin", epoch, {})
         progress = Progress(epoch, epochs, steps, verbose)
-        sums = Sums(xp, model._result_names, steps, results(model.metric_counters))
+        sums = Sums(xp, model._result_names, steps, model._metric_finals)
         done = 0
         for step, (xb, yb, *weights) in enumerate(train.batches(epoch, weights=weighted)):
             if hooks.wants_batches:
@@ -387,7 +387,7 @@ def evaluate_loader(model, loader, hooks=None):
                              "cannot be shared out: give arrays or a Loader")
         loader = parallel.shard(loader)
     sums = Sums(_array_module(loader.device), model._result_names, 0,
-                results(model.metric_counters))
+                model._metric_finals)
     for step, (xb, yb, *weights) in enumerate(loader.batches(weights=loader.sample_weight is not None)):
         if hooks is not None and hooks.wants_test_batches:
             hooks.call("on_test_batch_begin", step, {})

@@ -118,3 +118,20 @@ def test_weighted_precision_recall_and_auc_count_each_answer_with_its_sample_s_w
     model.save(tmp_path / "weighted.npz")
     assert load_model(tmp_path / "weighted.npz").evaluate(
         X, CLASSES, sample_weight=weights, batch_size=8, verbose=0, return_dict=True) == pytest.approx(logs)
+
+
+def test_each_output_of_a_model_of_several_has_its_own_auc(device):
+    from minicnn.layers import Input
+    from minicnn.models import Model
+    minicnn.set_seed(4)
+    with minicnn.device(device):
+        x = Input((4,))
+        model = Model(x, [Dense(1, activation="sigmoid", name="yes")(x), Dense(3, activation="softmax", name="kind")(x)])
+    model.compile("adam", loss=["binary_crossentropy", "sparse_categorical_crossentropy"],
+                  metrics={"yes": ["auc", Recall()], "kind": [AUC(class_id=2)]})
+    logs = model.evaluate(X, [YES, CLASSES], batch_size=16, verbose=0, return_dict=True)
+    yes, kind = model.predict(X)
+    truth = YES[:, 0] == 1
+    assert logs["yes_auc"] == pytest.approx(keras_trapezoid(yes[:, 0], truth), abs=1e-6)
+    assert logs["yes_recall"] == pytest.approx(((yes[:, 0] > 0.5) & truth).sum() / truth.sum())
+    assert logs["kind_auc"] == pytest.approx(keras_trapezoid(kind[:, 2], CLASSES == 2), abs=1e-6)
