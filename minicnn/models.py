@@ -258,10 +258,7 @@ class Model:
                              "and a loss ('categorical_crossentropy', 'sparse_categorical_crossentropy', 'mse', 'mae', "
                              "'huber', 'binary_crossentropy' or a minicnn.losses object)")
         if self._many[1]:  # a loss (and metrics) per output
-            if weighted_metrics:
-                raise ValueError(f"compile(): weighted_metrics are not built for a model of several outputs "
-                                 f"({self.name} has {len(self.outputs)}); give its outputs metrics=")
-            heads = multi_output.Heads(self, loss, loss_weights, metrics)
+            heads = multi_output.Heads(self, loss, loss_weights, metrics, weighted_metrics)
             for symbol, one in zip(self.outputs, heads.losses):
                 _refuse_logits_of_softmax(symbol.layer, one)
             loss, counters = heads.losses, {}

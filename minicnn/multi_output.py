@@ -17,7 +17,8 @@ The logs (fit's History, evaluate's return_dict) hold
     <output>_loss    that output's own loss, not weighted
     <output>_<name>  each of its metrics
 
-in that order. sample_weight (one weight per sample) weighs every output's loss alike;
+in that order. sample_weight (one weight per sample) weighs every output's loss alike, and
+its weighted_metrics (per output, given as metrics are);
 class_weight, which weighs by one output's classes, is refused, as Keras 3 refuses it.
 """
 import numpy
@@ -60,7 +61,7 @@ class Heads:
     """The per-output half of compile for a model of several outputs: each output's name,
     loss, loss weight and metric counters, and the step's loss over all of them."""
 
-    def __init__(self, model, loss, loss_weights=None, metrics=None):
+    def __init__(self, model, loss, loss_weights=None, metrics=None, weighted_metrics=None):
         self.names = [symbol.layer.name for symbol in model.outputs]
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"compile(): {model.name}'s outputs come from layers named {self.names}; a layer "
@@ -83,11 +84,14 @@ class Heads:
             self.weights.append(float(weight))
         # a flat list of metric names serves every output (Keras 2's rule); a list of lists or a dict, each its own
         wanted = _per_output([] if metrics is None else metrics, self.names, "metrics", _is_flat_metric_list)
+        weighed = _per_output([] if weighted_metrics is None else weighted_metrics, self.names, "weighted_metrics",
+                              _is_flat_metric_list)
+        listed = lambda one: [] if one is None else list(one) if isinstance(one, (list, tuple)) else [one]  # noqa: E731
         self.counters = []
-        for name, one, loss_fn in zip(self.names, wanted, self.losses):
-            one = [] if one is None else list(one) if isinstance(one, (list, tuple)) else [one]
+        for name, one, weighted, loss_fn in zip(self.names, wanted, weighed, self.losses):
             try:
-                self.counters.append(metrics_mod.batch_counters(one, loss_fn))
+                self.counters.append(metrics_mod.batch_counters(listed(one), loss_fn,
+                                                                weighted_metrics=listed(weighted)))
             except ValueError as error:
                 raise ValueError(f"compile(): output {name!r}: {error} (metrics={{'{name}': [...]}} gives each "
                                  "output its own)") from None
@@ -98,7 +102,8 @@ class Heads:
     def get_config(self):
         """What saving stores to compile the same way again."""
         return {"loss": [loss_fn.get_config() for loss_fn in self.losses], "loss_weights": self.weights,
-                "metrics": [metrics_mod.counters_config(counters) for counters in self.counters]}
+                "metrics": [metrics_mod.counters_config(counters) for counters in self.counters],
+                "weighted_metrics": [metrics_mod.weighted_config(counters) for counters in self.counters]}
 
     def targets(self, y, what):
         """y as a list of arrays, one per output: from a dict keyed by output name or a list
@@ -133,7 +138,8 @@ class Heads:
             term = value * weight if weight != 1.0 else value
             total = term if total is None else total + term
         for name, counters, (out, logits), y in zip(self.names, self.counters, forwards, ys):
-            sums.update({f"{name}_{m}": value for m, value in metrics_mod.count_all(counters, out, logits, y).items()})
+            counts = metrics_mod.count_all(counters, out, logits, y, sample_weight)
+            sums.update({f"{name}_{m}": value for m, value in counts.items()})
         return total, sums
 
 

@@ -120,8 +120,20 @@ def test_weighted_metrics_count_each_sample_with_its_weight(device, tmp_path):
     assert loaded.metrics == model.metrics
     reloaded = loaded.evaluate(X, Y, sample_weight=weights, batch_size=7, verbose=0, return_dict=True)
     assert reloaded == pytest.approx(logs)
+    # a model of several outputs: weighted metrics per output, as its metrics
     with minicnn.device(device):
         x = Input((5,))
-        heads = Model(x, [Dense(2, name="a")(x), Dense(2, name="b")(x)])
-    with pytest.raises(ValueError, match="weighted_metrics are not built for a model of several outputs"):
-        heads.compile("adam", "mse", weighted_metrics=["mae"])
+        heads = Model(x, [Dense(4, activation="softmax", name="kind")(x), Dense(1, name="size")(x)])
+    heads.compile("adam", ["sparse_categorical_crossentropy", "mse"], metrics={"size": ["mae"]},
+                  weighted_metrics={"kind": ["accuracy"], "size": ["mae"]})
+    sizes = X[:, :1]
+    logs = heads.evaluate(X, [Y, sizes], sample_weight=weights, batch_size=7, verbose=0, return_dict=True)
+    kind, size = heads.predict(X)
+    right, error = kind.argmax(axis=1) == Y, numpy.abs(size - sizes)[:, 0]
+    assert list(logs) == ["loss", "kind_loss", "size_loss", "kind_accuracy", "size_mae", "size_weighted_mae"]
+    assert logs["kind_accuracy"] == pytest.approx((right * weights).sum() / weights.sum(), rel=1e-5)
+    assert logs["size_mae"] == pytest.approx(error.mean(), rel=1e-5)
+    assert logs["size_weighted_mae"] == pytest.approx((error * weights).sum() / weights.sum(), rel=1e-5)
+    heads.save(tmp_path / "heads.npz")
+    assert load_model(tmp_path / "heads.npz").evaluate(X, [Y, sizes], sample_weight=weights, batch_size=7,
+                                                       verbose=0, return_dict=True) == pytest.approx(logs)
