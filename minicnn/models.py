@@ -266,6 +266,12 @@ class Model:
             if loss_weights is not None:
                 raise ValueError("compile(): loss_weights weighs the losses of a model of several outputs against "
                                  f"each other; {self.name} has one output (scale the learning rate instead)")
+            if isinstance(loss, dict):  # {output name: loss}, as Keras takes it for one output too
+                loss = self._only_output_entry(loss, "compile()", "loss")
+            if isinstance(metrics, dict):
+                metrics = self._only_output_entry(metrics, "compile()", "metrics")
+            if isinstance(weighted_metrics, dict):
+                weighted_metrics = self._only_output_entry(weighted_metrics, "compile()", "weighted_metrics")
             heads, loss = None, losses_mod.get(loss)
             if self.layers:
                 _refuse_logits_of_softmax(self.layers[-1], loss)
@@ -307,7 +313,8 @@ class Model:
         """Validate x (a list of arrays, one per input, for a model of several) and y (one
         array per output for a model of several) where they enter; build the model if needed."""
         xs = self._input_arrays(x, what)
-        ys = self.heads.targets(y, what) if self.heads is not None else [y]
+        y = self._targets_by_position(y, what)
+        ys = y if self.heads is not None else [y]
         for i, one in enumerate(ys):
             if not hasattr(one, "shape") or not hasattr(one, "dtype"):
                 name = f"y for output {self.heads.names[i]!r}" if self.heads is not None else "y"
@@ -357,6 +364,28 @@ class Model:
         of several outputs each output's loss, then each output's metrics."""
         return self.heads.log_names if self.heads is not None else self.metrics
 
+    def _targets_by_position(self, y, what):
+        """y as the model trains on it: a list in output order for a model of several outputs
+        (from a dict keyed by output name or a list), the one array for a model of one
+        (from a dict {output name: array} too, as Keras takes it); else y as it is."""
+        if self.heads is not None:
+            return self.heads.targets(y, what)
+        if isinstance(y, dict):
+            return self._only_output_entry(y, what, "y")
+        return y
+
+    def _only_output_entry(self, value, what, called):
+        """The entry of a dict keyed by output name for a model of one output, or a
+        ValueError naming the output it should be keyed by."""
+        names = [symbol.layer.name for symbol in getattr(self, "outputs", [])]
+        if not names:
+            raise TypeError(f"{what}: {called} is a dict keyed by output name, but {self.name} is a Sequential, "
+                            "whose output has no name to key it by: give the value itself")
+        if list(value) != names:
+            raise ValueError(f"{what}: {called} is keyed by {sorted(value)}; {self.name} has one output, "
+                             f"{names[0]!r}")
+        return value[names[0]]
+
     def _inputs_by_position(self, x, what):
         """x given as a dict keyed by input name (Keras's fit({"image": ..., "meta": ...}))
         as the model takes it by position: a list in the order of Model(inputs=...), or the
@@ -405,7 +434,7 @@ class Model:
                     raise ValueError(f"{what}(): x is a source of batches ({type(x).__name__}): leave {name} out; "
                                      f"{why}")
             stream = batch_stream.BatchStream(x, steps, what, self.device if self.built else None, self.dtype,
-                                              targets=self.heads.targets if self.heads is not None else None)
+                                              targets=self._targets_by_position)
             self._prepare(*stream.first[:2], what)
             return stream
         if steps is not None:
@@ -433,8 +462,7 @@ class Model:
         if y is None:
             raise ValueError(f"{what}(): give labels y with x (or pass a minicnn.data.Loader as x)")
         self._prepare(x, y, what)
-        if self.heads is not None:  # one array per output, in output order
-            y = self.heads.targets(y, what)
+        y = self._targets_by_position(y, what)  # for several outputs a list, in output order
         if sample_weight is not None:
             training.check_sample_weight(sample_weight, multi_output.batch_length(y), what)
         return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
@@ -453,8 +481,10 @@ class Model:
             if class_weight is not None:
                 raise ValueError(f"train_on_batch(): class_weight weighs one output's classes; {self.name} has "
                                  f"{len(self.heads.names)} outputs: use sample_weight")
-            loss, sums, _ = training.train_step(self, x, self.heads.targets(y, "train_on_batch"), None, sample_weight)
+            loss, sums, _ = training.train_step(self, x, self._targets_by_position(y, "train_on_batch"), None,
+                                                sample_weight)
             return loss, sums
+        y = self._targets_by_position(y, "train_on_batch")
         weights = training.class_weight_array(class_weight, self.output_shape[-1], self.device, self.loss)
         loss, _, scores = training.train_step(self, x, y, weights, sample_weight)
         if not self.loss.classifies:  # targets are values: nothing to count as right
@@ -469,7 +499,8 @@ class Model:
         on_device = lambda a, dtype=None: backend.to_device(a, self.device, dtype=dtype)  # noqa: E731
         x = self._inputs_by_position(x, "test_on_batch")
         x = [on_device(one, self.dtype) for one in x] if self._many[0] else on_device(x, self.dtype)
-        y = [on_device(one) for one in self.heads.targets(y, "test_on_batch")] if self.heads else on_device(y)
+        y = self._targets_by_position(y, "test_on_batch")
+        y = [on_device(one) for one in y] if self.heads else on_device(y)
         n = multi_output.batch_length(y)
         if sample_weight is not None:
             training.check_sample_weight(sample_weight, n, "test_on_batch")

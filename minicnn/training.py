@@ -255,8 +255,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
     if not 0 <= validation_split < 1:
         raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
     x = model._inputs_by_position(x, "fit")  # a dict keyed by input name: a list in input order
-    if model.heads is not None:  # several outputs: a list of targets, one per output
-        y = model.heads.targets(y, "fit") if y is not None else None
+    y = model._targets_by_position(y, "fit") if y is not None else None  # several outputs: a list
+    if model.heads is not None:
         if class_weight is not None:
             raise ValueError(f"fit(): class_weight weighs the classes of one output, but {model.name} has "
                              f"{len(model.heads.names)}; weigh samples with sample_weight (it weighs every "

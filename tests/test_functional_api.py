@@ -318,3 +318,29 @@ def test_a_model_of_several_inputs_fits_evaluates_and_predicts(device, tmp_path)
             (lambda: Loader([images, meta], labels, std=255.0), ValueError, "augment, mean and std are for one input")):
         with pytest.raises(error, match=message):
             make()
+
+
+def test_a_model_of_one_output_takes_dicts_keyed_by_its_name(device):
+    """As Keras: compile(loss={name: ...}, metrics={name: [...]}) and fit(x, {name: y}) for
+    the one output, the same as the values themselves; another name is refused, naming it."""
+    rng = numpy.random.default_rng(2)
+    x, y = rng.random((20, 4), dtype=numpy.float32), numpy.arange(20) % 3
+
+    def fresh(**settings):
+        minicnn.set_seed(0)
+        with minicnn.device(device):
+            inputs = Input((4,))
+            model = Model(inputs, Dense(3, activation="softmax", name="kind")(inputs))
+        model.compile(SGD(0.1), **settings)
+        return model
+    by_name = fresh(loss={"kind": "sparse_categorical_crossentropy"}, metrics={"kind": ["accuracy"]})
+    plain = fresh(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = by_name.fit(x, {"kind": y}, batch_size=5, epochs=2, seed=1, verbose=0).history
+    assert history == plain.fit(x, y, batch_size=5, epochs=2, seed=1, verbose=0).history
+    assert by_name.evaluate(x, {"kind": y}, verbose=0) == plain.evaluate(x, y, verbose=0)
+    with pytest.raises(ValueError, match="y is keyed by \\['size'\\]; model has one output, 'kind'"):
+        by_name.fit(x, {"size": y}, verbose=0)
+    with pytest.raises(ValueError, match="loss is keyed by \\['kinds'\\]"):
+        fresh(loss={"kinds": "mse"})
+    with pytest.raises(TypeError, match="Sequential, whose output has no name"):
+        Sequential([Dense(3, input_shape=(4,))]).compile("adam", loss={"dense": "mse"})
