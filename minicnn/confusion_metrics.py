@@ -1,6 +1,6 @@
-"""Precision, recall and the area under the ROC curve, as Keras's metrics of those names
-(``metrics=["accuracy", Precision(), Recall(), AUC()]``, or the names "precision",
-"recall", "auc").
+"""Precision, recall, the area under the ROC curve and the F-scores, as Keras's metrics of
+those names (``metrics=["accuracy", Precision(), Recall(), AUC(), F1Score()]``, or the names
+"precision", "recall", "auc", "f1_score").
 
 Each output is read as a yes/no answer for its sample: the output is a probability (a
 sigmoid's, or a softmax's), "yes" where it is above the threshold, and the truth is the
@@ -155,8 +155,80 @@ class AUC(ConfusionMetric):
         return {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": "ROC"}
 
 
-CLASSES = {cls.__name__: cls for cls in (Precision, Recall, AUC)}
-BY_NAME = {"precision": Precision, "recall": Recall, "auc": AUC}
+class FBetaScore(ConfusionMetric):
+    """Keras's FBetaScore: per class k, the weighted harmonic mean of its precision p and
+    recall r, (1 + beta²) p r / (beta² p + r) (beta > 1 favours recall), then averaged:
+    average='macro' the plain mean over classes, 'weighted' the mean weighed by each class's
+    true count, 'micro' the score of all answers' counts pooled (for one label per sample,
+    the accuracy). threshold=None says yes to each sample's largest output alone (a
+    classifier's answer); a number, to every output above it (several labels, or one
+    sigmoid output: give 0.5 there). The batch adds each class's (true positives, false
+    positives, false negatives)."""
+
+    def __init__(self, average="macro", beta=1.0, threshold=None, name="fbeta_score"):
+        super().__init__(name, None)
+        if average not in ("micro", "macro", "weighted"):
+            raise ValueError(f"{type(self).__name__}: average must be 'micro', 'macro' or 'weighted' (a score per "
+                             f"class, average=None, is not a number the logs can hold), got {average!r}")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
+            raise ValueError(f"{type(self).__name__}: beta must be a number > 0, got {beta!r}")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0 <= threshold <= 1):
+            raise ValueError(f"{type(self).__name__}: threshold must be None or a number in [0, 1], got "
+                             f"{threshold!r}")
+        self.average, self.beta, self.threshold = average, float(beta), threshold
+
+    def __call__(self, scores, labels, weights=None):
+        """(3 * K,): each class's true positives, false positives and false negatives."""
+        xp = backend.get_array_module(scores)
+        scores = scores.reshape(len(scores), -1)
+        _, truth, weights = self.answers(scores, labels, weights)
+        truth, weights = truth.reshape(scores.shape), None if weights is None else weights.reshape(scores.shape)
+        if self.threshold is None:  # each sample's largest output is its one yes
+            said_yes = xp.zeros(scores.shape, dtype=bool)
+            said_yes[xp.arange(len(scores)), scores.argmax(axis=1)] = True
+        else:
+            said_yes = scores > scores.dtype.type(self.threshold)
+        count = lambda mask: mask.sum(axis=0) if weights is None else (mask * weights).sum(axis=0)  # noqa: E731
+        return xp.concatenate([count(said_yes & truth), count(said_yes & ~truth), count(~said_yes & truth)]).astype(
+            numpy.float64)
+
+    def result(self, total):
+        true_yes, false_yes, missed = numpy.split(numpy.asarray(total, dtype=numpy.float64), 3)
+        b2 = self.beta ** 2
+        if self.average == "micro":  # the classes' counts pooled first
+            true_yes, false_yes, missed = true_yes.sum(keepdims=True), false_yes.sum(keepdims=True), \
+                missed.sum(keepdims=True)
+        with numpy.errstate(invalid="ignore", divide="ignore"):  # 0 / 0: a class never said nor true scores 0
+            precision = numpy.where(true_yes + false_yes > 0, true_yes / (true_yes + false_yes), 0.0)
+            recall = numpy.where(true_yes + missed > 0, true_yes / (true_yes + missed), 0.0)
+            score = numpy.where(b2 * precision + recall > 0,
+                                (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
+        if self.average == "weighted":
+            support = true_yes + missed
+            return float((score * support).sum() / support.sum()) if support.sum() else 0.0
+        return float(score.mean())
+
+    def get_config(self):
+        config = {**super().get_config(), "average": self.average, "beta": self.beta, "threshold": self.threshold}
+        del config["class_id"]
+        return config
+
+
+class F1Score(FBetaScore):
+    """FBetaScore with beta = 1: the harmonic mean of precision and recall, per class, averaged."""
+
+    def __init__(self, average="macro", threshold=None, name="f1_score"):
+        super().__init__(average, 1.0, threshold, name)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["beta"]
+        return config
+
+
+CLASSES = {cls.__name__: cls for cls in (Precision, Recall, AUC, FBetaScore, F1Score)}
+BY_NAME = {"precision": Precision, "recall": Recall, "auc": AUC, "f1_score": F1Score}
 
 
 def deserialize(config):

@@ -316,4 +316,4 @@ def batch_metric(name, loss=None):
 
 
 # Keras's stateful metrics, here as minicnn.metrics.Precision etc. (their module reads this one)
-from .confusion_metrics import AUC, Precision, Recall  # noqa: E402,F401
+from .confusion_metrics import AUC, F1Score, FBetaScore, Precision, Recall  # noqa: E402,F401

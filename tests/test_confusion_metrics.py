@@ -135,3 +135,51 @@ def test_each_output_of_a_model_of_several_has_its_own_auc(device):
     assert logs["yes_auc"] == pytest.approx(keras_trapezoid(yes[:, 0], truth), abs=1e-6)
     assert logs["yes_recall"] == pytest.approx(((yes[:, 0] > 0.5) & truth).sum() / truth.sum())
     assert logs["kind_auc"] == pytest.approx(keras_trapezoid(kind[:, 2], CLASSES == 2), abs=1e-6)
+
+
+def per_class_fbeta(said, truth, beta, weights=None):
+    """Each class's F-beta score and true count, by the definition (0 where undefined)."""
+    w = numpy.ones(len(said)) if weights is None else weights
+    scores, support = [], []
+    for k in range(said.shape[1]):
+        tp = (said[:, k] & truth[:, k]) @ w
+        fp, fn = (said[:, k] & ~truth[:, k]) @ w, (~said[:, k] & truth[:, k]) @ w
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        b2 = beta ** 2
+        scores.append((1 + b2) * precision * recall / (b2 * precision + recall) if precision + recall else 0.0)
+        support.append(truth[:, k] @ w)
+    return numpy.array(scores), numpy.array(support)
+
+
+def test_f1_and_fbeta_scores_average_each_class_s_as_keras_does(device, tmp_path):
+    from minicnn.metrics import F1Score, FBetaScore
+    minicnn.set_seed(5)
+    with minicnn.device(device):
+        model = Sequential([Dense(3, activation="softmax", input_shape=(4,))])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[
+        "accuracy", "f1_score", F1Score(average="micro", name="f1_micro"),
+        F1Score(average="weighted", name="f1_weighted"), FBetaScore(beta=2.0, threshold=0.3, name="f2_at_0.3")],
+        weighted_metrics=[F1Score(name="f1_by_weight")])
+    weights = RNG.uniform(0, 2, 90).astype(numpy.float32)
+    logs = model.evaluate(X, CLASSES, sample_weight=weights, batch_size=16, verbose=0, return_dict=True)
+    p = model.predict(X)
+    truth = numpy.eye(3, dtype=bool)[CLASSES]
+    argmax = numpy.eye(3, dtype=bool)[p.argmax(axis=1)]
+    f1, support = per_class_fbeta(argmax, truth, 1.0)
+    assert logs["f1_score"] == pytest.approx(f1.mean())
+    assert logs["f1_micro"] == pytest.approx(logs["accuracy"])  # one label per sample: pooled F1 is accuracy
+    assert logs["f1_weighted"] == pytest.approx((f1 * support).sum() / support.sum())
+    f2, _ = per_class_fbeta(p > 0.3, truth, 2.0)
+    assert logs["f2_at_0.3"] == pytest.approx(f2.mean())
+    by_weight, _ = per_class_fbeta(argmax, truth, 1.0, weights)
+    assert logs["f1_by_weight"] == pytest.approx(by_weight.mean(), rel=1e-5)
+    model.save(tmp_path / "f1.npz")
+    reloaded = load_model(tmp_path / "f1.npz").evaluate(X, CLASSES, sample_weight=weights, batch_size=16,
+                                                          verbose=0, return_dict=True)
+    assert reloaded == pytest.approx(logs)
+    for make, message in ((lambda: F1Score(average=None), "a score per class, average=None"),
+                          (lambda: FBetaScore(beta=0), "beta must be a number > 0"),
+                          (lambda: F1Score(threshold=2), "threshold must be None or a number in \\[0, 1\\]")):
+        with pytest.raises(ValueError, match=message):
+            make()
