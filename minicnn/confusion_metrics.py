@@ -110,15 +110,19 @@ class Recall(_Ratio):
 
 
 class AUC(ConfusionMetric):
-    """Area under the ROC curve, as Keras's AUC(): the true- and false-positive counts at
-    num_thresholds thresholds spread over [0, 1] (Keras's: -eps, 1/(n-1), ..., (n-2)/(n-1),
-    1 + eps), the curve through those points, its area by the trapezoidal rule. With 200
-    thresholds it is within about 1/200 of the exact rank statistic."""
+    """Area under the ROC curve (or, curve='PR', the precision-recall curve), as Keras's
+    AUC(): the true- and false-positive counts at num_thresholds thresholds spread over
+    [0, 1] (Keras's: -eps, 1/(n-1), ..., (n-2)/(n-1), 1 + eps), the curve through those
+    points, and its area: for ROC by the trapezoidal rule (with 200 thresholds within about
+    1/200 of the exact rank statistic); for PR by Davis and Goadrich's interpolation
+    (2006), as Keras's default, since a straight line between two PR points is not where
+    the curve runs."""
 
     def __init__(self, num_thresholds=200, curve="ROC", name="auc", class_id=None):
         super().__init__(name, class_id)
-        if curve != "ROC":
-            raise ValueError(f"AUC: curve={curve!r} is not built; only the ROC curve is")
+        if curve not in ("ROC", "PR"):
+            raise ValueError(f"AUC: curve must be 'ROC' or 'PR', got {curve!r}")
+        self.curve = curve
         if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, numpy.integer)) \
                 or num_thresholds < 2:
             raise ValueError(f"AUC: num_thresholds must be an int > 1, got {num_thresholds!r}")
@@ -146,13 +150,35 @@ class AUC(ConfusionMetric):
     def result(self, total):
         t = self.num_thresholds
         true_yes, false_yes, (positives, negatives) = total[:t], total[t:2 * t], total[2 * t:]
+        if self.curve == "PR":
+            return self._pr_area(true_yes, false_yes, positives)
         if not positives or not negatives:
             return 0.0  # no curve to draw without both kinds, as Keras gives
         tpr, fpr = true_yes / positives, false_yes / negatives  # from (1, 1) at the lowest threshold to (0, 0)
         return float(((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum())
 
+    @staticmethod
+    def _pr_area(true_yes, false_yes, positives):
+        """Area under precision against recall, one threshold step at a time. Lowering the
+        threshold from step i+1 to step i raises the yeses from said[i+1] to said[i]
+        (said = tp + fp), and the true positives among the new ones are taken to come at a
+        steady rate: tp = slope * said + intercept along the step. Precision tp / said then
+        follows a hyperbola, not a line, and its integral over recall (d tp / positives) is
+        slope * (d tp + intercept * ln(said[i] / said[i+1])) / positives. A step that adds
+        no yes adds no area; one starting from no yes at all adds its straight part only."""
+        if not positives:
+            return 0.0
+        said = true_yes + false_yes
+        d_true, d_said = true_yes[:-1] - true_yes[1:], said[:-1] - said[1:]
+        with numpy.errstate(invalid="ignore", divide="ignore"):
+            slope = numpy.where(d_said > 0, d_true / numpy.maximum(d_said, 1e-300), 0.0)
+            intercept = true_yes[1:] - slope * said[1:]
+            both = (said[:-1] > 0) & (said[1:] > 0)
+            ratio = numpy.where(both, said[:-1] / numpy.where(both, said[1:], 1.0), 1.0)
+        return float((slope * (d_true + intercept * numpy.log(ratio))).sum() / positives)
+
     def get_config(self):
-        return {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": "ROC"}
+        return {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve}
 
 
 class FBetaScore(ConfusionMetric):
