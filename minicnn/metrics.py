@@ -200,7 +200,9 @@ def metric_name(metric):
     if hasattr(metric, "name") and hasattr(metric, "result"):  # Precision(), Recall(), AUC()
         return metric.name
     if not callable(metric):
-        raise TypeError(f"a metric is a name ({', '.join(sorted(BATCH_METRICS) + sorted(VALUE_METRICS))}) or a "
+        from .confusion_metrics import BY_NAME
+        names = sorted(BATCH_METRICS) + sorted(VALUE_METRICS) + sorted(BY_NAME)
+        raise TypeError(f"a metric is a name ({', '.join(names)}), a metric object such as Precision(), or a "
                         f"function fn(y_true, y_pred), got {type(metric).__name__}")
     return getattr(metric, "__name__", type(metric).__name__)
 
