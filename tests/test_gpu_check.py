@@ -281,3 +281,14 @@ def test_a_misspelt_test_file_is_refused_before_anything_runs(tmp_path, capsys):
                         "--test-files", "test_layerz.py"])
     assert "no such test file: test_layerz.py" in capsys.readouterr().err
     assert not (tmp_path / "check").exists()
+
+
+def test_the_tests_step_has_more_time_on_the_cpu_only(tmp_path):
+    """The rehearsals run the whole suite on 2 cores, 1 file at a time: the tests step gets
+    360 s there; on a GPU machine it keeps its 240 s."""
+    step = next(s for s in gpu_check.STEPS if s.name == "tests")
+    assert step.limit_for(rehearsal_context(tmp_path)) == 360
+    on_gpu = rehearsal_context(tmp_path)
+    on_gpu.small = False
+    assert step.limit_for(on_gpu) == 240
+    assert all(s.limit_for(on_gpu) == s.limit for s in gpu_check.STEPS)
