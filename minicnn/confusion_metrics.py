@@ -39,7 +39,9 @@ class ConfusionMetric:
         """(scores, truth, weights) flattened over samples and outputs: the outputs (M,),
         whether each is truly yes (M,) bool, and each one's sample weight (M,), or None."""
         xp = backend.get_array_module(scores)
-        scores = scores.reshape(len(scores), -1)
+        # float16 outputs (mixed precision) compared in float32: 1/199 and its neighbours are
+        # not float16 numbers, and thresholds would merge
+        scores = scores.reshape(len(scores), -1).astype(numpy.promote_types(scores.dtype, numpy.float32), copy=False)
         if scores.shape[1] > 1 and (labels.ndim == 1 or labels.shape[1:] == (1,)):  # class labels: one-hot rows
             truth = xp.zeros(scores.shape, dtype=bool)
             truth[xp.arange(len(scores)), true_classes(labels)] = True
@@ -207,7 +209,7 @@ class FBetaScore(ConfusionMetric):
     def __call__(self, scores, labels, weights=None):
         """(3 * K,): each class's true positives, false positives and false negatives."""
         xp = backend.get_array_module(scores)
-        scores = scores.reshape(len(scores), -1)
+        scores = scores.reshape(len(scores), -1).astype(numpy.promote_types(scores.dtype, numpy.float32), copy=False)
         _, truth, weights = self.answers(scores, labels, weights)
         truth, weights = truth.reshape(scores.shape), None if weights is None else weights.reshape(scores.shape)
         if self.threshold is None:  # each sample's largest output is its one yes

@@ -220,3 +220,13 @@ def test_pr_auc_matches_keras_interpolation_and_the_average_precision(device):
     perfect = AUC(curve="PR")
     assert perfect.result(perfect(numpy.array([[0.9], [0.8], [0.2], [0.1]], numpy.float32),
                                   numpy.array([[1], [1], [0], [0]], numpy.float32))) == pytest.approx(1.0)
+
+
+def test_float16_outputs_are_counted_against_float32_thresholds():
+    """A mixed-precision model's float16 probabilities: each threshold sorts them as their
+    float32 values would be (float16 has no 1/199), so the counts are the float32 ones."""
+    rng = numpy.random.default_rng(12)
+    half = rng.random((300, 1)).astype(numpy.float16)
+    truth = (rng.random((300, 1)) < half.astype(numpy.float32)).astype(numpy.float32)
+    for metric in (AUC(), AUC(curve="PR"), Precision(thresholds=0.3), Recall()):
+        numpy.testing.assert_array_equal(metric(half, truth), metric(half.astype(numpy.float32), truth))
