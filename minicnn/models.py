@@ -311,7 +311,8 @@ class Model:
 
     def _prepare(self, x, y, what):
         """Validate x (a list of arrays, one per input, for a model of several) and y (one
-        array per output for a model of several) where they enter; build the model if needed."""
+        array per output for a model of several) where they enter; build the model if needed.
+        Returns y as the model trains on it (_targets_by_position)."""
         xs = self._input_arrays(x, what)
         y = self._targets_by_position(y, what)
         ys = y if self.heads is not None else [y]
@@ -342,21 +343,19 @@ class Model:
         self._bind_optimizer()
         if self.heads is None:
             training.check_labels(backend.to_numpy(y), self.output_shape, self.loss, what)
-            return
+            return y
         for name, target, shape, loss in zip(self.heads.names, ys, self.output_shape, self.heads.losses):
             try:  # one check up front per output instead of a sync every step
                 training.check_labels(backend.to_numpy(target), shape, loss, what)
             except ValueError as error:
                 raise ValueError(str(error).replace(f"{what}(): ", f"{what}(): output {name!r}: ", 1)) from None
+        return y
 
     @property
     def _metric_finals(self):
         """{logged name: result} for the metrics whose figure comes from a vector of sums
         (metrics.results): training.Sums computes them so."""
-        if self.heads is not None:
-            return {f"{name}_{m}": final for name, counters in zip(self.heads.names, self.heads.counters)
-                    for m, final in metrics_mod.results(counters).items()}
-        return metrics_mod.results(self.metric_counters)
+        return self.heads.finals if self.heads is not None else metrics_mod.results(self.metric_counters)
 
     @property
     def _result_names(self):
@@ -396,11 +395,8 @@ class Model:
         if not names:
             raise TypeError(f"{what}(): x is a dict keyed by input name, but {self.name} is a Sequential, whose "
                             "one input has no name to key it by: give the array")
-        missing, extra = [n for n in names if n not in x], [k for k in x if k not in names]
-        if missing or extra:
-            raise ValueError(f"{what}(): x has no arrays for inputs {missing}" if missing else
-                             f"{what}(): x has arrays for {extra}, which are not inputs; the inputs are {names}")
-        return [x[n] for n in names] if self._many[0] else x[names[0]]
+        arrays = multi_output.by_name(x, names, what, "x", "arrays", "inputs")
+        return arrays if self._many[0] else arrays[0]
 
     def _input_arrays(self, x, what):
         """x as a list of arrays: [x] for a model of one input, x itself (a list or tuple,
@@ -461,8 +457,7 @@ class Model:
             return x
         if y is None:
             raise ValueError(f"{what}(): give labels y with x (or pass a minicnn.data.Loader as x)")
-        self._prepare(x, y, what)
-        y = self._targets_by_position(y, what)  # for several outputs a list, in output order
+        y = self._prepare(x, y, what)  # for several outputs a list, in output order
         if sample_weight is not None:
             training.check_sample_weight(sample_weight, multi_output.batch_length(y), what)
         return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
@@ -477,14 +472,13 @@ class Model:
         self._require_compiled("train_on_batch")
         if self.optimizer.params is None or self._layers_changed:
             self._bind_optimizer()
+        y = self._targets_by_position(y, "train_on_batch")
         if self.heads is not None:
             if class_weight is not None:
                 raise ValueError(f"train_on_batch(): class_weight weighs one output's classes; {self.name} has "
                                  f"{len(self.heads.names)} outputs: use sample_weight")
-            loss, sums, _ = training.train_step(self, x, self._targets_by_position(y, "train_on_batch"), None,
-                                                sample_weight)
+            loss, sums, _ = training.train_step(self, x, y, None, sample_weight)
             return loss, sums
-        y = self._targets_by_position(y, "train_on_batch")
         weights = training.class_weight_array(class_weight, self.output_shape[-1], self.device, self.loss)
         loss, _, scores = training.train_step(self, x, y, weights, sample_weight)
         if not self.loss.classifies:  # targets are values: nothing to count as right

@@ -47,6 +47,18 @@ def _per_output(value, names, what, single):
                     f"output {names}, got {type(value).__name__}")
 
 
+def by_name(value, names, what, called, items, kinds):
+    """A dict keyed by name (x by input name, y by output name) as a list in ``names``'
+    order; a ValueError naming the names missing or not known ("x has no arrays for inputs
+    ['meta']", "y has targets for ['box'], which are not outputs")."""
+    missing, extra = [n for n in names if n not in value], [k for k in value if k not in names]
+    if missing:
+        raise ValueError(f"{what}(): {called} has no {items} for {kinds} {missing}")
+    if extra:
+        raise ValueError(f"{what}(): {called} has {items} for {extra}, which are not {kinds}; the {kinds} are {names}")
+    return [value[n] for n in names]
+
+
 def _is_loss(value):
     return isinstance(value, str) or hasattr(value, "get_config")
 
@@ -97,6 +109,9 @@ class Heads:
                                  "output its own)") from None
         self.log_names = [f"{name}_loss" for name in self.names] + [
             f"{name}_{m}" for name, counters in zip(self.names, self.counters) for m in counters]
+        # {log name: result} of the metrics whose figure comes from a vector of sums (metrics.results)
+        self.finals = {f"{name}_{m}": final for name, counters in zip(self.names, self.counters)
+                       for m, final in metrics_mod.results(counters).items()}
         self.takes_logits = [loss_fn.takes_logits for loss_fn in self.losses]
 
     def get_config(self):
@@ -109,13 +124,7 @@ class Heads:
         """y as a list of arrays, one per output: from a dict keyed by output name or a list
         in output order; a ValueError naming what is missing or extra."""
         if isinstance(y, dict):
-            missing = [name for name in self.names if name not in y]
-            extra = [key for key in y if key not in self.names]
-            if missing or extra:
-                raise ValueError(f"{what}(): y has no targets for outputs {missing}" if missing else
-                                 f"{what}(): y has targets for {extra}, which are not outputs; the outputs are "
-                                 f"{self.names}")
-            return [y[name] for name in self.names]
+            return by_name(y, self.names, what, "y", "targets", "outputs")
         if isinstance(y, (list, tuple)):
             if len(y) != len(self.names):
                 raise ValueError(f"{what}(): the model has {len(self.names)} outputs {self.names}, y holds "

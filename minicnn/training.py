@@ -96,8 +96,8 @@ def with_penalties(model, loss):
 
 def test_step(model, x, y, sample_weight=None):
     """The loss and metric counts of a batch in inference mode, without a step.
-    sample_weight (N,) on the device weights the loss as in train_step; the metrics stay
-    unweighted, as Keras's compile(metrics=...)."""
+    sample_weight (N,) on the device weights the loss as in train_step, and the
+    weighted_metrics; the plain metrics stay unweighted, as Keras's compile(metrics=...)."""
     with no_grad():
         if model.heads is not None:  # several outputs (multi_output.py)
             loss, counts = model.heads.loss(model, as_input(x), y, sample_weight, training=False)

@@ -166,20 +166,13 @@ class DataParallel:
         names = list(sums.counts)
         values = [sums.loss, *(sums.counts[k] for k in names), sums.seen]
         with backend.device(backend.device_of(sums.batch_losses)):
-            pieces = [xp.asarray(v, dtype=numpy.float64).reshape(-1) for v in values]  # a metric may sum a vector
-            packed = xp.concatenate(pieces)
+            pieces = [xp.asarray(v, dtype=numpy.float64) for v in values]  # a metric may sum a vector of counts
+            packed = xp.concatenate([piece.reshape(-1) for piece in pieces])
         self.comm.allreduce_sum_(packed)
-        start = 0
-        for i, piece in enumerate(pieces):
-            value = packed[start:start + piece.size]
-            value = value[0] if piece.size == 1 and numpy.ndim(values[i]) == 0 else value
-            start += piece.size
-            if i == 0:
-                sums.loss = value
-            elif i <= len(names):
-                sums.counts[names[i - 1]] = value
-            else:
-                sums.seen = int(round(float(value)))
+        ends = numpy.cumsum([piece.size for piece in pieces])
+        loss, *counts, seen = [packed[end - piece.size:end].reshape(piece.shape) for end, piece in zip(ends, pieces)]
+        sums.loss, sums.seen = loss, int(round(float(seen)))
+        sums.counts.update(zip(names, counts))
         return sums
 
 
