@@ -1,7 +1,9 @@
-"""``Sequential``: a stack of layers with Keras's compile / fit / evaluate / predict.
+"""``Model`` and ``Sequential``: layers with Keras's compile / fit / evaluate / predict.
 
-This module holds the layer stack and the public methods; the training loop they call
-is in training.py, its progress display in progress.py, and callbacks in callbacks/.
+This module holds the layer graph and the public methods. What they call lives by name:
+the checks and reshaping of x and y in model_data.py, the training loop in training.py
+(its display in progress.py, callbacks in callbacks/), several outputs in
+multi_output.py, summary() in model_summary.py, save and load in saving.py.
 """
 import json
 import time
@@ -9,6 +11,7 @@ import time
 import numpy
 
 from . import backend, batch_stream, losses as losses_mod, metrics as metrics_mod, mixed_precision, multi_output
+from . import model_data, model_summary
 from . import optimizers as optimizers_mod
 from . import training
 from .autograd import Tensor, no_grad
@@ -267,11 +270,12 @@ class Model:
                 raise ValueError("compile(): loss_weights weighs the losses of a model of several outputs against "
                                  f"each other; {self.name} has one output (scale the learning rate instead)")
             if isinstance(loss, dict):  # {output name: loss}, as Keras takes it for one output too
-                loss = self._only_output_entry(loss, "compile()", "loss")
+                loss = model_data.only_output_entry(self, loss, "compile()", "loss")
             if isinstance(metrics, dict):
-                metrics = self._only_output_entry(metrics, "compile()", "metrics")
+                metrics = model_data.only_output_entry(self, metrics, "compile()", "metrics")
             if isinstance(weighted_metrics, dict):
-                weighted_metrics = self._only_output_entry(weighted_metrics, "compile()", "weighted_metrics")
+                weighted_metrics = model_data.only_output_entry(self, weighted_metrics, "compile()",
+                                                                "weighted_metrics")
             heads, loss = None, losses_mod.get(loss)
             if self.layers:
                 _refuse_logits_of_softmax(self.layers[-1], loss)
@@ -309,48 +313,6 @@ class Model:
         if missing or not bound <= present:
             optimizer.rebind([p for p in optimizer.params if id(p) in present] + missing)
 
-    def _prepare(self, x, y, what):
-        """Validate x (a list of arrays, one per input, for a model of several) and y (one
-        array per output for a model of several) where they enter; build the model if needed.
-        Returns y as the model trains on it (_targets_by_position)."""
-        xs = self._input_arrays(x, what)
-        y = self._targets_by_position(y, what)
-        ys = y if self.heads is not None else [y]
-        for i, one in enumerate(ys):
-            if not hasattr(one, "shape") or not hasattr(one, "dtype"):
-                name = f"y for output {self.heads.names[i]!r}" if self.heads is not None else "y"
-                raise TypeError(f"{what}(): {name} must be a NumPy or CuPy array, got {type(one).__name__}; "
-                                "numpy.asarray(y) makes one")
-        for i, one in enumerate(xs):
-            name = f"x[{i}]" if len(xs) > 1 else "x"
-            for k, target in enumerate(ys):
-                if len(one) != len(target):
-                    which = f"y for output {self.heads.names[k]!r}" if self.heads is not None else "y"
-                    raise ValueError(f"{what}(): {name} has {len(one)} samples but {which} has {len(target)}")
-            if len(one) == 0:
-                raise ValueError(f"{what}(): no samples")
-            training.check_inputs(one, what)
-        if not self.built:
-            self.build(xs[0].shape[1:])
-        several = self._many[0]
-        shapes = self.input_shape if several else [self.input_shape]
-        for i, (one, shape) in enumerate(zip(xs, shapes)):
-            if tuple(one.shape[1:]) != tuple(shape):
-                # conv nets could take other sizes, but the Dense layers could not: say it here
-                which = f"input {i} ({self.inputs[i].name}) takes" if several else "the model was built for inputs"
-                raise ValueError(f"{what}(): {which} {(None,) + tuple(shape)}, "
-                                 f"{'x[%d]' % i if several else 'x'} has shape {tuple(one.shape)}")
-        self._bind_optimizer()
-        if self.heads is None:
-            training.check_labels(backend.to_numpy(y), self.output_shape, self.loss, what)
-            return y
-        for name, target, shape, loss in zip(self.heads.names, ys, self.output_shape, self.heads.losses):
-            try:  # one check up front per output instead of a sync every step
-                training.check_labels(backend.to_numpy(target), shape, loss, what)
-            except ValueError as error:
-                raise ValueError(str(error).replace(f"{what}(): ", f"{what}(): output {name!r}: ", 1)) from None
-        return y
-
     @property
     def _metric_finals(self):
         """{logged name: result} for the metrics whose figure comes from a vector of sums
@@ -363,105 +325,6 @@ class Model:
         of several outputs each output's loss, then each output's metrics."""
         return self.heads.log_names if self.heads is not None else self.metrics
 
-    def _targets_by_position(self, y, what):
-        """y as the model trains on it: a list in output order for a model of several outputs
-        (from a dict keyed by output name or a list), the one array for a model of one
-        (from a dict {output name: array} too, as Keras takes it); else y as it is."""
-        if self.heads is not None:
-            return self.heads.targets(y, what)
-        if isinstance(y, dict):
-            return self._only_output_entry(y, what, "y")
-        return y
-
-    def _only_output_entry(self, value, what, called):
-        """The entry of a dict keyed by output name for a model of one output, or a
-        ValueError naming the output it should be keyed by."""
-        names = [symbol.layer.name for symbol in getattr(self, "outputs", [])]
-        if not names:
-            raise TypeError(f"{what}: {called} is a dict keyed by output name, but {self.name} is a Sequential, "
-                            "whose output has no name to key it by: give the value itself")
-        if list(value) != names:
-            raise ValueError(f"{what}: {called} is keyed by {sorted(value)}; {self.name} has one output, "
-                             f"{names[0]!r}")
-        return value[names[0]]
-
-    def _inputs_by_position(self, x, what):
-        """x given as a dict keyed by input name (Keras's fit({"image": ..., "meta": ...}))
-        as the model takes it by position: a list in the order of Model(inputs=...), or the
-        one array of a model of one input. Anything else is returned as it is."""
-        if not isinstance(x, dict):
-            return x
-        names = [symbol.name for symbol in getattr(self, "inputs", [])]
-        if not names:
-            raise TypeError(f"{what}(): x is a dict keyed by input name, but {self.name} is a Sequential, whose "
-                            "one input has no name to key it by: give the array")
-        arrays = multi_output.by_name(x, names, what, "x", "arrays", "inputs")
-        return arrays if self._many[0] else arrays[0]
-
-    def _input_arrays(self, x, what):
-        """x as a list of arrays: [x] for a model of one input, x itself (a list or tuple,
-        one array per input, in the order of Model(inputs=...)) for one of several."""
-        x = self._inputs_by_position(x, what)
-        many = self._many[0]
-        if many:
-            if not isinstance(x, (list, tuple)) or len(x) != len(self.inputs):
-                raise TypeError(f"{what}(): {self.name} has {len(self.inputs)} inputs, so x is a list of "
-                                f"{len(self.inputs)} arrays, one per input in the order of Model(inputs=...); "
-                                f"got {type(x).__name__}{' of %d' % len(x) if isinstance(x, (list, tuple)) else ''}")
-            xs = list(x)
-        else:
-            xs = [x]
-        for i, one in enumerate(xs):
-            if not hasattr(one, "shape") or not hasattr(one, "dtype"):
-                name = f"x[{i}]" if many else "x"
-                raise TypeError(f"{what}(): {name} must be a NumPy or CuPy array (or x a minicnn.data.Loader), "
-                                f"got {type(one).__name__}; numpy.asarray({name}) makes one")
-        return xs
-
-    def _loader(self, x, y, batch_size, shuffle, seed, what, sample_weight=None, steps=None):
-        """Wrap arrays in a Loader on the model's device (one explicit copy of the
-        data there), check a Loader the caller made, or read batches from a generator or
-        other source of them (batch_stream.py; steps: batches per epoch)."""
-        if batch_stream.is_source(x):
-            for name, value, why in (("y", y, "the source yields the labels with each batch"),
-                                     ("batch_size", batch_size, "the source makes the batches"),
-                                     ("sample_weight", sample_weight, "yield (x, y, sample_weight) batches")):
-                if value is not None:
-                    raise ValueError(f"{what}(): x is a source of batches ({type(x).__name__}): leave {name} out; "
-                                     f"{why}")
-            stream = batch_stream.BatchStream(x, steps, what, self.device if self.built else None, self.dtype,
-                                              targets=self._targets_by_position)
-            self._prepare(*stream.first[:2], what)
-            return stream
-        if steps is not None:
-            raise ValueError(f"{what}(): steps_per_epoch / steps count the batches of a generator; with arrays or a "
-                             f"Loader every batch is read, so leave it out")
-        x = self._inputs_by_position(x, what)
-        if isinstance(x, (list, tuple)) and y is None and x and isinstance(x[0], (list, tuple)) \
-                and not self._many[0]:
-            raise TypeError(f"{what}(): x is a {type(x).__name__} of batches; pass iter(...) of it (a generator "
-                            "or an iterator is a source of batches, a list is read as several inputs)")
-        if isinstance(x, Loader):
-            if y is not None:
-                raise ValueError(f"{what}(): x is a Loader, which carries its own labels; leave y out")
-            if sample_weight is not None:
-                raise ValueError(f"{what}(): x is a Loader: give it the sample weights "
-                                 "(Loader(..., sample_weight=w)) instead of fit")
-            if batch_size is not None and batch_size != x.batch_size:
-                raise ValueError(f"{what}(): batch_size={batch_size} given, but the Loader makes "
-                                 f"batches of {x.batch_size}; set it on the Loader")
-            self._prepare(x.x, x.y, what)
-            if x.device != self.device:
-                raise ValueError(f"{what}(): the Loader holds its data on {x.device}, the model is on "
-                                 f"{self.device}; build the Loader with device='{self.device}'")
-            return x
-        if y is None:
-            raise ValueError(f"{what}(): give labels y with x (or pass a minicnn.data.Loader as x)")
-        y = self._prepare(x, y, what)  # for several outputs a list, in output order
-        if sample_weight is not None:
-            training.check_sample_weight(sample_weight, multi_output.batch_length(y), what)
-        return Loader(x, y, 32 if batch_size is None else batch_size, shuffle=shuffle, seed=seed,
-                      device=self.device, dtype=self.dtype, sample_weight=sample_weight)
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on a batch already on the model's device. Returns (loss,
@@ -472,7 +335,7 @@ class Model:
         self._require_compiled("train_on_batch")
         if self.optimizer.params is None or self._layers_changed:
             self._bind_optimizer()
-        y = self._targets_by_position(y, "train_on_batch")
+        y = model_data.targets_by_position(self, y, "train_on_batch")
         if self.heads is not None:
             if class_weight is not None:
                 raise ValueError(f"train_on_batch(): class_weight weighs one output's classes; {self.name} has "
@@ -491,9 +354,9 @@ class Model:
         sample_weight (N,): the loss weighted as evaluate's."""
         self._require_compiled("test_on_batch")
         on_device = lambda a, dtype=None: backend.to_device(a, self.device, dtype=dtype)  # noqa: E731
-        x = self._inputs_by_position(x, "test_on_batch")
+        x = model_data.inputs_by_position(self, x, "test_on_batch")
         x = [on_device(one, self.dtype) for one in x] if self._many[0] else on_device(x, self.dtype)
-        y = self._targets_by_position(y, "test_on_batch")
+        y = model_data.targets_by_position(self, y, "test_on_batch")
         y = [on_device(one) for one in y] if self.heads else on_device(y)
         n = multi_output.batch_length(y)
         if sample_weight is not None:
@@ -578,7 +441,7 @@ class Model:
         as fit weights it (a Loader's own weights count the same way); the metrics stay
         unweighted, as Keras's compile(metrics=...)."""
         self._require_compiled("evaluate")
-        loader = self._loader(x, y, batch_size, False, 0, "evaluate", sample_weight, steps)
+        loader = model_data.loader(self, x, y, batch_size, False, 0, "evaluate", sample_weight, steps)
         start = time.perf_counter()
         result = training.evaluate_loader(self, loader)  # data-parallel: over every rank's shard
         if verbose and (self.parallel is None or self.parallel.comm.is_root):
@@ -604,7 +467,7 @@ class Model:
         elif isinstance(x, Loader):
             batches, home = (xb for xb, _ in x.batches()), x.device
         else:
-            xs = self._input_arrays(x, "predict")
+            xs = model_data.input_arrays(self, x, "predict")
             n = len(xs[0])
             if n == 0:
                 raise ValueError("predict(): x holds no samples")
@@ -630,7 +493,7 @@ class Model:
     def predict_on_batch(self, x):
         """Model outputs for one batch x (N, ...), in inference mode, as one forward pass:
         an array on x's own device, as predict."""
-        x = self._inputs_by_position(x, "predict_on_batch")
+        x = model_data.inputs_by_position(self, x, "predict_on_batch")
         first = x[0] if isinstance(x, (list, tuple)) and self._many[0] else x
         return self.predict(x, batch_size=max(len(first), 1))
 
@@ -704,24 +567,7 @@ class Model:
         """Each layer's output shape, parameter count and the layers it reads ("Connected
         to"), then the totals, in Keras's format; arithmetic=True and expand_nested=True
         as Sequential.summary."""
-        cols = (29, 24, 10, line_length - 63)
-        def row(*cells):
-            return "".join(f"{c[:w - 1]:<{w}}" for c, w in zip(cells, cols)).rstrip()
-        lines = [f'Model: "{self.name}"', "_" * line_length,
-                 row("Layer (type)", "Output Shape", "Param #", "Connected to"), "=" * line_length]
-        entries = [(s.layer, s, []) for s in self.inputs] + [(n.layer, n, n.inputs) for n in self.nodes]
-        for i, (layer, symbol, inputs) in enumerate(entries):
-            label = f"{layer.name} ({layer.type_name})"
-            sources = [s.name for s in inputs] or [""]
-            lines.append(row(label, str((None,) + symbol.shape), f"{layer.count_params()}", sources[0]))
-            lines += [row("", "", "", source) for source in sources[1:]]
-            if expand_nested:
-                lines += [row(*cells) for cells in _nested_rows(layer)]
-            if arithmetic and not isinstance(layer, InputLayer):
-                lines += ["    " + _arithmetic_line(*item) for item in layer.arithmetic()]
-            lines.append("=" * line_length if i == len(entries) - 1 else "_" * line_length)
-        lines += _totals(self, line_length)
-        print_fn("\n".join(lines))
+        model_summary.graph_summary(self, print_fn, line_length, arithmetic, expand_nested)
 
 
 class Sequential(Model):
@@ -827,25 +673,7 @@ class Sequential(Model):
         follow from its input: the output-size formula floor((n + 2p - f) / s) + 1 and
         the parameter count ((f*f*c_in) + 1)*c_out, with the layer's numbers filled in.
         ``expand_nested=True`` lists a nested model's layers under it, marked '| ' per level."""
-        if not self.built:
-            raise ValueError(f"{self.name} is not built yet: give the first layer input_shape=..., "
-                             f"call build(input_shape), or fit/call it on data first")
-        cols = (29, 26, line_length - 55)
-        def row(*cells):  # each cell cut to its column, as Keras does
-            return "".join(f"{c[:w - 1]:<{w}}" for c, w in zip(cells, cols)).rstrip()
-        lines = [f'Model: "{self.name}"', "_" * line_length, row("Layer (type)", "Output Shape", "Param #"),
-                 "=" * line_length]
-        for i, layer in enumerate(self.layers):
-            label = f"{layer.name} ({layer.type_name})"
-            lines.append(row(label, str((None,) + tuple(layer.output_shape)), f"{layer.count_params()}"))
-            if expand_nested:
-                lines += [row(*cells) for cells in _nested_rows(layer)]
-            if arithmetic:
-                lines.append(f"    input {(None,) + tuple(layer.input_shape)}")
-                lines += ["    " + _arithmetic_line(*item) for item in layer.arithmetic()]
-            lines.append("=" * line_length if i == len(self.layers) - 1 else "_" * line_length)
-        lines += _totals(self, line_length)
-        print_fn("\n".join(lines))
+        model_summary.stack_summary(self, print_fn, line_length, arithmetic, expand_nested)
 
 
 def _refuse_logits_of_softmax(layer, loss):
@@ -861,31 +689,6 @@ def _pre_activation(layer, x, training):
     """A softmax layer's input: its pre_activation, which for a model nested as a layer
     runs that model and so needs the mode (its batch-norm and dropout follow it)."""
     return layer.pre_activation(x, training) if isinstance(layer, NestedModel) else layer.pre_activation(x)
-
-
-def _nested_rows(layer, depth=1):
-    """(label, output shape, params) of each layer inside a nested model, and of the models
-    nested in those, each level marked by one more '| ' (summary's expand_nested)."""
-    if not isinstance(layer, NestedModel):
-        return []
-    rows = []
-    for inner in layer.model.layers:
-        rows.append(("| " * depth + f"{inner.name} ({inner.type_name})",
-                     str((None,) + tuple(inner.output_shape)), f"{inner.count_params()}"))
-        rows += _nested_rows(inner, depth + 1)
-    return rows
-
-
-def _totals(model, line_length):
-    total = model.count_params()
-    trainable = sum(w.size for w in model.trainable_weights)
-    return [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}", "_" * line_length]
-
-def _arithmetic_line(what, expression, value, note):
-    """'height, width: floor((32 + 2*1 - 3) / 1) + 1 = 32' or 'channels: 32 (one per filter)'."""
-    text = f"{what}: {expression} = {value}" if expression is not None else f"{what}: {value}"
-    return f"{text}   ({note})" if note else text
 
 
 def model_from_json(text):

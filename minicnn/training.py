@@ -20,7 +20,7 @@ import sys
 
 import numpy
 
-from . import backend
+from . import backend, model_data
 from .autograd import Tensor, no_grad
 from .batch_stream import is_source
 from .callbacks import CallbackList, History
@@ -254,8 +254,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         raise ValueError(f"fit(): initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
     if not 0 <= validation_split < 1:
         raise ValueError(f"fit(): validation_split must be in [0, 1), got {validation_split}")
-    x = model._inputs_by_position(x, "fit")  # a dict keyed by input name: a list in input order
-    y = model._targets_by_position(y, "fit") if y is not None else None  # several outputs: a list
+    x = model_data.inputs_by_position(model, x, "fit")  # a dict keyed by input name: a list in input order
+    y = model_data.targets_by_position(model, y, "fit") if y is not None else None  # several outputs: a list
     if model.heads is not None:
         if class_weight is not None:
             raise ValueError(f"fit(): class_weight weighs the classes of one output, but {model.name} has "
@@ -279,7 +279,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
     if model.parallel is not None and is_source(x):
         raise ValueError("fit(): data-parallel training (--workers) shards a Loader's batches; a source of batches "
                          "cannot be shared out: give arrays or a Loader")
-    train = model._loader(x, y, batch_size, shuffle, seed, "fit", sample_weight, steps_per_epoch)
+    train = model_data.loader(model, x, y, batch_size, shuffle, seed, "fit", sample_weight, steps_per_epoch)
     class_weights = class_weight_array(class_weight, model.output_shape[-1], model.device, model.loss)
     weighted = train.sample_weight is not None  # the Loader's batches then carry their weights
     own_loader = isinstance(train, Loader) and train is not x  # made here from arrays: shuffled by this fit's seed
@@ -288,7 +288,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
         train, verbose = parallel.shard(train), verbose if parallel.comm.is_root else 0
     val = None
     if validation_data is not None and is_source(validation_data):
-        val = model._loader(validation_data, None, None, False, seed, "fit (validation_data)", steps=validation_steps)
+        val = model_data.loader(model, validation_data, None, None, False, seed, "fit (validation_data)",
+                                steps=validation_steps)
     elif validation_data is not None:
         if validation_steps is not None:
             raise ValueError("fit(): validation_steps counts the batches of a validation generator; with arrays "
@@ -298,8 +299,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
                              f"Loader; got {len(validation_data)} items")
         val_x, val_y, *val_weight = (validation_data, None) if isinstance(validation_data, Loader) else validation_data
         val_batch = validation_batch_size if validation_batch_size is not None else train.batch_size
-        val = model._loader(val_x, val_y, validation_batch_size if val_y is None else val_batch, False, seed,
-                            "fit (validation_data)", *val_weight)
+        val = model_data.loader(model, val_x, val_y, validation_batch_size if val_y is None else val_batch, False,
+                                seed, "fit (validation_data)", *val_weight)
     steps = len(train)
     history = History()
     hooks = CallbackList([*(callbacks or []), history], model,
