@@ -15,7 +15,9 @@ row). Over all of them, as Keras counts:
 
 None of these is a mean over samples, so each batch adds a small vector of counts on the
 device (true positives, predicted positives, ...: no synchronisation) and the epoch's figure
-is computed from their totals (``result``), as Keras's stateful metrics do. class_id=k keeps
+is computed from their totals (``result``), as Keras's stateful metrics do. Some figures are
+several numbers, as in Keras: precision or recall at a list of thresholds, the F-scores
+with average=None (one per class); the logs then hold a list of floats. class_id=k keeps
 only output k: the precision or recall of class k. Given in weighted_metrics, each answer
 counts with its sample's weight (sample_weight, times class_weight's in training).
 """
@@ -60,6 +62,20 @@ class ConfusionMetric:
         return {"class_name": type(self).__name__, "name": self.name, "class_id": self.class_id}
 
 
+class ThresholdsOnDevice:
+    """Thresholds kept on the host, copied once to each device they are compared on (an
+    explicit copy, then reused: no transfer per batch), in the outputs' dtype."""
+
+    def __init__(self, values):
+        self.values, self._copies = values, {}
+
+    def on(self, scores):
+        key = (backend.device_of(scores), scores.dtype)
+        if key not in self._copies:
+            self._copies[key] = backend.to_device(self.values.astype(scores.dtype), key[0])
+        return self._copies[key]
+
+
 def _total(mask, weights, axis=None):
     """How many are True in mask (over axis), each counted with its weight where given."""
     if weights is None:
@@ -68,31 +84,41 @@ def _total(mask, weights, axis=None):
 
 
 class _Ratio(ConfusionMetric):
-    """Precision or recall at one threshold: the batch adds (true positives, the count they
-    are a fraction of)."""
+    """Precision or recall at one threshold, or (thresholds a list, as Keras's) at each of
+    several: the batch adds (true positives, the count they are a fraction of) per threshold."""
 
     def __init__(self, thresholds=None, class_id=None, name=None):
         super().__init__(name or type(self).__name__.lower(), class_id)
-        threshold = 0.5 if thresholds is None else thresholds
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-            raise ValueError(f"{type(self).__name__}: thresholds must be one number in [0, 1] (a list of them is "
-                             f"not built), got {thresholds!r}")
-        self.threshold = float(threshold)
+        given = 0.5 if thresholds is None else thresholds
+        self.several = isinstance(given, (list, tuple))
+        values = list(given) if self.several else [given]
+        if not values or any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1
+                             for t in values):
+            raise ValueError(f"{type(self).__name__}: thresholds must be a number in [0, 1] or a list of them, "
+                             f"got {thresholds!r}")
+        self.thresholds = [float(t) for t in values]
+        # float64 on the host, cast to the outputs' dtype on the device: 0.3 compares as float32(0.3)
+        self._cutoffs = ThresholdsOnDevice(numpy.array(self.thresholds, dtype=numpy.float64))
 
     def __call__(self, scores, labels, weights=None):
+        """(2 * T,): the true positives at each of the T thresholds, then the whole each is
+        a fraction of (predicted positives for precision, actual positives for recall)."""
         scores, truth, weights = self.answers(scores, labels, weights)
-        said_yes = scores > scores.dtype.type(self.threshold)
+        said_yes = scores[:, None] > self._cutoffs.on(scores)  # (M, T)
         xp = backend.get_array_module(scores)
-        return xp.stack([_total(said_yes & truth, weights), _total(self._whole(said_yes, truth), weights)]).astype(
-            numpy.float64)
+        return xp.concatenate([_total(said_yes & truth[:, None], weights, axis=0),
+                               _total(self._whole(said_yes, truth[:, None]), weights, axis=0)]).astype(numpy.float64)
 
-    @staticmethod
-    def result(total):
-        """true positives / the whole; 0 where the whole is 0, as Keras's divide_no_nan."""
-        return float(total[0] / total[1]) if total[1] else 0.0
+    def result(self, total):
+        """true positives / the whole, per threshold; 0 where the whole is 0, as Keras's
+        divide_no_nan. One number, or a list of one per threshold."""
+        true_yes, whole = numpy.split(numpy.asarray(total, dtype=numpy.float64), 2)
+        with numpy.errstate(invalid="ignore", divide="ignore"):
+            ratios = numpy.where(whole > 0, true_yes / numpy.where(whole > 0, whole, 1.0), 0.0)
+        return [float(r) for r in ratios] if self.several else float(ratios[0])
 
     def get_config(self):
-        return {**super().get_config(), "thresholds": self.threshold}
+        return {**super().get_config(), "thresholds": self.thresholds if self.several else self.thresholds[0]}
 
 
 class Precision(_Ratio):
@@ -108,7 +134,7 @@ class Recall(_Ratio):
 
     @staticmethod
     def _whole(said_yes, truth):
-        return truth
+        return backend.get_array_module(truth).broadcast_to(truth, said_yes.shape)  # the same at every threshold
 
 
 class AUC(ConfusionMetric):
@@ -132,17 +158,14 @@ class AUC(ConfusionMetric):
         eps = 1e-7
         inner = [(i + 1) / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
         self.thresholds = numpy.array([-eps, *inner, 1 + eps], dtype=numpy.float32)
-        self._on_device = {}  # the thresholds copied once to each device they are used on
+        self._cutoffs = ThresholdsOnDevice(self.thresholds)
 
     def __call__(self, scores, labels, weights=None):
         """(2 * T + 2,): true positives at each threshold, false positives at each, the
         positives and the negatives (each counted with its weight where given)."""
         scores, truth, weights = self.answers(scores, labels, weights)
         xp = backend.get_array_module(scores)
-        where = backend.device_of(scores)
-        if where not in self._on_device:
-            self._on_device[where] = backend.to_device(self.thresholds, where)
-        said_yes = scores[:, None] > self._on_device[where].astype(scores.dtype, copy=False)  # (M, T)
+        said_yes = scores[:, None] > self._cutoffs.on(scores)  # (M, T)
         true_yes = _total(said_yes & truth[:, None], weights, axis=0)
         false_yes = _total(said_yes & ~truth[:, None], weights, axis=0)
         counts = xp.stack([_total(truth, weights), _total(~truth, weights)])
@@ -188,16 +211,18 @@ class FBetaScore(ConfusionMetric):
     recall r, (1 + beta²) p r / (beta² p + r) (beta > 1 favours recall), then averaged:
     average='macro' the plain mean over classes, 'weighted' the mean weighed by each class's
     true count, 'micro' the score of all answers' counts pooled (for one label per sample,
-    the accuracy). threshold=None says yes to each sample's largest output alone (a
-    classifier's answer); a number, to every output above it (several labels, or one
-    sigmoid output: give 0.5 there). The batch adds each class's (true positives, false
-    positives, false negatives)."""
+    the accuracy), average=None (Keras's default) no average: a list of the K classes'
+    scores. macro is minicnn's default because EarlyStopping, ModelCheckpoint and the
+    progress line's figure want one number. threshold=None says yes to each sample's
+    largest output alone (a classifier's answer); a number, to every output above it
+    (several labels, or one sigmoid output: give 0.5 there). The batch adds each class's
+    (true positives, false positives, false negatives)."""
 
     def __init__(self, average="macro", beta=1.0, threshold=None, name="fbeta_score"):
         super().__init__(name, None)
-        if average not in ("micro", "macro", "weighted"):
-            raise ValueError(f"{type(self).__name__}: average must be 'micro', 'macro' or 'weighted' (a score per "
-                             f"class, average=None, is not a number the logs can hold), got {average!r}")
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(f"{type(self).__name__}: average must be None (a score per class), 'micro', 'macro' "
+                             f"or 'weighted', got {average!r}")
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
             raise ValueError(f"{type(self).__name__}: beta must be a number > 0, got {beta!r}")
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
@@ -232,6 +257,8 @@ class FBetaScore(ConfusionMetric):
             recall = numpy.where(true_yes + missed > 0, true_yes / (true_yes + missed), 0.0)
             score = numpy.where(b2 * precision + recall > 0,
                                 (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
+        if self.average is None:  # Keras's default: one score per class, logged as a list
+            return [float(one) for one in score]
         if self.average == "weighted":
             support = true_yes + missed
             return float((score * support).sum() / support.sum()) if support.sum() else 0.0

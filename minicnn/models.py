@@ -11,7 +11,7 @@ import time
 import numpy
 
 from . import backend, batch_stream, losses as losses_mod, metrics as metrics_mod, mixed_precision, multi_output
-from . import model_data, model_summary
+from . import model_data, model_summary, progress
 from . import optimizers as optimizers_mod
 from . import training
 from .autograd import Tensor, no_grad
@@ -445,7 +445,7 @@ class Model:
         start = time.perf_counter()
         result = training.evaluate_loader(self, loader)  # data-parallel: over every rank's shard
         if verbose and (self.parallel is None or self.parallel.comm.is_root):
-            shown = "".join(f" - {m}: {result[m]:.4f}" for m in self._result_names)
+            shown = "".join(" - " + progress.shown(m, result[m]) for m in self._result_names)
             print(f"{len(loader)} steps - {time.perf_counter() - start:.1f}s - loss: {result['loss']:.4f}{shown}",
                   flush=True)
         names = self._result_names

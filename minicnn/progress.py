@@ -17,6 +17,14 @@ PERIOD = 30.0  # seconds between progress lines in a log file
 REFRESH = 0.5  # seconds between redraws of a live bar
 
 
+def shown(name, value):
+    """'loss: 0.4321'; a learning rate to 4 significant digits; a figure of several numbers
+    (a score per class, per threshold) as '[0.8123 0.7741 ...]', each to 4 places."""
+    if isinstance(value, (list, tuple)):
+        return f"{name}: [{' '.join(f'{v:.4f}' for v in value)}]"
+    return f"{name}: {value:.4g}" if name == "learning_rate" else f"{name}: {value:.4f}"
+
+
 def interactive(stream):
     """A terminal, or a Jupyter kernel's output (which redraws a line on '\\r')."""
     isatty = getattr(stream, "isatty", None)
@@ -51,7 +59,7 @@ class Progress:
         if now - self.last < due or (step == self.steps and not self.live):
             return
         self.last = now
-        values = " - ".join(f"{k}: {v:.4f}" for k, v in running().items())
+        values = " - ".join(shown(k, v) for k, v in running().items())
         rate = seen / max(now - self.start, 1e-9)
         if self.live:
             filled = 30 * step // self.steps
@@ -69,7 +77,7 @@ class Progress:
             return
         elapsed = time.perf_counter() - self.start
         train = self.train_seconds if self.train_seconds is not None else elapsed
-        metrics = " - ".join(f"{k}: {v:.4g}" if k == "learning_rate" else f"{k}: {v:.4f}" for k, v in logs.items())
+        metrics = " - ".join(shown(k, v) for k, v in logs.items())
         prefix = "\r" if self.live else ""
         self._write(f"{prefix}{self.steps}/{self.steps} - {elapsed:.0f}s {1000 * train / self.steps:.0f}ms/step "
                     f"- {self.seen / max(train, 1e-9):.0f} img/s - {metrics}\n")

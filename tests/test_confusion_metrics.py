@@ -85,7 +85,8 @@ def test_class_labels_of_a_softmax_output_count_as_one_hot_answers_and_class_id_
 
 def test_confusion_metrics_refuse_what_they_cannot_do():
     model = Sequential([Dense(3, activation="softmax", input_shape=(4,))])
-    for make, message in ((lambda: Precision(thresholds=[0.3, 0.6]), "thresholds must be one number in \\[0, 1\\]"),
+    for make, message in ((lambda: Precision(thresholds=[0.3, 1.6]), "thresholds must be a number in \\[0, 1\\] or a list"),
+                          (lambda: Recall(thresholds=[]), "thresholds must be a number in \\[0, 1\\] or a list"),
                           (lambda: AUC(curve="precision"), "curve must be .ROC. or .PR."),
                           (lambda: AUC(num_thresholds=1), "num_thresholds must be an int > 1"),
                           (lambda: Recall(class_id=-1), "class_id must be an output index")):
@@ -178,7 +179,7 @@ def test_f1_and_fbeta_scores_average_each_class_s_as_keras_does(device, tmp_path
     reloaded = load_model(tmp_path / "f1.npz").evaluate(X, CLASSES, sample_weight=weights, batch_size=16,
                                                           verbose=0, return_dict=True)
     assert reloaded == pytest.approx(logs)
-    for make, message in ((lambda: F1Score(average=None), "a score per class, average=None"),
+    for make, message in ((lambda: F1Score(average="samples"), "average must be None \\(a score per class\\)"),
                           (lambda: FBetaScore(beta=0), "beta must be a number > 0"),
                           (lambda: F1Score(threshold=2), "threshold must be None or a number in \\[0, 1\\]")):
         with pytest.raises(ValueError, match=message):
@@ -230,3 +231,57 @@ def test_float16_outputs_are_counted_against_float32_thresholds():
     truth = (rng.random((300, 1)) < half.astype(numpy.float32)).astype(numpy.float32)
     for metric in (AUC(), AUC(curve="PR"), Precision(thresholds=0.3), Recall()):
         numpy.testing.assert_array_equal(metric(half, truth), metric(half.astype(numpy.float32), truth))
+
+
+def test_figures_of_several_numbers_are_logged_as_lists_as_keras_logs_them(device, tmp_path, capsys):
+    """Precision and Recall at a list of thresholds give one figure per threshold, F1Score
+    with average=None (Keras's default) one per class: each the scalar metric's figure at
+    that threshold or for that class. The logs hold lists of floats; the progress line
+    shows them in brackets; CSVLogger writes them; a saved model keeps them; EarlyStopping
+    told to watch one says it cannot and the run goes on."""
+    from minicnn.callbacks import CSVLogger, EarlyStopping
+    from minicnn.metrics import F1Score
+    minicnn.set_seed(6)
+    with minicnn.device(device):
+        model = Sequential([Dense(3, activation="softmax", input_shape=(4,))])
+    cuts = [0.2, 0.5, 0.8]
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[
+        Precision(thresholds=cuts, name="p_at"), Recall(thresholds=cuts, name="r_at"),
+        F1Score(average=None, name="f1_each"), F1Score(name="f1_macro"),
+        *[Precision(thresholds=t, name=f"p_{t}") for t in cuts], Recall(thresholds=0.5, class_id=1, name="r_1")])
+    history = model.fit(X, CLASSES, batch_size=16, epochs=2, verbose=2, validation_data=(X, CLASSES),
+                        callbacks=[CSVLogger(tmp_path / "log.csv"), EarlyStopping("val_f1_each", patience=0)]).history
+    shown = capsys.readouterr()
+    assert "'val_f1_each' is 3 numbers (a score per class or per threshold)" in shown.err
+    assert len(history["loss"]) == 2  # not stopped by a figure it cannot compare
+    assert shown.out.count(" - f1_each: [") == 2
+    logs = model.evaluate(X, CLASSES, batch_size=7, verbose=0, return_dict=True)
+    assert isinstance(logs["p_at"], list) and len(logs["p_at"]) == 3
+    assert logs["p_at"] == pytest.approx([logs[f"p_{t}"] for t in cuts])
+    p = model.predict(X)
+    one_hot = numpy.eye(3, dtype=bool)[CLASSES]
+    assert logs["r_at"] == pytest.approx([((p > t) & one_hot).sum() / one_hot.sum() for t in cuts])
+    f1, _ = per_class_fbeta(numpy.eye(3, dtype=bool)[p.argmax(axis=1)], one_hot, 1.0)
+    assert logs["f1_each"] == pytest.approx(list(f1))
+    assert numpy.mean(logs["f1_each"]) == pytest.approx(logs["f1_macro"])
+    assert logs["r_1"] == pytest.approx(((p[:, 1] > 0.5) & one_hot[:, 1]).sum() / one_hot[:, 1].sum())
+    assert all(isinstance(v, list) and len(v) == 3 for v in (history["val_p_at"][-1], history["f1_each"][-1]))
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(rows) == 3 and "[" in rows[1]  # a list written as Keras's CSVLogger writes one
+    model.save(tmp_path / "lists.npz")
+    again = load_model(tmp_path / "lists.npz").evaluate(X, CLASSES, batch_size=7, verbose=0, return_dict=True)
+    assert again.keys() == logs.keys()
+    for name in logs:
+        assert again[name] == pytest.approx(logs[name])
+
+
+def test_auto_mode_watches_auc_precision_recall_and_f_scores_for_a_rise():
+    """Keras decides what 'better' means from the metric: AUC, precision, recall and the
+    F-scores rise as the model improves, losses and errors fall."""
+    from minicnn.callbacks import EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
+    for name in ("val_auc", "precision", "val_recall", "f1_score", "val_fbeta_score", "val_accuracy", "top5"):
+        assert EarlyStopping(name).monitor.mode == "max", name
+    for name in ("val_loss", "mae", "val_mse", "val_precision_loss"):
+        assert EarlyStopping(name).monitor.mode == "min", name
+    assert ReduceLROnPlateau("val_auc").monitor.mode == "max"
+    assert ModelCheckpoint("m.npz", monitor="val_auc").monitor.mode == "max"

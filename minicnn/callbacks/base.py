@@ -117,16 +117,23 @@ def is_finite(value):
         return False
 
 
+# in a logged name, what marks a figure that is better higher (Keras 3 reads it from each
+# metric's direction; these are the names minicnn's metrics log under)
+HIGHER_IS_BETTER = ("acc", "top5", "auc", "precision", "recall", "f1", "fbeta")
+
+
 class Monitor:
     """A logged quantity and what counts as better: lower ('min'), higher ('max'), or
-    'auto' (higher for accuracies, lower otherwise, as Keras decides), by more than
-    min_delta."""
+    'auto' (higher for accuracies, AUC, precision, recall and the F-scores, lower for
+    losses and errors, as Keras decides), by more than min_delta. A metric you named
+    yourself without those words needs mode='max' where higher is better."""
 
     def __init__(self, owner, monitor, mode, min_delta=0.0):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}")
         if mode == "auto":
-            mode = "max" if "acc" in monitor or monitor.endswith("top5") else "min"
+            higher = not monitor.endswith("loss") and any(mark in monitor for mark in HIGHER_IS_BETTER)
+            mode = "max" if higher else "min"
         self.owner, self.name, self.mode, self.min_delta = owner, monitor, mode, abs(min_delta)
         self.worst = math.inf if mode == "min" else -math.inf
 
@@ -142,4 +149,9 @@ class Monitor:
             print(f"{self.owner}: '{self.name}' is not in the logs ({', '.join(logs or {}) or 'none'}); "
                   "skipping (monitor a quantity fit logs, e.g. pass validation_data for 'val_loss')",
                   file=sys.stderr, flush=True)
+        elif isinstance(value, (list, tuple)):  # skipped as a missing one is: the run goes on
+            print(f"{self.owner}: '{self.name}' is {len(value)} numbers (a score per class or per threshold), "
+                  "not one, so it has no better or worse; skipping (monitor one number: e.g. "
+                  "F1Score(average='macro'), or a Precision of one threshold)", file=sys.stderr, flush=True)
+            value = None
         return value
