@@ -1,6 +1,7 @@
 """Precision, recall, the area under the ROC curve and the F-scores, as Keras's metrics of
 those names (``metrics=["accuracy", Precision(), Recall(), AUC(), F1Score()]``, or the names
-"precision", "recall", "auc", "f1_score").
+"precision", "recall", "auc", "f1_score"). AUC, which draws a whole curve, is in
+area_under_curve.py; what it shares with the others (reading the answers) is here.
 
 Each output is read as a yes/no answer for its sample: the output is a probability (a
 sigmoid's, or a softmax's), "yes" where it is above the threshold, and the truth is the
@@ -37,9 +38,10 @@ class ConfusionMetric:
             raise ValueError(f"{type(self).__name__}: class_id must be an output index >= 0 or None, got {class_id!r}")
         self.name, self.class_id = name, class_id
 
-    def answers(self, scores, labels, weights=None):
-        """(scores, truth, weights) flattened over samples and outputs: the outputs (M,),
-        whether each is truly yes (M,) bool, and each one's sample weight (M,), or None."""
+    def table(self, scores, labels, weights=None):
+        """(scores, truth, weights) as a table of samples by outputs: the outputs (N, K),
+        whether each is truly yes (N, K) bool, and each one's sample weight (N, K), or None;
+        K = 1 with class_id (that output alone)."""
         xp = backend.get_array_module(scores)
         # float16 outputs (mixed precision) compared in float32: 1/199 and its neighbours are
         # not float16 numbers, and thresholds would merge
@@ -54,8 +56,15 @@ class ConfusionMetric:
         if self.class_id is not None:
             if self.class_id >= scores.shape[1]:
                 raise ValueError(f"{self.name}: class_id={self.class_id}, but the output has {scores.shape[1]} values")
-            scores, truth = scores[:, self.class_id], truth[:, self.class_id]
-            weights = None if weights is None else weights[:, self.class_id]
+            keep = slice(self.class_id, self.class_id + 1)
+            scores, truth = scores[:, keep], truth[:, keep]
+            weights = None if weights is None else weights[:, keep]
+        return scores, truth, weights
+
+    def answers(self, scores, labels, weights=None):
+        """table's (scores, truth, weights) flattened over samples and outputs: (M,) each,
+        every output of every sample one yes/no answer."""
+        scores, truth, weights = self.table(scores, labels, weights)
         return scores.reshape(-1), truth.reshape(-1), None if weights is None else weights.reshape(-1)
 
     def get_config(self):
@@ -76,11 +85,12 @@ class ThresholdsOnDevice:
         return self._copies[key]
 
 
-def _total(mask, weights, axis=None):
-    """How many are True in mask (over axis), each counted with its weight where given."""
+def weighted_count(mask, weights, axis=None):
+    """How many are True in mask (over axis), each counted with its weight where given
+    (weights shaped as mask's leading axes: (M,) for an (M, T) mask, (N, K) for (N, K, T))."""
     if weights is None:
         return mask.sum(axis=axis)
-    return (mask * (weights if mask.ndim == 1 else weights[:, None])).sum(axis=axis)
+    return (mask * weights.reshape(weights.shape + (1,) * (mask.ndim - weights.ndim))).sum(axis=axis)
 
 
 class _Ratio(ConfusionMetric):
@@ -106,8 +116,8 @@ class _Ratio(ConfusionMetric):
         scores, truth, weights = self.answers(scores, labels, weights)
         said_yes = scores[:, None] > self._cutoffs.on(scores)  # (M, T)
         xp = backend.get_array_module(scores)
-        return xp.concatenate([_total(said_yes & truth[:, None], weights, axis=0),
-                               _total(self._whole(said_yes, truth[:, None]), weights, axis=0)]).astype(numpy.float64)
+        return xp.concatenate([weighted_count(said_yes & truth[:, None], weights, axis=0),
+                               weighted_count(self._whole(said_yes, truth[:, None]), weights, axis=0)]).astype(numpy.float64)
 
     def result(self, total):
         """true positives / the whole, per threshold; 0 where the whole is 0, as Keras's
@@ -135,75 +145,6 @@ class Recall(_Ratio):
     @staticmethod
     def _whole(said_yes, truth):
         return backend.get_array_module(truth).broadcast_to(truth, said_yes.shape)  # the same at every threshold
-
-
-class AUC(ConfusionMetric):
-    """Area under the ROC curve (or, curve='PR', the precision-recall curve), as Keras's
-    AUC(): the true- and false-positive counts at num_thresholds thresholds spread over
-    [0, 1] (Keras's: -eps, 1/(n-1), ..., (n-2)/(n-1), 1 + eps), the curve through those
-    points, and its area: for ROC by the trapezoidal rule (with 200 thresholds within about
-    1/200 of the exact rank statistic); for PR by Davis and Goadrich's interpolation
-    (2006), as Keras's default, since a straight line between two PR points is not where
-    the curve runs."""
-
-    def __init__(self, num_thresholds=200, curve="ROC", name="auc", class_id=None):
-        super().__init__(name, class_id)
-        if curve not in ("ROC", "PR"):
-            raise ValueError(f"AUC: curve must be 'ROC' or 'PR', got {curve!r}")
-        self.curve = curve
-        if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, numpy.integer)) \
-                or num_thresholds < 2:
-            raise ValueError(f"AUC: num_thresholds must be an int > 1, got {num_thresholds!r}")
-        self.num_thresholds = int(num_thresholds)
-        eps = 1e-7
-        inner = [(i + 1) / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
-        self.thresholds = numpy.array([-eps, *inner, 1 + eps], dtype=numpy.float32)
-        self._cutoffs = ThresholdsOnDevice(self.thresholds)
-
-    def __call__(self, scores, labels, weights=None):
-        """(2 * T + 2,): true positives at each threshold, false positives at each, the
-        positives and the negatives (each counted with its weight where given)."""
-        scores, truth, weights = self.answers(scores, labels, weights)
-        xp = backend.get_array_module(scores)
-        said_yes = scores[:, None] > self._cutoffs.on(scores)  # (M, T)
-        true_yes = _total(said_yes & truth[:, None], weights, axis=0)
-        false_yes = _total(said_yes & ~truth[:, None], weights, axis=0)
-        counts = xp.stack([_total(truth, weights), _total(~truth, weights)])
-        return xp.concatenate([true_yes.astype(numpy.float64), false_yes.astype(numpy.float64),
-                               counts.astype(numpy.float64)])
-
-    def result(self, total):
-        t = self.num_thresholds
-        true_yes, false_yes, (positives, negatives) = total[:t], total[t:2 * t], total[2 * t:]
-        if self.curve == "PR":
-            return self._pr_area(true_yes, false_yes, positives)
-        if not positives or not negatives:
-            return 0.0  # no curve to draw without both kinds, as Keras gives
-        tpr, fpr = true_yes / positives, false_yes / negatives  # from (1, 1) at the lowest threshold to (0, 0)
-        return float(((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum())
-
-    @staticmethod
-    def _pr_area(true_yes, false_yes, positives):
-        """Area under precision against recall, one threshold step at a time. Lowering the
-        threshold from step i+1 to step i raises the yeses from said[i+1] to said[i]
-        (said = tp + fp), and the true positives among the new ones are taken to come at a
-        steady rate: tp = slope * said + intercept along the step. Precision tp / said then
-        follows a hyperbola, not a line, and its integral over recall (d tp / positives) is
-        slope * (d tp + intercept * ln(said[i] / said[i+1])) / positives. A step that adds
-        no yes adds no area; one starting from no yes at all adds its straight part only."""
-        if not positives:
-            return 0.0
-        said = true_yes + false_yes
-        d_true, d_said = true_yes[:-1] - true_yes[1:], said[:-1] - said[1:]
-        with numpy.errstate(invalid="ignore", divide="ignore"):
-            slope = numpy.where(d_said > 0, d_true / numpy.maximum(d_said, 1e-300), 0.0)
-            intercept = true_yes[1:] - slope * said[1:]
-            both = (said[:-1] > 0) & (said[1:] > 0)
-            ratio = numpy.where(both, said[:-1] / numpy.where(both, said[1:], 1.0), 1.0)
-        return float((slope * (d_true + intercept * numpy.log(ratio))).sum() / positives)
-
-    def get_config(self):
-        return {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve}
 
 
 class FBetaScore(ConfusionMetric):
@@ -234,9 +175,7 @@ class FBetaScore(ConfusionMetric):
     def __call__(self, scores, labels, weights=None):
         """(3 * K,): each class's true positives, false positives and false negatives."""
         xp = backend.get_array_module(scores)
-        scores = scores.reshape(len(scores), -1).astype(numpy.promote_types(scores.dtype, numpy.float32), copy=False)
-        _, truth, weights = self.answers(scores, labels, weights)
-        truth, weights = truth.reshape(scores.shape), None if weights is None else weights.reshape(scores.shape)
+        scores, truth, weights = self.table(scores, labels, weights)
         if self.threshold is None:  # each sample's largest output is its one yes
             said_yes = xp.zeros(scores.shape, dtype=bool)
             said_yes[xp.arange(len(scores)), scores.argmax(axis=1)] = True
@@ -281,6 +220,8 @@ class F1Score(FBetaScore):
         del config["beta"]
         return config
 
+
+from .area_under_curve import AUC  # noqa: E402  (it builds on ConfusionMetric, above)
 
 CLASSES = {cls.__name__: cls for cls in (Precision, Recall, AUC, FBetaScore, F1Score)}
 BY_NAME = {"precision": Precision, "recall": Recall, "auc": AUC, "f1_score": F1Score}

@@ -89,6 +89,10 @@ def test_confusion_metrics_refuse_what_they_cannot_do():
                           (lambda: Recall(thresholds=[]), "thresholds must be a number in \\[0, 1\\] or a list"),
                           (lambda: AUC(curve="precision"), "curve must be .ROC. or .PR."),
                           (lambda: AUC(num_thresholds=1), "num_thresholds must be an int > 1"),
+                          (lambda: AUC(summation_method="simpson"), "summation_method must be one of"),
+                          (lambda: AUC(thresholds=[0.2, 1.5]), "thresholds must be a list of numbers in \\[0, 1\\]"),
+                          (lambda: AUC(label_weights=[1, -1]), "label_weights must be a list of finite numbers"),
+                          (lambda: AUC(num_labels=0), "num_labels must be an int >= 1"),
                           (lambda: Recall(class_id=-1), "class_id must be an output index")):
         with pytest.raises(ValueError, match=message):
             make()
@@ -285,3 +289,53 @@ def test_auto_mode_watches_auc_precision_recall_and_f_scores_for_a_rise():
         assert EarlyStopping(name).monitor.mode == "min", name
     assert ReduceLROnPlateau("val_auc").monitor.mode == "max"
     assert ModelCheckpoint("m.npz", monitor="val_auc").monitor.mode == "max"
+
+
+def test_multi_label_auc_averages_each_label_s_own_curve_as_keras_does(device, tmp_path):
+    """multi_label=True: each output its own ROC (or PR) curve, their areas averaged, by
+    label_weights where given; without it, label_weights weigh each label's answers on the one
+    pooled curve. Given thresholds, minoring/majoring sums and from_logits follow Keras."""
+    minicnn.set_seed(7)
+    tags = numpy.stack([X[:, 0] > 0, X[:, 1] + X[:, 3] > 0.5, X[:, 2] < -0.3], axis=1).astype(numpy.float32)
+    with minicnn.device(device):
+        model = Sequential([Dense(5, activation="tanh", input_shape=(4,)), Dense(3, activation="sigmoid")])
+    label_w = [1.0, 3.0, 0.5]
+    model.compile("adam", "binary_crossentropy", metrics=[
+        AUC(multi_label=True, num_labels=3, name="per_label"), AUC(multi_label=True, label_weights=label_w, name="lw"),
+        AUC(label_weights=label_w, name="pooled_lw"), AUC(thresholds=[0.3, 0.5, 0.7], name="three"),
+        AUC(summation_method="minoring", name="low"), AUC(summation_method="majoring", name="high"),
+        AUC(curve="PR", summation_method="minoring", name="pr_low"), AUC(multi_label=True, curve="PR", name="pr_each")])
+    model.fit(X, tags, batch_size=16, epochs=2, verbose=0)
+    logs = model.evaluate(X, tags, batch_size=16, verbose=0, return_dict=True)
+    p, truth = model.predict(X), tags == 1
+    each = numpy.array([keras_trapezoid(p[:, k], truth[:, k]) for k in range(3)])
+    assert logs["per_label"] == pytest.approx(each.mean(), abs=1e-6)
+    assert logs["per_label"] != pytest.approx(keras_trapezoid(p.reshape(-1), truth.reshape(-1)), abs=1e-4)
+    assert logs["lw"] == pytest.approx((each * label_w).sum() / sum(label_w), abs=1e-6)
+    w = numpy.broadcast_to(numpy.array(label_w, numpy.float32), p.shape)
+    assert logs["pooled_lw"] == pytest.approx(weighted_trapezoid(p.reshape(-1), truth.reshape(-1), w.reshape(-1)),
+                                              abs=1e-6)
+    flat_p, flat_t = p.reshape(-1), truth.reshape(-1)
+    cuts = numpy.array([-1e-7, 0.3, 0.5, 0.7, 1 + 1e-7], numpy.float32)
+    said = flat_p[:, None] > cuts
+    tpr, fpr = (said & flat_t[:, None]).sum(0) / flat_t.sum(), (said & ~flat_t[:, None]).sum(0) / (~flat_t).sum()
+    assert logs["three"] == pytest.approx(((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2).sum(), abs=1e-6)
+    exact = keras_trapezoid(flat_p, flat_t)
+    assert logs["low"] < exact < logs["high"]  # Riemann sums from below and above
+    assert logs["high"] - logs["low"] == pytest.approx(2 * (logs["high"] - exact), abs=1e-6)  # the trapezoid between
+    assert 0 < logs["pr_low"] < 1 and 0 < logs["pr_each"] < 1
+    model.save(tmp_path / "auc.npz")
+    again = load_model(tmp_path / "auc.npz").evaluate(X, tags, batch_size=16, verbose=0, return_dict=True)
+    assert again == pytest.approx(logs)
+    logits = AUC(from_logits=True)  # a sigmoid read into the outputs first: the same area as on probabilities
+    with minicnn.device(device):
+        odds = minicnn.backend.to_device(numpy.log(p / (1 - p)), device)
+        on_device = minicnn.backend.to_device(tags, device)
+    assert logits.result(minicnn.backend.to_numpy(logits(odds, on_device))) == pytest.approx(
+        keras_trapezoid(flat_p, flat_t), abs=1e-6)
+    model.compile("adam", "binary_crossentropy", metrics=[AUC(multi_label=True, num_labels=4)])
+    with pytest.raises(ValueError, match="num_labels=4, but the output has 3 values"):
+        model.evaluate(X, tags, verbose=0)
+    model.compile("adam", "binary_crossentropy", metrics=[AUC(label_weights=[1, 2])])
+    with pytest.raises(ValueError, match="label_weights has 2 weights, but the output has 3 values"):
+        model.evaluate(X, tags, verbose=0)
