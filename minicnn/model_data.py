@@ -69,7 +69,7 @@ def targets_by_position(model, y, what):
 def only_output_entry(model, value, what, called):
     """The entry of a dict keyed by output name for a model of one output, or a
     ValueError naming the output it should be keyed by."""
-    names = [symbol.layer.name for symbol in getattr(model, "outputs", [])]
+    names = model.output_names
     if not names:
         raise TypeError(f"{what}: {called} is a dict keyed by output name, but {model.name} is a Sequential, "
                         "whose output has no name to key it by: give the value itself")
@@ -85,7 +85,7 @@ def inputs_by_position(model, x, what):
     one array of a model of one input. Anything else is returned as it is."""
     if not isinstance(x, dict):
         return x
-    names = [symbol.name for symbol in getattr(model, "inputs", [])]
+    names = model.input_names
     if not names:
         raise TypeError(f"{what}(): x is a dict keyed by input name, but {model.name} is a Sequential, whose "
                         "one input has no name to key it by: give the array")

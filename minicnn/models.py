@@ -59,6 +59,11 @@ class Model:
 
     # --- the graph (functional models) ------------------------------------------------
     def _wire(self, inputs, outputs):
+        # Model(inputs={"image": a, "meta": b}, outputs={"kind": k}): x and y keyed by those
+        # names, predict's outputs too; the symbols run in the dicts' order
+        self._input_keys, self._output_keys = _keys(inputs, "inputs"), _keys(outputs, "outputs")
+        inputs = list(inputs.values()) if isinstance(inputs, dict) else inputs
+        outputs = list(outputs.values()) if isinstance(outputs, dict) else outputs
         many_in, many_out = isinstance(inputs, (list, tuple)), isinstance(outputs, (list, tuple))
         self.inputs = list(inputs) if many_in else [inputs]
         self.outputs = list(outputs) if many_out else [outputs]
@@ -120,12 +125,39 @@ class Model:
         return values
 
     def __call__(self, x, training=None):
-        """x Tensor (N, ...) (a list of them for several inputs) -> the output Tensor(s)."""
+        """x Tensor (N, ...) (a list of them for several inputs, or a dict keyed by input
+        name) -> the output Tensor(s): a list for several outputs, a dict for a model whose
+        outputs were given as one."""
         if symbolic.is_symbolic(x):
             return self._as_layer()(x)
+        if isinstance(x, dict):
+            x = multi_output.by_name(x, self.input_names, self.name, "x", "tensors", "inputs")
+            x = x if self._many[0] else x[0]
         values = self._run(x, training)
         outputs = [values[id(s)] for s in self.outputs]
-        return outputs if self._many[1] else outputs[0]
+        return self._shaped_outputs(outputs) if self._many[1] else outputs[0]
+
+    def _shaped_outputs(self, outputs):
+        """A list of outputs, one per output symbol, as the model gives them: a dict keyed
+        by output name where Model(outputs={...}) was a dict, else the list."""
+        return dict(zip(self._output_keys, outputs)) if getattr(self, "_output_keys", None) else outputs
+
+    @property
+    def input_names(self):
+        """The names x may be keyed by (Keras's): Model(inputs={...})'s keys, else each
+        Input's name, in input order. A Sequential's input has none ([])."""
+        if getattr(self, "_input_keys", None):
+            return list(self._input_keys)
+        return [symbol.name for symbol in getattr(self, "inputs", [])]
+
+    @property
+    def output_names(self):
+        """The names y, compile's loss and metrics, and the logs key the outputs by
+        (Keras's): Model(outputs={...})'s keys, else each output layer's name, in output
+        order. A Sequential's output has none ([]): give it arrays and values, not dicts."""
+        if getattr(self, "_output_keys", None):
+            return list(self._output_keys)
+        return [symbol.layer.name for symbol in getattr(self, "outputs", [])]
 
     def _as_layer(self):
         """This model as a layer of another (called on a Symbol): one NestedModel however
@@ -484,8 +516,15 @@ class Model:
                     self.build(xb.shape[1:])
                 to_model = lambda a: Tensor(backend.to_device(a, self.device, dtype=self.dtype))  # noqa: E731
                 out = self([to_model(a) for a in xb] if isinstance(xb, list) else to_model(xb), training=False)
-                outputs.append([o.data for o in out] if isinstance(out, list) else out.data)
-        xp = backend.get_array_module(outputs[0][0] if isinstance(outputs[0], list) else outputs[0])
+                if isinstance(out, dict):
+                    outputs.append({k: o.data for k, o in out.items()})
+                else:
+                    outputs.append([o.data for o in out] if isinstance(out, list) else out.data)
+        first = outputs[0]
+        xp = backend.get_array_module(next(iter(first.values())) if isinstance(first, dict)
+                                      else first[0] if isinstance(first, list) else first)
+        if isinstance(outputs[0], dict):  # Model(outputs={...}): a dict of arrays, as Keras
+            return {k: backend.to_device(xp.concatenate([o[k] for o in outputs]), home) for k in outputs[0]}
         if isinstance(outputs[0], list):  # several outputs: one array each, as Keras
             return [backend.to_device(xp.concatenate([o[k] for o in outputs]), home) for k in range(len(outputs[0]))]
         return backend.to_device(xp.concatenate(outputs), home)
@@ -674,6 +713,20 @@ class Sequential(Model):
         the parameter count ((f*f*c_in) + 1)*c_out, with the layer's numbers filled in.
         ``expand_nested=True`` lists a nested model's layers under it, marked '| ' per level."""
         model_summary.stack_summary(self, print_fn, line_length, arithmetic, expand_nested)
+
+
+def _keys(symbols, what):
+    """The keys of Model(inputs=/outputs=) given as a dict (None for a symbol or a list),
+    checked: names, as strings, for at least one symbol."""
+    if not isinstance(symbols, dict):
+        return None
+    if not symbols:
+        raise ValueError(f"Model: {what} is an empty dict; give at least one symbol")
+    bad = [key for key in symbols if not isinstance(key, str) or not key]
+    if bad:
+        raise TypeError(f"Model: {what} is a dict, so its keys name the {what} (x, y and the logs are keyed by "
+                        f"them) and must be non-empty strings; got {bad}")
+    return list(symbols)
 
 
 def _refuse_logits_of_softmax(layer, loss):

@@ -7,7 +7,8 @@ sum of them minimised, and each output's loss and metrics logged under its name.
                   loss_weights={"kind": 1.0, "size": 0.1}, metrics={"kind": ["accuracy"]})
     model.fit(x, {"kind": labels, "size": sizes})   # or [labels, sizes], in output order
 
-An output is named by its layer (Dense(..., name="kind")). compile's loss, loss_weights and
+An output is named by its layer (Dense(..., name="kind")), or by its key where the
+outputs were given as a dict (Model(image, {"kind": ..., "size": ...})). compile's loss, loss_weights and
 metrics each take a dict keyed by those names, or a list in the order of
 Model(outputs=[...]); a single loss serves every output, as does a flat list of metrics.
 The logs (fit's History, evaluate's return_dict) hold
@@ -52,8 +53,9 @@ def by_name(value, names, what, called, items, kinds):
     order; a ValueError naming the names missing or not known ("x has no arrays for inputs
     ['meta']", "y has targets for ['box'], which are not outputs")."""
     missing, extra = [n for n in names if n not in value], [k for k in value if k not in names]
-    if missing:
-        raise ValueError(f"{what}(): {called} has no {items} for {kinds} {missing}")
+    if missing:  # and what it has instead, where a name was mistyped
+        instead = f" (it has {items} for {extra}, which are not {kinds})" if extra else ""
+        raise ValueError(f"{what}(): {called} has no {items} for {kinds} {missing}{instead}; the {kinds} are {names}")
     if extra:
         raise ValueError(f"{what}(): {called} has {items} for {extra}, which are not {kinds}; the {kinds} are {names}")
     return [value[n] for n in names]
@@ -74,10 +76,11 @@ class Heads:
     loss, loss weight and metric counters, and the step's loss over all of them."""
 
     def __init__(self, model, loss, loss_weights=None, metrics=None, weighted_metrics=None):
-        self.names = [symbol.layer.name for symbol in model.outputs]
+        self.names = model.output_names  # Model(outputs={...})'s keys, else the output layers' names
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"compile(): {model.name}'s outputs come from layers named {self.names}; a layer "
-                             "giving two outputs leaves them no names of their own to log and to take targets by")
+                             "giving two outputs leaves them no names of their own to log and to take targets by "
+                             "(Model(outputs={'name': ...}) names each)")
         self.losses = []
         for name, one in zip(self.names, _per_output(loss, self.names, "loss", _is_loss)):
             if one is None:

@@ -131,7 +131,9 @@ def model_config(model):
             "nodes": [{"layer": index[id(node.layer)], "inputs": [source[id(s)] for s in node.inputs]}
                       for node in model.nodes],
             "outputs": [source[id(s)] for s in model.outputs],
-            "many": list(model._many)}
+            "many": list(model._many),
+            # Model(inputs={...}) / Model(outputs={...}): the names they were keyed by (None: not dicts)
+            "input_keys": getattr(model, "_input_keys", None), "output_keys": getattr(model, "_output_keys", None)}
 
 
 def warn_if_not_finite(model, host_weights, path, what):
@@ -331,8 +333,10 @@ def _rebuild(spec, path):
             values["node"].append(layer(args if len(args) > 1 or isinstance(layer, Merge) else args[0]))
         outputs = [values[kind][k] for kind, k in spec["outputs"]]
         many_in, many_out = spec.get("many", [False, False])
-        return Model(inputs if many_in else inputs[0], outputs if many_out else outputs[0],
-                     name=spec.get("name", "model"))
+        input_keys, output_keys = spec.get("input_keys"), spec.get("output_keys")
+        inputs = dict(zip(input_keys, inputs)) if input_keys else inputs if many_in else inputs[0]
+        outputs = dict(zip(output_keys, outputs)) if output_keys else outputs if many_out else outputs[0]
+        return Model(inputs, outputs, name=spec.get("name", "model"))
     except ModelFileError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as error:

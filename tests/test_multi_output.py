@@ -191,3 +191,70 @@ def test_a_generator_of_batches_with_targets_per_output_trains_as_the_arrays(dev
         numpy.testing.assert_allclose(a, b, rtol=1e-6)
     with pytest.raises(ValueError, match=r"batch 1 of epoch 1: y has no targets for outputs \['size'\]"):
         streamed.evaluate(iter([(IMAGES, {"kind": KINDS})]), steps=1, verbose=0)
+
+
+def test_inputs_and_outputs_given_as_dicts_are_keyed_by_their_names_everywhere(device, tmp_path):
+    """Model(inputs={...}, outputs={...}), as Keras 3 takes them: x, y, compile's losses and
+    metrics and the logs keyed by the dicts' keys (not the layers' names), model(x) and predict
+    giving dicts, the same training as the list form's, and the dicts kept by save/load."""
+    def build(as_dicts):
+        minicnn.set_seed(3)
+        with minicnn.device(device):
+            image, extra = Input((6, 6, 2), name="pixels"), Input((2,), name="side")
+            trunk = Dense(8, activation="tanh")(Concatenate()([Flatten()(image), extra]))
+            kind, size = Dense(3, activation="softmax", name="dense_kind")(trunk), Dense(1, name="dense_size")(trunk)
+        if as_dicts:
+            return Model({"image": image, "meta": extra}, {"kind": kind, "size": size})
+        return Model([image, extra], [kind, size])
+    meta = RNG.standard_normal((24, 2)).astype(numpy.float32)
+    by_dict, by_list = build(True), build(False)
+    assert by_dict.input_names == ["image", "meta"] and by_dict.output_names == ["kind", "size"]
+    assert by_list.input_names == ["pixels", "side"] and by_list.output_names == ["dense_kind", "dense_size"]
+    by_dict.compile(SGD(0.1), loss={"kind": "sparse_categorical_crossentropy", "size": "mse"},
+                    loss_weights={"size": 0.5}, metrics={"kind": ["accuracy"]})
+    by_list.compile(SGD(0.1), loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.5],
+                    metrics=[["accuracy"], []])
+    history = by_dict.fit({"meta": meta, "image": IMAGES}, {"size": SIZES, "kind": KINDS}, batch_size=8,
+                          epochs=2, verbose=0, shuffle=False).history
+    reference = by_list.fit([IMAGES, meta], [KINDS, SIZES], batch_size=8, epochs=2, verbose=0,
+                            shuffle=False).history
+    assert list(history) == ["loss", "kind_loss", "size_loss", "kind_accuracy", "learning_rate"]
+    assert history["loss"] == pytest.approx(reference["loss"], rel=1e-5)
+    assert history["kind_accuracy"] == reference["dense_kind_accuracy"]
+    predicted = by_dict.predict({"image": IMAGES, "meta": meta}, batch_size=10)
+    assert isinstance(predicted, dict) and list(predicted) == ["kind", "size"]
+    assert predicted["size"].shape == (24, 1)
+    numpy.testing.assert_allclose(predicted["kind"], by_list.predict([IMAGES, meta])[0], rtol=1e-5, atol=1e-6)
+    called = by_dict({"image": Tensor(on(device, IMAGES)), "meta": Tensor(on(device, meta))}, training=False)
+    assert isinstance(called, dict)
+    numpy.testing.assert_allclose(backend.to_numpy(called["size"].data), predicted["size"], rtol=1e-5, atol=1e-6)
+    by_dict.save(tmp_path / "dicts.npz")
+    loaded = load_model(tmp_path / "dicts.npz")
+    assert loaded.input_names == ["image", "meta"] and loaded.output_names == ["kind", "size"]
+    assert loaded.evaluate({"image": IMAGES, "meta": meta}, {"kind": KINDS, "size": SIZES}, verbose=0,
+                           return_dict=True) == pytest.approx(
+        by_dict.evaluate({"image": IMAGES, "meta": meta}, {"kind": KINDS, "size": SIZES}, verbose=0, return_dict=True))
+    with pytest.raises(ValueError, match=r"x has no arrays for inputs \['meta'\]"):
+        by_dict.fit({"image": IMAGES}, {"kind": KINDS, "size": SIZES}, verbose=0)
+    with pytest.raises(ValueError, match=r"y has no targets for outputs \['size'\] \(it has targets for \['dense_size'\], which are not "):
+        by_dict.fit({"image": IMAGES, "meta": meta}, {"kind": KINDS, "dense_size": SIZES}, verbose=0)
+    with pytest.raises(ValueError, match=r"loss names \['dense_kind'\], which are not outputs"):
+        by_dict.compile("adam", loss={"dense_kind": "mse"})
+    with pytest.raises(TypeError, match="keys name the outputs .* must be non-empty strings; got \\[0\\]"):
+        Model({"image": Input((2,))}, {0: Dense(1)(Input((2,)))})
+
+
+def test_one_layer_giving_two_outputs_is_trained_twice_when_a_dict_names_each():
+    """A list naming one layer's output twice leaves the two no names of their own; a dict
+    gives them theirs, each with its own loss."""
+    x = Input((3,))
+    y = Dense(2, name="score")(x)
+    with pytest.raises(ValueError, match="Model\\(outputs=\\{'name': ...\\}\\) names each"):
+        Model(x, [y, y]).compile("adam", loss=["mse", "mae"])
+    model = Model(x, {"as_mse": y, "as_mae": y})
+    model.compile("adam", loss={"as_mse": "mse", "as_mae": "mae"})
+    targets = RNG.standard_normal((10, 2)).astype(numpy.float32)
+    logs = model.evaluate(RNG.standard_normal((10, 3)).astype(numpy.float32), {"as_mse": targets, "as_mae": targets},
+                          verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "as_mse_loss", "as_mae_loss"]
+    assert logs["loss"] == pytest.approx(logs["as_mse_loss"] + logs["as_mae_loss"], rel=1e-5)
