@@ -275,6 +275,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
             sample_weight, validation_data = sample_weight[:cut], (*validation_data, sample_weight[cut:])
         x, y = head(x, several), head(y, outputs)
     seed = new_seed() if seed is None else seed
+    if model.parallel is not None:  # rank 0's: every rank must shuffle the same order to take its shard of it
+        seed = model.parallel.comm.broadcast_object(seed)
     model.fit_seed = seed  # what callbacks.BackupAndRestore stores, to continue with the same draws
     if model.parallel is not None and is_source(x):
         raise ValueError("fit(): data-parallel training (--workers) shards a Loader's batches; a source of batches "

@@ -38,6 +38,21 @@ def model_and_data(batchnorm, optimizer):
     return model, x, y  # auc and the weighted metric sum vectors of counts across the ranks
 
 
+class Crashed(Exception):
+    pass
+
+
+class Crash:
+    """A callback that stops the run as a kill would, at the end of one epoch, on every rank."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise Crashed(f"crashed after epoch {epoch}")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
@@ -48,6 +63,10 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--gpu-transport", default=None, choices=["nccl", "host"])
+    p.add_argument("--no-seed", action="store_true", help="fit without a seed: each rank draws one, rank 0's wins")
+    p.add_argument("--backup", default=None, help="train with callbacks.BackupAndRestore(BACKUP)")
+    p.add_argument("--crash-after-epoch", type=int, default=None,
+                   help="every rank raises at the end of this epoch (after the backup is written)")
     args = p.parse_args()
     comm = None
     if not args.single:
@@ -65,7 +84,24 @@ def main():
                                                 args.device, dtype=w.data.dtype)
         distributed.data_parallel(model, comm, sync_batchnorm=args.sync_batchnorm, bucket_bytes=1024)
         is_root = comm.is_root
-    history = model.fit(x, y, batch_size=16, epochs=args.epochs, verbose=0, seed=3, validation_data=(x[:20], y[:20]))
+    if args.no_seed:  # as a script that never seeds: each process its own entropy
+        minicnn.set_seed(None)
+    callbacks = []
+    if args.backup:
+        from minicnn.callbacks import BackupAndRestore
+        callbacks.append(BackupAndRestore(args.backup))
+    if args.crash_after_epoch is not None:
+        callbacks.append(Crash(args.crash_after_epoch))
+    try:
+        history = model.fit(x, y, batch_size=16, epochs=args.epochs, verbose=0, seed=None if args.no_seed else 3,
+                            validation_data=(x[:20], y[:20]), callbacks=callbacks)
+    except Crashed:
+        return  # as a killed run: nothing written but the backup
+    if args.no_seed:  # the shuffles of every rank must be one order, cut in shards
+        seeds = comm.mpi.gather(model.fit_seed, root=0) if comm is not None else [model.fit_seed]
+        if comm is None or comm.is_root:
+            with open(os.path.join(args.out, "fit_seeds.json"), "w") as f:
+                json.dump(seeds, f)
     weights = {f"w{i}": backend.to_numpy(w) for i, w in enumerate(model.get_weights())}
     if not args.single:  # every replica must hold the same weights
         others = comm.mpi.gather(weights, root=0)

@@ -73,6 +73,41 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path, optimizer)
 
 
 @needs_mpi
+def test_two_ranks_fit_without_a_seed_shuffle_in_rank_0_s_order(tmp_path):
+    """Each process draws its own seed where fit is given none; every rank must take rank 0's,
+    or the ranks would cut shards from different shuffles (samples twice, others never)."""
+    run_worker(tmp_path / "two", 2, "--no-seed", "--epochs", "1")
+    with open(tmp_path / "two" / "fit_seeds.json") as f:
+        seeds = json.load(f)
+    assert len(seeds) == 2 and seeds[0] == seeds[1]
+
+
+@needs_mpi
+def test_backup_and_restore_continues_a_crashed_two_rank_fit_where_the_straight_one_ends(tmp_path):
+    """BackupAndRestore data-parallel: rank 0 writes the backup; after both ranks stop at the
+    end of epoch 0, the same fit run again restores every rank from it and ends with the
+    weights and last epochs' logs of an uninterrupted 2-rank fit."""
+    straight = run_worker(tmp_path / "straight", 2, "--backup", str(tmp_path / "straight_backup"))
+    crash = tmp_path / "crash"
+    os.makedirs(crash)
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    done = subprocess.run([launch.mpiexec_path(), "-n", "2", sys.executable, WORKER, str(crash), "--backup",
+                           str(tmp_path / "backup"), "--crash-after-epoch", "0"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert os.listdir(tmp_path / "backup") == ["backup.npz"] and not os.listdir(crash)
+    resumed = run_worker(crash, 2, "--backup", str(tmp_path / "backup"))
+    (w1, h1), (w2, h2) = straight, resumed
+    for k in w1:
+        numpy.testing.assert_array_equal(w2[k], w1[k], err_msg=k)
+    assert len(h2["loss"]) == 2  # the resumed fit ran epochs 1 and 2
+    numpy.testing.assert_array_equal(h2["loss"], h1["loss"][1:])
+    with open(crash / "replicas_equal.json") as f:
+        assert json.load(f) is True
+    assert not os.path.exists(tmp_path / "backup" / "backup.npz")  # removed once the fit ended
+
+
+@needs_mpi
 def gpu_count():
     from minicnn import backend
     if not backend.gpu_available():

@@ -19,8 +19,9 @@ class BackupAndRestore(Callback):
     a callback's stop). A fit stopped by a NaN or infinite loss keeps it, holding the last
     good epoch. As in Keras, other callbacks start afresh (EarlyStopping's and
     ReduceLROnPlateau's counts); a schedule or LearningRateScheduler, which depends on the
-    step or epoch alone, continues exactly. One process only (with --workers, use
-    train_cifar.py's --resume).
+    step or epoch alone, continues exactly. Data-parallel (--workers, minicnn.distributed),
+    rank 0 alone writes the backup and says which file every rank restores from; the ranks
+    read that one file (they share the machine's disk), so the replicas start equal again.
     """
 
     def __init__(self, backup_dir, delete_checkpoint=True):
@@ -28,16 +29,32 @@ class BackupAndRestore(Callback):
         self.backup_dir, self.delete_checkpoint = os.fspath(backup_dir), delete_checkpoint
         self.path = os.path.join(self.backup_dir, "backup.npz")
 
+    @property
+    def _writes(self):
+        """Whether this process writes the backup: the only one, or rank 0 of several."""
+        parallel = self.model.parallel
+        return parallel is None or parallel.comm.is_root
+
     def on_train_begin(self, logs=None):
         model = self.model
-        if model.parallel is not None:
-            raise ValueError("BackupAndRestore: data-parallel training (--workers) is not supported; "
-                             "examples/train_cifar.py --resume continues such runs")
         model.get_config()  # a layer class of one's own cannot be saved: say so now, not after an epoch
-        if not (os.path.isfile(self.path) or os.path.isfile(saving.previous_path(self.path))):
+        source, failure = None, None
+        if self._writes and (os.path.isfile(self.path) or os.path.isfile(saving.previous_path(self.path))):
+            try:
+                saved, source = saving.load_model_or_previous(self.path, device=model.device,
+                                                              say=lambda text: print(text, file=sys.stderr))
+            except (OSError, ValueError) as error:
+                failure = error
+        if model.parallel is not None:  # rank 0 found the file (or none, or a broken one); every rank reads that one
+            source, said = model.parallel.comm.broadcast_object((source, None if failure is None else str(failure)))
+            if said is not None and failure is None:  # the other ranks stop with rank 0 instead of waiting for it
+                raise RuntimeError(f"BackupAndRestore: rank 0 could not read the backup in {self.backup_dir}: {said}")
+            if source is not None and not self._writes:
+                saved = saving.load_model(source, device=model.device)
+        if failure is not None:
+            raise failure
+        if source is None:
             return
-        saved, source = saving.load_model_or_previous(self.path, device=model.device,
-                                                      say=lambda text: print(text, file=sys.stderr))
         if saved.get_config() != model.get_config():
             raise ValueError(f"BackupAndRestore: {source} holds another model's backup (its architecture "
                              f"differs from {model.name}'s); give this fit its own backup_dir")
@@ -45,17 +62,18 @@ class BackupAndRestore(Callback):
         model.set_weights(saved.get_weights())
         progress = saved.metadata.get("backup_and_restore", {})
         model.resume_from = {"epoch": int(progress["epochs_done"]), "seed": int(progress["seed"])}
-        print(f"BackupAndRestore: continuing from {source}, after epoch {progress['epochs_done']}",
-              file=sys.stderr, flush=True)
+        if self._writes:
+            print(f"BackupAndRestore: continuing from {source}, after epoch {progress['epochs_done']}",
+                  file=sys.stderr, flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        if not weights_are_finite(self.model):  # never replace a good backup by a broken one
+        if not self._writes or not weights_are_finite(self.model):  # never replace a good backup by a broken one
             return
         metadata = {"backup_and_restore": {"epochs_done": epoch + 1, "seed": self.model.fit_seed}}
         self.model.save(self.path, metadata=metadata, keep_previous=True)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and self.model.diverged is None:
+        if self._writes and self.delete_checkpoint and self.model.diverged is None:
             for path in (self.path, saving.previous_path(self.path)):
                 if os.path.isfile(path):
                     os.remove(path)
