@@ -65,6 +65,8 @@ def main():
     p.add_argument("--gpu-transport", default=None, choices=["nccl", "host"])
     p.add_argument("--no-seed", action="store_true", help="fit without a seed: each rank draws one, rank 0's wins")
     p.add_argument("--backup", default=None, help="train with callbacks.BackupAndRestore(BACKUP)")
+    p.add_argument("--write-logs", action="store_true",
+                   help="CSVLogger and ModelCheckpoint(keep_previous=True) into OUT, as a user's script would")
     p.add_argument("--crash-after-epoch", type=int, default=None,
                    help="every rank raises at the end of this epoch (after the backup is written)")
     args = p.parse_args()
@@ -90,6 +92,16 @@ def main():
     if args.backup:
         from minicnn.callbacks import BackupAndRestore
         callbacks.append(BackupAndRestore(args.backup))
+    if args.write_logs:  # given on every rank, as a script run under mpiexec gives them
+        from minicnn.callbacks import CSVLogger, ModelCheckpoint
+        rank = comm.rank if comm is not None else 0
+
+        def saved_by(epoch, logs):  # each save leaves a mark naming the rank that wrote it
+            open(os.path.join(args.out, f"saved_by_rank{rank}"), "a").close()
+            return {"rank": rank}
+        # append=True: a second rank writing would add its rows to rank 0's
+        callbacks += [CSVLogger(os.path.join(args.out, "log.csv"), append=True),
+                      ModelCheckpoint(os.path.join(args.out, "ckpt.npz"), keep_previous=True, metadata=saved_by)]
     if args.crash_after_epoch is not None:
         callbacks.append(Crash(args.crash_after_epoch))
     try:

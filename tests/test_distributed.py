@@ -84,10 +84,15 @@ def test_two_ranks_fit_without_a_seed_shuffle_in_rank_0_s_order(tmp_path):
 
 @needs_mpi
 def test_backup_and_restore_continues_a_crashed_two_rank_fit_where_the_straight_one_ends(tmp_path):
-    """BackupAndRestore data-parallel: rank 0 writes the backup; after both ranks stop at the
+    """BackupAndRestore data-parallel: rank 0 writes the backup (and CSVLogger's and
+    ModelCheckpoint's files, given on every rank); after both ranks stop at the
     end of epoch 0, the same fit run again restores every rank from it and ends with the
     weights and last epochs' logs of an uninterrupted 2-rank fit."""
-    straight = run_worker(tmp_path / "straight", 2, "--backup", str(tmp_path / "straight_backup"))
+    straight = run_worker(tmp_path / "straight", 2, "--backup", str(tmp_path / "straight_backup"), "--write-logs")
+    rows = (tmp_path / "straight" / "log.csv").read_text().splitlines()  # rank 0's alone: not two interleaved
+    assert len(rows) == 4 and rows[0].startswith("epoch,") and [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]
+    written = sorted(p for p in os.listdir(tmp_path / "straight") if p.startswith(("ckpt", "saved_by")))
+    assert written == ["ckpt.npz", "ckpt.previous.npz", "saved_by_rank0"]
     crash = tmp_path / "crash"
     os.makedirs(crash)
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")

@@ -3,7 +3,7 @@ import os
 import sys
 
 from .. import saving
-from .base import Callback
+from .base import Callback, writes_files
 from .checkpoint import weights_are_finite
 
 
@@ -31,9 +31,7 @@ class BackupAndRestore(Callback):
 
     @property
     def _writes(self):
-        """Whether this process writes the backup: the only one, or rank 0 of several."""
-        parallel = self.model.parallel
-        return parallel is None or parallel.comm.is_root
+        return writes_files(self.model)
 
     def on_train_begin(self, logs=None):
         model = self.model

@@ -110,6 +110,14 @@ class CallbackList:
 
 
 # --- what several callbacks share ---------------------------------------------------------
+def writes_files(model):
+    """Whether this process writes a callback's files: the only one, or rank 0 when the
+    model trains data-parallel (the replicas are equal; several ranks writing one file would
+    truncate and interleave it)."""
+    parallel = getattr(model, "parallel", None)
+    return parallel is None or parallel.comm.is_root
+
+
 def is_finite(value):
     try:
         return math.isfinite(float(value))

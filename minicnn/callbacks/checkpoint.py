@@ -2,7 +2,7 @@
 import sys
 
 from .. import backend
-from .base import Callback, Monitor, is_finite
+from .base import Callback, Monitor, is_finite, writes_files
 
 
 def weights_are_finite(model):
@@ -49,6 +49,8 @@ class ModelCheckpoint(Callback):
             self.model.get_config()     # not after the first epoch's training
 
     def on_epoch_end(self, epoch, logs=None):
+        if not writes_files(self.model):  # data-parallel: rank 0 saves (every replica is the same model)
+            return
         logs = logs or {}
         path = self._path(epoch, logs)
         if self.save_best_only:

@@ -2,7 +2,7 @@
 import csv
 import os
 
-from .base import Callback
+from .base import Callback, writes_files
 
 
 class CSVLogger(Callback):
@@ -16,6 +16,8 @@ class CSVLogger(Callback):
         self.keys, self.file, self.writer = None, None, None
 
     def on_train_begin(self, logs=None):
+        if not writes_files(self.model):  # data-parallel: rank 0 writes the one file (the logs are the same)
+            return
         has_rows = self.append and os.path.isfile(self.filename) and os.path.getsize(self.filename) > 0
         if has_rows:
             with open(self.filename, newline="") as f:
@@ -26,6 +28,8 @@ class CSVLogger(Callback):
         self.header_written = has_rows
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.file is None:  # not this rank's to write
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
