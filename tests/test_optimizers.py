@@ -125,16 +125,19 @@ FUSED_RULES = [lambda **k: SGD(0.1, **k), lambda **k: SGD(0.1, momentum=0.9, **k
                lambda **k: SGD(0.1, momentum=0.9, nesterov=True, **k), lambda **k: Adam(0.01, **k),
                *(lambda momentum=momentum, centered=centered, **k: optimizers.RMSprop(
                    0.01, momentum=momentum, centered=centered, **k)
-                 for momentum in (0.0, 0.8) for centered in (False, True))]
+                 for momentum in (0.0, 0.8) for centered in (False, True)),
+               lambda **k: optimizers.Nadam(0.01, **k), lambda **k: optimizers.Adamax(0.01, **k),
+               lambda **k: optimizers.Adagrad(0.05, **k), lambda **k: optimizers.Adadelta(1.0, **k)]
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("make", FUSED_RULES)
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_the_fused_gpu_update_equals_the_array_code(make, dtype):
-    """On a GPU, SGD, Adam and RMSprop update every parameter of a step in a few kernels
-    (functions/fast_gpu_updates, up to 16 parameters a launch); under fast_kernels(False)
-    they run sgd.py's, adam.py's and rmsprop.py's array code, one parameter at a time. Both, three steps
+    """On a GPU, SGD, Adam, RMSprop, Nadam, Adamax, Adagrad and Adadelta update every parameter
+    of a step in a few kernels (functions/fast_gpu_updates, up to 16 parameters a launch); under
+    fast_kernels(False) they run sgd.py's, adam.py's, rmsprop.py's and adagrad.py's array code,
+    one parameter at a time. Both, three steps
     from the same start, for 21 parameters of 1 to 4 dimensions (two launches), in groups
     with their own lr_scale, decoupled decay and L2 factor, one without a gradient at the
     second step, one with a constraint: the same weights and slots, to the dtype's rounding
@@ -196,6 +199,11 @@ def test_the_fused_gpu_update_takes_few_launches_and_leaves_a_changed_rule_alone
         assert sum(counts.values()) == launches, counts
     numpy.testing.assert_allclose(backend.to_numpy(params[0].data), (1 - 0.1 * 1) * 0.5 - 0.1 / numpy.sqrt(0.1 - 0.01 + 1e-7),
                                   rtol=1e-6)  # then centered RMSprop's first step: v = 0.1, ag = 0.1
+    for make in (optimizers.Nadam, optimizers.Adamax, optimizers.Adagrad, optimizers.Adadelta):
+        opt = make(0.1).build(params)  # two launches each, too (the array code: 5 to 12 per parameter)
+        before = dict(cupy.stand_in_launches)
+        opt.step()
+        assert sum(v - before.get(k, 0) for k, v in cupy.stand_in_launches.items()) == 2, make.__name__
 
 
 def clip_reference(grads, option, c):

@@ -1,6 +1,6 @@
 """The optimizers' updates on a GPU: every parameter of a step in a few kernel launches.
 
-optimizers/sgd.py, adam.py and rmsprop.py write each rule as array code for one parameter at a time;
+optimizers/sgd.py, adam.py, rmsprop.py and adagrad.py write each rule as array code for one parameter at a time;
 read them first. On a GPU that array code is one kernel per operation: four launches per
 parameter for SGD with momentum, twelve for Adam, two more for an L2 penalty and two for
 decoupled weight decay. A small network's whole step is under a hundred launches, each
@@ -36,15 +36,16 @@ TENSORS_PER_LAUNCH = 16
 _INDEX = "long long"
 
 
-def _update_kernel(name, shared, slots, rule):
+def _update_kernel(name, shared, slots, rule, rates=("rate",)):
     """An ElementwiseKernel updating TENSORS_PER_LAUNCH parameters. Inputs: the ``shared``
-    scalars of the rule, then per parameter k its gradient g{k}, rate{k} (the learning
-    rate, or Adam's step size), decay{k}, l2{k} and end{k}; outputs: per parameter w{k} and
-    its optimizer ``slots`` ({slot}{k}). ``rule`` is C for one element, in w, g, rate and
-    the slots (each a reference to the element)."""
+    scalars of the rule, then per parameter k its gradient g{k}, its ``rates`` ({rate}{k}:
+    the learning rate, or Adam's step size; Nadam has two), decay{k}, l2{k} and end{k};
+    outputs: per parameter w{k} and its optimizer ``slots`` ({slot}{k}). ``rule`` is C for
+    one element, in w, g, the rates and the slots (each a reference to the element)."""
     count = range(TENSORS_PER_LAUNCH)
     inputs = [shared] if shared else []
-    inputs += [f"raw T g{k}, T rate{k}, T decay{k}, T l2{k}, int64 end{k}" for k in count]
+    inputs += [f"raw T g{k}, {', '.join(f'T {r}{k}' for r in rates)}, T decay{k}, T l2{k}, int64 end{k}"
+               for k in count]
     outputs = [", ".join(f"raw T {array}{k}" for array in ("w", *slots)) for k in count]
     blocks = []
     for k in count:
@@ -56,7 +57,7 @@ def _update_kernel(name, shared, slots, rule):
             T g = g{k}[j];
             if (l2{k} != (T)0) g += l2{k} * w;          // the L2 penalty's gradient, l2 * w
             if (decay{k} != (T)0) w -= decay{k} * w;    // decoupled weight decay, before the rule
-            const T rate = rate{k};
+            {" ".join(f"const T {r} = {r}{k};" for r in rates)}
             {rule}
         }}""")
     return cupy.ElementwiseKernel(", ".join(inputs), ", ".join(outputs), " else ".join(blocks), name)
@@ -71,6 +72,28 @@ sgd_momentum_kernel = _update_kernel(  # Keras's SGD, v the velocity
 adam_kernel = _update_kernel(  # a1 = 1 - beta_1, a2 = 1 - beta_2; rate = adam.py's step size
     "minicnn_adam_many", "T a1, T a2, T eps", ("m", "v"),
     "m += a1 * (g - m); v += a2 * (g * g - v); w -= rate * m / (sqrt(v) + eps);")
+
+
+nadam_kernel = _update_kernel(  # adam.py's Nadam: rate = its m_share, g_rate its g_share, per parameter
+    "minicnn_nadam_many", "T a1, T a2, T eps, T unbias_v", ("m", "v"),
+    "m += a1 * (g - m); v += a2 * (g * g - v); w -= (rate * m + g_rate * g) / (sqrt(v * unbias_v) + eps);",
+    rates=("rate", "g_rate"))
+
+adamax_kernel = _update_kernel(  # adam.py's Adamax, rate its step lr / (1 - beta_1^t); u = max(b2 u, |g|), NaN kept
+    "minicnn_adamax_many", "T a1, T b2, T eps", ("m", "u"),
+    "m += a1 * (g - m); "
+    "const T size = g < (T)0 ? (T)((T)0 - g) : g; const T decayed = u * b2; "
+    "u = (decayed > size || decayed != decayed) ? decayed : size; "
+    "w -= rate * m / (u + eps);")
+
+adagrad_kernel = _update_kernel(  # adagrad.py's Adagrad, acc its accumulator
+    "minicnn_adagrad_many", "T eps", ("acc",),
+    "acc += g * g; w -= rate * g / sqrt(acc + eps);")
+
+adadelta_kernel = _update_kernel(  # adagrad.py's Adadelta: G, D its accumulated gradient and delta; a = 1 - rho
+    "minicnn_adadelta_many", "T rho, T a, T eps", ("G", "D"),
+    "G *= rho; G += a * (g * g); const T delta = sqrt(D + eps) / sqrt(G + eps) * g; "
+    "D *= rho; D += a * (delta * delta); w -= rate * delta;")
 
 
 def _rmsprop_rule(momentum, centered):
@@ -185,19 +208,45 @@ def rmsprop_update(tensors, rho, momentum, eps, centered):
     _launch(kernel, tensors, lambda t: (t(rho), t(1 - rho), t(eps)) + ((t(momentum),) if momentum else ()))
 
 
+def nadam_update(tensors, a1, a2, eps, unbias_v):
+    """tensors: [(w, g, (m, v), (m_share, g_share), decay, l2)], in place: m, v as Adam's;
+    w -= (m_share m + g_share g) / (sqrt(v unbias_v) + eps)."""
+    _launch(nadam_kernel, tensors, lambda t: (t(a1), t(a2), t(eps), t(unbias_v)))
+
+
+def adamax_update(tensors, a1, b2, eps):
+    """tensors: [(w, g, (m, u), step, decay, l2)], in place: m += a1 (g - m);
+    u = max(b2 u, |g|); w -= step m / (u + eps)."""
+    _launch(adamax_kernel, tensors, lambda t: (t(a1), t(b2), t(eps)))
+
+
+def adagrad_update(tensors, eps):
+    """tensors: [(w, g, (accumulator,), rate, decay, l2)], in place: a += g^2;
+    w -= rate g / sqrt(a + eps)."""
+    _launch(adagrad_kernel, tensors, lambda t: (t(eps),))
+
+
+def adadelta_update(tensors, rho, eps):
+    """tensors: [(w, g, (G, D), rate, decay, l2)], in place: G = rho G + (1 - rho) g^2;
+    delta = sqrt(D + eps) / sqrt(G + eps) g; D = rho D + (1 - rho) delta^2; w -= rate delta."""
+    _launch(adadelta_kernel, tensors, lambda t: (t(rho), t(1 - rho), t(eps)))
+
+
 def _launch(kernel, tensors, shared):
     """Run kernel over the tensors, TENSORS_PER_LAUNCH at a time, a launch for each run of
-    one dtype (a kernel has one T)."""
+    one dtype (a kernel has one T). A tensor's rate is a number, or a tuple of them for a
+    kernel of several rates (Nadam's)."""
     for group in _groups(tensors):
         t = group[0][0].dtype.type
         inputs, outputs, end = list(shared(t)), [], 0
+        rates = len(group[0][3]) if isinstance(group[0][3], tuple) else 1
         for w, g, slots, rate, decay, l2 in group:
             end += w.size
-            inputs += [g, t(rate), t(decay), t(l2), end]
+            inputs += [g, *(t(r) for r in (rate if isinstance(rate, tuple) else (rate,))), t(decay), t(l2), end]
             outputs += [w, *slots]
         spares = iter(_spares(group[0][0].dtype))
         for _ in range(TENSORS_PER_LAUNCH - len(group)):  # places no thread reaches: i < end always
-            inputs += [next(spares), t(0), t(0), t(0), end]
+            inputs += [next(spares), *(t(0),) * rates, t(0), t(0), end]
             outputs += [next(spares) for _ in range(1 + len(group[0][2]))]
         kernel(*inputs, *outputs, size=end)
 

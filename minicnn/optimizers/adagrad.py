@@ -34,6 +34,10 @@ class Adagrad(Optimizer):
             a += g * g
             w -= f(lr) * g / xp.sqrt(a + f(self.epsilon))
 
+    def _update_all_fused(self, kernels, tensors):
+        """The rule above for every parameter, in a few GPU kernels (fast_gpu_updates)."""
+        kernels.adagrad_update(tensors, self.epsilon)
+
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
                 "epsilon": self.epsilon}
@@ -72,6 +76,10 @@ class Adadelta(Optimizer):
             D *= rho
             D += f(1 - self.rho) * (delta * delta)
             w -= f(lr) * delta
+
+    def _update_all_fused(self, kernels, tensors):
+        """The rule above for every parameter, in a few GPU kernels (fast_gpu_updates)."""
+        kernels.adadelta_update(tensors, self.rho, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}

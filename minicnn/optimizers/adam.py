@@ -96,6 +96,15 @@ class Nadam(Adam):
             v += f(1 - self.beta_2) * (g * g - v)
             w -= (m_share * m + g_share * g) / (xp.sqrt(v * unbias_v) + f(self.epsilon))
 
+    def _update_all_fused(self, kernels, tensors):
+        """The rule above for every parameter, in a few GPU kernels (fast_gpu_updates): each
+        parameter's two shares of its own rate, as _update computes them."""
+        u_t, u_next, product, product_next = self._momentum_schedule()
+        unbias_v = 1 / (1 - self.beta_2 ** (self.iterations + 1))
+        kernels.nadam_update([(w, g, slots, (rate * u_next / (1 - product_next), rate * (1 - u_t) / (1 - product)),
+                               decay, l2) for w, g, slots, rate, decay, l2 in tensors],
+                             1 - self.beta_1, 1 - self.beta_2, self.epsilon, unbias_v)
+
 
 class Adamax(Adam):
     """Keras's Adamax (Kingma & Ba 2015, section 7): Adam with the infinity norm in place
@@ -116,3 +125,9 @@ class Adamax(Adam):
             m += f(1 - self.beta_1) * (g - m)
             xp.maximum(u * f(self.beta_2), xp.abs(g), out=u)
             w -= step * m / (u + f(self.epsilon))
+
+    def _update_all_fused(self, kernels, tensors):
+        """The rule above for every parameter, in a few GPU kernels (fast_gpu_updates)."""
+        kernels.adamax_update([(w, g, slots, rate / (1 - self.beta_1 ** (self.iterations + 1)), decay, l2)
+                               for w, g, slots, rate, decay, l2 in tensors],
+                              1 - self.beta_1, self.beta_2, self.epsilon)
