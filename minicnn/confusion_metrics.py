@@ -19,7 +19,8 @@ device (true positives, predicted positives, ...: no synchronisation) and the ep
 is computed from their totals (``result``), as Keras's stateful metrics do. Some figures are
 several numbers, as in Keras: precision or recall at a list of thresholds, the F-scores
 with average=None (one per class); the logs then hold a list of floats. class_id=k keeps
-only output k: the precision or recall of class k. Given in weighted_metrics, each answer
+only output k: the precision or recall of class k; top_k=k (Precision and Recall) counts
+only each sample's k largest outputs as possible yeses. Given in weighted_metrics, each answer
 counts with its sample's weight (sample_weight, times class_weight's in training).
 """
 import numpy
@@ -53,6 +54,12 @@ class ConfusionMetric:
             truth = labels.reshape(scores.shape) != 0
         if weights is not None:  # each sample's weight for every one of its outputs
             weights = xp.broadcast_to(weights.reshape(-1, 1), scores.shape)
+        top_k = getattr(self, "top_k", None)
+        if top_k is not None and top_k < scores.shape[1]:  # Keras's: outside a sample's k largest, never a yes
+            largest = xp.argsort(-scores, axis=1, kind="stable")[:, :top_k]  # ties: the lower index first
+            kept = xp.zeros(scores.shape, dtype=bool)
+            kept[xp.arange(len(scores))[:, None], largest] = True
+            scores = xp.where(kept, scores, scores.dtype.type(-numpy.inf))
         if self.class_id is not None:
             if self.class_id >= scores.shape[1]:
                 raise ValueError(f"{self.name}: class_id={self.class_id}, but the output has {scores.shape[1]} values")
@@ -97,13 +104,17 @@ class _Ratio(ConfusionMetric):
     """Precision or recall at one threshold, or (thresholds a list, as Keras's) at each of
     several: the batch adds (true positives, the count they are a fraction of) per threshold."""
 
-    def __init__(self, thresholds=None, class_id=None, name=None):
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None):
         super().__init__(name or type(self).__name__.lower(), class_id)
-        given = 0.5 if thresholds is None else thresholds
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, numpy.integer)) or top_k < 1):
+            raise ValueError(f"{type(self).__name__}: top_k must be an int >= 1 or None, got {top_k!r}")
+        self.top_k, self.given = top_k, thresholds
+        # as Keras: 0.5 by default; with top_k, every one of a sample's k largest outputs is a yes
+        given = (0.5 if top_k is None else -numpy.inf) if thresholds is None else thresholds
         self.several = isinstance(given, (list, tuple))
         values = list(given) if self.several else [given]
-        if not values or any(isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1
-                             for t in values):
+        if thresholds is not None and (not values or any(
+                isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1 for t in values)):
             raise ValueError(f"{type(self).__name__}: thresholds must be a number in [0, 1] or a list of them, "
                              f"got {thresholds!r}")
         self.thresholds = [float(t) for t in values]
@@ -116,8 +127,9 @@ class _Ratio(ConfusionMetric):
         scores, truth, weights = self.answers(scores, labels, weights)
         said_yes = scores[:, None] > self._cutoffs.on(scores)  # (M, T)
         xp = backend.get_array_module(scores)
-        return xp.concatenate([weighted_count(said_yes & truth[:, None], weights, axis=0),
-                               weighted_count(self._whole(said_yes, truth[:, None]), weights, axis=0)]).astype(numpy.float64)
+        true_yes = weighted_count(said_yes & truth[:, None], weights, axis=0)
+        whole = weighted_count(self._whole(said_yes, truth[:, None]), weights, axis=0)
+        return xp.concatenate([true_yes, whole]).astype(numpy.float64)
 
     def result(self, total):
         """true positives / the whole, per threshold; 0 where the whole is 0, as Keras's
@@ -128,7 +140,8 @@ class _Ratio(ConfusionMetric):
         return [float(r) for r in ratios] if self.several else float(ratios[0])
 
     def get_config(self):
-        return {**super().get_config(), "thresholds": self.thresholds if self.several else self.thresholds[0]}
+        thresholds = None if self.given is None else self.thresholds if self.several else self.thresholds[0]
+        return {**super().get_config(), "thresholds": thresholds, "top_k": self.top_k}
 
 
 class Precision(_Ratio):

@@ -339,3 +339,29 @@ def test_multi_label_auc_averages_each_label_s_own_curve_as_keras_does(device, t
     model.compile("adam", "binary_crossentropy", metrics=[AUC(label_weights=[1, 2])])
     with pytest.raises(ValueError, match="label_weights has 2 weights, but the output has 3 values"):
         model.evaluate(X, tags, verbose=0)
+
+
+def test_top_k_precision_and_recall_count_only_each_sample_s_k_largest_outputs(device, tmp_path):
+    """Keras's top_k: outside a sample's k largest outputs nothing is a yes (the rest as
+    -inf); the threshold then applies (with top_k and no thresholds, every one of the k is a
+    yes). top_k=1 of one label per sample is the accuracy; class_id picks after the top k."""
+    minicnn.set_seed(9)
+    with minicnn.device(device):
+        model = Sequential([Dense(3, activation="softmax", input_shape=(4,))])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[
+        "accuracy", Precision(top_k=1, name="p1"), Recall(top_k=1, name="r1"), Precision(top_k=2, name="p2"),
+        Recall(thresholds=0.3, top_k=2, name="r2_at"), Precision(top_k=1, class_id=1, name="p1_class1")])
+    logs = model.evaluate(X, CLASSES, batch_size=16, verbose=0, return_dict=True)
+    p = model.predict(X)
+    truth = numpy.eye(3, dtype=bool)[CLASSES]
+    order = numpy.argsort(-p, axis=1, kind="stable")
+    top1, top2 = numpy.eye(3, dtype=bool)[order[:, 0]], numpy.eye(3, dtype=bool)[order[:, :2]].any(axis=1)
+    assert logs["p1"] == pytest.approx(logs["accuracy"]) and logs["r1"] == pytest.approx(logs["accuracy"])
+    assert logs["p2"] == pytest.approx((top2 & truth).sum() / (2 * len(X)))
+    assert logs["r2_at"] == pytest.approx((top2 & (p > 0.3) & truth).sum() / truth.sum())
+    assert logs["p1_class1"] == pytest.approx((top1[:, 1] & truth[:, 1]).sum() / top1[:, 1].sum())
+    model.save(tmp_path / "top_k.npz")
+    again = load_model(tmp_path / "top_k.npz").evaluate(X, CLASSES, batch_size=16, verbose=0, return_dict=True)
+    assert again == pytest.approx(logs)
+    with pytest.raises(ValueError, match="top_k must be an int >= 1 or None, got 0"):
+        Precision(top_k=0)
