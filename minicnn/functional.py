@@ -10,6 +10,7 @@ from . import backend
 from .autograd import Tensor, apply
 from .functions import activation as act, average_pooling, conv, conv_transpose, dense as dense_fn, depthwise_conv, dropout as dropout_fn
 from .functions import layer_norm as ln, resize as resize_fn, upsampling, loss as loss_fn, normalization as bn, padding as pad_fn, pooling, smooth_activation as smooth
+from .functions import permute as permute_fn
 
 
 def _tensors(*items):
@@ -125,6 +126,11 @@ swish = silu
 def softplus(x):
     """log(1 + e^x), a smooth ReLU."""
     return apply(smooth.softplus_forward, smooth.slope_backward, x)
+
+
+def permute(x, axes):
+    """x (N, ...) -> x.transpose(axes) (axes[0] == 0 keeps the batch first), contiguous."""
+    return apply(permute_fn.permute_forward, permute_fn.permute_backward, x, axes=tuple(axes))
 
 
 def concatenate(tensors, axis=-1):

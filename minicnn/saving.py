@@ -29,7 +29,7 @@ import numpy
 from . import activations, backend, losses, metrics, optimizers
 from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, CenterCrop, Concatenate, Conv2D,
                      Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GaussianDropout,
-                     GaussianNoise, GlobalAveragePooling2D,
+                     GaussianNoise, GlobalAveragePooling2D, Identity, Permute,
                      GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
                      Multiply, Normalization, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
                      RandomZoom, NestedModel, ReLU, Rescaling, Reshape, Resizing, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
@@ -40,7 +40,7 @@ WEIGHTS_FORMAT = "minicnn-weights"  # save_weights: the weights alone
 HEADER = "minicnn.json"
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D, MaxPooling2D,
                                                AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-                                               ZeroPadding2D, Cropping2D, UpSampling2D, Dense, Flatten, Reshape,
+                                               ZeroPadding2D, Cropping2D, UpSampling2D, Dense, Flatten, Reshape, Permute, Identity,
                                                Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax, Rescaling, Dropout,
                                                SpatialDropout2D, BatchNormalization, LayerNormalization, GroupNormalization,
                                                InputLayer, Add,

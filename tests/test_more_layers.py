@@ -1,12 +1,12 @@
-"""Reshape, GlobalMaxPooling2D, SpatialDropout2D (and Dropout's noise_shape), Softmax,
+"""Reshape, Permute, Identity, GlobalMaxPooling2D, SpatialDropout2D (and Dropout's noise_shape), Softmax,
 the depthwise and separable convolutions, Conv2D's dilation_rate and groups, LayerNormalization, UpSampling2D, Cropping2D, Conv2DTranspose:
 values, float64 gradients, Keras's shapes and errors, and a save/load round trip."""
 import numpy
 import pytest
 
 from minicnn import Tensor, backend, gradcheck
-from minicnn.layers import (Activation, Conv2D, Dense, Dropout, Flatten, GlobalMaxPooling2D, Reshape, Softmax,
-                            SpatialDropout2D)
+from minicnn.layers import (Activation, Conv2D, Dense, Dropout, Flatten, GlobalMaxPooling2D, Identity, Permute,
+                            Reshape, Softmax, SpatialDropout2D)
 from minicnn.models import Sequential, load_model
 from conftest import distinct, tensor
 
@@ -28,6 +28,35 @@ def test_reshape_regroups_in_row_major_order_and_finds_the_minus_one(device):
     for bad in ((-1, -1), (0, 12), (2.5,)):
         with pytest.raises(ValueError, match="target_shape holds positive ints"):
             Reshape(bad)
+
+
+def test_permute_reorders_the_axes_after_the_batch_and_identity_passes_its_input(device, tmp_path):
+    """Keras's Permute((3, 1, 2)) is x.transpose(0, 3, 1, 2), laid out contiguously; its
+    gradient goes back through the inverse order (float64 check); a channels-first array
+    permuted to channels-last trains a Conv2D; Identity gives its input; both save and load."""
+    rng = numpy.random.default_rng(3)
+    x = tensor(rng.standard_normal((2, 3, 4, 5)), device)
+    layer = Permute((3, 1, 2), **F64)
+    y = layer(x)
+    assert y.shape == (2, 5, 3, 4) and layer.output_shape == (5, 3, 4) and y.data.flags.c_contiguous
+    numpy.testing.assert_array_equal(backend.to_numpy(y.data), backend.to_numpy(x.data).transpose(0, 3, 1, 2))
+    gradcheck(layer, [x])
+    gradcheck(Permute((2, 1, 3), **F64), [x])
+    assert Identity(**F64)(x) is x
+    for bad in ((1, 1, 2), (0, 1, 2), (1, 3), ("a", 1), 2):
+        with pytest.raises(ValueError, match="dims must be a permutation of 1..rank"):
+            Permute(bad)
+    with pytest.raises(ValueError, match="reorders 2 axes after the batch"):
+        Permute((2, 1), **F64)(x)
+    channels_first = rng.standard_normal((6, 3, 8, 8)).astype(numpy.float32)  # (N, C, H, W), as PyTorch keeps it
+    with backend.device(device):
+        model = Sequential([Permute((2, 3, 1), input_shape=(3, 8, 8)), Conv2D(4, 3, activation="relu"), Identity(),
+                            Flatten(), Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.fit(channels_first, numpy.arange(6) % 2, epochs=1, verbose=0)
+    model.save(tmp_path / "permute.npz")
+    numpy.testing.assert_allclose(load_model(tmp_path / "permute.npz").predict(channels_first),
+                                  model.predict(channels_first), rtol=1e-6)
 
 
 @pytest.mark.parametrize("keepdims", [False, True])

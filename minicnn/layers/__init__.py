@@ -6,7 +6,7 @@ from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomF
 from .base import Layer
 from .convolutional import Conv2D
 from .data_normalization import Normalization
-from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout2D
+from .core import Activation, Dense, Dropout, Flatten, Identity, Permute, Rescaling, Reshape, SpatialDropout2D
 from .image_preprocessing import CenterCrop, Resizing
 from .input_layer import Input, InputLayer
 from .lambda_layer import Lambda
@@ -28,7 +28,7 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "ZeroPadding2D",
            "Cropping2D", "UpSampling2D",
-           "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
+           "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Permute", "Identity", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
            "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "Resizing", "CenterCrop",
            "Normalization", "GaussianNoise", "GaussianDropout", "Lambda"]

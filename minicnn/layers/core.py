@@ -1,4 +1,4 @@
-"""Dense, Flatten, Reshape, Activation, Rescaling, Dropout and SpatialDropout2D, with Keras's arguments."""
+"""Dense, Flatten, Reshape, Permute, Identity, Activation, Rescaling, Dropout and SpatialDropout2D, with Keras's arguments."""
 import math
 
 from .. import activations, functional as F
@@ -110,6 +110,53 @@ class Reshape(Layer):
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Permute(Layer):
+    """Keras's Permute(dims): the axes after the batch reordered, dims a permutation of
+    1..rank (1-based, the batch axis 0 staying first): Permute((3, 1, 2)) turns images
+    (N, H, W, C) into (N, C, H, W), and Permute((2, 3, 1)) turns a channels-first array
+    back to the channels-last layout every image layer here takes."""
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        dims = tuple(dims) if isinstance(dims, (list, tuple)) else None
+        if not dims or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims) \
+                or sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(f"Permute: dims must be a permutation of 1..rank (the batch axis 0 excluded), "
+                             f"e.g. (2, 1); got {dims!r}")
+        self.dims = dims
+
+    def check_input_shape(self, input_shape):
+        if len(input_shape) != len(self.dims):
+            raise self.error(f"dims={self.dims} reorders {len(self.dims)} axes after the batch", input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[d - 1] for d in self.dims)
+
+    def arithmetic(self):
+        return [("shape", f"axes {self.dims} of {self.input_shape}", self.output_shape, "the same values, reordered"),
+                ("params", None, 0, "no weights")]
+
+    def call(self, x, training):
+        return F.permute(x, (0, *self.dims))
+
+    def get_config(self):
+        return {**super().get_config(), "dims": list(self.dims)}
+
+
+class Identity(Layer):
+    """Keras's Identity: the input unchanged (a placeholder where a block may or may not
+    transform, e.g. a residual branch's shortcut)."""
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def arithmetic(self):
+        return [("shape", None, self.output_shape, "the input itself"), ("params", None, 0, "no weights")]
+
+    def call(self, x, training):
+        return x
 
 
 class Activation(Layer):
