@@ -1,6 +1,7 @@
 """Cross-entropy losses with Keras's names, and the registry of every loss compile()
-takes by name (the elementwise ones, MSE, MAE, Huber and binary cross-entropy, are in
-elementwise_losses.py).
+takes by name (the elementwise ones, MSE, MAE, Huber, binary cross-entropy and the rest, are in
+elementwise_losses.py; KL divergence and cosine similarity, which compare whole rows, in
+row_losses.py).
 
 ``from_logits=False`` (Keras's default) means the model outputs probabilities. When
 the model's last step is a softmax, ``Sequential`` hands the loss the logits before
@@ -9,8 +10,11 @@ same value, without ever taking log of a rounded-to-zero probability.
 """
 import numpy
 
-from . import elementwise_losses, functional as F
-from .elementwise_losses import BinaryCrossentropy, ElementwiseLoss, Huber, MeanAbsoluteError, MeanSquaredError  # noqa: F401
+from . import elementwise_losses, functional as F, row_losses
+from .elementwise_losses import (BinaryCrossentropy, BinaryFocalCrossentropy, ElementwiseLoss, Hinge, Huber,  # noqa: F401
+                                 LogCosh, MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredError,
+                                 MeanSquaredLogarithmicError, Poisson, SquaredHinge)
+from .row_losses import CosineSimilarity, KLDivergence  # noqa: F401
 from .functions.loss import one_hot_targets
 
 
@@ -71,13 +75,14 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
 
 _BY_NAME = {"categorical_crossentropy": CategoricalCrossentropy,
-            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy, **elementwise_losses.BY_NAME}
+            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy, **elementwise_losses.BY_NAME,
+            **row_losses.BY_NAME}
 
 
 def deserialize(config):
     """A loss from its get_config() dict."""
     classes = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
-                                             *elementwise_losses.CLASSES)}
+                                             *elementwise_losses.CLASSES, *row_losses.CLASSES)}
     config = dict(config)
     name = config.pop("name", None)
     if name not in classes:

@@ -301,7 +301,7 @@ def batch_metric(name, loss=None):
     classifies = loss is None or getattr(loss, "classifies", True)
     if classifies and name in BATCH_METRICS:
         return BATCH_METRICS[name]
-    if not classifies and type(loss).__name__ == "BinaryCrossentropy" and name in ACCURACY_NAMES:
+    if not classifies and getattr(loss, "yes_no", False) and name in ACCURACY_NAMES:
         return _binary_from_logits if loss.from_logits else binary_right_sum
     if not classifies and name in VALUE_METRICS and name != "binary_accuracy":
         return VALUE_METRICS[name]
@@ -314,7 +314,7 @@ def batch_metric(name, loss=None):
                          f"labels; use 'accuracy' or 'top5'")
     raise ValueError(f"metric {name!r} counts right classes (or, for binary_accuracy, yes/no answers), but "
                      f"{loss_name} takes target values; use 'mae' or 'mse'"
-                     + ("" if loss_name == "BinaryCrossentropy" else ", or binary_crossentropy for yes/no targets"))
+                     + ("" if getattr(loss, "yes_no", False) else ", or binary_crossentropy for yes/no targets"))
 
 
 # Keras's stateful metrics, here as minicnn.metrics.Precision etc. (their module reads this one)

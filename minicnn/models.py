@@ -291,7 +291,7 @@ class Model:
             raise ValueError("compile() needs an optimizer ('sgd', 'adam', 'adamw', 'nadam', 'adamax', 'rmsprop', "
                              "'adagrad', 'adadelta' or an Optimizer) "
                              "and a loss ('categorical_crossentropy', 'sparse_categorical_crossentropy', 'mse', 'mae', "
-                             "'huber', 'binary_crossentropy' or a minicnn.losses object)")
+                             "'binary_crossentropy', ... (minicnn.losses has Keras's names) or a minicnn.losses object)")
         if self._many[1]:  # a loss (and metrics) per output
             heads = multi_output.Heads(self, loss, loss_weights, metrics, weighted_metrics)
             for symbol, one in zip(self.outputs, heads.losses):

@@ -150,7 +150,7 @@ def class_weight_array(class_weight, classes, device, loss=None):
     if class_weight is None:
         return None
     if loss is not None and not loss.classifies:
-        if type(loss).__name__ != "BinaryCrossentropy" or classes != 1:
+        if not getattr(loss, "yes_no", False) or classes != 1:
             raise ValueError(f"fit(): class_weight weighs class labels (or, with binary_crossentropy and one "
                              f"output, the 0/1 targets), but {type(loss).__name__} with {classes} outputs takes "
                              "target values; weigh samples with sample_weight instead")
@@ -204,7 +204,7 @@ def check_targets(y_host, output_shape, loss, what):
         raise ValueError(f"{what}(): targets must be numbers, got dtype {y_host.dtype}")
     if not numpy.isfinite(y_host).all():
         raise ValueError(f"{what}(): targets hold NaN or infinite values")
-    if type(loss).__name__ == "BinaryCrossentropy" and (y_host.min() < 0 or y_host.max() > 1):
+    if getattr(loss, "yes_no", False) and (y_host.min() < 0 or y_host.max() > 1):
         raise ValueError(f"{what}(): binary_crossentropy targets must lie in [0, 1], got values from "
                          f"{y_host.min()} to {y_host.max()}")
 
