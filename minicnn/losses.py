@@ -74,7 +74,47 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return config
 
 
+class CategoricalFocalCrossentropy(CategoricalCrossentropy):
+    """Keras's CategoricalFocalCrossentropy (Lin et al. 2017): each row's cross-entropy
+    with the true class's term times alpha (1 - p)^gamma, so the samples already classified
+    with confidence count for little and the hard ones (and, in an imbalanced set, the rare
+    classes, which stay hard longest) dominate; gamma=0, alpha=1 is the plain loss:
+
+        loss = -sum over k of alpha (1 - p_k)^gamma t_k log p_k
+
+    Targets as CategoricalCrossentropy's (one-hot rows or integer labels, label_smoothing).
+    From logits (a final softmax's input, or from_logits=True) log p is the stable log-softmax;
+    from probabilities, Keras's rescaled and clipped rows."""
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, reduction="mean"):
+        super().__init__(from_logits, label_smoothing, reduction)
+        if not alpha > 0 or not gamma >= 0:
+            raise ValueError(f"CategoricalFocalCrossentropy: need alpha > 0 and gamma >= 0; got {alpha}, {gamma}")
+        self.alpha, self.gamma = float(alpha), float(gamma)
+
+    def __call__(self, y_true, y_pred, logits=None, check=True, sample_weight=None):
+        y_pred, logits = _widened(y_pred), _widened(logits)
+        if self.from_logits or logits is not None:
+            log_p = (y_pred if self.from_logits else logits).log_softmax(axis=1)
+            p = log_p.exp()
+        else:
+            eps = 1e-7
+            p = (y_pred / y_pred.sum(axis=1, keepdims=True)).clip(eps, 1 - eps)
+            log_p = p.log()
+        targets = one_hot_targets(y_true, p.shape[1], p.dtype, self.label_smoothing, check)
+        if sample_weight is not None:  # a weight per row: a constant of the loss, like the targets
+            targets = targets * sample_weight.astype(targets.dtype)[:, None]
+        focus = (1.0 - p) ** self.gamma if self.gamma else None
+        terms = log_p * targets if focus is None else focus * log_p * targets
+        loss = -(terms.sum() * self.alpha)
+        return loss * (1.0 / len(p)) if self.reduction == "mean" else loss
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma}
+
+
 _BY_NAME = {"categorical_crossentropy": CategoricalCrossentropy,
+            "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
             "sparse_categorical_crossentropy": SparseCategoricalCrossentropy, **elementwise_losses.BY_NAME,
             **row_losses.BY_NAME}
 
@@ -82,6 +122,7 @@ _BY_NAME = {"categorical_crossentropy": CategoricalCrossentropy,
 def deserialize(config):
     """A loss from its get_config() dict."""
     classes = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                                             CategoricalFocalCrossentropy,
                                              *elementwise_losses.CLASSES, *row_losses.CLASSES)}
     config = dict(config)
     name = config.pop("name", None)

@@ -90,7 +90,8 @@ def test_the_new_losses_train_save_and_load_by_name(device, tmp_path):
                                 ("mape", None, rng.uniform(1, 2, (40, 2))), ("hinge", "tanh", rng.integers(0, 2, (40, 2))),
                                 ("kld", "softmax", rng.dirichlet(numpy.ones(2), 40)),
                                 ("cosine_similarity", None, rng.standard_normal((40, 2))),
-                                ("binary_focal_crossentropy", "sigmoid", rng.integers(0, 2, (40, 2)))):
+                                ("binary_focal_crossentropy", "sigmoid", rng.integers(0, 2, (40, 2))),
+                                ("categorical_focal_crossentropy", "softmax", numpy.eye(2)[rng.integers(0, 2, 40)])):
         minicnn.set_seed(0)
         with minicnn.device(device):
             model = Sequential([Dense(2, activation=activation, input_shape=(4,))])
@@ -119,3 +120,36 @@ def test_focal_loss_with_gamma_0_is_binary_cross_entropy_and_takes_accuracy_and_
                          (lambda: losses.get("huber_loss"), "unknown loss 'huber_loss'")):
         with pytest.raises(ValueError, match=message):
             bad()
+
+
+@pytest.mark.parametrize("given", ["probabilities", "logits", "softmax-model"])
+def test_categorical_focal_crossentropy_is_keras_s_from_probabilities_or_logits(device, given):
+    """-sum alpha (1 - p)^gamma t log p per row, then the batch mean; from logits through the
+    stable log-softmax (and a model ending in a softmax hands its logits over, as for the
+    cross-entropy); integer labels as one-hot rows; float64 gradients."""
+    rng = numpy.random.default_rng(4)
+    z = rng.standard_normal((7, 4)) * 2
+    p = numpy.exp(z) / numpy.exp(z).sum(1, keepdims=True)
+    labels = rng.integers(0, 4, 7)
+    t = numpy.eye(4)[labels] * 0.9 + 0.1 / 4  # label_smoothing=0.1
+    expected = -(0.3 * (1 - p) ** 1.5 * t * numpy.log(p)).sum(1).mean()
+    y = backend.to_device(labels, device)
+    if given == "softmax-model":
+        minicnn.set_seed(0)
+        with minicnn.device(device):
+            model = Sequential([Dense(4, activation="softmax", input_shape=(3,))])
+        model.compile("sgd", losses.CategoricalFocalCrossentropy(alpha=0.3, gamma=1.5, label_smoothing=0.1),
+                      metrics=["accuracy"])
+        x = rng.standard_normal((7, 3)).astype(numpy.float32)
+        probs = model.predict(x).astype(numpy.float64)
+        by_hand = -(0.3 * (1 - probs) ** 1.5 * t * numpy.log(probs)).sum(1).mean()
+        assert model.evaluate(x, labels, verbose=0, return_dict=True)["loss"] == pytest.approx(by_hand, rel=1e-5)
+        return
+    loss = losses.CategoricalFocalCrossentropy(alpha=0.3, gamma=1.5, label_smoothing=0.1,
+                                               from_logits=given == "logits")
+    scores = tensor(z if given == "logits" else p, device)
+    assert float(loss(y, scores).data) == pytest.approx(expected, rel=1e-10)
+    gradcheck(lambda s: loss(y, s), [scores])
+    plain = losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=0.0, from_logits=True)
+    assert float(plain(y, tensor(z, device)).data) == pytest.approx(
+        float(losses.CategoricalCrossentropy(from_logits=True)(y, tensor(z, device)).data), rel=1e-10)
