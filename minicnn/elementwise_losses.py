@@ -51,6 +51,14 @@ class ElementwiseLoss:
         """y_true: an array on the output's device, shaped as y_pred (N, ...) or (N,) when
         each output is one value; y_pred: the output Tensor (``logits`` is not used: these
         losses take the output after its activation). -> a scalar Tensor."""
+        per_sample = self.per_sample(y_true, y_pred)
+        if sample_weight is not None:
+            per_sample = per_sample * sample_weight.astype(per_sample.dtype, copy=False)
+        total = per_sample.sum()
+        return total * (1.0 / len(per_sample)) if self.reduction == "mean" else total
+
+    def per_sample(self, y_true, y_pred):
+        """Steps 1 and 2: each sample's loss, a Tensor (N,) (metrics.LossValues reads it too)."""
         pred = _widened(y_pred)
         if tuple(y_true.shape) != pred.shape:
             if y_true.size != pred.data.size:
@@ -59,11 +67,7 @@ class ElementwiseLoss:
             y_true = y_true.reshape(pred.shape)  # (N,) for an output of (N, 1)
         target = Tensor(y_true.astype(pred.dtype, copy=False))
         per_value = self.elementwise(target, pred)  # (N, ...); a row loss's: (N, ...) less the last axis
-        per_sample = per_value.mean(axis=tuple(range(1, per_value.ndim))) if per_value.ndim > 1 else per_value
-        if sample_weight is not None:
-            per_sample = per_sample * sample_weight.astype(pred.dtype, copy=False)
-        total = per_sample.sum()
-        return total * (1.0 / len(per_sample)) if self.reduction == "mean" else total
+        return per_value.mean(axis=tuple(range(1, per_value.ndim))) if per_value.ndim > 1 else per_value
 
     def get_config(self):
         return {"name": type(self).__name__, "reduction": self.reduction}

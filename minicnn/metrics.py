@@ -3,6 +3,7 @@ metrics fit counts batch by batch on the device (accuracy, top-5 accuracy)."""
 import numpy
 
 from . import backend
+from .autograd import Tensor, no_grad
 
 
 def confusion_matrix(truth, predicted, num_classes):
@@ -132,6 +133,57 @@ _correct, _top5_count, _binary_from_logits = Summed(correct_per_sample), Summed(
     Summed(_binary_right_from_logits)
 
 
+class LossValues(Summed):
+    """A value loss's per-sample values as a metric, as Keras has a metric of each loss's
+    name ('msle', 'mape', 'log_cosh', 'poisson', 'kld', 'hinge', 'squared_hinge'), computed
+    by the loss itself (elementwise_losses.py, row_losses.py) without a graph;
+    'cosine_similarity' logs the cosine itself, as Keras's metric does (the loss is its negative)."""
+
+    def __init__(self, loss, sign=1.0):
+        super().__init__(self._values)
+        self.loss, self.sign = loss, sign
+
+    def _values(self, scores, labels):
+        with no_grad():
+            values = self.loss.per_sample(labels, Tensor(scores)).data
+        return values if self.sign == 1.0 else values * values.dtype.type(self.sign)
+
+
+class RootMeanSquaredError:
+    """Keras's RootMeanSquaredError ('rmse'): the square root of the epoch's mean squared
+    error, not a mean of batch roots, so the batch adds (sum of each sample's mean squared
+    error, samples) and the figure comes from their totals (training.Sums); with weights
+    (weighted_metrics) each sample counts with its weight."""
+
+    def __call__(self, scores, labels, weights=None):
+        errors = squared_errors(scores, labels)
+        xp = backend.get_array_module(errors)
+        if weights is None:
+            return xp.stack([errors.sum(), errors.dtype.type(len(errors))]).astype(numpy.float64)
+        w = weights.astype(errors.dtype, copy=False)
+        return xp.stack([(errors * w).sum(), w.sum()]).astype(numpy.float64)
+
+    @staticmethod
+    def result(total):
+        return float(numpy.sqrt(total[0] / total[1])) if total[1] else 0.0
+
+
+_rmse = RootMeanSquaredError()
+
+
+def _value_metrics_of_losses():
+    """{Keras metric name: LossValues} for the value losses that have a metric of their name."""
+    from . import elementwise_losses as el, row_losses as rl
+    pairs = {"msle": el.MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": el.MeanSquaredLogarithmicError,
+             "mape": el.MeanAbsolutePercentageError, "mean_absolute_percentage_error": el.MeanAbsolutePercentageError,
+             "log_cosh": el.LogCosh, "logcosh": el.LogCosh, "poisson": el.Poisson,
+             "hinge": el.Hinge, "squared_hinge": el.SquaredHinge,
+             "kld": rl.KLDivergence, "kl_divergence": rl.KLDivergence}
+    made = {cls: LossValues(cls()) for cls in set(pairs.values())}
+    return {**{name: made[cls] for name, cls in pairs.items()},
+            "cosine_similarity": LossValues(rl.CosineSimilarity(), sign=-1.0)}
+
+
 # Keras's names (and short ones) for the metrics compile() accepts.
 BATCH_METRICS = {"accuracy": _correct, "acc": _correct,
                  "categorical_accuracy": _correct, "sparse_categorical_accuracy": _correct,
@@ -139,7 +191,8 @@ BATCH_METRICS = {"accuracy": _correct, "acc": _correct,
                  "top_k_categorical_accuracy": _top5_count, "sparse_top_k_categorical_accuracy": _top5_count}
 VALUE_METRICS = {"mae": absolute_error_sum, "mean_absolute_error": absolute_error_sum,
                  "mse": squared_error_sum, "mean_squared_error": squared_error_sum,
-                 "binary_accuracy": binary_right_sum}
+                 "binary_accuracy": binary_right_sum, "rmse": _rmse, "root_mean_squared_error": _rmse,
+                 **_value_metrics_of_losses()}
 ACCURACY_NAMES = ("accuracy", "acc", "binary_accuracy")
 
 

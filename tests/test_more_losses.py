@@ -31,6 +31,12 @@ def hinge_targets(y):
     return 2 * y - 1 if numpy.isin(y, (0, 1)).all() else y
 
 
+def kld(p, y):
+    """Keras's KL divergence of each row, both clipped to [eps, 1]."""
+    p, y = numpy.clip(p, EPS, 1), numpy.clip(y, EPS, 1)
+    return (y * numpy.log(y / p)).sum(-1)
+
+
 def unit(rows):
     return rows / numpy.sqrt(numpy.maximum((rows * rows).sum(-1, keepdims=True), EPS))
 
@@ -57,7 +63,7 @@ CASES = {
                       lambda r, s: (r.standard_normal(s), r.choice([-1.0, 1.0], s)),
                       lambda p, y: numpy.maximum(1 - y * p, 0) ** 2),
     "kld": (lambda: losses.get("kld"), lambda r, s: (r.dirichlet(numpy.ones(s[-1]), s[:-1]), r.dirichlet(numpy.ones(s[-1]), s[:-1])),
-            lambda p, y: (y * numpy.log(y / p)).sum(-1)),
+            lambda p, y: kld(p, y)),
     "cosine_similarity": (lambda: losses.get("cosine_similarity"),
                           lambda r, s: (r.standard_normal(s), r.standard_normal(s)),
                           lambda p, y: -(unit(y) * unit(p)).sum(-1)),
@@ -153,3 +159,33 @@ def test_categorical_focal_crossentropy_is_keras_s_from_probabilities_or_logits(
     plain = losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=0.0, from_logits=True)
     assert float(plain(y, tensor(z, device)).data) == pytest.approx(
         float(losses.CategoricalCrossentropy(from_logits=True)(y, tensor(z, device)).data), rel=1e-10)
+
+
+def test_keras_metrics_of_the_losses_names_and_rmse_over_the_epoch(device, tmp_path):
+    """metrics=['msle', 'mape', 'log_cosh', 'poisson', 'cosine_similarity', 'rmse', ...] with a
+    value loss: each the mean over the samples of the loss's per-sample value (the cosine
+    itself for cosine_similarity, as Keras's metric), and rmse the root of the epoch's mean
+    squared error whatever the batches (weighted too); kept by save and load."""
+    rng = numpy.random.default_rng(5)
+    x = rng.standard_normal((30, 4)).astype(numpy.float32)
+    y = rng.uniform(0.5, 2, (30, 3)).astype(numpy.float32)
+    w = rng.uniform(0, 2, 30).astype(numpy.float32)
+    minicnn.set_seed(1)
+    with minicnn.device(device):
+        model = Sequential([Dense(3, activation="softplus", input_shape=(4,))])
+    names = ["msle", "mape", "log_cosh", "poisson", "cosine_similarity", "kld", "hinge", "squared_hinge", "rmse"]
+    model.compile("adam", "mse", metrics=names, weighted_metrics=["rmse"])
+    p = model.predict(x).astype(numpy.float64)
+    expected = {name: CASES[name][2](p, y).reshape(30, -1).mean(axis=1).mean() for name in
+                ("msle", "mape", "log_cosh", "poisson", "kld", "hinge", "squared_hinge")}
+    expected["cosine_similarity"] = (unit(y) * unit(p)).sum(-1).mean()
+    expected["rmse"] = numpy.sqrt(((p - y) ** 2).mean())
+    expected["weighted_rmse"] = numpy.sqrt((((p - y) ** 2).mean(1) * w).sum() / w.sum())
+    for batch in (7, 30):
+        logs = model.evaluate(x, y, batch_size=batch, verbose=0, return_dict=True, sample_weight=w)
+        for name, value in expected.items():
+            assert logs[name] == pytest.approx(value, rel=2e-5), (name, batch)
+    model.save(tmp_path / "metrics.npz")
+    again = load_model(tmp_path / "metrics.npz").evaluate(x, y, batch_size=7, verbose=0, return_dict=True,
+                                                           sample_weight=w)
+    assert again == pytest.approx(logs)
