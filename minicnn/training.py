@@ -362,6 +362,8 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_data, va
             model.stop_training = parallel.any(model.stop_training)
         if model.stop_training:
             break
+    if model.diverged is None:  # use_ema: the weights become their averages (a diverged run keeps its last good)
+        model.optimizer.finalize_variable_values(model.trainable_weights)
     hooks.call("on_train_end", logs)
     return history
 

@@ -8,6 +8,7 @@ arguments and call order.
     learning_rate.py  LearningRateScheduler, ReduceLROnPlateau
     csv_logger.py     CSVLogger: one row of logs per epoch
     lambda_callback.py  LambdaCallback: plain functions as hooks
+    swap_ema.py       SwapEMAWeights: validate with the optimizer's averaged weights (use_ema)
 
 fit calls, in this order: set_model, set_params, on_train_begin; for each epoch
 on_epoch_begin, then for each batch on_train_batch_begin and on_train_batch_end, then
@@ -23,6 +24,7 @@ from .csv_logger import CSVLogger
 from .lambda_callback import LambdaCallback
 from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from .stopping import EarlyStopping, TerminateOnNaN
+from .swap_ema import SwapEMAWeights
 
 __all__ = ["Callback", "CallbackList", "History", "BackupAndRestore", "ModelCheckpoint", "CSVLogger", "LambdaCallback",
-           "LearningRateScheduler", "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN"]
+           "LearningRateScheduler", "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN", "SwapEMAWeights"]

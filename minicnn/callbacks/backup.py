@@ -3,6 +3,7 @@ import os
 import sys
 
 from .. import saving
+from ..optimizers import ema
 from .base import Callback, writes_files
 from .checkpoint import weights_are_finite
 
@@ -68,7 +69,8 @@ class BackupAndRestore(Callback):
         if not self._writes or not weights_are_finite(self.model):  # never replace a good backup by a broken one
             return
         metadata = {"backup_and_restore": {"epochs_done": epoch + 1, "seed": self.model.fit_seed}}
-        self.model.save(self.path, metadata=metadata, keep_previous=True)
+        with ema.unswapped(self.model.optimizer):  # the raw weights, as training goes on from them
+            self.model.save(self.path, metadata=metadata, keep_previous=True)
 
     def on_train_end(self, logs=None):
         if self._writes and self.delete_checkpoint and self.model.diverged is None:

@@ -47,15 +47,16 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                if self.verbose:
-                    print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.",
-                          flush=True)
-                self.model.set_weights(self.best_weights)
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping", flush=True)
+        # at the very end, as Keras 3: after fit has put an optimizer's use_ema averages in place,
+        # so the best epoch's weights are what the model keeps
+        if self.stopped_epoch > 0 and self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.", flush=True)
+            self.model.set_weights(self.best_weights)
 
 
 class TerminateOnNaN(Callback):

@@ -17,8 +17,9 @@ class Adagrad(Optimizer):
     slot_names = ("accumulator",)
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, decay=0.0,
-                 weight_decay=None, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None):
-        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue)
+                 weight_decay=None, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None, **kwargs):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue,
+                         **kwargs)
         if not (initial_accumulator_value >= 0 and epsilon > 0):
             raise ValueError(f"Adagrad: need initial_accumulator_value >= 0 and epsilon > 0; "
                              f"got {initial_accumulator_value}, {epsilon}")
@@ -59,8 +60,9 @@ class Adadelta(Optimizer):
     slot_names = ("accumulated_grad", "accumulated_delta")
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, decay=0.0, weight_decay=None, lr=None,
-                 l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None):
-        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue)
+                 l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None, **kwargs):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue,
+                         **kwargs)
         if not (0 <= rho < 1 and epsilon > 0):
             raise ValueError(f"Adadelta: need 0 <= rho < 1 and epsilon > 0; got {rho}, {epsilon}")
         self.rho, self.epsilon = rho, epsilon

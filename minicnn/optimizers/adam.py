@@ -13,8 +13,9 @@ class Adam(Optimizer):
     slot_names = ("m", "v")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, decay=0.0,
-                 weight_decay=None, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None):
-        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue)
+                 weight_decay=None, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None, **kwargs):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue,
+                         **kwargs)
         if not (0 <= beta_1 < 1 and 0 <= beta_2 < 1 and epsilon > 0):
             raise ValueError(f"{type(self).__name__}: need 0 <= beta_1, beta_2 < 1 and epsilon > 0; "
                              f"got {beta_1}, {beta_2}, {epsilon}")
@@ -50,11 +51,11 @@ class AdamW(Adam):
     as it does for any optimizer given weight_decay). Keras's default decay 0.004."""
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 decay=0.0, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None):
+                 decay=0.0, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None, **kwargs):
         if weight_decay is None:
             raise ValueError("AdamW: weight_decay must be a number (use Adam for none)")
         super().__init__(learning_rate, beta_1, beta_2, epsilon, decay, weight_decay, lr, l2, clipnorm,
-                         global_clipnorm, clipvalue)
+                         global_clipnorm, clipvalue, **kwargs)
 
 
 class Nadam(Adam):

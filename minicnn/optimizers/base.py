@@ -20,7 +20,7 @@ import numpy
 
 from .. import backend, constraints
 from ..autograd import no_grad
-from . import clipping, schedules
+from . import clipping, ema, schedules
 
 
 UPDATE_CHUNK = 1 << 15  # elements: a piece of w, g, the slots and the temporaries fits in an L2 cache
@@ -66,11 +66,14 @@ class Optimizer:
     step (then ``decay`` must stay 0: a schedule says all there is to say).
     clipnorm / global_clipnorm / clipvalue (at most one): each parameter's gradient clipped
     to that L2 norm, all gradients together to that norm, or each element to [-c, c],
-    before anything else the step does (clipping.py); the clipped array replaces p.grad."""
+    before anything else the step does (clipping.py); the clipped array replaces p.grad.
+    use_ema / ema_momentum (0.99) / ema_overwrite_frequency: Keras's moving average of the
+    weights, which fit puts in their place at the end (ema.py); every optimizer takes them."""
     slot_names = ()
 
     def __init__(self, learning_rate=0.01, decay=0.0, weight_decay=None, lr=None, l2=0.0,
-                 clipnorm=None, global_clipnorm=None, clipvalue=None):
+                 clipnorm=None, global_clipnorm=None, clipvalue=None, *, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None):
         if lr is not None:  # Keras 2's spelling, used by the seed tutorials
             learning_rate = lr
         if isinstance(learning_rate, dict):  # a saved schedule, from get_config()
@@ -90,6 +93,9 @@ class Optimizer:
         self.l2 = l2
         clipping.check_options(name, clipnorm, global_clipnorm, clipvalue)
         self.clipnorm, self.global_clipnorm, self.clipvalue = clipnorm, global_clipnorm, clipvalue
+        ema.check_options(name, use_ema, ema_momentum, ema_overwrite_frequency)  # Keras's weight averaging: ema.py
+        self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
+        self.ema_overwrite_frequency = ema_overwrite_frequency
         self.iterations = 0
         self.params = None
         self.options = []  # per parameter: (lr_scale, weight_decay, l2)
@@ -125,12 +131,19 @@ class Optimizer:
                 if p.requires_grad:
                     self.params.append(p)
                     self.options.append(options)
-        self.slots = {name: [self.new_slot(name, p) for p in self.params] for name in self.slot_names}
+        self.slots = {name: [self.new_slot(name, p) for p in self.params] for name in self._all_slot_names}
         return self
+
+    @property
+    def _all_slot_names(self):
+        """The rule's slots, then the weights' averages where use_ema is set (ema.py)."""
+        return self.slot_names + ((ema.SLOT,) if self.use_ema else ())
 
     def new_slot(self, name, p):
         """The starting value of slot ``name`` for parameter p: zeros, on p's device (Adagrad's
-        accumulator starts elsewhere)."""
+        accumulator starts elsewhere; use_ema's average at the weight itself)."""
+        if name == ema.SLOT:
+            return ema.first_average(p)
         return backend.get_array_module(p.data).zeros_like(p.data)
 
     def rebind(self, params):
@@ -200,7 +213,16 @@ class Optimizer:
                 p = self.params[i]
                 if getattr(p, "constraint", None) is not None:
                     constraints.apply(p.constraint, p.data)
+            if self.use_ema:
+                ema.update(self)
         self.iterations += 1
+
+    def finalize_variable_values(self, params=None):
+        """Keras 3's: with use_ema, each trained weight becomes its moving average (fit calls
+        this once its epochs are done); without, nothing."""
+        if self.use_ema and self.params is not None:
+            with no_grad():
+                ema.overwrite(self)
 
     def _clip_gradients(self, due):
         """Replace the gradient of each due parameter by its clipped value, where a clip
@@ -262,15 +284,19 @@ class Optimizer:
 
         Arrays are host (NumPy) copies, so the state can be saved anywhere. The options
         carry the parameter groups, so a resumed run keeps e.g. airbench's 64x shifts."""
+        slots = {k: [backend.to_numpy(a).copy() for a in v] for k, v in self.slots.items()}
+        if getattr(self, "ema_swapped", False):  # SwapEMAWeights put the averages in the weights: they are the averages
+            slots[ema.SLOT] = [backend.to_numpy(p.data).copy() for p in self.params]
         return {"iterations": self.iterations, "config": self.get_config(),
-                "options": [list(o) for o in self.options],
-                "slots": {k: [backend.to_numpy(a).copy() for a in v] for k, v in self.slots.items()}}
+                "options": [list(o) for o in self.options], "slots": slots}
 
     def load_state_dict(self, state):
         if self.params is None:
             raise RuntimeError("load_state_dict(): build(params) first, so slots have a place to go")
-        for name in self.slot_names:
+        for name in self._all_slot_names:
             arrays = state["slots"].get(name)
+            if arrays is None and name == ema.SLOT:  # use_ema turned on for a run saved without: start here
+                continue
             if arrays is None or len(arrays) != len(self.params):
                 raise ValueError(f"optimizer state has {0 if arrays is None else len(arrays)} "
                                  f"'{name}' slots for {len(self.params)} parameters")
@@ -289,6 +315,10 @@ class Optimizer:
 
     def get_config(self):
         rate = schedules.serialize(self.schedule) if self.schedule else self._learning_rate
-        return {"name": type(self).__name__, "learning_rate": rate,
-                "decay": self.decay, "weight_decay": self.weight_decay, "l2": self.l2,
-                **{name: getattr(self, name) for name in clipping.CLIP_OPTIONS}}
+        config = {"name": type(self).__name__, "learning_rate": rate,
+                  "decay": self.decay, "weight_decay": self.weight_decay, "l2": self.l2,
+                  **{name: getattr(self, name) for name in clipping.CLIP_OPTIONS}}
+        if self.use_ema:
+            config.update(use_ema=True, ema_momentum=self.ema_momentum,
+                          ema_overwrite_frequency=self.ema_overwrite_frequency)
+        return config

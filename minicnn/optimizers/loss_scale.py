@@ -85,9 +85,13 @@ class LossScaleOptimizer:
     def zero_grad(self):
         self.inner_optimizer.zero_grad()
 
+    def finalize_variable_values(self, params=None):
+        self.inner_optimizer.finalize_variable_values(params)
+
     params = _inner("params")
     slots = _inner("slots")
     slot_names = _inner("slot_names")
+    use_ema = _inner("use_ema")
     options = _inner("options")
     schedule = _inner("schedule")
     current_learning_rate = _inner("current_learning_rate")

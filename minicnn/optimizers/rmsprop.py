@@ -17,8 +17,9 @@ class RMSprop(Optimizer):
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, decay=0.0,
-                 weight_decay=None, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None):
-        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue)
+                 weight_decay=None, lr=None, l2=0.0, clipnorm=None, global_clipnorm=None, clipvalue=None, **kwargs):
+        super().__init__(learning_rate, decay, weight_decay, lr, l2, clipnorm, global_clipnorm, clipvalue,
+                         **kwargs)
         if not (0 <= rho < 1 and 0 <= momentum < 1 and epsilon > 0):
             raise ValueError(f"RMSprop: need 0 <= rho < 1, 0 <= momentum < 1 and epsilon > 0; "
                              f"got {rho}, {momentum}, {epsilon}")

@@ -1,0 +1,97 @@
+"""Keras's use_ema: an exponential moving average of every trained weight, kept beside the
+weights by the optimizer, and put in their place once training ends.
+
+    ema = w                                        after the first step
+    ema = m * ema + (1 - m) * w                    after each later one (m = ema_momentum)
+
+The average of the last ~1/(1 - m) steps' weights sits nearer the middle of the valley that
+SGD's noisy steps circle, so it usually scores better than the last step's weights (Polyak
+averaging). The averages are the optimizer's slot "ema" (not one of its slot_names, which the
+update rules read): saved with the model and the checkpoints, so a resumed run averages on.
+``fit`` ends by copying them into the weights (Optimizer.finalize_variable_values, as Keras
+3's); ema_overwrite_frequency=n copies them every n steps instead of waiting for the end;
+callbacks.SwapEMAWeights evaluates with them while training goes on with the raw weights.
+"""
+import contextlib
+import numbers
+
+from .. import backend
+
+SLOT = "ema"
+
+
+def check_options(name, use_ema, ema_momentum, ema_overwrite_frequency):
+    """A ValueError naming the option out of range."""
+    if not isinstance(ema_momentum, numbers.Real) or not 0 <= ema_momentum < 1:
+        raise ValueError(f"{name}: ema_momentum must be in [0, 1), got {ema_momentum!r}")
+    if ema_overwrite_frequency is not None and (isinstance(ema_overwrite_frequency, bool) or not isinstance(
+            ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+        raise ValueError(f"{name}: ema_overwrite_frequency must be an int >= 1 or None, got "
+                         f"{ema_overwrite_frequency!r}")
+    if ema_overwrite_frequency is not None and not use_ema:
+        raise ValueError(f"{name}: ema_overwrite_frequency needs use_ema=True")
+
+
+def first_average(p):
+    """A parameter's average before any step: the weight itself (the first step replaces it)."""
+    return p.data.copy()
+
+
+def inner(optimizer):
+    """The optimizer that holds the averages (a LossScaleOptimizer's inner one)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def update(optimizer):
+    """After a step (iterations not yet counted): each trainable weight's average moves toward
+    it, and every ema_overwrite_frequency steps the weights become their averages."""
+    if getattr(optimizer, "ema_swapped", False):
+        raise RuntimeError(f"{type(optimizer).__name__}.step(): the weights are swapped with their averages "
+                           "(SwapEMAWeights); swap them back before training on")
+    m = 0.0 if optimizer.iterations == 0 else optimizer.ema_momentum
+    for p, average in zip(optimizer.params, optimizer.slots[SLOT]):
+        if not p.requires_grad:  # frozen since the optimizer was built: its weight does not move
+            continue
+        f = average.dtype.type
+        average *= f(m)
+        average += f(1 - m) * p.data.astype(average.dtype, copy=False)
+    every = optimizer.ema_overwrite_frequency
+    if every and (optimizer.iterations + 1) % every == 0:
+        overwrite(optimizer)
+
+
+def overwrite(optimizer):
+    """Each trainable weight := its average (in place, on its device); weights swapped with
+    their averages are swapped back first."""
+    if getattr(optimizer, "ema_swapped", False):
+        swap(optimizer)
+    for p, average in zip(optimizer.params, optimizer.slots[SLOT]):
+        if p.requires_grad:
+            p.data[...] = average.astype(p.data.dtype, copy=False)
+
+
+def swap(optimizer):
+    """Exchange each trainable weight with its average (SwapEMAWeights): twice is no change.
+    optimizer.ema_swapped says which way round they are."""
+    for p, average in zip(optimizer.params, optimizer.slots[SLOT]):
+        if p.requires_grad:
+            xp = backend.get_array_module(p.data)
+            held = xp.copy(p.data)
+            p.data[...] = average
+            average[...] = held
+    optimizer.ema_swapped = not getattr(optimizer, "ema_swapped", False)
+
+
+@contextlib.contextmanager
+def unswapped(optimizer):
+    """The raw weights in place for a while (a backup must hold the state training goes on
+    from), then the averages again if they were."""
+    optimizer = inner(optimizer)
+    swapped = getattr(optimizer, "ema_swapped", False)
+    if swapped:
+        swap(optimizer)
+    try:
+        yield
+    finally:
+        if swapped:
+            swap(optimizer)
