@@ -15,7 +15,7 @@ from . import model_data, model_summary, progress
 from . import optimizers as optimizers_mod
 from . import training
 from .autograd import Tensor, no_grad
-from .callbacks import History  # noqa: F401  (fit returns one; its home was here)
+from .callbacks import CallbackList, History  # noqa: F401  (History: fit returns one; its home was here)
 from .data import Loader, epoch_seed
 from .layers import InputLayer, Layer
 from .layers.merging import Merge
@@ -465,17 +465,19 @@ class Model:
 
     # --- inference --------------------------------------------------------------------
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, return_dict=False,
-                 steps=None):
+                 steps=None, callbacks=None):
         """Loss over (x, y), a Loader or ``steps`` batches of a source (as fit's), in
         inference mode: a float, or [loss, *metrics]
         in compile order when compiled with metrics (as Keras); with return_dict=True
         {"loss": ..., metric: ...} instead. sample_weight (N,): each sample's loss weighted
         as fit weights it (a Loader's own weights count the same way); the metrics stay
-        unweighted, as Keras's compile(metrics=...)."""
+        unweighted, as Keras's compile(metrics=...). callbacks: called at on_test_begin, each
+        batch's on_test_batch_begin / _end and on_test_end, as Keras's evaluate calls them."""
         self._require_compiled("evaluate")
         loader = model_data.loader(self, x, y, batch_size, False, 0, "evaluate", sample_weight, steps)
+        hooks = CallbackList(callbacks, self, {"steps": len(loader), "verbose": verbose}) if callbacks else None
         start = time.perf_counter()
-        result = training.evaluate_loader(self, loader)  # data-parallel: over every rank's shard
+        result = training.evaluate_loader(self, loader, hooks)  # data-parallel: over every rank's shard
         if verbose and (self.parallel is None or self.parallel.comm.is_root):
             shown = "".join(" - " + progress.shown(m, result[m]) for m in self._result_names)
             print(f"{len(loader)} steps - {time.perf_counter() - start:.1f}s - loss: {result['loss']:.4f}{shown}",
@@ -485,11 +487,14 @@ class Model:
             return {"loss": result["loss"], **{m: result[m] for m in names}}
         return [result["loss"]] + [result[m] for m in names] if names else result["loss"]
 
-    def predict(self, x, batch_size=32, verbose=0, steps=None):
+    def predict(self, x, batch_size=32, verbose=0, steps=None, callbacks=None):
         """Model outputs for x (N, ...), a Loader's batches or ``steps`` batches of a
         source (x_batch, or tuples whose first item is it), in inference mode.
         Returns an array on x's own device (NumPy in, NumPy out; a Loader's device; a
-        source's: its first batch's)."""
+        source's: its first batch's). callbacks: called at on_predict_begin, each batch's
+        on_predict_batch_begin / _end (logs {'outputs': the batch's outputs}) and
+        on_predict_end, as Keras's predict calls them."""
+        hooks = CallbackList(callbacks, self, {"verbose": verbose}) if callbacks else None
         if batch_stream.is_source(x):
             stream = batch_stream.BatchStream(x, steps, "predict", self.device if self.built else None, self.dtype,
                                               labels=False)
@@ -510,16 +515,24 @@ class Model:
             batches = (cut(start, start + batch_size) for start in range(0, n, batch_size))
             home = backend.device_of(xs[0])
         outputs = []
+        if hooks is not None:
+            hooks.call("on_predict_begin", {})
         with no_grad():
-            for xb in batches:
+            for step, xb in enumerate(batches):
                 if not self.built:
                     self.build(xb.shape[1:])
+                if hooks is not None and hooks.wants_predict_batches:
+                    hooks.call("on_predict_batch_begin", step, {})
                 to_model = lambda a: Tensor(backend.to_device(a, self.device, dtype=self.dtype))  # noqa: E731
                 out = self([to_model(a) for a in xb] if isinstance(xb, list) else to_model(xb), training=False)
                 if isinstance(out, dict):
                     outputs.append({k: o.data for k, o in out.items()})
                 else:
                     outputs.append([o.data for o in out] if isinstance(out, list) else out.data)
+                if hooks is not None and hooks.wants_predict_batches:
+                    hooks.call("on_predict_batch_end", step, {"outputs": outputs[-1]})
+        if hooks is not None:
+            hooks.call("on_predict_end", {})
         first = outputs[0]
         xp = backend.get_array_module(next(iter(first.values())) if isinstance(first, dict)
                                       else first[0] if isinstance(first, list) else first)

@@ -120,3 +120,45 @@ def test_a_stopped_and_resumed_run_averages_on_as_a_straight_one(device, tmp_pat
     assert loaded.optimizer.use_ema and loaded.optimizer.ema_momentum == 0.9
     for a, b in zip(loaded.optimizer.slots["ema"], straight.optimizer.slots["ema"]):
         numpy.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+
+
+def test_evaluate_and_predict_take_callbacks_and_swap_ema_weights_scores_the_averages(device):
+    """Keras's evaluate(callbacks=) and predict(callbacks=): the test and predict hooks, in
+    order, with each predicted batch's outputs; SwapEMAWeights there scores (and predicts)
+    with the averages and leaves the raw weights in place after."""
+    model = model_on(device, optimizers.SGD(0.3, momentum=0.9, use_ema=True, ema_momentum=0.5))
+    for start in range(0, 48, 16):  # steps without fit: nothing has put the averages in place
+        model.train_on_batch(backend.to_device(X[start:start + 16], device), backend.to_device(Y[start:start + 16], device))
+    raw = [backend.to_numpy(w).copy() for w in model.get_weights()]
+    calls = []
+
+    class Record(Callback):
+        def on_test_begin(self, logs=None):
+            calls.append("test_begin")
+
+        def on_test_batch_end(self, batch, logs=None):
+            calls.append(f"test_batch_{batch}")
+
+        def on_test_end(self, logs=None):
+            calls.append("test_end")
+
+        def on_predict_begin(self, logs=None):
+            calls.append("predict_begin")
+
+        def on_predict_batch_end(self, batch, logs=None):
+            calls.append(("predict_batch", batch, len(logs["outputs"])))
+
+        def on_predict_end(self, logs=None):
+            calls.append("predict_end")
+
+    with_raw = model.evaluate(X, Y, batch_size=20, verbose=0, callbacks=[Record()])
+    averaged = model.evaluate(X, Y, batch_size=20, verbose=0, callbacks=[SwapEMAWeights()])
+    predicted = model.predict(X, batch_size=20, callbacks=[SwapEMAWeights(), Record()])
+    assert calls == ["test_begin", "test_batch_0", "test_batch_1", "test_batch_2", "test_end", "predict_begin",
+                     ("predict_batch", 0, 20), ("predict_batch", 1, 20), ("predict_batch", 2, 8), "predict_end"]
+    for w, before in zip(model.get_weights(), raw):  # the raw weights back in place
+        numpy.testing.assert_array_equal(backend.to_numpy(w), before)
+    model.optimizer.finalize_variable_values()  # now the averages are the weights
+    assert model.evaluate(X, Y, batch_size=20, verbose=0) == pytest.approx(averaged, rel=1e-6)
+    assert averaged != pytest.approx(with_raw, rel=1e-4)
+    numpy.testing.assert_allclose(model.predict(X, batch_size=20), predicted, rtol=1e-6)

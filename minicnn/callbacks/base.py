@@ -2,7 +2,8 @@
 import math
 import sys
 
-BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end")
+BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end",
+               "on_predict_batch_begin", "on_predict_batch_end")
 
 
 class Callback:
@@ -12,7 +13,8 @@ class Callback:
 
     logs: on_epoch_end gets the epoch's loss and metrics ('loss', 'accuracy',
     'val_loss', 'val_accuracy', 'learning_rate'); on_train_batch_end the running means
-    of the epoch so far. Batch hooks cost a device synchronisation per batch on a GPU
+    of the epoch so far; on_predict_batch_end {'outputs': the batch's outputs}. evaluate
+    and predict take callbacks= too (the test and predict hooks). Batch hooks cost a device synchronisation per batch on a GPU
     (the running loss is read), so fit calls them only when some callback defines one.
     """
 
@@ -53,6 +55,18 @@ class Callback:
         pass
 
     def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
         pass
 
 
@@ -101,7 +115,8 @@ class CallbackList:
             if hasattr(callback, "set_params"):
                 callback.set_params(params)
         self.wants_batches = any(defines(c, hook) for c in self.callbacks for hook in BATCH_HOOKS[:2])
-        self.wants_test_batches = any(defines(c, hook) for c in self.callbacks for hook in BATCH_HOOKS[2:])
+        self.wants_test_batches = any(defines(c, hook) for c in self.callbacks for hook in BATCH_HOOKS[2:4])
+        self.wants_predict_batches = any(defines(c, hook) for c in self.callbacks for hook in BATCH_HOOKS[4:])
 
     def call(self, hook, *args):
         for callback in self.callbacks:

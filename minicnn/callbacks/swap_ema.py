@@ -10,13 +10,18 @@ class SwapEMAWeights(Callback):
     those of the averaged weights, the ones fit ends with. swap_on_epoch=True also keeps them
     swapped from the end of each epoch to the start of the next, so a ModelCheckpoint listed
     after this callback saves the averaged weights (a BackupAndRestore still backs up the raw
-    ones, which training continues from). Needs an optimizer with use_ema=True."""
+    ones, which training continues from). Given to evaluate or predict (callbacks=), it
+    scores or predicts with the averages and puts the raw weights back after. Needs an
+    optimizer with use_ema=True."""
 
     def __init__(self, swap_on_epoch=False):
         super().__init__()
         self.swap_on_epoch = bool(swap_on_epoch)
 
     def on_train_begin(self, logs=None):
+        self._check()
+
+    def _check(self):
         if not getattr(self.model.optimizer, "use_ema", False):
             raise ValueError("SwapEMAWeights: the model's optimizer keeps no moving averages of the weights; "
                              "compile with one given use_ema=True (e.g. SGD(0.1, momentum=0.9, use_ema=True))")
@@ -25,6 +30,7 @@ class SwapEMAWeights(Callback):
         return getattr(ema.inner(self.model.optimizer), "ema_swapped", False)
 
     def _swap(self, into_averages):
+        self._check()
         optimizer = ema.inner(self.model.optimizer)
         if optimizer.params is not None and self._swapped() != into_averages:
             ema.swap(optimizer)
@@ -45,3 +51,10 @@ class SwapEMAWeights(Callback):
 
     def on_train_end(self, logs=None):
         self._swap(into_averages=False)  # fit has put the averages in place already (swapped back first)
+
+    # evaluate(callbacks=[...]) and predict(callbacks=[...]) outside fit, as Keras's
+    def on_predict_begin(self, logs=None):
+        self._swap(into_averages=True)
+
+    def on_predict_end(self, logs=None):
+        self._swap(into_averages=False)
