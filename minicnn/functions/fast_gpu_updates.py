@@ -139,6 +139,47 @@ def _unscale_kernel():
 unscale_kernel = _unscale_kernel()
 
 
+def _average_kernel():
+    """An ElementwiseKernel moving TENSORS_PER_LAUNCH averages a{k} toward their weights w{k}
+    in place, a = a * m + rest * w (rest = 1 - m), in the array code's order
+    (optimizers/ema.py, Keras's use_ema)."""
+    count = range(TENSORS_PER_LAUNCH)
+    inputs = ["T m, T rest"] + [f"raw T w{k}, int64 end{k}" for k in count]
+    outputs = [f"raw T a{k}" for k in count]
+    blocks = []
+    for k in count:
+        start = f"end{k - 1}" if k else "0"
+        blocks.append(f"""if (i < end{k}) {{
+            const {_INDEX} j = i - {start};
+            T& a = a{k}[j];
+            a *= m;
+            a += rest * w{k}[j];
+        }}""")
+    return cupy.ElementwiseKernel(", ".join(inputs), ", ".join(outputs), " else ".join(blocks),
+                                  "minicnn_average_many")
+
+
+average_kernel = _average_kernel()
+
+
+def average_update(pairs, m):
+    """pairs: [(w, average)], GPU arrays of one dtype per run; each average in place:
+    average = m * average + (1 - m) * w, TENSORS_PER_LAUNCH a launch (the array code takes
+    two launches per weight)."""
+    for group in _groups(pairs):
+        t = group[0][0].dtype.type
+        inputs, outputs, end = [t(m), t(1 - m)], [], 0
+        for w, average in group:
+            end += w.size
+            inputs += [w, end]
+            outputs.append(average)
+        spares = iter(_spares(group[0][0].dtype))
+        for _ in range(TENSORS_PER_LAUNCH - len(group)):  # places no thread reaches
+            inputs += [next(spares), end]
+            outputs.append(next(spares))
+        average_kernel(*inputs, *outputs, size=end)
+
+
 def unscale_and_check(grads, inverse_scale):
     """grads: GPU arrays, each multiplied in place by inverse_scale, TENSORS_PER_LAUNCH a
     launch. Returns found, a device int32 array (1,): 1 if any result is not finite, else 0
