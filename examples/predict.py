@@ -18,6 +18,7 @@ import numpy
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a checkout too
 
 import minicnn  # noqa: E402
+from minicnn.datasets.image_folder import open_image  # noqa: E402
 from minicnn.models import load_model  # noqa: E402
 from minicnn.saving import ModelFileError  # noqa: E402
 
@@ -27,32 +28,17 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def load_image(path, size, say=None):
     """An image file -> uint8 (height, width, 3) at ``size``, antialiased.
 
-    What a photo viewer would show is what the model sees: the EXIF orientation is
-    applied (a phone's portrait photo stays upright), transparent areas are composited
-    onto white (not turned black), and 16-bit greyscale is scaled to 8 bits (not clipped
-    to white). An image of another shape than ``size`` is squashed to it, and ``say``
-    is told so: the model was trained on whole, undistorted CIFAR-10 images."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path}: not an image Pillow can read ({error})") from None
-    if image.mode.startswith("I"):  # 16- or 32-bit integer greyscale
-        pixels = numpy.asarray(image, dtype=numpy.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
-        image = Image.fromarray(numpy.round(pixels * (255.0 / top)).clip(0, 255).astype(numpy.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image.convert("RGBA"))
+    What a photo viewer would show is what the model sees (minicnn.datasets.image_folder.
+    open_image: upright by its EXIF orientation, transparency on white, 16-bit greyscale
+    scaled to 8 bits). An image of another shape than ``size`` is squashed to it, and
+    ``say`` is told so: the model was trained on whole, undistorted CIFAR-10 images."""
+    from PIL import Image
+    image = open_image(path, "RGB")
     width, height = image.size
     if say is not None and width * size[0] != height * size[1]:
         say(f"{path}: {width}x{height} is not the model's {size[1]}x{size[0]} shape; squashed to it "
             "(crop it first to keep its proportions)")
-    return numpy.asarray(image.convert("RGB").resize(size[::-1], Image.BICUBIC), dtype=numpy.uint8)
+    return numpy.asarray(image.resize(size[::-1], Image.BICUBIC), dtype=numpy.uint8)
 
 
 def softmax(scores):

@@ -1,10 +1,13 @@
 """Keras's ``keras.utils.to_categorical``, so the tutorials' data preparation translates
-line for line: ``y_train = minicnn.utils.to_categorical(y_train, 10)``."""
+line for line: ``y_train = minicnn.utils.to_categorical(y_train, 10)``; and, as
+``keras.utils.image_dataset_from_directory``, a folder of your own images
+(datasets/image_folder.py)."""
 import numbers
 
 import numpy
 
 from . import backend
+from .datasets.image_folder import image_dataset_from_directory  # noqa: F401  (Keras's keras.utils name)
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
