@@ -16,7 +16,8 @@ Written into --out (default runs/MODEL-TIMESTAMP), by minicnn.callbacks where on
                    state, epoch, settings and random state (what --resume reads); the one
                    before it is kept as checkpoint.previous.npz, which --resume falls back
                    to if the newest cannot be read (ModelCheckpoint)
-  best_model.npz   the weights with the best validation accuracy so far (ModelCheckpoint)
+  best_model.npz   the weights with the best validation accuracy so far (ModelCheckpoint;
+                   with --ema, the averaged weights, which are also what is validated)
   model.npz        the final model (load with minicnn.models.load_model, or predict.py)
   history.json     loss, accuracy and learning rate per epoch, with seconds per epoch
   history.csv      the same, one row per epoch as it ends (CSVLogger: epoch from 0)
@@ -50,12 +51,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a 
 import minicnn  # noqa: E402
 from minicnn import backend, data, metrics, mixed_precision, optimizers, plots, random as mrandom, zoo  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
-from minicnn.callbacks import CSVLogger, Callback, ModelCheckpoint, TerminateOnNaN  # noqa: E402
+from minicnn.callbacks import CSVLogger, Callback, ModelCheckpoint, SwapEMAWeights, TerminateOnNaN  # noqa: E402
+from minicnn.optimizers import ema  # noqa: E402
 from minicnn.saving import ModelFileError, atomic_write, load_model_or_previous, previous_path  # noqa: E402
 
 # Settings that define a run: a resumed run must keep them (epochs may be raised).
 RUN_SETTINGS = ("model", "epochs", "batch_size", "optimizer", "lr", "augment", "normalize",
-                "seed", "limit", "val_split", "precision")
+                "seed", "limit", "val_split", "precision", "ema")
 
 
 class RunError(Exception):
@@ -80,6 +82,9 @@ def parse_args(argv=None):
     p.add_argument("--optimizer", choices=["adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "sgd"], default=None,
                    help="default: the tutorial's optimizer with its settings; a name takes Keras's defaults")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
+    p.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",
+                   help="also keep a moving average of the weights (Keras's use_ema, this momentum, e.g. 0.999): "
+                        "validate, keep the best and end with the averaged weights (default: none)")
     p.add_argument("--augment", choices=data.AUGMENTATIONS, default=None, help="default: the tutorial's")
     p.add_argument("--normalize", choices=["unit", "channel"], default=None,
                    help="unit: x/255 as the tutorials (default); channel: per-channel mean/std")
@@ -101,6 +106,8 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.lr is not None and args.lr <= 0:
         p.error(f"--lr must be positive, got {args.lr}")
+    if args.ema is not None and not 0 < args.ema < 1:
+        p.error(f"--ema is a momentum in (0, 1), e.g. 0.999; got {args.ema}")
     if args.val_split is not None and not 0 <= args.val_split < 1:
         p.error(f"--val-split must be in [0, 1), got {args.val_split}")
     if args.resume and not args.out:
@@ -115,7 +122,7 @@ def fresh_settings(args):
     given = {k: getattr(args, k) for k in RUN_SETTINGS}
     defaults = {"model": name, "epochs": recipe.epochs, "batch_size": recipe.batch_size,
                 "optimizer": "recipe", "lr": None, "augment": recipe.augment, "normalize": "unit",
-                "seed": 0, "limit": None, "val_split": 0.0, "precision": "float32"}
+                "seed": 0, "limit": None, "val_split": 0.0, "precision": "float32", "ema": None}
     return {k: defaults[k] if given[k] is None else given[k] for k in RUN_SETTINGS}
 
 
@@ -123,7 +130,7 @@ def resumed_settings(args, saved):
     """The checkpoint's settings; a flag that contradicts them is an error, except a
     larger --epochs, which extends the run, and --lr, which sets the learning rate from
     here on (the way to continue a run that diverged)."""
-    saved = {"precision": "float32", **saved}  # runs started before --precision were float32
+    saved = {"precision": "float32", "ema": None, **saved}  # runs started before --precision / --ema
     clashes = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {saved[k]})" for k in RUN_SETTINGS
                if k not in ("epochs", "lr") and getattr(args, k) is not None and getattr(args, k) != saved[k]]
     if clashes:
@@ -150,6 +157,9 @@ def make_optimizer(settings):
         optimizer = optimizers.get(settings["optimizer"])
     if settings["lr"] is not None:
         set_learning_rate(optimizer, settings["lr"], settings["model"])
+    if settings.get("ema") is not None:  # Keras's use_ema, on the tutorial's optimizer
+        ema.check_options(type(optimizer).__name__, True, settings["ema"], None)
+        optimizer.use_ema, optimizer.ema_momentum = True, float(settings["ema"])
     return optimizer
 
 
@@ -226,10 +236,22 @@ def run_callbacks(out, settings, meta, history, best, resumed):
                                  save_best_only=True, include_optimizer=False,
                                  initial_value_threshold=best["val_accuracy"] if best else None,
                                  metadata=lambda epoch, logs: {**meta, "epoch": epoch + 1})
-    checkpoint = ModelCheckpoint(os.path.join(out, "checkpoint.npz"), keep_previous=True,
-                                 metadata=lambda epoch, logs: {**meta, "run": record.record()})
+    checkpoint = ResumeCheckpoint(os.path.join(out, "checkpoint.npz"), keep_previous=True,
+                                  metadata=lambda epoch, logs: {**meta, "run": record.record()})
     csv_log = CSVLogger(os.path.join(out, "history.csv"), append=resumed)
-    return record, [record, best_model, checkpoint, csv_log, TerminateOnNaN()]
+    # --ema: the averaged weights in place from validation to the next epoch, so val_accuracy,
+    # the best model and the history are theirs (the checkpoint keeps the raw ones)
+    averaged = [SwapEMAWeights(swap_on_epoch=True)] if settings.get("ema") is not None else []
+    return record, [*averaged, record, best_model, checkpoint, csv_log, TerminateOnNaN()]
+
+
+class ResumeCheckpoint(ModelCheckpoint):
+    """checkpoint.npz: what --resume goes on from, so the raw weights (with their averages
+    beside them under --ema), even while SwapEMAWeights holds the averages in the model."""
+
+    def _save(self, epoch, path, logs):
+        with ema.unswapped(self.model.optimizer):
+            return super()._save(epoch, path, logs)
 
 
 def write_history(out, history):
@@ -353,14 +375,15 @@ def main(argv=None):
     model.summary()
     workers = "" if comm is None else f", {comm.size} workers of {settings['batch_size'] // comm.size}+ images"
     print(f"Training {settings['model']} on {train.num_samples} images for {settings['epochs']} epochs "
-          f"(batch {settings['batch_size']}{workers}, {settings['precision']}, {type(model.optimizer).__name__}, augment "
+          f"(batch {settings['batch_size']}{workers}, {settings['precision']}, {type(model.optimizer).__name__}"
+          f"{'' if settings.get('ema') is None else ', weights averaged (ema %g)' % settings['ema']}, augment "
           f"{settings['augment']}, {args.device}); writing into {out}", flush=True)
     record, callbacks = run_callbacks(out, settings, meta, history, best, resumed=run is not None)
     if comm is not None:
         from minicnn import distributed
         distributed.data_parallel(model, comm)
-        if not root:  # rank 0 alone writes; every rank stops at a NaN loss (they share it)
-            callbacks = [c for c in callbacks if isinstance(c, TerminateOnNaN)]
+        if not root:  # rank 0 alone writes; every rank stops at a NaN loss (they share it) and validates
+            callbacks = [c for c in callbacks if isinstance(c, (TerminateOnNaN, SwapEMAWeights))]  # alike
     try:
         model.fit(train, epochs=settings["epochs"], initial_epoch=done, validation_data=val,
                   seed=settings["seed"], callbacks=callbacks)

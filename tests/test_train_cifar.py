@@ -113,6 +113,33 @@ def test_a_mixed_precision_run_keeps_its_policy_and_loss_scale_through_a_resume(
     assert all(w.dtype == numpy.float32 for w in model.weights)
 
 
+def test_an_ema_run_validates_with_the_averages_and_resumes_where_a_straight_one_ends(learnable_cifar, tmp_path,
+                                                                                     device):
+    """--ema 0.9: the history's val_accuracy and best_model.npz are the averaged weights', the
+    final model the averages; a run stopped after epoch 1 and resumed ends as a straight one
+    (the checkpoint held the raw weights and their averages); --ema must match on --resume."""
+    settings = ["--device", device, "--data", learnable_cifar, "--model", "seed001_model0", "--limit", 96,
+                "--batch-size", 32, "--augment", "none", "--seed", 3, "--ema", 0.9]
+    straight = train_cifar(*settings, "--epochs", 3, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    assert "weights averaged (ema 0.9)" in straight.stdout
+    first = train_cifar(*settings, "--epochs", 1, "--out", tmp_path / "resumed")
+    assert first.returncode == 0, first.stderr
+    clash = train_cifar("--resume", "--out", tmp_path / "resumed", "--data", learnable_cifar, "--ema", 0.5)
+    assert clash.returncode != 0 and "--ema 0.5 (the run has 0.9)" in clash.stderr
+    resumed = train_cifar("--resume", "--out", tmp_path / "resumed", "--data", learnable_cifar, "--device", device,
+                          "--epochs", 3)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_runs_end_alike(tmp_path / "straight", tmp_path / "resumed", ("model.npz", "checkpoint.npz"))
+    final, checkpoint = load_model(tmp_path / "straight" / "model.npz"), load_model(tmp_path / "straight" / "checkpoint.npz")
+    assert checkpoint.optimizer.use_ema and checkpoint.optimizer.ema_momentum == 0.9
+    for w, average in zip(final.get_weights(), checkpoint.optimizer.slots["ema"]):  # the model ends averaged
+        numpy.testing.assert_array_equal(w, average)
+    history = json.loads((tmp_path / "straight" / "history.json").read_text())
+    results = json.loads((tmp_path / "straight" / "results.json").read_text())
+    assert results["test_accuracy"] == pytest.approx(history["val_accuracy"][-1])  # validated averaged too
+
+
 def test_an_existing_run_is_never_overwritten_and_resume_keeps_its_settings(learnable_cifar, tmp_path):
     out = tmp_path / "run"
     first = train_cifar("--data", learnable_cifar, "--model", "seed001_model0", "--epochs", 1,
