@@ -157,3 +157,17 @@ def assert_runs_end_alike(straight, resumed, names=("model.npz",)):
     assert h2["epoch"] == [1, 2, 3]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         numpy.testing.assert_allclose(h1[key], h2[key], rtol=1e-4)
+
+
+def write_sideways_photo(path, height, width):
+    """A JPEG whose pixels are stored turned left with the EXIF orientation that turns them
+    upright (as a phone saves a portrait photo): upright it is height x width, its top half
+    white and its bottom half black. What an image reader must show upright."""
+    from PIL import Image
+    tall = numpy.zeros((height, width, 3), numpy.uint8)
+    tall[:height // 2] = 255
+    sideways = Image.fromarray(numpy.ascontiguousarray(numpy.rot90(tall, 1)))
+    exif = sideways.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    sideways.save(path, exif=exif, quality=95)
+

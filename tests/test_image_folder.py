@@ -12,6 +12,7 @@ from minicnn import backend
 from minicnn.datasets import image_dataset_from_directory
 from minicnn.layers import Dense, Flatten, Rescaling
 from minicnn.models import Sequential
+from conftest import write_sideways_photo
 
 Image = pytest.importorskip("PIL.Image")  # matplotlib's dependency
 
@@ -93,12 +94,7 @@ def test_images_are_read_as_a_viewer_shows_them(tmp_path):
     """EXIF orientation applied, transparency onto white (kept with color_mode='rgba')."""
     folder = tmp_path / "views" / "only"
     os.makedirs(folder)
-    tall = numpy.zeros((8, 4, 3), numpy.uint8)
-    tall[:4] = 255  # top half white, as seen upright
-    sideways = Image.fromarray(numpy.ascontiguousarray(numpy.rot90(tall, 1)))  # stored turned left
-    exif = sideways.getexif()
-    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
-    sideways.save(folder / "a_sideways.jpg", exif=exif, quality=95)
+    write_sideways_photo(folder / "a_sideways.jpg", 8, 4)
     Image.new("RGBA", (4, 8), (0, 0, 0, 0)).save(folder / "b_clear.png")
     images, _ = image_dataset_from_directory(tmp_path / "views", image_size=(8, 4), batch_size=None, shuffle=False,
                                              verbose=False)

@@ -13,7 +13,7 @@ import numpy
 import pytest
 
 from minicnn.models import load_model
-from conftest import assert_runs_end_alike, write_fake_cifar
+from conftest import assert_runs_end_alike, write_fake_cifar, write_sideways_photo
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 OUTPUTS = ["checkpoint.npz", "best_model.npz", "model.npz", "history.json", "history.csv",
@@ -250,12 +250,7 @@ def test_predict_reads_images_as_a_viewer_shows_them(tmp_path):
     Image.fromarray(grey16).save(tmp_path / "grey16.png")
     assert numpy.abs(predict.load_image(tmp_path / "grey16.png", (32, 32)).astype(int) - 128).max() <= 1
 
-    tall = numpy.zeros((64, 32, 3), numpy.uint8)
-    tall[:32] = 255  # top half white, as seen upright
-    sideways = Image.fromarray(numpy.ascontiguousarray(numpy.rot90(tall, 1)))  # stored turned left
-    exif = sideways.getexif()
-    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
-    sideways.save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    write_sideways_photo(tmp_path / "sideways.jpg", 64, 32)
     upright = predict.load_image(tmp_path / "sideways.jpg", (32, 32), notes.append)
     assert upright[:12].mean() > 200 and upright[-12:].mean() < 50
     assert len(notes) == 1 and "32x64 is not the model's 32x32 shape; squashed" in notes[0]
