@@ -149,6 +149,8 @@ def test_bad_input_is_named(tmp_path):
             (lambda: image_dataset_from_directory(root, image_size=(0, 4)), ValueError, "image_size must be"),
             (lambda: image_dataset_from_directory(root, interpolation="gaussian"), ValueError, "interpolation must"),
             (lambda: image_dataset_from_directory(root, labels=[0, 1]), ValueError, "one integer label per file"),
+            (lambda: image_dataset_from_directory(root, labels=[0, 1, 2] * 4, label_mode="binary", verbose=False),
+             ValueError, "takes labels 0 and 1; the labels given hold \\[2\\]"),
             (lambda: image_dataset_from_directory(root, labels=None, verbose=False), ValueError,
              "without labels there is nothing for a Loader")):
         with pytest.raises(error, match=message):

@@ -166,6 +166,9 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                          f"{' in its subfolders, one per class' if labels == 'inferred' else ''})")
     if label_mode == "binary" and names is not None and len(names) != 2:
         raise ValueError(f"{what}: label_mode='binary' needs exactly 2 classes, found {len(names)}: {names}")
+    if label_mode == "binary" and numbers is not None and not numpy.isin(numbers, (0, 1)).all():
+        raise ValueError(f"{what}: label_mode='binary' takes labels 0 and 1; the labels given hold "
+                         f"{sorted(set(numbers.tolist()) - {0, 1})[:5]}")
     if verbose:
         classes = f" belonging to {len(names)} classes" if names is not None else ""
         print(f"Found {len(paths)} files{classes}.", flush=True)
