@@ -282,6 +282,27 @@ class Tensor:
         count = int(numpy.prod([self.shape[a] for a in axes]))
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
 
+    def max(self, axis=None, keepdims=False):
+        """The largest value (over axis). Its gradient goes to the elements that equal it,
+        shared equally where several tie (as torch.amax: the max is as much theirs)."""
+        return self._extreme(axis, keepdims, largest=True)
+
+    def min(self, axis=None, keepdims=False):
+        """The smallest value (over axis); the gradient as max's."""
+        return self._extreme(axis, keepdims, largest=False)
+
+    def _extreme(self, axis, keepdims, largest):
+        xp, a = backend.get_array_module(self.data), self.data
+        kept = a.max(axis=axis, keepdims=True) if largest else a.min(axis=axis, keepdims=True)
+        y = kept if keepdims else (kept.reshape(()) if axis is None else xp.squeeze(kept, axis=axis))
+
+        def backward(gy):
+            if not keepdims:
+                gy = gy.reshape(kept.shape)
+            winners = (a == kept).astype(a.dtype)
+            return (winners * (gy / winners.sum(axis=axis, keepdims=True)),)
+        return _make(y, (self,), backward)
+
     # --- elementwise functions, shared with the layers ---------------------
     def exp(self):
         return apply(act.exp_forward, act.exp_backward, self)

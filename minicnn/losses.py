@@ -14,7 +14,7 @@ from . import elementwise_losses, functional as F, row_losses
 from .elementwise_losses import (BinaryCrossentropy, BinaryFocalCrossentropy, ElementwiseLoss, Hinge, Huber,  # noqa: F401
                                  LogCosh, MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredError,
                                  MeanSquaredLogarithmicError, Poisson, SquaredHinge)
-from .row_losses import CosineSimilarity, KLDivergence  # noqa: F401
+from .row_losses import CategoricalHinge, CosineSimilarity, KLDivergence  # noqa: F401
 from .functions.loss import one_hot_targets
 
 

@@ -1,6 +1,6 @@
 """Losses that compare a whole row of the output (its last axis) with the target's row, with
 Keras's names: KLDivergence ('kld') for probability distributions, CosineSimilarity for
-directions. Each gives one loss per row, (N, ...) less the last axis; elementwise_losses.py's
+directions, CategoricalHinge for a margin between the true class and the best wrong one. Each gives one loss per row, (N, ...) less the last axis; elementwise_losses.py's
 ElementwiseLoss then averages a sample's rows, weighs and reduces as for the others. Tensor
 arithmetic throughout, so autograd gives the gradients.
 """
@@ -38,6 +38,17 @@ class CosineSimilarity(ElementwiseLoss):
         return {**super().get_config(), "axis": self.axis}
 
 
+class CategoricalHinge(ElementwiseLoss):
+    """max(0, 1 + (largest wrong score) - (right score)) per row, targets one-hot (Keras's
+    categorical_hinge, Crammer and Singer's multiclass margin): zero once the true class's
+    output beats every other by at least 1."""
+
+    def elementwise(self, target, pred):
+        right = (target * pred).sum(axis=-1)
+        wrong = ((1.0 - target) * pred).max(axis=-1)
+        return (wrong - right + 1.0).relu()
+
+
 BY_NAME = {"kld": KLDivergence, "kl_divergence": KLDivergence, "kullback_leibler_divergence": KLDivergence,
-           "cosine_similarity": CosineSimilarity}
-CLASSES = (KLDivergence, CosineSimilarity)
+           "cosine_similarity": CosineSimilarity, "categorical_hinge": CategoricalHinge}
+CLASSES = (KLDivergence, CosineSimilarity, CategoricalHinge)

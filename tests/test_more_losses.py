@@ -64,6 +64,10 @@ CASES = {
                       lambda p, y: numpy.maximum(1 - y * p, 0) ** 2),
     "kld": (lambda: losses.get("kld"), lambda r, s: (r.dirichlet(numpy.ones(s[-1]), s[:-1]), r.dirichlet(numpy.ones(s[-1]), s[:-1])),
             lambda p, y: kld(p, y)),
+    "categorical_hinge": (lambda: losses.get("categorical_hinge"),
+                          lambda r, s: (r.permutation(numpy.prod(s)).reshape(s) / numpy.prod(s),  # no ties
+                                        numpy.eye(s[-1])[r.integers(0, s[-1], s[:-1])]),
+                          lambda p, y: numpy.maximum(((1 - y) * p).max(-1) - (y * p).sum(-1) + 1, 0)),
     "cosine_similarity": (lambda: losses.get("cosine_similarity"),
                           lambda r, s: (r.standard_normal(s), r.standard_normal(s)),
                           lambda p, y: -(unit(y) * unit(p)).sum(-1)),
@@ -189,3 +193,17 @@ def test_keras_metrics_of_the_losses_names_and_rmse_over_the_epoch(device, tmp_p
     again = load_model(tmp_path / "metrics.npz").evaluate(x, y, batch_size=7, verbose=0, return_dict=True,
                                                            sample_weight=w)
     assert again == pytest.approx(logs)
+
+
+def test_tensor_max_and_min_pass_float64_gradient_checks_and_share_a_tie(device):
+    from minicnn import Tensor
+    rng = numpy.random.default_rng(6)
+    x = tensor(rng.permutation(24).reshape(2, 3, 4) / 7.0, device)  # distinct: one winner each
+    for axis in (None, 1, -1, (0, 2)):
+        for keepdims in (False, True):
+            gradcheck(lambda t: t.max(axis=axis, keepdims=keepdims) * 1.5, [x])
+            gradcheck(lambda t: t.min(axis=axis, keepdims=keepdims), [x])
+    numpy.testing.assert_array_equal(backend.to_numpy(x.max(axis=1).data), backend.to_numpy(x.data).max(axis=1))
+    tie = Tensor(backend.to_device(numpy.array([[1.0, 3.0, 3.0]]), device), requires_grad=True)
+    tie.max(axis=1).sum().backward()
+    numpy.testing.assert_array_equal(backend.to_numpy(tie.grad), [[0, 0.5, 0.5]])
