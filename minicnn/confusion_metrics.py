@@ -56,7 +56,9 @@ class ConfusionMetric:
             weights = xp.broadcast_to(weights.reshape(-1, 1), scores.shape)
         top_k = getattr(self, "top_k", None)
         if top_k is not None and top_k < scores.shape[1]:  # Keras's: outside a sample's k largest, never a yes
-            largest = xp.argsort(-scores, axis=1, kind="stable")[:, :top_k]  # ties: the lower index first
+            # stable, so ties go to the lower index, as top_k's (CuPy's argsort is always stable)
+            order = xp.argsort(-scores, axis=1, kind="stable") if xp is numpy else xp.argsort(-scores, axis=1)
+            largest = order[:, :top_k]
             kept = xp.zeros(scores.shape, dtype=bool)
             kept[xp.arange(len(scores))[:, None], largest] = True
             scores = xp.where(kept, scores, scores.dtype.type(-numpy.inf))
