@@ -18,7 +18,7 @@ import math
 import numpy
 
 from . import backend
-from .confusion_metrics import ConfusionMetric, ThresholdsOnDevice, weighted_count
+from .confusion_metrics import ConfusionMetric, ConstantsOnDevice, weighted_count
 from .functions.activation import sigmoid_forward
 
 SUMMATIONS = ("interpolation", "minoring", "majoring")
@@ -51,6 +51,8 @@ class AUC(ConfusionMetric):
         self.curve, self.summation_method, self.multi_label = curve, summation_method, bool(multi_label)
         self.num_labels, self.from_logits = num_labels, bool(from_logits)
         self.label_weights = self._checked_label_weights(label_weights)
+        if self.label_weights is not None:
+            self._label_weights = ConstantsOnDevice(numpy.array(self.label_weights, numpy.float32))
         eps = 1e-7
         if thresholds is not None:
             if not isinstance(thresholds, (list, tuple)) or not thresholds or any(
@@ -66,7 +68,7 @@ class AUC(ConfusionMetric):
             self.given_thresholds = None
         self.thresholds = numpy.array([-eps, *inner, 1 + eps], dtype=numpy.float32)
         self.num_thresholds = len(self.thresholds)
-        self._cutoffs = ThresholdsOnDevice(self.thresholds)
+        self._cutoffs = ConstantsOnDevice(self.thresholds)
 
     @staticmethod
     def _checked_label_weights(label_weights):
@@ -92,7 +94,7 @@ class AUC(ConfusionMetric):
             if len(self.label_weights) != outputs:
                 raise ValueError(f"{self.name}: label_weights has {len(self.label_weights)} weights, but the "
                                  f"output has {outputs} values")
-            label_weights = backend.to_device(numpy.array(self.label_weights, numpy.float32), backend.device_of(scores))
+            label_weights = self._label_weights.on(scores)
             if not self.multi_label:  # each answer weighs its label's weight (times its sample's)
                 weights = label_weights if weights is None else weights * label_weights
                 weights = xp.broadcast_to(weights, scores.shape)

@@ -80,9 +80,9 @@ class ConfusionMetric:
         return {"class_name": type(self).__name__, "name": self.name, "class_id": self.class_id}
 
 
-class ThresholdsOnDevice:
-    """Thresholds kept on the host, copied once to each device they are compared on (an
-    explicit copy, then reused: no transfer per batch), in the outputs' dtype."""
+class ConstantsOnDevice:
+    """Constants of a metric (thresholds, label weights) kept on the host, copied once to each
+    device and dtype they are used in (an explicit copy, then reused: no transfer per batch)."""
 
     def __init__(self, values):
         self.values, self._copies = values, {}
@@ -121,7 +121,7 @@ class _Ratio(ConfusionMetric):
                              f"got {thresholds!r}")
         self.thresholds = [float(t) for t in values]
         # float64 on the host, cast to the outputs' dtype on the device: 0.3 compares as float32(0.3)
-        self._cutoffs = ThresholdsOnDevice(numpy.array(self.thresholds, dtype=numpy.float64))
+        self._cutoffs = ConstantsOnDevice(numpy.array(self.thresholds, dtype=numpy.float64))
 
     def __call__(self, scores, labels, weights=None):
         """(2 * T,): the true positives at each of the T thresholds, then the whole each is
