@@ -450,9 +450,10 @@ def test_max_norm_on_the_gpu_equals_the_reference_in_place(dtype):
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
 @pytest.mark.parametrize("label_dtype", [numpy.int64, numpy.int32, numpy.uint8])
 def test_softmax_cross_entropy_and_dropout_fused_on_the_gpu_equal_the_reference(reduction, dtype, label_dtype):
-    """fast_gpu's one-kernel loss (and its gradient), its one-hot targets from integer labels
-    of any integer dtype, and its dropout mask against loss.py's and dropout.py's CuPy array
-    code: the same loss, gradient, targets and mask."""
+    """fast_gpu's one-kernel loss (and its gradient, also with each row weighted, as
+    class_weight and sample_weight weigh them), its one-hot targets from integer labels of any
+    integer dtype, and its dropout mask against loss.py's and dropout.py's CuPy array code:
+    the same loss, gradient, targets and mask."""
     import cupy
     from minicnn.functions import dropout, loss as loss_fn
     rng = numpy.random.default_rng(6)
@@ -464,10 +465,16 @@ def test_softmax_cross_entropy_and_dropout_fused_on_the_gpu_equal_the_reference(
         numpy.testing.assert_array_equal(fast[0], reference[0])
         assert fast[0].dtype == dtype and fast[0].sum() == 33
 
+    weights = cupy.asarray(rng.uniform(0, 3, 33), dtype=numpy.float32)  # class_weight / sample_weight
+
     def run():
         value, cache = loss_fn.softmax_cross_entropy_forward(logits, labels, 0.1, reduction, check=False)
+        weighted, weighted_cache = loss_fn.softmax_cross_entropy_forward(logits, labels, 0.1, reduction, check=False,
+                                                                          sample_weight=weights)
         mask = dropout.dropout_mask((4, 5, 6), 0.3, cupy.random.default_rng(7), numpy.dtype(dtype))
-        return value, loss_fn.softmax_cross_entropy_backward(cupy.asarray(0.5, dtype=dtype), cache), mask
+        gloss = cupy.asarray(0.5, dtype=dtype)
+        return (value, loss_fn.softmax_cross_entropy_backward(gloss, cache), mask, weighted,
+                loss_fn.softmax_cross_entropy_backward(gloss, weighted_cache))
     with minicnn.device("gpu"):
         fast, reference = _both(run)
     _assert_same(fast, reference, dtype)

@@ -233,3 +233,15 @@ def test_softmax_cross_entropy_kernels_equal_the_reference(kernels, reduction):
         _call(kernels.minicnn_softmax_cross_entropy_grad, targets, logits, top, log_sum, numpy.full((N, K), 0.7),
               numpy.full((N, K), float(N) if reduction == "mean" else 1.0), K, g)
         numpy.testing.assert_allclose(g, expected_g, rtol=1e-13, atol=1e-15)
+        weights = rng.uniform(0, 3, N)  # class_weight / sample_weight: targets times each row's weight
+        with backend.fast_kernels(False):
+            expected, cache = loss_fn.softmax_cross_entropy_forward(logits, labels, smoothing, reduction,
+                                                                    sample_weight=weights)
+            expected_g = loss_fn.softmax_cross_entropy_backward(numpy.float64(0.7), cache)
+        weighted = targets * weights[:, None]
+        _call(kernels.minicnn_softmax_cross_entropy_rows, logits, weighted, K, numpy.full(N, scale),
+              row_loss, top, log_sum)
+        numpy.testing.assert_allclose(row_loss.sum(), expected, rtol=1e-12)
+        _call(kernels.minicnn_softmax_cross_entropy_weighted_grad, weighted, logits, top, log_sum, weights,
+              numpy.full((N, K), 0.7), numpy.full((N, K), float(N) if reduction == "mean" else 1.0), K, g)
+        numpy.testing.assert_allclose(g, expected_g, rtol=1e-12, atol=1e-14)

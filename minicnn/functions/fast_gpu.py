@@ -281,6 +281,18 @@ softmax_cross_entropy_grad_kernel = cupy.ElementwiseKernel(
     """,
     "minicnn_softmax_cross_entropy_grad")
 
+# Weighted rows (fit's class_weight and sample_weight): the forward kernel above takes the
+# targets times each row's weight w (the loss -sum w t log p is the same sum), and since the
+# gradient of -sum_k t'_k log softmax(z)_k is (sum_k t'_k) p - t', a row's is w p - w t.
+softmax_cross_entropy_weighted_grad_kernel = cupy.ElementwiseKernel(
+    "T weighted_targets, raw T logits, raw T top, raw T log_sum, raw T weights, T gloss, T divisor, int32 K",
+    "T g",
+    f"""
+    const {_INDEX} n = i / K;
+    g = ((exp((logits[i] - top[n]) - log_sum[n]) * weights[n] - weighted_targets) * gloss) / divisor;
+    """,
+    "minicnn_softmax_cross_entropy_weighted_grad")
+
 
 def dropout_mask(u, rate):
     """u uniform in [0, 1) -> the scaled keep-mask: 0 where u < rate, else 1/(1-rate)."""
@@ -301,21 +313,29 @@ def one_hot(labels, K, dtype):
     return one_hot_kernel(labels, K, cupy.empty((len(labels), K), dtype=dtype))
 
 
-def softmax_cross_entropy_forward(logits, targets, reduction):
-    """logits, targets (N, K) -> the loss (0-d) and what the backward needs."""
+def softmax_cross_entropy_forward(logits, targets, reduction, weights=None):
+    """logits, targets (N, K), weights (N,) or None -> the loss (0-d) and what the backward
+    needs; with weights each row's loss times its weight (one more launch: the targets')."""
     logits, targets = cupy.ascontiguousarray(logits), cupy.ascontiguousarray(targets)
+    if weights is not None:
+        weights = cupy.ascontiguousarray(weights.astype(logits.dtype, copy=False))
+        targets = targets * weights[:, None]
     N, K = logits.shape
     t = logits.dtype.type
     row_loss, top, log_sum = (cupy.empty(N, dtype=logits.dtype) for _ in range(3))
     softmax_cross_entropy_rows_kernel(logits, targets, K, t(1.0 / N if reduction == "mean" else 1.0),
                                       row_loss, top, log_sum)
-    return row_loss.sum(), (logits, targets, top, log_sum, reduction)
+    return row_loss.sum(), (logits, targets, top, log_sum, reduction, weights)
 
 
 def softmax_cross_entropy_backward(gloss, saved):
-    """gloss (0-d) -> glogits (N, K) = (softmax - targets) * gloss [/ N]."""
-    logits, targets, top, log_sum, reduction = saved
+    """gloss (0-d) -> glogits (N, K) = (softmax - targets) * gloss [/ N], each row times its
+    weight where there are weights."""
+    logits, targets, top, log_sum, reduction, weights = saved
     N, K = logits.shape
     t = logits.dtype.type
     gloss = gloss.astype(logits.dtype, copy=False) if isinstance(gloss, cupy.ndarray) else t(gloss)
-    return softmax_cross_entropy_grad_kernel(targets, logits, top, log_sum, gloss, t(N if reduction == "mean" else 1), K)
+    divisor = t(N if reduction == "mean" else 1)
+    if weights is not None:
+        return softmax_cross_entropy_weighted_grad_kernel(targets, logits, top, log_sum, weights, gloss, divisor, K)
+    return softmax_cross_entropy_grad_kernel(targets, logits, top, log_sum, gloss, divisor, K)

@@ -55,14 +55,14 @@ def softmax_cross_entropy_forward(logits, labels, label_smoothing=0.0, reduction
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     targets = one_hot_targets(labels, logits.shape[1], logits.dtype, label_smoothing, check)
-    if sample_weight is not None:
-        # w_i (p_i - t_i) is the weighted gradient: the fused kernels know only p - t
-        return _weighted_softmax_cross_entropy(logits, targets, reduction, sample_weight.astype(logits.dtype))
+    weights = None if sample_weight is None else sample_weight.astype(logits.dtype)
     if fast_kernels_enabled() and xp is not numpy:
         from . import fast_gpu  # imports CuPy; only reached with GPU arrays
         if fast_gpu.handles(logits, targets):  # the lines below in one kernel, and a sum
-            loss, saved = fast_gpu.softmax_cross_entropy_forward(logits, targets, reduction)
+            loss, saved = fast_gpu.softmax_cross_entropy_forward(logits, targets, reduction, weights)
             return loss, ("gpu", saved)
+    if weights is not None:
+        return _weighted_softmax_cross_entropy(logits, targets, reduction, weights)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
     loss = -(targets * log_probs).sum()
