@@ -615,11 +615,11 @@ class Model:
 
     # --- description ---------------------------------------------------------------------
 
-    def summary(self, print_fn=print, line_length=98, arithmetic=False, expand_nested=False):
+    def summary(self, print_fn=print, line_length=98, arithmetic=False, expand_nested=False, show_trainable=False):
         """Each layer's output shape, parameter count and the layers it reads ("Connected
-        to"), then the totals, in Keras's format; arithmetic=True and expand_nested=True
-        as Sequential.summary."""
-        model_summary.graph_summary(self, print_fn, line_length, arithmetic, expand_nested)
+        to"), then the totals, in Keras's format; arithmetic=True, expand_nested=True and
+        show_trainable=True as Sequential.summary."""
+        model_summary.graph_summary(self, print_fn, line_length, arithmetic, expand_nested, show_trainable)
 
 
 class Sequential(Model):
@@ -719,13 +719,14 @@ class Sequential(Model):
             return None, _pre_activation(last, x, training)
         return last(x, training=training), None
 
-    def summary(self, print_fn=print, line_length=65, arithmetic=False, expand_nested=False):
+    def summary(self, print_fn=print, line_length=65, arithmetic=False, expand_nested=False, show_trainable=False):
         """Print each layer's output shape and parameter count, then the totals, in
         Keras's format. ``arithmetic=True`` adds under each layer how those numbers
         follow from its input: the output-size formula floor((n + 2p - f) / s) + 1 and
         the parameter count ((f*f*c_in) + 1)*c_out, with the layer's numbers filled in.
-        ``expand_nested=True`` lists a nested model's layers under it, marked '| ' per level."""
-        model_summary.stack_summary(self, print_fn, line_length, arithmetic, expand_nested)
+        ``expand_nested=True`` lists a nested model's layers under it, marked '| ' per level.
+        ``show_trainable=True`` adds Keras's Trainable column: Y, N (frozen), - (no weights)."""
+        model_summary.stack_summary(self, print_fn, line_length, arithmetic, expand_nested, show_trainable)
 
 
 def _keys(symbols, what):

@@ -567,3 +567,23 @@ def test_config_json_clone_and_keras_3_names(device):
         model_from_json("{not json")
     with pytest.raises(ValueError, match="from_config\\(\\): .*not a minicnn layer"):
         Model.from_config({"class_name": "Sequential", "input_shape": [4], "layers": [{"class_name": "LSTM"}]})
+
+
+def test_summary_show_trainable_marks_frozen_layers_as_keras_does():
+    """Keras's show_trainable column: Y for a layer that trains, N for a frozen one, - for one
+    without weights; the table widens by the column, the rows keep their other cells."""
+    from minicnn.layers import Input
+    from minicnn.models import Model
+    model = Sequential([Flatten(input_shape=(4, 4)), Dense(3), Dense(2)])
+    model.layers[1].trainable = False
+    lines = []
+    model.summary(print_fn=lines.append, show_trainable=True)
+    text = lines[0].splitlines()
+    assert text[2].split() == ["Layer", "(type)", "Output", "Shape", "Param", "#", "Trainable"]
+    assert [line.split()[-1] for line in text if line.startswith(("flatten", "dense"))] == ["-", "N", "Y"]
+    assert len(text[1]) == 65 + 10 and summary_of(model)[4].split() == text[4].split()[:-1]
+    x = Input((4,))
+    lines = []
+    Model(x, Dense(2)(x)).summary(print_fn=lines.append, show_trainable=True)
+    assert [line.split()[-1] for line in lines[0].splitlines() if line.startswith(("input_layer", "dense"))] == \
+        ["-", "Y"]
