@@ -27,7 +27,7 @@ class SwapEMAWeights(Callback):
                              "compile with one given use_ema=True (e.g. SGD(0.1, momentum=0.9, use_ema=True))")
 
     def _swapped(self):
-        return getattr(ema.inner(self.model.optimizer), "ema_swapped", False)
+        return ema.inner(self.model.optimizer).ema_swapped
 
     def _swap(self, into_averages):
         self._check()

@@ -96,6 +96,7 @@ class Optimizer:
         ema.check_options(name, use_ema, ema_momentum, ema_overwrite_frequency)  # Keras's weight averaging: ema.py
         self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
         self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.ema_swapped = False  # SwapEMAWeights has put the averages in the weights' place (ema.swap)
         self.iterations = 0
         self.params = None
         self.options = []  # per parameter: (lr_scale, weight_decay, l2)
@@ -285,7 +286,7 @@ class Optimizer:
         Arrays are host (NumPy) copies, so the state can be saved anywhere. The options
         carry the parameter groups, so a resumed run keeps e.g. airbench's 64x shifts."""
         slots = {k: [backend.to_numpy(a).copy() for a in v] for k, v in self.slots.items()}
-        if getattr(self, "ema_swapped", False):  # SwapEMAWeights put the averages in the weights: they are the averages
+        if self.ema_swapped:  # SwapEMAWeights put the averages in the weights: they are the averages
             slots[ema.SLOT] = [backend.to_numpy(p.data).copy() for p in self.params]
         return {"iterations": self.iterations, "config": self.get_config(),
                 "options": [list(o) for o in self.options], "slots": slots}

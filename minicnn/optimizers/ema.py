@@ -47,7 +47,7 @@ def inner(optimizer):
 def update(optimizer):
     """After a step (iterations not yet counted): each trainable weight's average moves toward
     it, and every ema_overwrite_frequency steps the weights become their averages."""
-    if getattr(optimizer, "ema_swapped", False):
+    if optimizer.ema_swapped:
         raise RuntimeError(f"{type(optimizer).__name__}.step(): the weights are swapped with their averages "
                            "(SwapEMAWeights); swap them back before training on")
     m = 0.0 if optimizer.iterations == 0 else optimizer.ema_momentum
@@ -81,7 +81,7 @@ def _fused_gpu(pairs):
 def overwrite(optimizer):
     """Each trainable weight := its average (in place, on its device); weights swapped with
     their averages are swapped back first."""
-    if getattr(optimizer, "ema_swapped", False):
+    if optimizer.ema_swapped:
         swap(optimizer)
     for p, average in zip(optimizer.params, optimizer.slots[SLOT]):
         if p.requires_grad:
@@ -97,7 +97,7 @@ def swap(optimizer):
             held = xp.copy(p.data)
             p.data[...] = average
             average[...] = held
-    optimizer.ema_swapped = not getattr(optimizer, "ema_swapped", False)
+    optimizer.ema_swapped = not optimizer.ema_swapped
 
 
 @contextlib.contextmanager
@@ -105,7 +105,7 @@ def unswapped(optimizer):
     """The raw weights in place for a while (a backup must hold the state training goes on
     from), then the averages again if they were."""
     optimizer = inner(optimizer)
-    swapped = getattr(optimizer, "ema_swapped", False)
+    swapped = optimizer.ema_swapped
     if swapped:
         swap(optimizer)
     try:
