@@ -21,6 +21,9 @@ Written into --out (default runs/MODEL-TIMESTAMP), by minicnn.callbacks where on
   model.npz        the final model (load with minicnn.models.load_model, or predict.py)
   history.json     loss, accuracy and learning rate per epoch, with seconds per epoch
   history.csv      the same, one row per epoch as it ends (CSVLogger: epoch from 0)
+  tensorboard/     the same curves and the model's graph for ``tensorboard --logdir runs``
+                   (callbacks.TensorBoard: train/ and validation/, epoch from 0; a resumed
+                   run adds its files beside the first run's and the curves go on)
   accuracy.png, loss.png, confusion_matrix.png, predictions.png, results.json
 
 --workers N trains data-parallel (minicnn.distributed): N processes ("ranks") each take
@@ -51,7 +54,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a 
 import minicnn  # noqa: E402
 from minicnn import backend, data, metrics, mixed_precision, optimizers, plots, random as mrandom, zoo  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
-from minicnn.callbacks import CSVLogger, Callback, ModelCheckpoint, SwapEMAWeights, TerminateOnNaN  # noqa: E402
+from minicnn.callbacks import (CSVLogger, Callback, ModelCheckpoint, SwapEMAWeights, TensorBoard,  # noqa: E402
+                               TerminateOnNaN)
 from minicnn.optimizers import ema  # noqa: E402
 from minicnn.saving import ModelFileError, atomic_write, load_model_or_previous, previous_path  # noqa: E402
 
@@ -229,8 +233,9 @@ class RunRecord(Callback):
 
 def run_callbacks(out, settings, meta, history, best, resumed):
     """The callbacks of a run, in the order they act at the end of an epoch: the record,
-    the best model, the checkpoint (the last two kept; written last, since its epoch
-    count is what --resume trusts), the CSV history; and a stop at the first NaN loss."""
+    the best model, the checkpoint (the last two kept; written before the logs, since its
+    epoch count is what --resume trusts and an epoch logged must be one it resumes after),
+    the CSV history and TensorBoard's curves; and a stop at the first NaN loss."""
     record = RunRecord(out, settings, history, best)
     best_model = ModelCheckpoint(os.path.join(out, "best_model.npz"), monitor="val_accuracy", mode="max",
                                  save_best_only=True, include_optimizer=False,
@@ -242,7 +247,8 @@ def run_callbacks(out, settings, meta, history, best, resumed):
     # --ema: the averaged weights in place from validation to the next epoch, so val_accuracy,
     # the best model and the history are theirs (the checkpoint keeps the raw ones)
     averaged = [SwapEMAWeights(swap_on_epoch=True)] if settings.get("ema") is not None else []
-    return record, [*averaged, record, best_model, checkpoint, csv_log, TerminateOnNaN()]
+    curves = RunCurves(os.path.join(out, "tensorboard"), history)
+    return record, [*averaged, record, best_model, checkpoint, csv_log, curves, TerminateOnNaN()]
 
 
 class ResumeCheckpoint(ModelCheckpoint):
@@ -252,6 +258,23 @@ class ResumeCheckpoint(ModelCheckpoint):
     def _save(self, epoch, path, logs):
         with ema.unswapped(self.model.optimizer):
             return super()._save(epoch, path, logs)
+
+
+class RunCurves(TensorBoard):
+    """TensorBoard's curves (tensorboard/). A resumed run first writes the checkpoint's last
+    epoch again: a run killed between its checkpoint and its curves would miss that epoch
+    otherwise, and written twice it is the same point."""
+
+    def __init__(self, log_dir, history):
+        super().__init__(log_dir)
+        done = history.get("epoch", [])
+        self.last = (done[-1] - 1, {k: v[-1] for k, v in history.items() if k not in ("epoch", "seconds")}) \
+            if done else None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.last is not None:
+            self.on_epoch_end(*self.last)
 
 
 def write_history(out, history):
@@ -456,7 +479,7 @@ def report(model, settings, device, history, test, test_images, names, out):
     except ImportError as error:
         print(f"No plots: {error}", file=sys.stderr)
     print(f"Wrote {out}: model.npz, best_model.npz, checkpoint.npz, history.json/csv, results.json, "
-          "accuracy.png, loss.png, confusion_matrix.png, predictions.png")
+          "accuracy.png, loss.png, confusion_matrix.png, predictions.png, tensorboard/")
 
 
 def loss_scaling(optimizer):

@@ -1,13 +1,15 @@
 """Keras's ``keras.utils.to_categorical``, so the tutorials' data preparation translates
 line for line: ``y_train = minicnn.utils.to_categorical(y_train, 10)``; and, as
 ``keras.utils.image_dataset_from_directory``, a folder of your own images
-(datasets/image_folder.py)."""
+(datasets/image_folder.py). ``SummaryWriter`` (event_file.py) writes TensorBoard's files from
+a loop of your own, with PyTorch's names."""
 import numbers
 
 import numpy
 
 from . import backend
 from .datasets.image_folder import image_dataset_from_directory  # noqa: F401  (Keras's keras.utils name)
+from .event_file import SummaryWriter  # noqa: F401  (torch.utils.tensorboard's name)
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):

@@ -93,7 +93,7 @@ def main():
         from minicnn.callbacks import BackupAndRestore
         callbacks.append(BackupAndRestore(args.backup))
     if args.write_logs:  # given on every rank, as a script run under mpiexec gives them
-        from minicnn.callbacks import CSVLogger, ModelCheckpoint
+        from minicnn.callbacks import CSVLogger, ModelCheckpoint, TensorBoard
         rank = comm.rank if comm is not None else 0
 
         def saved_by(epoch, logs):  # each save leaves a mark naming the rank that wrote it
@@ -101,7 +101,8 @@ def main():
             return {"rank": rank}
         # append=True: a second rank writing would add its rows to rank 0's
         callbacks += [CSVLogger(os.path.join(args.out, "log.csv"), append=True),
-                      ModelCheckpoint(os.path.join(args.out, "ckpt.npz"), keep_previous=True, metadata=saved_by)]
+                      ModelCheckpoint(os.path.join(args.out, "ckpt.npz"), keep_previous=True, metadata=saved_by),
+                      TensorBoard(os.path.join(args.out, "tensorboard"), update_freq="batch")]
     if args.crash_after_epoch is not None:
         callbacks.append(Crash(args.crash_after_epoch))
     try:

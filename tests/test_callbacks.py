@@ -300,6 +300,7 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     history = scope["history"]
     assert 4 <= len(history.epoch) <= 10 and {"top5", "val_top5", "learning_rate"} <= set(history.history)
     assert (tmp_path / "best.npz").exists() and (tmp_path / "history.csv").exists()
+    assert any((tmp_path / "logs" / "train").glob("events.out.tfevents.*"))
 
 
 def backed_up_model(optimizer, device="cpu"):

@@ -18,6 +18,7 @@ import pytest
 from minicnn import distributed
 from minicnn.data import Loader
 from minicnn.distributed import launch
+import event_reader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "data_parallel_worker.py")
@@ -84,8 +85,8 @@ def test_two_ranks_fit_without_a_seed_shuffle_in_rank_0_s_order(tmp_path):
 
 @needs_mpi
 def test_backup_and_restore_continues_a_crashed_two_rank_fit_where_the_straight_one_ends(tmp_path):
-    """BackupAndRestore data-parallel: rank 0 writes the backup (and CSVLogger's and
-    ModelCheckpoint's files, given on every rank); after both ranks stop at the
+    """BackupAndRestore data-parallel: rank 0 writes the backup (and CSVLogger's,
+    ModelCheckpoint's and TensorBoard's files, given on every rank); after both ranks stop at the
     end of epoch 0, the same fit run again restores every rank from it and ends with the
     weights and last epochs' logs of an uninterrupted 2-rank fit."""
     straight = run_worker(tmp_path / "straight", 2, "--backup", str(tmp_path / "straight_backup"), "--write-logs")
@@ -93,6 +94,11 @@ def test_backup_and_restore_continues_a_crashed_two_rank_fit_where_the_straight_
     assert len(rows) == 4 and rows[0].startswith("epoch,") and [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]
     written = sorted(p for p in os.listdir(tmp_path / "straight") if p.startswith(("ckpt", "saved_by")))
     assert written == ["ckpt.npz", "ckpt.previous.npz", "saved_by_rank0"]
+    for folder in ("train", "validation"):  # one events file each, rank 0's: a curve, not two
+        assert len(os.listdir(tmp_path / "straight" / "tensorboard" / folder)) == 1, folder
+    epoch_losses = event_reader.scalars(tmp_path / "straight" / "tensorboard" / "train", "epoch_loss")
+    assert [step for step, _ in epoch_losses] == [0, 1, 2]
+    numpy.testing.assert_allclose([loss for _, loss in epoch_losses], straight[1]["loss"], rtol=1e-6)
     crash = tmp_path / "crash"
     os.makedirs(crash)
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")

@@ -14,6 +14,7 @@ import pytest
 
 from minicnn import backend
 from minicnn.models import load_model
+import event_reader
 from conftest import assert_runs_end_alike, write_fake_cifar, write_sideways_photo
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
@@ -55,6 +56,10 @@ def test_a_run_writes_every_output_and_predict_reads_its_model(learnable_cifar, 
     assert f"Test accuracy: {results['test_accuracy']:.4f}" in done.stdout
     best = load_model(out / "best_model.npz")
     assert best.metadata["epoch"] == numpy.argmax(history["val_accuracy"]) + 1
+    for folder, tag, key in (("train", "epoch_accuracy", "accuracy"), ("validation", "epoch_loss", "val_loss")):
+        curve = event_reader.scalars(out / "tensorboard" / folder, tag)  # TensorBoard's files (epoch from 0)
+        assert [step for step, _ in curve] == [0, 1, 2]
+        numpy.testing.assert_allclose([value for _, value in curve], history[key], rtol=1e-6)
 
     from PIL import Image
     image = numpy.zeros((50, 70, 3), numpy.uint8) + numpy.uint8([200, 30, 30])
@@ -90,6 +95,15 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(learnable
     assert resumed.returncode == 0, resumed.stderr
     assert f"Resuming {killed} after epoch {epochs_done} of 3" in resumed.stdout
     assert_runs_end_alike(tmp_path / "straight", killed, ("model.npz", "checkpoint.npz"))
+    # TensorBoard's curve goes on over both runs' files: every epoch, however the kill fell
+    # (between the checkpoint and the curves too), each written once or twice as the same point
+    history = json.loads((killed / "history.json").read_text())
+    curve = dict(event_reader.scalars(killed / "tensorboard" / "train", "epoch_accuracy"))
+    assert sorted(curve) == [0, 1, 2]
+    resumed_curve = event_reader.scalars(killed / "tensorboard" / "train", "epoch_accuracy", newest_file_only=True)
+    assert [step for step, _ in resumed_curve] == list(range(epochs_done - 1, 3))  # the checkpoint's last epoch again
+    for step, value in event_reader.scalars(killed / "tensorboard" / "train", "epoch_accuracy"):
+        assert value == pytest.approx(history["accuracy"][step], rel=1e-6)
 
 
 def test_a_mixed_precision_run_keeps_its_policy_and_loss_scale_through_a_resume(learnable_cifar, tmp_path, device):

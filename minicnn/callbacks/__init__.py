@@ -9,6 +9,7 @@ arguments and call order.
     csv_logger.py     CSVLogger: one row of logs per epoch
     lambda_callback.py  LambdaCallback: plain functions as hooks
     swap_ema.py       SwapEMAWeights: validate with the optimizer's averaged weights (use_ema)
+    tensorboard.py    TensorBoard: the logs, weight histograms and the graph as TensorBoard event files
 
 fit calls, in this order: set_model, set_params, on_train_begin; for each epoch
 on_epoch_begin, then for each batch on_train_batch_begin and on_train_batch_end, then
@@ -25,6 +26,8 @@ from .lambda_callback import LambdaCallback
 from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from .stopping import EarlyStopping, TerminateOnNaN
 from .swap_ema import SwapEMAWeights
+from .tensorboard import TensorBoard
 
 __all__ = ["Callback", "CallbackList", "History", "BackupAndRestore", "ModelCheckpoint", "CSVLogger", "LambdaCallback",
-           "LearningRateScheduler", "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN", "SwapEMAWeights"]
+           "LearningRateScheduler", "ReduceLROnPlateau", "EarlyStopping", "TerminateOnNaN", "SwapEMAWeights",
+           "TensorBoard"]
