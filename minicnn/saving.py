@@ -31,7 +31,7 @@ from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalizat
                      Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, ELU, Flatten, GaussianDropout,
                      GaussianNoise, GlobalAveragePooling2D, Identity, Permute,
                      GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
-                     Multiply, Normalization, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
+                     Multiply, Normalization, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomErasing, RandomFlip, RandomGrayscale, RandomRotation, RandomTranslation,
                      RandomZoom, NestedModel, ReLU, Rescaling, Reshape, Resizing, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
@@ -46,7 +46,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, Depthwis
                                                InputLayer, Add,
                                                Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
                                                RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
-                                               RandomContrast, RandomBrightness, RandomCrop, Resizing, CenterCrop,
+                                               RandomContrast, RandomBrightness, RandomCrop, RandomErasing, RandomGrayscale,
+                                               Resizing, CenterCrop,
                                                Normalization, GaussianNoise, GaussianDropout, NestedModel)}
 
 

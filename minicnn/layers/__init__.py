@@ -6,6 +6,7 @@ from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomF
 from .base import Layer
 from .convolutional import Conv2D
 from .data_normalization import Normalization
+from .erasing import RandomErasing, RandomGrayscale
 from .core import Activation, Dense, Dropout, Flatten, Identity, Permute, Rescaling, Reshape, SpatialDropout2D
 from .image_preprocessing import CenterCrop, Resizing
 from .input_layer import Input, InputLayer
@@ -30,5 +31,6 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "Cropping2D", "UpSampling2D",
            "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Permute", "Identity", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
-           "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "Resizing", "CenterCrop",
+           "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "RandomErasing",
+           "RandomGrayscale", "Resizing", "CenterCrop",
            "Normalization", "GaussianNoise", "GaussianDropout", "Lambda"]

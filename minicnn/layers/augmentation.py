@@ -1,5 +1,6 @@
 """Keras's random augmentation layers: RandomFlip, RandomTranslation, RandomRotation,
-RandomZoom, RandomCrop (geometric), RandomContrast and RandomBrightness (photometric).
+RandomZoom, RandomCrop (geometric), RandomContrast and RandomBrightness (photometric);
+RandomErasing and RandomGrayscale are in erasing.py.
 
 Put in the model (usually first), they change each training batch's images afresh and
 pass images through unchanged in inference, so the augmentation travels with the saved
