@@ -196,6 +196,10 @@ class Loader:
     drop_last: skip a final batch smaller than batch_size. sample_weight: (N,) weights,
     one per sample, kept on the device beside the labels; ``batches(epoch, weights=True)``
     then yields (x_batch, y_batch, weight_batch), the weights in the batch's order.
+    batch_transform: a function of each batch after augmentation and normalisation, given
+    and returning {"images": x_batch, "labels": y_batch} as Keras's preprocessing layers
+    take them in a dataset's map: layers.MixUp(), layers.CutMix() (one with a ``reseed``
+    method is reseeded every epoch from (seed, epoch), so a resumed run draws the same).
 
     ``loader.sharded(rank, size)``: the same batches cut in ``size`` nearly equal parts, of
     which this loader yields part ``rank`` (data-parallel training, distributed/). Every
@@ -204,12 +208,16 @@ class Loader:
     """
 
     def __init__(self, x, y, batch_size=32, shuffle=True, augment=None, mean=None, std=None,
-                 seed=0, device=None, drop_last=False, dtype="float32", sample_weight=None):
+                 seed=0, device=None, drop_last=False, dtype="float32", sample_weight=None, batch_transform=None):
         # several inputs (a functional model's): x a list of arrays, each batch a list of their rows
         self.many = isinstance(x, (list, tuple))
         if self.many and (augment is not None or mean is not None or std is not None or not x):
             raise ValueError("Loader: x is a list of arrays (a model of several inputs); augment, mean and std are "
                              "for one input of images: put them in the model (Normalization, Random* layers)")
+        if batch_transform is not None and (self.many or not callable(batch_transform)):
+            raise ValueError("Loader: batch_transform must be a function of {'images': x_batch, 'labels': y_batch} "
+                             "(e.g. layers.MixUp()), for one input of images"
+                             if self.many else f"Loader: batch_transform must be callable, got {batch_transform!r}")
         # several outputs: y a list of arrays (a list of plain numbers is one array of labels)
         self.many_y = isinstance(y, (list, tuple)) and bool(y) and all(hasattr(one, "shape") for one in y)
         if not self.many_y and not hasattr(y, "dtype"):
@@ -240,7 +248,7 @@ class Loader:
         self.sample_weight = None if sample_weight is None else backend.to_device(
             sample_weight, self.device, dtype=numpy.float32)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
-        self.augment, self.seed = augment, seed
+        self.augment, self.seed, self.batch_transform = augment, seed, batch_transform
         self.shard = None  # (rank, size) when sharded
         channels = x[0].shape[-1] if self.many else x.shape[-1]
         self.mean = self._per_channel(0.0 if mean is None else mean, channels, "mean")
@@ -290,6 +298,8 @@ class Loader:
         if self.shard is not None:  # same order on every rank; augmentations of its own
             rank, size = self.shard
             augment_rng = backend.default_rng(epoch_seed(self.seed, epoch, size, rank), xp)
+        if hasattr(self.batch_transform, "reseed"):  # its own stream (a rank's own, data-parallel)
+            self.batch_transform.reseed(epoch_seed(self.seed, epoch, *(self.shard or (1, 0)), 1))
         for step in range(len(self)):
             start, stop = step * self.batch_size, min((step + 1) * self.batch_size, n)
             if self.shard is not None:  # this rank's part of the batch
@@ -303,6 +313,9 @@ class Loader:
                     xb = self.augment(xb, augment_rng)
                 xb = (xb - self.mean) / self.std
             yb = [one[index] for one in self.y] if self.many_y else self.y[index]
+            if self.batch_transform is not None:
+                mixed = self.batch_transform({"images": xb, "labels": yb})
+                xb, yb = mixed["images"], mixed["labels"]
             if not weights:
                 yield xb, yb
             elif self.sample_weight is None:

@@ -7,6 +7,7 @@ from .base import Layer
 from .convolutional import Conv2D
 from .data_normalization import Normalization
 from .erasing import RandomErasing, RandomGrayscale
+from .mixing import CutMix, MixUp
 from .core import Activation, Dense, Dropout, Flatten, Identity, Permute, Rescaling, Reshape, SpatialDropout2D
 from .image_preprocessing import CenterCrop, Resizing
 from .input_layer import Input, InputLayer
@@ -32,5 +33,5 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Permute", "Identity", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
            "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "RandomErasing",
-           "RandomGrayscale", "Resizing", "CenterCrop",
+           "RandomGrayscale", "MixUp", "CutMix", "Resizing", "CenterCrop",
            "Normalization", "GaussianNoise", "GaussianDropout", "Lambda"]
