@@ -4,6 +4,7 @@
     python examples/train_cifar.py --device cpu --model seed003_6layer --out runs/six
     python examples/train_cifar.py --resume --out runs/six           # continue a killed run
     python examples/train_cifar.py --device cpu --workers 2          # 2 processes (MPI ranks)
+    python examples/train_cifar.py --device gpu --mix cutmix         # images and labels mixed in pairs
 
 Defaults (optimizer, batch size, epochs, augmentation) are those of the tutorial the
 model comes from (``minicnn.zoo.RECIPES``); any flag overrides them. Images are scaled
@@ -52,16 +53,17 @@ import numpy
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a checkout too
 
 import minicnn  # noqa: E402
-from minicnn import backend, data, metrics, mixed_precision, optimizers, plots, random as mrandom, zoo  # noqa: E402
+from minicnn import backend, data, layers, metrics, mixed_precision, optimizers, plots, random as mrandom, zoo  # noqa: E402
 from minicnn.datasets import cifar10  # noqa: E402
 from minicnn.callbacks import (CSVLogger, Callback, ModelCheckpoint, SwapEMAWeights, TensorBoard,  # noqa: E402
                                TerminateOnNaN)
 from minicnn.optimizers import ema  # noqa: E402
 from minicnn.saving import ModelFileError, atomic_write, load_model_or_previous, previous_path  # noqa: E402
+from minicnn.utils import to_categorical  # noqa: E402
 
 # Settings that define a run: a resumed run must keep them (epochs may be raised).
 RUN_SETTINGS = ("model", "epochs", "batch_size", "optimizer", "lr", "augment", "normalize",
-                "seed", "limit", "val_split", "precision", "ema")
+                "seed", "limit", "val_split", "precision", "ema", "mix")
 
 
 class RunError(Exception):
@@ -90,6 +92,9 @@ def parse_args(argv=None):
                    help="also keep a moving average of the weights (Keras's use_ema, this momentum, e.g. 0.999): "
                         "validate, keep the best and end with the averaged weights (default: none)")
     p.add_argument("--augment", choices=data.AUGMENTATIONS, default=None, help="default: the tutorial's")
+    p.add_argument("--mix", choices=["mixup", "cutmix"], default=None,
+                   help="also mix each training batch's images and labels in pairs (Keras 3's MixUp or CutMix, "
+                        "their defaults; training labels one-hot, categorical_crossentropy) (default: none)")
     p.add_argument("--normalize", choices=["unit", "channel"], default=None,
                    help="unit: x/255 as the tutorials (default); channel: per-channel mean/std")
     p.add_argument("--val-split", type=float, default=None,
@@ -126,7 +131,8 @@ def fresh_settings(args):
     given = {k: getattr(args, k) for k in RUN_SETTINGS}
     defaults = {"model": name, "epochs": recipe.epochs, "batch_size": recipe.batch_size,
                 "optimizer": "recipe", "lr": None, "augment": recipe.augment, "normalize": "unit",
-                "seed": 0, "limit": None, "val_split": 0.0, "precision": "float32", "ema": None}
+                "seed": 0, "limit": None, "val_split": 0.0, "precision": "float32", "ema": None,
+                "mix": None}
     return {k: defaults[k] if given[k] is None else given[k] for k in RUN_SETTINGS}
 
 
@@ -134,7 +140,7 @@ def resumed_settings(args, saved):
     """The checkpoint's settings; a flag that contradicts them is an error, except a
     larger --epochs, which extends the run, and --lr, which sets the learning rate from
     here on (the way to continue a run that diverged)."""
-    saved = {"precision": "float32", "ema": None, **saved}  # runs started before --precision / --ema
+    saved = {"precision": "float32", "ema": None, "mix": None, **saved}  # runs started before those flags
     clashes = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {saved[k]})" for k in RUN_SETTINGS
                if k not in ("epochs", "lr") and getattr(args, k) is not None and getattr(args, k) != saved[k]]
     if clashes:
@@ -192,8 +198,11 @@ def make_loaders(settings, device, data_path):
     else:
         mean, std = numpy.zeros(3, numpy.float32), numpy.full(3, 255, numpy.float32)
     common = dict(mean=mean, std=std, device=device)
+    mix = {None: None, "mixup": layers.MixUp, "cutmix": layers.CutMix}[settings.get("mix")]
+    if mix is not None:  # mixed labels are shares of two classes: one-hot rows, mixed in pairs
+        y_train = to_categorical(y_train, cifar10.NUM_CLASSES)
     train = data.Loader(x_train, y_train, settings["batch_size"], shuffle=True, seed=settings["seed"],
-                        augment=data.augmentation(settings["augment"]), **common)
+                        augment=data.augmentation(settings["augment"]), batch_transform=mix and mix(), **common)
     val = data.Loader(x_val, y_val, 500, shuffle=False, **common)
     test = val if not settings["val_split"] else data.Loader(x_test, y_test, 500, shuffle=False, **common)
     preprocessing = {"mean": mean.tolist(), "std": std.tolist()}
@@ -387,7 +396,9 @@ def main(argv=None):
 
     if model is None:
         model = build_model(settings)
-        model.compile(optimizer=make_optimizer(settings), loss="sparse_categorical_crossentropy",
+        # --mix: soft training labels, so the cross-entropy that takes them (and integer ones for validation)
+        loss = "categorical_crossentropy" if settings.get("mix") else "sparse_categorical_crossentropy"
+        model.compile(optimizer=make_optimizer(settings), loss=loss,
                       metrics=["accuracy"])
         history, best, done = {}, None, 0
     else:
@@ -400,7 +411,8 @@ def main(argv=None):
     print(f"Training {settings['model']} on {train.num_samples} images for {settings['epochs']} epochs "
           f"(batch {settings['batch_size']}{workers}, {settings['precision']}, {type(model.optimizer).__name__}"
           f"{'' if settings.get('ema') is None else ', weights averaged (ema %g)' % settings['ema']}, augment "
-          f"{settings['augment']}, {args.device}); writing into {out}", flush=True)
+          f"{settings['augment']}{'' if not settings.get('mix') else ' + ' + settings['mix']}, {args.device}); "
+          f"writing into {out}", flush=True)
     record, callbacks = run_callbacks(out, settings, meta, history, best, resumed=run is not None)
     if comm is not None:
         from minicnn import distributed

@@ -155,6 +155,31 @@ def test_an_ema_run_validates_with_the_averages_and_resumes_where_a_straight_one
     assert results["test_accuracy"] == pytest.approx(history["val_accuracy"][-1])  # validated averaged too
 
 
+def test_a_mixed_run_trains_on_mixed_labels_and_resumes_where_a_straight_one_ends(learnable_cifar, tmp_path, device):
+    """--mix cutmix: one-hot training labels mixed in pairs, categorical_crossentropy; the
+    Loader reseeds the mixing every epoch, so a run resumed after epoch 1 ends as a straight
+    one; --mix must match on --resume."""
+    settings = ["--device", device, "--data", learnable_cifar, "--model", "seed001_model0", "--limit", 96,
+                "--batch-size", 32, "--augment", "none", "--seed", 4, "--mix", "cutmix"]
+    straight = train_cifar(*settings, "--epochs", 3, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    assert "augment none + cutmix" in straight.stdout
+    model = load_model(tmp_path / "straight" / "checkpoint.npz")
+    assert type(model.loss).__name__ == "CategoricalCrossentropy"
+    first = train_cifar(*settings, "--epochs", 1, "--out", tmp_path / "resumed")
+    assert first.returncode == 0, first.stderr
+    clash = train_cifar("--resume", "--out", tmp_path / "resumed", "--data", learnable_cifar, "--mix", "mixup")
+    assert clash.returncode != 0 and "--mix mixup (the run has cutmix)" in clash.stderr
+    resumed = train_cifar("--resume", "--out", tmp_path / "resumed", "--data", learnable_cifar, "--device", device,
+                          "--epochs", 3)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_runs_end_alike(tmp_path / "straight", tmp_path / "resumed", ("model.npz", "checkpoint.npz"))
+    plain = train_cifar(*settings[:-2], "--epochs", 3, "--out", tmp_path / "plain")  # the mixing changes the run
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads((tmp_path / "plain" / "history.json").read_text())["loss"] != \
+        json.loads((tmp_path / "straight" / "history.json").read_text())["loss"]
+
+
 def test_an_existing_run_is_never_overwritten_and_resume_keeps_its_settings(learnable_cifar, tmp_path):
     out = tmp_path / "run"
     first = train_cifar("--data", learnable_cifar, "--model", "seed001_model0", "--epochs", 1,
