@@ -85,7 +85,9 @@ def parse_args(argv=None):
     p.add_argument("--model", choices=sorted(zoo.MODELS), default=None, help="default: seed004_base")
     p.add_argument("--epochs", type=int, default=None, help="default: the tutorial's")
     p.add_argument("--batch-size", type=int, default=None, help="default: the tutorial's")
-    p.add_argument("--optimizer", choices=["adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "sgd"], default=None,
+    p.add_argument("--optimizer", default=None,
+                   choices=["adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "lion", "lamb",
+                            "adafactor", "sgd"],
                    help="default: the tutorial's optimizer with its settings; a name takes Keras's defaults")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
     p.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",

@@ -231,7 +231,9 @@ def _random_model(draw):
     optimizer = draw(st.sampled_from([
         lambda: optimizers.SGD(0.01, momentum=0.9, nesterov=True, clipnorm=1.0),
         lambda: optimizers.Adam(global_clipnorm=1.0), lambda: optimizers.AdamW(),
-        lambda: optimizers.RMSprop(momentum=0.5, centered=True, clipvalue=0.5)]))()
+        lambda: optimizers.RMSprop(momentum=0.5, centered=True, clipvalue=0.5),
+        lambda: optimizers.Lion(1e-4, weight_decay=0.01), lambda: optimizers.Lamb(),
+        lambda: optimizers.Adafactor()]))()  # Adafactor: slots of other shapes than the weights'
     return Sequential(layers), optimizer
 
 

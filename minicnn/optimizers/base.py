@@ -302,9 +302,9 @@ class Optimizer:
                 raise ValueError(f"optimizer state has {0 if arrays is None else len(arrays)} "
                                  f"'{name}' slots for {len(self.params)} parameters")
             for slot, array, p in zip(self.slots[name], arrays, self.params):
-                if tuple(array.shape) != p.shape:
-                    raise ValueError(f"optimizer slot '{name}' for {p.name} has shape "
-                                     f"{tuple(array.shape)}, parameter has {p.shape}")
+                if tuple(array.shape) != tuple(slot.shape):  # the parameter's, or the rule's own (Adafactor)
+                    raise ValueError(f"optimizer slot '{name}' for {p.name} (shape {p.shape}) has shape "
+                                     f"{tuple(array.shape)}, the optimizer's slot {tuple(slot.shape)}")
                 slot[...] = backend.to_device(array, backend.device_of(slot), dtype=slot.dtype)
         options = state.get("options")  # absent in states saved before groups existed
         if options is not None:  # as PyTorch: the saved group options replace the built ones
