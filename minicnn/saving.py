@@ -32,7 +32,8 @@ from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalizat
                      GaussianNoise, GlobalAveragePooling2D, Identity, Permute,
                      GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
                      Multiply, Normalization, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomErasing, RandomFlip, RandomGrayscale, RandomRotation, RandomTranslation,
-                     RandomZoom, NestedModel, ReLU, Rescaling, Reshape, Resizing, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
+                     RandomZoom, RandomHue, RandomSaturation, RandomColorJitter, RandomInvert, Solarization,
+                     RandomPosterization, NestedModel, ReLU, Rescaling, Reshape, Resizing, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
@@ -47,7 +48,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, Depthwis
                                                Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
                                                RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
                                                RandomContrast, RandomBrightness, RandomCrop, RandomErasing, RandomGrayscale,
-                                               Resizing, CenterCrop,
+                                               RandomHue, RandomSaturation, RandomColorJitter, RandomInvert,
+                                               Solarization, RandomPosterization, Resizing, CenterCrop,
                                                Normalization, GaussianNoise, GaussianDropout, NestedModel)}
 
 

@@ -4,6 +4,8 @@ from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
                            RandomTranslation, RandomZoom)
 from .base import Layer
+from .color import (RandomColorJitter, RandomHue, RandomInvert, RandomPosterization, RandomSaturation,
+                    Solarization)
 from .convolutional import Conv2D
 from .data_normalization import Normalization
 from .erasing import RandomErasing, RandomGrayscale
@@ -33,5 +35,6 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dense", "Flatten", "Reshape", "Permute", "Identity", "Activation", "Rescaling", "Dropout",
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
            "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "RandomErasing",
-           "RandomGrayscale", "MixUp", "CutMix", "Resizing", "CenterCrop",
+           "RandomGrayscale", "RandomHue", "RandomSaturation", "RandomColorJitter", "RandomInvert",
+           "Solarization", "RandomPosterization", "MixUp", "CutMix", "Resizing", "CenterCrop",
            "Normalization", "GaussianNoise", "GaussianDropout", "Lambda"]
