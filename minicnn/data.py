@@ -53,14 +53,16 @@ def _fill_index(k, n, fill_mode):
 
 
 def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0.0, zoom=None,
-                  interpolation="bilinear"):
+                  interpolation="bilinear", shear=None):
     """Rotate, shift and mirror each image of a batch, with bilinear interpolation (or,
     interpolation='nearest', the one pixel nearest to where each output pixel reads).
 
     x: (N, H, W, C) float; angles: (N,) radians; shift_y, shift_x: (N,) pixels (an image
     moved down/right by the shift); flip: (N,) bool, mirror left-right; zoom: None or
     (zoom_y, zoom_x), each (N,): an output pixel d rows from the centre reads the input
-    zoom_y * d rows from it (above 1 the image shrinks: Keras's zoom out).
+    zoom_y * d rows from it (above 1 the image shrinks: Keras's zoom out); shear: None or
+    (shear_y, shear_x), each (N,): an output pixel d columns right of the centre reads the
+    input shear_y * d rows lower, and one d rows below it shear_x * d columns further right.
     fill_mode: what lies outside the image: 'nearest' (edge pixels, Keras's default),
     'constant' (``cval``, as padding then cropping does) or 'reflect'.
     Returns (N, H, W, C). With zero angles and integer shifts every output pixel is
@@ -78,6 +80,8 @@ def affine_sample(x, angles, shift_y, shift_x, flip, fill_mode="nearest", cval=0
     dx = cols - cx - shift_x[:, None, None].astype(dtype)
     if zoom is not None:
         dy, dx = dy * zoom[0][:, None, None].astype(dtype), dx * zoom[1][:, None, None].astype(dtype)
+    if shear is not None:  # Keras's shear matrix [[1, s_x], [s_y, 1]], about the centre
+        dy, dx = dy + shear[0][:, None, None].astype(dtype) * dx, dx + shear[1][:, None, None].astype(dtype) * dy
     cos, sin = xp.cos(angles).astype(dtype)[:, None, None], xp.sin(angles).astype(dtype)[:, None, None]
     src_y = cos * dy - sin * dx + cy                          # (N, H, W)
     src_x = sin * dy + cos * dx + cx

@@ -33,7 +33,8 @@ from .layers import (Activation, Add, Average, AveragePooling2D, BatchNormalizat
                      GlobalMaxPooling2D, GroupNormalization, InputLayer, LayerNormalization, LeakyReLU, Maximum, MaxPooling2D, Minimum,
                      Multiply, Normalization, PReLU, RandomBrightness, RandomContrast, RandomCrop, RandomErasing, RandomFlip, RandomGrayscale, RandomRotation, RandomTranslation,
                      RandomZoom, RandomHue, RandomSaturation, RandomColorJitter, RandomInvert, Solarization,
-                     RandomPosterization, NestedModel, ReLU, Rescaling, Reshape, Resizing, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
+                     RandomPosterization, RandomShear, AutoContrast, Equalization, RandomColorDegeneration,
+                     RandomSharpness, RandAugment, NestedModel, ReLU, Rescaling, Reshape, Resizing, SeparableConv2D, Softmax, SpatialDropout2D, Subtract,
                      UpSampling2D, ZeroPadding2D)
 
 FORMAT, VERSION = "minicnn-model", 1
@@ -49,7 +50,9 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Conv2DTranspose, Depthwis
                                                RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
                                                RandomContrast, RandomBrightness, RandomCrop, RandomErasing, RandomGrayscale,
                                                RandomHue, RandomSaturation, RandomColorJitter, RandomInvert,
-                                               Solarization, RandomPosterization, Resizing, CenterCrop,
+                                               Solarization, RandomPosterization, RandomShear, AutoContrast,
+                                               Equalization, RandomColorDegeneration, RandomSharpness, RandAugment,
+                                               Resizing, CenterCrop,
                                                Normalization, GaussianNoise, GaussianDropout, NestedModel)}
 
 

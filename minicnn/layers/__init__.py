@@ -1,7 +1,7 @@
 """Layers with Keras's names and arguments. Each owns its weights and calls the
 differentiable ops in ``minicnn.functional``."""
 from .activation import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
+from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation, RandomShear,
                            RandomTranslation, RandomZoom)
 from .base import Layer
 from .color import (RandomColorJitter, RandomHue, RandomInvert, RandomPosterization, RandomSaturation,
@@ -18,6 +18,8 @@ from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subt
 from .nested import NestedModel
 from .noise import GaussianDropout, GaussianNoise
 from .normalization import BatchNormalization, GroupNormalization, LayerNormalization
+from .randaugment import RandAugment
+from .tone import AutoContrast, Equalization, RandomColorDegeneration, RandomSharpness
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .reshaping import Cropping2D, UpSampling2D, ZeroPadding2D
 from .separable import DepthwiseConv2D, SeparableConv2D
@@ -36,5 +38,6 @@ __all__ = ["Layer", "Input", "InputLayer", "Add", "Subtract", "Multiply", "Avera
            "SpatialDropout2D", "BatchNormalization", "LayerNormalization", "GroupNormalization", "RandomFlip", "RandomTranslation",
            "RandomRotation", "NestedModel", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop", "RandomErasing",
            "RandomGrayscale", "RandomHue", "RandomSaturation", "RandomColorJitter", "RandomInvert",
-           "Solarization", "RandomPosterization", "MixUp", "CutMix", "Resizing", "CenterCrop",
+           "Solarization", "RandomPosterization", "RandomShear", "AutoContrast", "Equalization",
+           "RandomColorDegeneration", "RandomSharpness", "RandAugment", "MixUp", "CutMix", "Resizing", "CenterCrop",
            "Normalization", "GaussianNoise", "GaussianDropout", "Lambda"]

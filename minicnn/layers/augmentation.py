@@ -1,6 +1,7 @@
 """Keras's random augmentation layers: RandomFlip, RandomTranslation, RandomRotation,
-RandomZoom, RandomCrop (geometric), RandomContrast and RandomBrightness (photometric);
-RandomErasing and RandomGrayscale are in erasing.py.
+RandomZoom, RandomShear, RandomCrop (geometric), RandomContrast and RandomBrightness (photometric);
+RandomErasing and RandomGrayscale are in erasing.py, the colour layers in color.py and
+tone.py, RandAugment in randaugment.py.
 
 Put in the model (usually first), they change each training batch's images afresh and
 pass images through unchanged in inference, so the augmentation travels with the saved
@@ -171,6 +172,48 @@ class RandomZoom(RandomAugmentation):
         return {**super().get_config(), "height_factor": list(self.height_factor),
                 "width_factor": None if self.width_factor is None else list(self.width_factor),
                 "fill_mode": self.fill_mode, "interpolation": self.interpolation, "fill_value": self.fill_value}
+
+
+class RandomShear(RandomAugmentation):
+    """Each image sheared, as Keras 3's: x_factor f draws a horizontal shear s_x from
+    [-f, f] (or [low, high], within [-1, 1]), y_factor likewise s_y, and one random sign
+    flips both; an output pixel d rows from the centre then reads the input s_x * d columns
+    to the side (and d columns from the centre, s_y * d rows up or down). Keras shears
+    about the top-left corner, which also moves the image; this shears about the centre,
+    as torchvision's. fill_mode as RandomTranslation's."""
+
+    def __init__(self, x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                 seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.x_factor = _shear_range(x_factor, "RandomShear: x_factor")
+        self.y_factor = _shear_range(y_factor, "RandomShear: y_factor")
+        self.interpolation = _interpolation(self, interpolation)
+        self._fill(fill_mode, fill_value)
+
+    def augment(self, x, rng):
+        n = x.shape[0]
+        xp = get_array_module(x)
+        sign = numpy.float32(1) - numpy.float32(2) * (_uniform(rng, n, 0, 1) > numpy.float32(0.5)).astype(numpy.float32)
+        shear_y, shear_x = _uniform(rng, n, *self.y_factor) * sign, _uniform(rng, n, *self.x_factor) * sign
+        no_turn, no_flip = xp.zeros(n, dtype=numpy.float32), xp.zeros(n, dtype=bool)
+        return affine_sample(x, no_turn, no_turn, no_turn, no_flip, FILL_MODES[self.fill_mode], self.fill_value,
+                             interpolation=self.interpolation, shear=(shear_y, shear_x))
+
+    def get_config(self):
+        return {**super().get_config(), "x_factor": list(self.x_factor), "y_factor": list(self.y_factor),
+                "fill_mode": self.fill_mode, "interpolation": self.interpolation, "fill_value": self.fill_value}
+
+
+def _shear_range(factor, what):
+    """Keras's shear factor: f in [0, 1] gives (-f, f); (low, high) as given, within [-1, 1]."""
+    if isinstance(factor, (int, float)):
+        if not 0 <= factor <= 1:
+            raise ValueError(f"{what} must be a number in [0, 1] or (low, high) within [-1, 1], got {factor!r}")
+        return -float(factor), float(factor)
+    low, high = sorted(map(float, factor))
+    if not -1 <= low <= high <= 1:
+        raise ValueError(f"{what} must be a number in [0, 1] or (low, high) within [-1, 1], got {factor!r}")
+    return low, high
 
 
 class RandomCrop(RandomAugmentation, SizedOutput):
