@@ -166,12 +166,38 @@ class Augment:
                 "fill_mode": self.fill_mode, "cval": self.cval, "zoom_range": list(self.zoom_range)}
 
 
+class Chain:
+    """Loader augmentations in turn, each a function (x, rng) -> x, or an augmentation
+    layer (its ``augment``). The Loader reseeds the chain every epoch; a layer among its
+    steps that draws from streams of its own (RandAugment's host draws) restarts them then,
+    so a resumed run augments as the uninterrupted one did."""
+
+    def __init__(self, *steps):
+        self.steps = steps
+
+    def __call__(self, x, rng):
+        for step in self.steps:
+            x = step.augment(x, rng) if hasattr(step, "augment") else step(x, rng)
+        return x
+
+    def reseed(self, seed):
+        for k, step in enumerate(self.steps):
+            if hasattr(step, "reseed"):
+                step.reseed(seed + k)
+
+
+def _crop_flip_rand_augment():
+    from .layers.randaugment import RandAugment  # the layers import this module: import when used
+    return Chain(_PRESETS["crop-flip"](), RandAugment(value_range=(0, 255), num_ops=2, factor=0.3))
+
+
 _PRESETS = {
     "none": lambda: None,
     "seed004": lambda: Augment(rotation_range=20, width_shift_range=0.1, height_shift_range=0.1,
                                horizontal_flip=True, fill_mode="nearest"),
     "crop-flip": lambda: Augment(width_shift_range=4, height_shift_range=4, horizontal_flip=True,
                                  fill_mode="constant"),
+    "crop-flip-randaugment": _crop_flip_rand_augment,
 }
 AUGMENTATIONS = tuple(_PRESETS)
 
@@ -179,7 +205,9 @@ AUGMENTATIONS = tuple(_PRESETS)
 def augmentation(name):
     """A named augmentation: 'none' (None); 'seed004', Keras ImageDataGenerator as seed
     004 set it (rotation 20 degrees, shifts of 10%, horizontal flip, nearest fill);
-    'crop-flip', the common pad-4-and-crop with horizontal flip."""
+    'crop-flip', the common pad-4-and-crop with horizontal flip; 'crop-flip-randaugment',
+    that and then RandAugment at torchvision's defaults (2 operations an image, magnitude 9
+    of 30: factor 0.3)."""
     if name not in _PRESETS:
         raise ValueError(f"unknown augmentation {name!r}; choose from {', '.join(_PRESETS)}")
     return _PRESETS[name]()
@@ -195,8 +223,8 @@ class Loader:
     ints or one-hot (N, K), or targets; a list of such arrays, one per output of a model
     of several (each batch's labels then a list).
     mean, std: per-channel (C,) values in x's units; batches are ``(x - mean) / std``
-    (the tutorials' ``x / 255`` is mean=0, std=255). augment: an ``Augment``, applied to
-    the pixels before normalisation. shuffle: a new order every epoch from (seed, epoch).
+    (the tutorials' ``x / 255`` is mean=0, std=255). augment: an ``Augment`` (or a ``Chain``
+    of them and augmentation layers), applied to the pixels before normalisation. shuffle: a new order every epoch from (seed, epoch).
     drop_last: skip a final batch smaller than batch_size. sample_weight: (N,) weights,
     one per sample, kept on the device beside the labels; ``batches(epoch, weights=True)``
     then yields (x_batch, y_batch, weight_batch), the weights in the batch's order.
@@ -304,6 +332,8 @@ class Loader:
             augment_rng = backend.default_rng(epoch_seed(self.seed, epoch, size, rank), xp)
         if hasattr(self.batch_transform, "reseed"):  # its own stream (a rank's own, data-parallel)
             self.batch_transform.reseed(epoch_seed(self.seed, epoch, *(self.shard or (1, 0)), 1))
+        if hasattr(self.augment, "reseed"):  # an augmentation with draws of its own (Chain's RandAugment)
+            self.augment.reseed(epoch_seed(self.seed, epoch, *(self.shard or (1, 0)), 2))
         for step in range(len(self)):
             start, stop = step * self.batch_size, min((step + 1) * self.batch_size, n)
             if self.shard is not None:  # this rank's part of the batch

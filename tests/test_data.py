@@ -137,3 +137,30 @@ def test_to_categorical_as_keras(device):
                          ((numpy.array([1]), 0), "num_classes must be a positive int")):
         with pytest.raises(ValueError, match=message):
             to_categorical(*bad)
+
+
+def test_a_chain_with_rand_augment_augments_alike_in_a_resumed_run(device):
+    """'crop-flip-randaugment': crop-flip, then RandAugment's host-drawn picks, restarted by
+    the Loader every epoch, so a new Loader (a resumed run) gives epoch 1 exactly as the
+    first gave it; the epochs differ, and every image stays within 0..255."""
+    x = numpy.random.default_rng(0).integers(0, 256, (24, 12, 12, 3)).astype(numpy.uint8)
+    y = numpy.arange(24)
+
+    def epoch(loader, k):
+        return [backend.to_numpy(xb) for xb, _ in loader.batches(k)]
+
+    def loader():
+        return Loader(backend.to_device(x, device), backend.to_device(y, device), 8, seed=3,
+                      augment=augmentation("crop-flip-randaugment"), mean=numpy.zeros(3), std=numpy.ones(3))
+
+    first = loader()
+    straight = [epoch(first, 0), epoch(first, 1)]
+    resumed = epoch(loader(), 1)
+    for a, b in zip(straight[1], resumed):
+        numpy.testing.assert_array_equal(a, b)
+    assert not all(numpy.array_equal(a, b) for a, b in zip(straight[0], straight[1]))
+    every = numpy.concatenate(straight[0])
+    assert every.min() >= 0 and every.max() <= 255 and every.dtype == numpy.float32
+    plain = Loader(backend.to_device(x, device), backend.to_device(y, device), 8, seed=3,
+                   augment=augmentation("crop-flip"), mean=numpy.zeros(3), std=numpy.ones(3))
+    assert not all(numpy.array_equal(a, b) for a, b in zip(epoch(plain, 0), straight[0]))  # RandAugment did act
