@@ -10,7 +10,8 @@ come out the same shape and dtype, within value_range.
 import numpy
 
 from ..backend import get_array_module
-from .augmentation import RandomAugmentation, RandomBrightness, RandomContrast, _uniform, _where
+from .augmentation import RandomAugmentation, RandomBrightness, RandomContrast, _Photometric, _uniform, _where
+from .erasing import _fraction_range
 
 
 def rgb_to_hsv(rgb):
@@ -46,12 +47,7 @@ def hsv_to_rgb(hsv):
     return xp.stack(channels, axis=-1)
 
 
-def _unit_range(value, what):
-    """Keras's [0, 1] factor: f gives (0, f); (low, high) as given, both within [0, 1]."""
-    low, high = (0.0, float(value)) if isinstance(value, (int, float)) else sorted(map(float, value))
-    if not 0 <= low <= high <= 1:
-        raise ValueError(f"{what} must be a number in [0, 1] or (low, high) within [0, 1], got {value!r}")
-    return low, high
+_unit_range = _fraction_range  # Keras's [0, 1] factor: f gives (0, f); (low, high) within [0, 1]
 
 
 def _signs(backwards):
@@ -64,12 +60,7 @@ class _ColorAugmentation(RandomAugmentation):
 
     needs_rgb = False
 
-    def _value_range(self, value_range):
-        low, high = value_range
-        if not low < high:
-            raise ValueError(f"{type(self).__name__}: value_range must be (low, high) with low < high, "
-                             f"got {value_range!r}")
-        self.value_range = (float(low), float(high))
+    _value_range = _Photometric._value_range  # (low, high), low < high, else a ValueError naming the layer
 
     def check_input_shape(self, input_shape):
         super().check_input_shape(input_shape)
