@@ -43,6 +43,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 import time
 
@@ -87,8 +88,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=None, help="default: the tutorial's")
     p.add_argument("--optimizer", default=None,
                    choices=["adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "lion", "lamb",
-                            "adafactor", "sgd"],
-                   help="default: the tutorial's optimizer with its settings; a name takes Keras's defaults")
+                            "adafactor", "muon", "sgd"],
+                   help="default: the tutorial's optimizer with its settings; a name takes Keras's defaults "
+                        "(muon: its output layer on AdamW, as Keras advises)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
     p.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",
                    help="also keep a moving average of the weights (Keras's use_ema, this momentum, e.g. 0.999): "
@@ -162,9 +164,12 @@ def build_model(settings):
         return zoo.build(settings["model"])[0]
 
 
-def make_optimizer(settings):
+def make_optimizer(settings, model):
     if settings["optimizer"] == "recipe":
         optimizer = zoo.RECIPES[settings["model"]].optimizer()
+    elif settings["optimizer"] == "muon":  # the output layer on AdamW, as Keras's Muon advises
+        output_layer = model.trainable_weights[-1].name.split("/")[0]
+        optimizer = optimizers.Muon(exclude_layers=[f"^{re.escape(output_layer)}/"])
     else:
         optimizer = optimizers.get(settings["optimizer"])
     if settings["lr"] is not None:
@@ -400,7 +405,7 @@ def main(argv=None):
         model = build_model(settings)
         # --mix: soft training labels, so the cross-entropy that takes them (and integer ones for validation)
         loss = "categorical_crossentropy" if settings.get("mix") else "sparse_categorical_crossentropy"
-        model.compile(optimizer=make_optimizer(settings), loss=loss,
+        model.compile(optimizer=make_optimizer(settings, model), loss=loss,
                       metrics=["accuracy"])
         history, best, done = {}, None, 0
     else:

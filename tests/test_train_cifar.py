@@ -155,6 +155,29 @@ def test_an_ema_run_validates_with_the_averages_and_resumes_where_a_straight_one
     assert results["test_accuracy"] == pytest.approx(history["val_accuracy"][-1])  # validated averaged too
 
 
+def test_a_muon_run_keeps_its_output_layer_on_adamw_and_resumes_where_a_straight_one_ends(learnable_cifar,
+                                                                                           tmp_path, device):
+    """--optimizer muon: Keras's Muon with the output layer excluded (its AdamW step), every
+    conv and hidden dense kernel on the Muon step; saved with its settings, so a run resumed
+    after epoch 1 ends as a straight one."""
+    settings = ["--device", device, "--data", learnable_cifar, "--model", "seed001_model0", "--limit", 96,
+                "--batch-size", 32, "--augment", "none", "--seed", 5, "--optimizer", "muon"]
+    straight = train_cifar(*settings, "--epochs", 3, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    checkpoint = load_model(tmp_path / "straight" / "checkpoint.npz")
+    optimizer, weights = checkpoint.optimizer, checkpoint.trainable_weights
+    output_layer = weights[-1].name.split("/")[0]
+    assert type(optimizer).__name__ == "Muon" and optimizer.exclude_layers == [f"^{output_layer}/"]
+    assert [optimizer.takes_adam(w) for w in weights if w.name.endswith("kernel")][-1]
+    assert not any(optimizer.takes_adam(w) for w in weights[:-2] if w.name.endswith("kernel"))
+    first = train_cifar(*settings, "--epochs", 1, "--out", tmp_path / "resumed")
+    assert first.returncode == 0, first.stderr
+    resumed = train_cifar("--resume", "--out", tmp_path / "resumed", "--data", learnable_cifar, "--device", device,
+                          "--epochs", 3)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_runs_end_alike(tmp_path / "straight", tmp_path / "resumed", ("model.npz", "checkpoint.npz"))
+
+
 def test_a_mixed_run_trains_on_mixed_labels_and_resumes_where_a_straight_one_ends(learnable_cifar, tmp_path, device):
     """--mix cutmix: one-hot training labels mixed in pairs, categorical_crossentropy; the
     Loader reseeds the mixing every epoch, so a run resumed after epoch 1 ends as a straight

@@ -10,6 +10,7 @@
     lion.py       Lion: steps of the learning rate itself, in the sign of a momentum
     lamb.py       Lamb: Adam's step rescaled to lr * ||w|| per weight array (large batches)
     adafactor.py  Adafactor: the second moment as row and column averages, steps relative to ||w||
+    muon.py       Muon: each kernel's momentum orthogonalized (Newton-Schulz), AdamW for the rest
     schedules.py  learning rates that change with the step: ExponentialDecay, InverseTimeDecay,
                   PolynomialDecay, PiecewiseConstantDecay, CosineDecay (warm-up as in Keras 3),
                   CosineDecayRestarts, PiecewiseLinearDecay, and the LearningRateSchedule base class
@@ -25,12 +26,13 @@ from .lamb import Lamb
 from .lion import Lion
 from .lookahead import Lookahead
 from .loss_scale import LossScaleOptimizer
+from .muon import Muon
 from .rmsprop import RMSprop
 from .schedules import LearningRateSchedule
 from .sgd import SGD
 
 
-CLASSES = (SGD, Adam, AdamW, Nadam, Adamax, RMSprop, Adagrad, Adadelta, Lion, Lamb, Adafactor)
+CLASSES = (SGD, Adam, AdamW, Nadam, Adamax, RMSprop, Adagrad, Adadelta, Lion, Lamb, Adafactor, Muon)
 
 
 def deserialize(config):
@@ -47,7 +49,7 @@ def deserialize(config):
 
 def get(identifier):
     """'sgd', 'adam', 'adamw', 'nadam', 'adamax', 'rmsprop', 'adagrad', 'adadelta', 'lion', 'lamb',
-    'adafactor' (Keras's defaults), an Optimizer or a LossScaleOptimizer."""
+    'adafactor', 'muon' (Keras's defaults), an Optimizer or a LossScaleOptimizer."""
     if isinstance(identifier, (Optimizer, LossScaleOptimizer)):
         return identifier
     by_name = {cls.__name__.lower(): cls for cls in CLASSES}

@@ -6,6 +6,22 @@ from .. import backend
 from .base import Optimizer, chunked
 
 
+def step_size(lr, beta_1, beta_2, t):
+    """Adam's rate at step t, its bias corrections folded in: lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
+    return lr * numpy.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+
+
+def adam_step(w, g, m, v, step, beta_1, beta_2, epsilon):
+    """Adam's rule in place on w and its slots m, v (all one shape), step from step_size:
+    m, v move toward g, g^2, and w -= step * m / (sqrt(v) + epsilon). (Muon's AdamW half too.)"""
+    xp = backend.get_array_module(w)
+    f = w.dtype.type
+    for w, g, m, v in chunked(w, g, m, v):  # cache-sized pieces
+        m += f(1 - beta_1) * (g - m)
+        v += f(1 - beta_2) * (g * g - v)
+        w -= f(step) * m / (xp.sqrt(v) + f(epsilon))
+
+
 class Adam(Optimizer):
     """Keras's Adam: m, v moving averages of g and g^2, and
     w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)."""
@@ -23,16 +39,11 @@ class Adam(Optimizer):
 
     def _step_size(self, lr):
         """lr * sqrt(1 - beta_2^t) / (1 - beta_1^t), t the step about to be taken."""
-        t = self.iterations + 1
-        return lr * numpy.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        return step_size(lr, self.beta_1, self.beta_2, self.iterations + 1)
 
     def _update(self, i, w, g, lr):
-        xp = backend.get_array_module(w)
-        step = self._step_size(lr)
-        for w, g, m, v in chunked(w, g, self.slots["m"][i], self.slots["v"][i]):  # cache-sized pieces
-            m += w.dtype.type(1 - self.beta_1) * (g - m)
-            v += w.dtype.type(1 - self.beta_2) * (g * g - v)
-            w -= w.dtype.type(step) * m / (xp.sqrt(v) + w.dtype.type(self.epsilon))
+        adam_step(w, g, self.slots["m"][i], self.slots["v"][i], self._step_size(lr), self.beta_1, self.beta_2,
+                  self.epsilon)
 
     def _update_all_fused(self, kernels, tensors):
         """The rule above for every parameter, in a few GPU kernels (fast_gpu_updates)."""

@@ -23,6 +23,7 @@ from ..autograd import no_grad
 from . import clipping, ema, schedules
 
 
+OWN = object()  # a parameter group that sets no weight_decay: each parameter takes the optimizer's own
 UPDATE_CHUNK = 1 << 15  # elements: a piece of w, g, the slots and the temporaries fits in an L2 cache
 
 
@@ -118,22 +119,28 @@ class Optimizer:
                 if unknown or "params" not in item:
                     raise ValueError(f"a parameter group is a dict with 'params' and optionally "
                                      f"'lr_scale', 'weight_decay', 'l2'; got keys {sorted(item)}")
-                options = (float(item.get("lr_scale", 1.0)), item.get("weight_decay", self.weight_decay),
-                           item.get("l2", self.l2))
-                if options[0] <= 0 or (options[1] or 0) < 0 or options[2] < 0:
-                    raise ValueError(f"parameter group: need lr_scale > 0, weight_decay >= 0, "
-                                     f"l2 >= 0; got {options}")
+                group = (float(item.get("lr_scale", 1.0)), item.get("weight_decay", OWN), item.get("l2", self.l2))
+                if group[0] <= 0 or (group[1] is not OWN and (group[1] or 0) < 0) or group[2] < 0:
+                    raise ValueError(f"parameter group: need lr_scale > 0, weight_decay >= 0, l2 >= 0; got "
+                                     f"{ {k: item[k] for k in ('lr_scale', 'weight_decay', 'l2') if k in item} }")
                 members = list(item["params"])
             else:
-                options, members = (1.0, self.weight_decay, self.l2), [item]
+                group, members = (1.0, OWN, self.l2), [item]
             for p in members:
                 if any(p is q for q in self.params):
                     raise ValueError(f"parameter {p.name} appears twice in the optimizer's parameters")
-                if p.requires_grad:
+                if p.requires_grad:  # a group's weight_decay, else the optimizer's own for p
+                    lr_scale, weight_decay, l2 = group
                     self.params.append(p)
-                    self.options.append(options)
+                    self.options.append((lr_scale, self._own_weight_decay(p) if weight_decay is OWN
+                                         else weight_decay, l2))
         self.slots = {name: [self.new_slot(name, p) for p in self.params] for name in self._all_slot_names}
         return self
+
+    def _own_weight_decay(self, p):
+        """The decoupled decay of parameter p outside a group that sets one: weight_decay
+        (Muon gives the weights its AdamW rule trains their own)."""
+        return self.weight_decay
 
     @property
     def _all_slot_names(self):
@@ -157,7 +164,8 @@ class Optimizer:
         index = {id(p): i for i, p in enumerate(self.params)}
         kept = [index.get(id(p)) for p in params]
         self.params = list(params)
-        self.options = [self.options[i] if i is not None else (1.0, self.weight_decay, self.l2) for i in kept]
+        self.options = [self.options[i] if i is not None else (1.0, self._own_weight_decay(p), self.l2)
+                        for i, p in zip(kept, self.params)]
         self.slots = {name: [slots[i] if i is not None else self.new_slot(name, p)
                              for i, p in zip(kept, self.params)] for name, slots in self.slots.items()}
         return self
