@@ -14,9 +14,10 @@ from test_optimizers import GRADS, assert_resumes_exactly
 RNG = numpy.random.default_rng(7)
 
 
-def trajectory(optimizer, start, grads, device, dtype=numpy.float64):
-    """Apply the gradients in turn to one weight of any shape; the weight after each step (host)."""
-    w = Tensor(backend.to_device(numpy.array(start, dtype), device), requires_grad=True)
+def trajectory(optimizer, start, grads, device, dtype=numpy.float64, name=None):
+    """Apply the gradients in turn to one weight of any shape (and name); the weight after
+    each step (host)."""
+    w = Tensor(backend.to_device(numpy.array(start, dtype), device), requires_grad=True, name=name)
     optimizer.build([w])
     path = []
     for g in grads:

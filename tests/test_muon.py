@@ -9,21 +9,16 @@ from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten
 from minicnn.models import Sequential
 from minicnn.optimizers import Adam, Muon
 from minicnn.optimizers.muon import orthogonalize
+from test_lion_lamb_adafactor import trajectory as lion_lamb_adafactor_trajectory
 
 RNG = numpy.random.default_rng(11)
 A, B, C = 3.4445, -4.7750, 2.0315
 
 
 def trajectory(optimizer, start, grads, device, dtype=numpy.float64, name="dense/kernel"):
-    """The gradients applied in turn to one named weight; the weight after each step (host)."""
-    w = Tensor(backend.to_device(numpy.array(start, dtype), device), requires_grad=True, name=name)
-    optimizer.build([w])
-    path = []
-    for g in grads:
-        w.grad = backend.to_device(numpy.asarray(g, dtype), device)
-        optimizer.step()
-        path.append(backend.to_numpy(w.data).copy())
-    return path
+    """test_lion_lamb_adafactor's, the weight named as a Dense kernel unless said (Muon's
+    rule depends on the name)."""
+    return lion_lamb_adafactor_trajectory(optimizer, start, grads, device, dtype, name)
 
 
 @pytest.mark.parametrize("shape", [(4, 7), (7, 4), (5, 5)], ids=["wide", "tall", "square"])
