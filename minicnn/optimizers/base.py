@@ -119,21 +119,21 @@ class Optimizer:
                 if unknown or "params" not in item:
                     raise ValueError(f"a parameter group is a dict with 'params' and optionally "
                                      f"'lr_scale', 'weight_decay', 'l2'; got keys {sorted(item)}")
-                group = (float(item.get("lr_scale", 1.0)), item.get("weight_decay", OWN), item.get("l2", self.l2))
-                if group[0] <= 0 or (group[1] is not OWN and (group[1] or 0) < 0) or group[2] < 0:
+                lr_scale, weight_decay, l2 = (float(item.get("lr_scale", 1.0)), item.get("weight_decay", OWN),
+                                              item.get("l2", self.l2))
+                if lr_scale <= 0 or (weight_decay is not OWN and (weight_decay or 0) < 0) or l2 < 0:
                     raise ValueError(f"parameter group: need lr_scale > 0, weight_decay >= 0, l2 >= 0; got "
                                      f"{ {k: item[k] for k in ('lr_scale', 'weight_decay', 'l2') if k in item} }")
                 members = list(item["params"])
             else:
-                group, members = (1.0, OWN, self.l2), [item]
+                (lr_scale, weight_decay, l2), members = (1.0, OWN, self.l2), [item]
             for p in members:
                 if any(p is q for q in self.params):
                     raise ValueError(f"parameter {p.name} appears twice in the optimizer's parameters")
                 if p.requires_grad:  # a group's weight_decay, else the optimizer's own for p
-                    lr_scale, weight_decay, l2 = group
+                    decay = self._own_weight_decay(p) if weight_decay is OWN else weight_decay
                     self.params.append(p)
-                    self.options.append((lr_scale, self._own_weight_decay(p) if weight_decay is OWN
-                                         else weight_decay, l2))
+                    self.options.append((lr_scale, decay, l2))
         self.slots = {name: [self.new_slot(name, p) for p in self.params] for name in self._all_slot_names}
         return self
 

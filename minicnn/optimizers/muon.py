@@ -80,10 +80,12 @@ class Muon(Optimizer):
         if not (adam_lr_ratio > 0 and (rms_rate is None or rms_rate > 0) and (adam_weight_decay or 0) >= 0):
             raise ValueError(f"Muon: need adam_lr_ratio > 0, rms_rate > 0 (or None) and adam_weight_decay >= 0 "
                              f"(or None); got {adam_lr_ratio}, {rms_rate}, {adam_weight_decay}")
-        if isinstance(exclude_layers, str) or not all(isinstance(k, str) for k in exclude_layers or ()):
-            raise TypeError(f"Muon: exclude_layers must be a list of regular expressions (strings), got "
-                            f"{exclude_layers!r}" + (f"; write [{exclude_layers!r}]" if isinstance(exclude_layers, str)
-                                                     else ""))
+        if isinstance(exclude_layers, str):  # Keras would search for each of its characters
+            raise TypeError(f"Muon: exclude_layers must be a list of regular expressions, got the string "
+                            f"{exclude_layers!r}; write [{exclude_layers!r}]")
+        if not all(isinstance(pattern, str) for pattern in exclude_layers or ()):
+            raise TypeError(f"Muon: exclude_layers must be a list of regular expressions (strings), "
+                            f"got {exclude_layers!r}")
         self.exclude_layers = list(exclude_layers or ())
         for pattern in self.exclude_layers:
             try:
